@@ -1,0 +1,92 @@
+import Glibc
+import Testing
+@testable import Shared
+
+/// The loop and runtime against real sockets and threads (no external servers needed).
+@Suite struct EventLoopTests {
+    init() { EventLoop.shared.startInBackground() }
+
+    @Test func tasksIsolatedToLoopActorRunOnTheLoopThread() async {
+        let onLoop = await Task { @LoopActor in EventLoop.shared.inLoopThread }.value
+        #expect(onLoop)
+    }
+
+    @Test func executeFromAnotherThreadRunsOnLoop() async {
+        let ran: Bool = await withCheckedContinuation { continuation in
+            EventLoop.shared.execute { continuation.resume(returning: EventLoop.shared.inLoopThread) }
+        }
+        #expect(ran)
+    }
+
+    @Test @LoopActor func timersFireInOrderAndCancelledOnesDoNot() async {
+        var fired: [Int] = []
+        let start = MonotonicClock.now()
+        let cancelled = EventLoop.shared.schedule(afterMilliseconds: 5) { fired.append(99) }
+        EventLoop.shared.schedule(afterMilliseconds: 30) { fired.append(2) }
+        EventLoop.shared.schedule(afterMilliseconds: 10) { fired.append(1) }
+        EventLoop.shared.cancel(cancelled)
+        await EventLoop.shared.sleep(milliseconds: 60)
+        #expect(fired == [1, 2])
+        #expect(MonotonicClock.now() - start >= 60_000_000)
+    }
+
+    @Test @LoopActor func threadPoolResultComesBackToTheLoop() async throws {
+        let pool = ThreadPool(threads: 2, name: "test-pool")
+        let result = try await pool.run { () -> (Int, Bool) in (21 * 2, EventLoop.shared.inLoopThread) }
+        #expect(result.0 == 42)
+        #expect(result.1 == false)
+        #expect(EventLoop.shared.inLoopThread)
+        pool.shutdown()
+    }
+
+    @Test func threadPoolRefusesBeyondItsQueueDepth() throws {
+        let pool = ThreadPool(threads: 1, maxQueueDepth: 1, name: "tiny-pool")
+        let gate = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(gate, 0, 0)
+        nonisolated(unsafe) let shared = gate
+        try pool.submit { sem_wait(shared) }  // occupies the thread
+        usleep(20_000)
+        try pool.submit {}  // waits in the queue
+        #expect(throws: ThreadPoolError.overloaded) { try pool.submit {} }
+        sem_post(gate)
+        pool.shutdown()
+    }
+
+    @Test @LoopActor func tcpEchoRoundTrip() async throws {
+        final class Echo: TCPConnectionDelegate {
+            var closed = false
+            func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { connection.write(Array(bytes)) }
+            func connectionDidReadEOF(_ connection: TCPConnection) { connection.closeAfterFlush() }
+            func connectionDidDrain(_ connection: TCPConnection) {}
+            func connectionDidClose(_ connection: TCPConnection, error: SystemError?) { closed = true }
+        }
+        let echo = Echo()
+        var accepted: TCPConnection?
+        let listener = try TCPListener(host: "127.0.0.1", port: 0) { fd, peer in
+            accepted = try? TCPConnection(fd: fd, peer: peer, limits: TCPConnectionLimits())
+            accepted?.delegate = echo
+        }
+        let port = listener.localAddress.port
+        let reply: [UInt8] = try await ThreadPool(threads: 1, name: "client").run { () -> [UInt8] in
+            let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
+            guard let address = SocketAddress(host: "127.0.0.1", port: port) else { return [] }
+            _ = address.withSockAddr { connect(fd, $0, $1) }
+            let message = Array("hello loop".utf8)
+            _ = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            shutdown(fd, CInt(SHUT_WR))
+            var buffer = [UInt8](repeating: 0, count: 64)
+            var received: [UInt8] = []
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if count <= 0 { break }
+                received += buffer[0..<count]
+            }
+            close(fd)
+            return received
+        }
+        #expect(String(decoding: reply, as: UTF8.self) == "hello loop")
+        await EventLoop.shared.sleep(milliseconds: 20)
+        #expect(echo.closed)
+        listener.close()
+    }
+}
