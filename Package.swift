@@ -25,7 +25,11 @@ let package = Package(
             dependencies: ["CHiredis", "CLibPQ", "COpenSSL", "CLinux"],
             swiftSettings: strict
         ),
-        .executableTarget(name: "Gateway", dependencies: ["Shared"], swiftSettings: strict),
+        .executableTarget(
+            name: "Gateway", dependencies: ["Shared"],
+            resources: [.embedInCode("Resources/openapi.yaml")],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "MessageWorker", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared"], swiftSettings: strict),

@@ -1,0 +1,166 @@
+import Shared
+
+/// `/api/auth/*` and `/api/users/me`: signup, login, refresh, logout, profile.
+@LoopActor
+final class AccountRoutes: RequestAuthenticator {
+    private let database: PostgresPool
+    private let tokens: SessionTokens
+    private let hasher: PasswordHasher
+    private let hashPool: ThreadPool
+    private let logger: Logger
+
+    init(database: PostgresPool, tokens: SessionTokens, hasher: PasswordHasher, hashPool: ThreadPool, logger: Logger) {
+        self.database = database
+        self.tokens = tokens
+        self.hasher = hasher
+        self.hashPool = hashPool
+        self.logger = logger
+    }
+
+    func register(on router: APIRouter) {
+        for path in ["/api/auth/signup", "/api/auth/register"] {
+            router.add(.POST, path) { [unowned self] in try await self.signup($0) }
+        }
+        router.add(.POST, "/api/auth/login") { [unowned self] in try await self.login($0) }
+        router.add(.POST, "/api/auth/refresh") { [unowned self] in try await self.refresh($0) }
+        router.add(.POST, "/api/auth/logout", authenticated: true) { [unowned self] in try await self.logout($0) }
+        for path in ["/api/auth/profile", "/api/users/me"] {
+            router.add(.GET, path, authenticated: true) { [unowned self] in try await self.profile($0) }
+        }
+    }
+
+    // MARK: RequestAuthenticator
+
+    func authenticate(_ request: HTTPRequest) async throws -> Principal {
+        guard let header = request.headers["Authorization"] else {
+            throw APIError.unauthorized("token_missing", "send 'Authorization: Bearer <token>'")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+            throw APIError.unauthorized("token_malformed", "the Authorization header must be 'Bearer <token>'")
+        }
+        return try await tokens.authenticate(bearer: String(parts[1].trimmingSpaces()))
+    }
+
+    // MARK: Handlers
+
+    private func signup(_ request: APIRequest) async throws -> HTTPResponse {
+        let body = try request.jsonObject()
+        let username = try AccountRules.username(try body.requiredString("username"))
+        let email = try AccountRules.email(try body.requiredString("email"))
+        let password = try body.requiredString("password")
+        try AccountRules.password(password)
+        let displayName = try AccountRules.displayName(try body.optionalString("displayName"), username: username)
+
+        // Cheap duplicate check first, so a taken name costs no hashing; the unique indexes still decide races.
+        try await rejectDuplicates(username: username, email: email)
+        let hasher = self.hasher
+        let hash = try await hashPool.run { () -> String? in try? hasher.hash(password) }
+        guard let hash else { throw APIError.internalError("could not hash the password") }
+        let rows: PostgresRows
+        do {
+            rows = try await database.query("""
+                INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, $3, $4)
+                RETURNING \(UserRecord.columns)
+                """, [.string(username), .string(email), .string(hash), .string(displayName)])
+        } catch {
+            throw Self.duplicateError(error) ?? error
+        }
+        guard let row = rows.first else { throw APIError.internalError() }
+        let user = try UserRecord(row: row)
+        logger.info("user registered", ["userId": .int(user.id), "requestId": .string(request.context.requestID)])
+        return .json(.created, ["message": "User registered successfully", "user": user.json])
+    }
+
+    private func rejectDuplicates(username: String, email: String) async throws {
+        let rows = try await database.query("""
+            SELECT lower(username) = lower($1) AS same_username, email = $2 AS same_email
+            FROM users WHERE lower(username) = lower($1) OR email = $2 LIMIT 2
+            """, [.string(username), .string(email)])
+        for row in rows {
+            if try row.bool("same_username") { throw Self.usernameTaken }
+            if try row.bool("same_email") { throw Self.emailTaken }
+        }
+    }
+
+    private static let usernameTaken = APIError(.conflict, code: "username_taken", message: "field 'username': this username is already taken")
+    private static let emailTaken = APIError(.conflict, code: "email_taken", message: "field 'email': an account with this email already exists")
+
+    private static func duplicateError(_ error: PostgresError) -> APIError? {
+        guard case .server(let server) = error, server.sqlState == "23505" else { return nil }
+        switch server.constraint {
+        case "users_username_key": return usernameTaken
+        case "users_email_key": return emailTaken
+        default: return nil
+        }
+    }
+
+    private func login(_ request: APIRequest) async throws -> HTTPResponse {
+        let body = try request.jsonObject()
+        let email = try body.optionalString("email")
+        let username = try body.optionalString("username")
+        let password = try body.requiredString("password")
+        let rows: PostgresRows
+        if let email {
+            rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE email = $1",
+                                            [.string(String(Substring(email).trimmingSpaces()).lowercased())])
+        } else if let username {
+            rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE lower(username) = lower($1)",
+                                            [.string(username)])
+        } else {
+            throw APIError.validation("field 'email' or 'username' is required")
+        }
+        let hasher = self.hasher
+        guard let row = rows.first, password.utf8.count <= 1024 else {
+            // Same work as a real check, so timing does not reveal whether the account exists.
+            _ = try await hashPool.run { hasher.verifyWithoutAccount(password) }
+            throw Self.invalidCredentials
+        }
+        let stored = try row.string("password_hash")
+        let matches = try await hashPool.run { hasher.verify(password, against: stored) }
+        guard matches else { throw Self.invalidCredentials }
+        let user = try UserRecord(row: row)
+        let issued = try await tokens.startSession(userID: user.id)
+        logger.info("login", ["userId": .int(user.id), "requestId": .string(request.context.requestID)])
+        return .json(.ok, Self.tokenBody(issued, user: user))
+    }
+
+    private static let invalidCredentials = APIError.unauthorized("invalid_credentials", "email/username or password is incorrect")
+
+    private static func tokenBody(_ issued: SessionTokens.IssuedTokens, user: UserRecord) -> JSONValue {
+        [
+            "token": .string(issued.accessToken),
+            "refreshToken": .string(issued.refreshToken),
+            "tokenType": "Bearer",
+            "expiresIn": .int(issued.expiresIn),
+            "user": user.json,
+        ]
+    }
+
+    private func refresh(_ request: APIRequest) async throws -> HTTPResponse {
+        let body = try request.jsonObject()
+        let presented = try body.requiredString("refreshToken")
+        let (userID, issued) = try await tokens.refresh(presented)
+        let user = try await loadUser(userID)
+        return .json(.ok, Self.tokenBody(issued, user: user))
+    }
+
+    private func logout(_ request: APIRequest) async throws -> HTTPResponse {
+        try await tokens.logout(try request.caller)
+        return .json(.ok, ["message": "Logged out"])
+    }
+
+    private func profile(_ request: APIRequest) async throws -> HTTPResponse {
+        let user = try await loadUser(try request.caller.userID)
+        return .json(.ok, ["user": user.json])
+    }
+
+    private func loadUser(_ id: Int64) async throws -> UserRecord {
+        let rows = try await database.query("SELECT \(UserRecord.columns) FROM users WHERE id = $1", [.int64(id)])
+        guard let row = rows.first else {
+            // The token is valid but the account is gone: treat it as a dead token.
+            throw APIError.unauthorized("token_revoked", "this account no longer exists")
+        }
+        return try UserRecord(row: row)
+    }
+}

@@ -1,0 +1,160 @@
+import Shared
+
+/// Issues and checks the two tokens of a login session.
+///
+/// - The **access token** is a short-lived HS256 JWT (`sub`, `iat`, `exp`, `jti`, `sid`). Logout and
+///   refresh-token reuse revoke it in Redis until it would have expired anyway.
+/// - The **refresh token** is opaque (`<id>.<secret>`); Postgres keeps only a SHA-256 of the secret.
+///   Each use rotates it; presenting a rotated one means it was stolen or replayed, so the whole
+///   family (the session, `sid`) is revoked.
+@LoopActor
+final class SessionTokens {
+    private let signer: JWTSigner
+    private let database: PostgresPool
+    private let redis: RedisClient
+    let accessTokenTTLSeconds: Int64
+    private let refreshTokenTTLSeconds: Int64
+
+    init(signer: JWTSigner, database: PostgresPool, redis: RedisClient, accessTokenTTLSeconds: Int64, refreshTokenTTLSeconds: Int64) {
+        self.signer = signer
+        self.database = database
+        self.redis = redis
+        self.accessTokenTTLSeconds = accessTokenTTLSeconds
+        self.refreshTokenTTLSeconds = refreshTokenTTLSeconds
+    }
+
+    struct IssuedTokens {
+        let accessToken: String
+        let refreshToken: String
+        let expiresIn: Int64
+    }
+
+    static func revokedTokenKey(_ tokenID: String) -> String { "chat:revoked:\(tokenID)" }
+    static func revokedSessionKey(_ sessionID: String) -> String { "chat:revoked:sid:\(sessionID)" }
+
+    // MARK: Access tokens
+
+    func makeAccessToken(userID: Int64, sessionID: String) -> String {
+        let now = WallClock.seconds()
+        let claims = JWTClaims(subject: String(userID), issuedAt: now, expiresAt: now + accessTokenTTLSeconds,
+                               id: SecureRandom.token(byteCount: 16), issuer: signer.issuer, audience: signer.audience,
+                               sessionID: sessionID)
+        return signer.sign(claims)
+    }
+
+    /// Verifies signature, algorithm, time and audience, then asks Redis whether the token or its
+    /// session was revoked. Redis down → 503: revocation must not be skipped silently.
+    func authenticate(bearer token: String) async throws -> Principal {
+        let claims: JWTClaims
+        do {
+            claims = try signer.verify(token, now: WallClock.seconds())
+        } catch {
+            throw APIError.unauthorized(error.code, error.message)
+        }
+        guard let userID = Int64(claims.subject), userID > 0 else {
+            throw APIError.unauthorized("token_malformed", "the token's subject is not a user id")
+        }
+        var keys = ["EXISTS", Self.revokedTokenKey(claims.id)]
+        if let sessionID = claims.sessionID { keys.append(Self.revokedSessionKey(sessionID)) }
+        let revoked = try await redis.send(keys)
+        if case .integer(let count) = revoked, count > 0 {
+            throw APIError.unauthorized("token_revoked", "this token has been revoked; log in again")
+        }
+        return Principal(userID: userID, tokenID: claims.id, sessionID: claims.sessionID, expiresAt: claims.expiresAt)
+    }
+
+    // MARK: Sessions
+
+    /// Starts a session for a user who just proved their password.
+    func startSession(userID: Int64) async throws -> IssuedTokens {
+        let sessionID = SecureRandom.token(byteCount: 16)
+        let refresh = try await insertRefreshToken(userID: userID, familyID: sessionID, connection: nil)
+        return IssuedTokens(accessToken: makeAccessToken(userID: userID, sessionID: sessionID),
+                            refreshToken: refresh, expiresIn: accessTokenTTLSeconds)
+    }
+
+    private func insertRefreshToken(userID: Int64, familyID: String, connection: PostgresConnection?) async throws -> String {
+        let tokenID = SecureRandom.token(byteCount: 12)
+        let secret = SecureRandom.token(byteCount: 32)
+        let sql = """
+            INSERT INTO refresh_tokens (id, family_id, user_id, secret_hash, expires_at)
+            VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+            """
+        let parameters: [PostgresValue?] = [.string(tokenID), .string(familyID), .int64(userID),
+                                            .string(Self.hashSecret(secret)), .int64(refreshTokenTTLSeconds)]
+        if let connection {
+            _ = try await connection.query(sql, parameters)
+        } else {
+            _ = try await database.query(sql, parameters)
+        }
+        return "\(tokenID).\(secret)"
+    }
+
+    private static func hashSecret(_ secret: String) -> String {
+        Digest.sha256(Array(secret.utf8)).map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+        }.joined()
+    }
+
+    /// Exchanges a refresh token for a new pair. Reuse of a rotated token revokes the session.
+    func refresh(_ presented: String) async throws -> (userID: Int64, tokens: IssuedTokens) {
+        let invalid = APIError.unauthorized("refresh_token_invalid", "the refresh token is not valid; log in again")
+        let parts = presented.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, presented.utf8.count <= 256 else { throw invalid }
+        let tokenID = String(parts[0]), secret = String(parts[1])
+        let rows = try await database.query("""
+            SELECT user_id, family_id, secret_hash, expires_at > now() AS live,
+                   rotated_at IS NOT NULL AS rotated, revoked_at IS NOT NULL AS revoked
+            FROM refresh_tokens WHERE id = $1
+            """, [.string(tokenID)])
+        guard let row = rows.first else { throw invalid }
+        let storedHash = try row.string("secret_hash")
+        guard ConstantTime.equals(Array(Self.hashSecret(secret).utf8), Array(storedHash.utf8)) else { throw invalid }
+        let userID = try row.int64("user_id")
+        let familyID = try row.string("family_id")
+        if try row.bool("revoked") {
+            throw APIError.unauthorized("refresh_token_revoked", "this session has ended; log in again")
+        }
+        if try row.bool("rotated") {
+            try await revokeSession(familyID)
+            throw APIError.unauthorized("refresh_token_reused",
+                                        "this refresh token was already used; the session has been revoked for safety")
+        }
+        guard try row.bool("live") else {
+            throw APIError.unauthorized("refresh_token_expired", "the refresh token has expired; log in again")
+        }
+        let rotated: String? = try await database.transaction { connection in
+            // Conditional update: of two concurrent refreshes with the same token, exactly one wins.
+            let claimed = try await connection.query("""
+                UPDATE refresh_tokens SET rotated_at = now()
+                WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING id
+                """, [.string(tokenID)])
+            guard claimed.count == 1 else { return nil }
+            return try await self.insertRefreshToken(userID: userID, familyID: familyID, connection: connection)
+        }
+        guard let rotated else {
+            try await revokeSession(familyID)
+            throw APIError.unauthorized("refresh_token_reused",
+                                        "this refresh token was already used; the session has been revoked for safety")
+        }
+        return (userID, IssuedTokens(accessToken: makeAccessToken(userID: userID, sessionID: familyID),
+                                     refreshToken: rotated, expiresIn: accessTokenTTLSeconds))
+    }
+
+    /// Ends a session: its refresh tokens stop working and its access tokens are refused.
+    func revokeSession(_ sessionID: String) async throws {
+        _ = try await database.query(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+            [.string(sessionID)])
+        // Every access token of the session is younger than the access TTL, so the mark can expire then.
+        _ = try await redis.send(["SET", Self.revokedSessionKey(sessionID), "1", "EX", String(accessTokenTTLSeconds + signer.leewaySeconds)])
+    }
+
+    /// Logout: revokes the presented access token and its session.
+    func logout(_ principal: Principal) async throws {
+        let remaining = max(1, principal.expiresAt - WallClock.seconds() + signer.leewaySeconds)
+        _ = try await redis.send(["SET", Self.revokedTokenKey(principal.tokenID), "1", "EX", String(remaining)])
+        if let sessionID = principal.sessionID { try await revokeSession(sessionID) }
+    }
+}

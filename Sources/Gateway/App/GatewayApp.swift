@@ -1,0 +1,105 @@
+import Glibc
+import Shared
+
+/// Wires the gateway: database, Redis, accounts, the HTTP server, and an orderly shutdown.
+@LoopActor
+final class GatewayApp {
+    private let configuration: GatewayConfiguration
+    private let logger: Logger
+    private var database: PostgresPool?
+    private var redis: RedisClient?
+    private var server: HTTPServer?
+    private var hashPool: ThreadPool?
+    private var stopping = false
+    /// The process exit status once the loop returns.
+    private var exitCode: CInt = 0 {
+        didSet { ProcessExitStatus.set(exitCode) }
+    }
+
+    init(configuration: GatewayConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    func start(mode: CommandLineMode, signalFD: CInt) async {
+        do {
+            _ = try SignalWatcher(fd: signalFD) { [unowned self] signal in
+                self.logger.info("signal received, draining", ["signal": .int(Int64(signal))])
+                self.stop()
+            }
+        } catch {
+            logger.warn("cannot watch signals", ["error": .string(error.description)])
+        }
+        if configuration.jwtSecretGenerated {
+            logger.warn("JWT_SECRET is not set: using a random secret for this process (development mode); tokens will not survive a restart or work across gateways")
+        }
+        let common = configuration.common
+        let database = PostgresPool(configuration: PostgresPoolConfiguration(common: common, applicationName: "gateway"))
+        self.database = database
+        guard await Migrations.apply(pool: database, logger: logger, retryForever: mode == .run, isStopping: { [unowned self] in self.stopping }) else {
+            exitCode = 1
+            return finish()
+        }
+        if mode == .migrateOnly { return finish() }
+
+        let redis: RedisClient
+        do {
+            redis = RedisClient(configuration: try RedisConfiguration(common: common, clientName: configuration.gatewayID))
+        } catch {
+            logger.error("invalid REDIS_URL", ["error": .string(String(describing: error))])
+            exitCode = 78
+            return finish()
+        }
+        self.redis = redis
+        redis.start()
+
+        let hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth, name: "scrypt")
+        self.hashPool = hashPool
+        let signer = JWTSigner(secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience)
+        let tokens = SessionTokens(signer: signer, database: database, redis: redis,
+                                   accessTokenTTLSeconds: configuration.accessTokenTTLSeconds,
+                                   refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds)
+        let accounts = AccountRoutes(database: database, tokens: tokens, hasher: PasswordHasher(parameters: configuration.scrypt),
+                                     hashPool: hashPool, logger: logger)
+        let router = APIRouter(authenticator: accounts, logger: logger)
+        HealthRoutes.register(on: router, service: "gateway", checks: [
+            ("postgres", { await database.ping() }),
+            ("redis", { await redis.ping() }),
+        ])
+        router.addImmediate(.GET, "/api/openapi.yaml") { _ in
+            HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml; charset=utf-8"], body: PackageResources.openapi_yaml)
+        }
+        accounts.register(on: router)
+
+        let server = HTTPServer(configuration: configuration.http, responder: router, logger: logger)
+        do {
+            try server.start()
+        } catch {
+            logger.error("cannot listen", ["host": .string(configuration.http.host), "port": .int(Int64(configuration.http.port)),
+                                           "error": .string(error.description)])
+            exitCode = 1
+            return finish()
+        }
+        self.server = server
+        logger.info("gateway listening", ["host": .string(configuration.http.host), "port": .int(Int64(server.localPort)),
+                                          "environment": .string(common.isDevelopment ? "development" : "production")])
+    }
+
+    /// Graceful shutdown: stop accepting, finish requests in flight, close clients, stop the loop.
+    func stop() {
+        guard !stopping else { return }
+        stopping = true
+        guard let server else { return finish() }
+        server.shutdown(graceMilliseconds: Int64(configuration.common.shutdownGraceMilliseconds)) { [unowned self] in
+            self.finish()
+        }
+    }
+
+    private func finish() {
+        redis?.close()
+        database?.close()
+        hashPool?.shutdown()
+        logger.info("gateway stopped", ["exitCode": .int(Int64(exitCode))])
+        EventLoop.shared.stop()
+    }
+}

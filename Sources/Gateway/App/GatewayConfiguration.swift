@@ -1,0 +1,75 @@
+import Shared
+
+/// Everything the gateway reads from its environment.
+struct GatewayConfiguration: Sendable {
+    var common: CommonConfiguration
+    var gatewayID: String
+    var http: HTTPServerConfiguration
+    var jwtSecret: [UInt8]
+    /// True when the secret was generated because none was given (development only).
+    var jwtSecretGenerated: Bool
+    var jwtIssuer: String?
+    var jwtAudience: String?
+    var accessTokenTTLSeconds: Int64
+    var refreshTokenTTLSeconds: Int64
+    var scrypt: ScryptParameters
+    var hashThreads: Int
+    var hashQueueDepth: Int
+
+    static let settings: [Setting] = [
+        Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
+        Setting("PORT", "3000", "HTTP/WebSocket port; several gateways on one host may share it (SO_REUSEPORT)"),
+        Setting("GATEWAY_ID", nil, "unique id of this gateway in the cluster [generated: hostname-pid-random]"),
+        Setting("JWT_SECRET", nil, "HS256 signing secret, at least 32 bytes; required unless CHAT_ENV=development"),
+        Setting("JWT_ISSUER", "swift-chat", "the 'iss' claim issued and required"),
+        Setting("JWT_AUDIENCE", nil, "the 'aud' claim issued and required, if set"),
+        Setting("ACCESS_TOKEN_TTL_SECONDS", "900", "access token lifetime"),
+        Setting("REFRESH_TOKEN_TTL_SECONDS", "2592000", "refresh token lifetime (each rotation starts a new one)"),
+        Setting("SCRYPT_LOG_N", "17", "scrypt cost: N = 2^SCRYPT_LOG_N (r=8, p=1); 17 uses 128 MiB per hash"),
+        Setting("HASH_THREADS", "2", "threads hashing passwords (off the event loop)"),
+        Setting("HASH_QUEUE_DEPTH", "64", "password hashes waiting beyond this are refused with 503"),
+        Setting("HTTP_MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"),
+        Setting("HTTP_MAX_HEADER_BYTES", "16384", "largest request head (431 beyond)"),
+        Setting("HTTP_HEADER_TIMEOUT_MS", "10000", "a request must arrive whole within this time of its first byte (408)"),
+        Setting("HTTP_IDLE_TIMEOUT_MS", "60000", "idle keep-alive connections are closed after this"),
+        Setting("MAX_CONNECTIONS", "10000", "open connections per gateway process (503 beyond)"),
+    ] + CommonConfiguration.settings(poolSize: 8)
+
+    init(reader: SettingsReader) throws(ConfigurationError) {
+        common = try CommonConfiguration(reader: reader)
+        gatewayID = reader.optionalString("GATEWAY_ID") ?? InstanceID.generate(prefix: "gw")
+        var http = HTTPServerConfiguration()
+        http.host = try reader.string("HOST")
+        http.port = UInt16(try reader.int("PORT", in: 0...65535))
+        http.parserLimits.maxBodyBytes = try reader.int("HTTP_MAX_BODY_BYTES", in: 1024...(64 << 20))
+        http.parserLimits.maxHeaderBytes = try reader.int("HTTP_MAX_HEADER_BYTES", in: 1024...(1 << 20))
+        http.requestReadTimeoutMilliseconds = Int64(try reader.int("HTTP_HEADER_TIMEOUT_MS", in: 100...600_000))
+        http.idleTimeoutMilliseconds = Int64(try reader.int("HTTP_IDLE_TIMEOUT_MS", in: 100...3_600_000))
+        http.maxConnections = try reader.int("MAX_CONNECTIONS", in: 1...1_000_000)
+        self.http = http
+
+        if let secret = reader.optionalString("JWT_SECRET") {
+            guard secret.utf8.count >= JWTSigner.minimumSecretLength else {
+                throw ConfigurationError("JWT_SECRET", "must be at least \(JWTSigner.minimumSecretLength) bytes (got \(secret.utf8.count)); generate one with: openssl rand -base64 48")
+            }
+            jwtSecret = Array(secret.utf8)
+            jwtSecretGenerated = false
+        } else if common.isDevelopment {
+            jwtSecret = SecureRandom.bytes(48)
+            jwtSecretGenerated = true
+        } else {
+            throw ConfigurationError("JWT_SECRET", "is required in production (set CHAT_ENV=development to generate a throwaway one); generate one with: openssl rand -base64 48")
+        }
+        jwtIssuer = reader.optionalString("JWT_ISSUER")
+        jwtAudience = reader.optionalString("JWT_AUDIENCE")
+        accessTokenTTLSeconds = Int64(try reader.int("ACCESS_TOKEN_TTL_SECONDS", in: 1...86_400))
+        refreshTokenTTLSeconds = Int64(try reader.int("REFRESH_TOKEN_TTL_SECONDS", in: 60...31_536_000))
+        let logN = try reader.int("SCRYPT_LOG_N", in: ScryptParameters.logNRange)
+        guard let scrypt = ScryptParameters(logN: logN, r: ScryptParameters.default.r, p: ScryptParameters.default.p) else {
+            throw ConfigurationError("SCRYPT_LOG_N", "gives scrypt parameters out of range")
+        }
+        self.scrypt = scrypt
+        hashThreads = try reader.int("HASH_THREADS", in: 1...64)
+        hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
+    }
+}

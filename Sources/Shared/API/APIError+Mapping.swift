@@ -1,0 +1,25 @@
+extension APIError {
+    /// The client-facing form of any error a handler throws: infrastructure failures become 503
+    /// with a code saying which dependency, validation problems 422, the rest 500 (logged).
+    package static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as JSONFieldError:
+            return .validation(error.message)
+        case let error as PostgresError:
+            switch error {
+            case .server:
+                return .internalError("the database rejected the operation")
+            default:
+                return .databaseUnavailable
+            }
+        case is RedisError:
+            return .redisUnavailable
+        case let error as ThreadPoolError:
+            return error == .overloaded ? .overloaded : .internalError()
+        default:
+            return .internalError()
+        }
+    }
+}

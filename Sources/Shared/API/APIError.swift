@@ -1,0 +1,51 @@
+/// An error a client can act on: HTTP status, a stable machine `code`, a human `message`.
+/// Serialized as `{"error":{"code":"...","message":"..."}}`.
+package struct APIError: Error, Sendable, Equatable {
+    package var status: HTTPStatus
+    package var code: String
+    package var message: String
+    /// Extra response headers (`Allow`, `Retry-After`, `WWW-Authenticate`).
+    package var headers: HTTPHeaders
+
+    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// The response carrying this error.
+    package var response: HTTPResponse {
+        var response = HTTPResponse.error(status, code: code, message: message)
+        for field in headers { response.headers.replaceOrAdd(name: field.name, value: field.value) }
+        return response
+    }
+
+    package static func validation(_ message: String) -> APIError {
+        APIError(.unprocessableContent, code: "validation_failed", message: message)
+    }
+
+    package static func notFound(_ message: String = "no such resource") -> APIError {
+        APIError(.notFound, code: "not_found", message: message)
+    }
+
+    package static func unauthorized(_ code: String, _ message: String) -> APIError {
+        APIError(.unauthorized, code: code, message: message, headers: ["WWW-Authenticate": "Bearer"])
+    }
+
+    package static func internalError(_ message: String = "internal error") -> APIError {
+        APIError(.internalServerError, code: "internal_error", message: message)
+    }
+
+    package static let databaseUnavailable = APIError(
+        .serviceUnavailable, code: "database_unavailable",
+        message: "the database is unavailable, retry shortly", headers: ["Retry-After": "1"])
+
+    package static let redisUnavailable = APIError(
+        .serviceUnavailable, code: "redis_unavailable",
+        message: "the message bus is unavailable, retry shortly", headers: ["Retry-After": "1"])
+
+    package static let overloaded = APIError(
+        .serviceUnavailable, code: "overloaded",
+        message: "the server is busy, retry shortly", headers: ["Retry-After": "1"])
+}

@@ -1,0 +1,26 @@
+/// `GET /health` (the process answers) and `GET /ready` (its dependencies answer too).
+@LoopActor
+package enum HealthRoutes {
+    /// Adds both routes. `checks` name each dependency and probe it; each probe has its own timeout.
+    package static func register(on router: APIRouter, service: String, checks: [(name: String, probe: @LoopActor () async -> Bool)]) {
+        router.addImmediate(.GET, "/health") { _ in
+            .json(.ok, ["status": "ok", "service": .string(service)])
+        }
+        router.add(.GET, "/ready") { _ in
+            var results = JSONObject()
+            var ready = true
+            for check in checks {
+                let up = await check.probe()
+                results[check.name] = .string(up ? "up" : "down")
+                ready = ready && up
+            }
+            if ready { return .json(.ok, ["status": "ready", "checks": .object(results)]) }
+            let down = results.filter { $0.value == .string("down") }.map(\.key).joined(separator: ", ")
+            return .json(.serviceUnavailable, [
+                "status": "not_ready",
+                "checks": .object(results),
+                "error": ["code": "not_ready", "message": .string("unavailable: \(down)")],
+            ])
+        }
+    }
+}

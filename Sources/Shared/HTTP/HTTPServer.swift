@@ -1,0 +1,287 @@
+import Glibc
+
+/// Settings of the HTTP server; every size and wait is bounded.
+package struct HTTPServerConfiguration: Sendable {
+    package var host = "0.0.0.0"
+    package var port: UInt16 = 3000
+    package var parserLimits = HTTPParserLimits()
+    /// A request (head and body) must arrive whole within this time of its first byte.
+    package var requestReadTimeoutMilliseconds: Int64 = 10_000
+    /// A keep-alive connection with no request in progress is closed after this.
+    package var idleTimeoutMilliseconds: Int64 = 60_000
+    /// Connections beyond this are answered 503 and closed.
+    package var maxConnections = 10_000
+    package var connectionLimits = TCPConnectionLimits()
+
+    package init() {}
+}
+
+/// What the server knows about a request besides its bytes.
+package struct HTTPRequestContext: Sendable {
+    /// The peer's IP address (the load balancer's, behind one).
+    package let peerAddress: String
+    /// Unique within this process; echoed as `X-Request-ID`.
+    package let requestID: String
+    /// Monotonic nanoseconds when the request was complete.
+    package let receivedAt: UInt64
+}
+
+/// The application behind the server. It must call `completion` exactly once.
+@LoopActor
+package protocol HTTPResponder: AnyObject {
+    func respond(to request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void)
+}
+
+/// An HTTP/1.1 server on the loop: keep-alive, pipelining, 100-continue, slowloris and idle
+/// timeouts, a connection cap, graceful shutdown, one JSON log line per request.
+@LoopActor
+package final class HTTPServer {
+    private let configuration: HTTPServerConfiguration
+    private let responder: any HTTPResponder
+    private let logger: Logger
+    private var listener: TCPListener?
+    private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
+    private var nextRequestNumber: UInt64 = 0
+    private let requestIDPrefix = String(SecureRandom.bytes(4).map { byte in
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 15)]], as: UTF8.self)
+    }.joined())
+    private var cachedDate: (second: Int64, text: String) = (0, "")
+    private var shutdownWaiters: [@LoopActor () -> Void] = []
+
+    package init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
+        self.configuration = configuration
+        self.responder = responder
+        self.logger = logger
+    }
+
+    /// Binds and starts accepting.
+    package func start() throws(SystemError) {
+        listener = try TCPListener(host: configuration.host, port: configuration.port) { [unowned self] fd, peer in
+            self.accept(fd: fd, peer: peer)
+        }
+    }
+
+    /// The bound port (useful with port 0).
+    package var localPort: UInt16 { listener?.localAddress.port ?? 0 }
+
+    /// Open connections.
+    package var connectionCount: Int { connections.count }
+
+    private func accept(fd: CInt, peer: SocketAddress) {
+        guard connections.count < configuration.maxConnections else {
+            // Over the cap: a short, honest answer instead of a silent reset.
+            let response = HTTPResponse.error(.serviceUnavailable, code: "server_busy", message: "too many connections, retry later")
+            let bytes = response.serialize(keepAlive: false, date: currentDate())
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+            close(fd)
+            logger.warn("connection refused: cap reached", ["peer": .string(peer.host), "cap": .int(Int64(configuration.maxConnections))])
+            return
+        }
+        let tcp: TCPConnection
+        do {
+            tcp = try TCPConnection(fd: fd, peer: peer, limits: configuration.connectionLimits)
+        } catch {
+            logger.warn("cannot register connection", ["error": .string(error.description)])
+            return
+        }
+        let connection = HTTPServerConnection(server: self, tcp: tcp)
+        connections[ObjectIdentifier(connection)] = connection
+        connection.start()
+    }
+
+    fileprivate var parserLimits: HTTPParserLimits { configuration.parserLimits }
+    fileprivate var requestReadTimeout: UInt64 { UInt64(configuration.requestReadTimeoutMilliseconds) * 1_000_000 }
+    fileprivate var idleTimeout: UInt64 { UInt64(configuration.idleTimeoutMilliseconds) * 1_000_000 }
+
+    fileprivate func makeContext(peer: String) -> HTTPRequestContext {
+        nextRequestNumber &+= 1
+        return HTTPRequestContext(peerAddress: peer, requestID: "\(requestIDPrefix)-\(nextRequestNumber)", receivedAt: MonotonicClock.now())
+    }
+
+    fileprivate func dispatch(_ request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void) {
+        responder.respond(to: request, context: context, completion: completion)
+    }
+
+    /// The `Date` header value, formatted at most once per second.
+    fileprivate func currentDate() -> String {
+        let now = WallClock.seconds()
+        if now != cachedDate.second { cachedDate = (now, HTTPDate.format(secondsSinceEpoch: Int(now))) }
+        return cachedDate.text
+    }
+
+    fileprivate func logRequest(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
+        guard logger.enabled(.info) else { return }
+        let micros = (MonotonicClock.now() &- context.receivedAt) / 1_000
+        logger.info("request", [
+            "method": .string(request.method.rawValue),
+            "path": .string(request.path),
+            "status": .int(Int64(response.status.code)),
+            "durationMs": .double(Double(micros) / 1000),
+            "bytes": .int(Int64(response.body.count)),
+            "peer": .string(context.peerAddress),
+            "requestId": .string(context.requestID),
+        ])
+    }
+
+    fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
+        logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code), "peer": .string(peer)])
+    }
+
+    fileprivate func connectionClosed(_ connection: HTTPServerConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+        if connections.isEmpty && !shutdownWaiters.isEmpty {
+            let waiters = shutdownWaiters
+            shutdownWaiters = []
+            for waiter in waiters { waiter() }
+        }
+    }
+
+    /// Stops accepting, closes idle connections, lets requests in flight finish (their responses
+    /// say `Connection: close`), and calls `completion` when all are closed or after `graceMilliseconds`.
+    package func shutdown(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
+        listener?.close()
+        listener = nil
+        var finished = false
+        let finish: @LoopActor () -> Void = {
+            guard !finished else { return }
+            finished = true
+            completion()
+        }
+        if connections.isEmpty { finish(); return }
+        shutdownWaiters.append(finish)
+        for connection in Array(connections.values) { connection.shutdown() }
+        EventLoop.shared.schedule(afterMilliseconds: graceMilliseconds) { [weak self] in
+            guard let self else { return finish() }
+            for connection in Array(self.connections.values) { connection.forceClose() }
+            finish()
+        }
+    }
+}
+
+/// One client connection: feeds the parser, runs the state machine, performs its actions.
+@LoopActor
+private final class HTTPServerConnection: TCPConnectionDelegate {
+    private unowned let server: HTTPServer
+    private let tcp: TCPConnection
+    private var parser: HTTPRequestParser
+    private var machine: HTTPConnectionStateMachine
+    private var timer: TimerHandle?
+
+    init(server: HTTPServer, tcp: TCPConnection) {
+        self.server = server
+        self.tcp = tcp
+        parser = HTTPRequestParser(limits: server.parserLimits)
+        machine = HTTPConnectionStateMachine(requestReadTimeout: server.requestReadTimeout, idleTimeout: server.idleTimeout)
+    }
+
+    func start() {
+        tcp.delegate = self
+        perform(machine.opened(now: MonotonicClock.now()))
+    }
+
+    // MARK: TCPConnectionDelegate
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        parser.append(bytes)
+        parseAvailable()
+    }
+
+    func connectionDidReadEOF(_ connection: TCPConnection) {
+        perform(machine.peerClosedInput())
+    }
+
+    func connectionDidDrain(_ connection: TCPConnection) {}
+
+    func connectionDidClose(_ connection: TCPConnection, error: SystemError?) {
+        if let timer { EventLoop.shared.cancel(timer) }
+        timer = nil
+        server.connectionClosed(self)
+    }
+
+    // MARK: Driving
+
+    private func parseAvailable() {
+        while true {
+            switch machine.state {
+            case .processing, .closed: return
+            case .idle, .readingRequest: break
+            }
+            switch parser.next() {
+            case .request(let request):
+                let action = machine.receivedRequest(keepAlive: request.keepAlive)
+                guard action == .dispatch else { return }
+                dispatch(request)
+                return
+            case .needMoreData:
+                perform(machine.awaitingMoreData(partial: parser.isMidRequest, now: MonotonicClock.now()))
+                return
+            case .expectContinue:
+                tcp.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+            case .failure(let error):
+                server.logParseFailure(error, peer: tcp.peer.host)
+                tcp.write(error.response.serialize(keepAlive: false, date: server.currentDate()))
+                perform(machine.parseFailed())
+                return
+            }
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        if let timer { EventLoop.shared.cancel(timer) }
+        timer = nil
+        tcp.pauseReading()
+        let context = server.makeContext(peer: tcp.peer.host)
+        server.dispatch(request, context: context) { [weak self] response in
+            self?.complete(request, response: response, context: context)
+        }
+    }
+
+    private func complete(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
+        guard !tcp.isClosed else { return }
+        var response = response
+        response.headers.replaceOrAdd(name: "X-Request-ID", value: context.requestID)
+        let (keepAlive, next) = machine.responseQueued()
+        tcp.write(response.serialize(keepAlive: keepAlive, date: server.currentDate(),
+                                     includeBody: request.method != .HEAD, requestVersion: request.version))
+        server.logRequest(request, response: response, context: context)
+        perform(next)
+    }
+
+    private func perform(_ action: HTTPConnectionStateMachine.Action) {
+        switch action {
+        case .none, .dispatch:
+            break
+        case .scheduleTimeout(let deadline):
+            arm(deadline)
+        case .resumeReading(let deadline):
+            arm(deadline)
+            tcp.resumeReading()
+        case .parseNext:
+            parseAvailable()
+        case .timeoutRequest:
+            let response = HTTPResponse.error(.requestTimeout, code: "request_timeout", message: "the request did not arrive in time")
+            tcp.write(response.serialize(keepAlive: false, date: server.currentDate()))
+            tcp.closeAfterFlush()
+        case .closeAfterFlush:
+            tcp.closeAfterFlush()
+        case .close:
+            tcp.closeNow()
+        }
+    }
+
+    private func arm(_ deadline: UInt64) {
+        if let timer { EventLoop.shared.cancel(timer) }
+        let now = MonotonicClock.now()
+        let millis = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
+        timer = EventLoop.shared.schedule(afterMilliseconds: millis) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            self.perform(self.machine.timerFired(now: MonotonicClock.now()))
+        }
+    }
+
+    func shutdown() { perform(machine.shutdownRequested()) }
+
+    func forceClose() { tcp.closeNow() }
+}

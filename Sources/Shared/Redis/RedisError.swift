@@ -1,0 +1,54 @@
+/// Why a Redis operation failed.
+///
+/// Callers answer HTTP 503 `redis_unavailable` for `.unavailable`. `.timeout` and `.connectionLost` mean
+/// the command may or may not have run on the server (Redis cannot cancel a command): only retry
+/// idempotent work.
+package enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No usable connection right now (never connected, reconnecting, closed, or too many replies
+    /// outstanding). The command was not sent.
+    case unavailable
+    /// The reply (or the connection's handshake) did not arrive in time; the connection was dropped.
+    case timeout
+    /// The connection broke while the command was outstanding.
+    case connectionLost
+    /// Redis answered with an error reply (the text after `-`, e.g. `WRONGTYPE Operation against...`).
+    case server(String)
+    /// The configured URL is not `redis://[[user]:password@]host[:port][/db]`; the text says what is wrong.
+    case invalidURL(String)
+    /// Redis sent something this client did not expect (a reply without a request, a malformed
+    /// pub/sub frame).
+    case protocolError(String)
+
+    /// A stable machine-readable code, suitable for API error bodies and metrics.
+    package var code: String {
+        switch self {
+        case .unavailable: return "redis_unavailable"
+        case .timeout: return "redis_timeout"
+        case .connectionLost: return "redis_connection_lost"
+        case .server: return "redis_server_error"
+        case .invalidURL: return "redis_invalid_url"
+        case .protocolError: return "redis_protocol_error"
+        }
+    }
+
+    /// A sentence an operator can act on.
+    package var message: String {
+        switch self {
+        case .unavailable:
+            return "Redis is unavailable: not connected (reconnecting in the background) or overloaded."
+        case .timeout:
+            return "Redis did not answer in time; the connection was reset and will be re-established."
+        case .connectionLost:
+            return "The connection to Redis was lost while the command was outstanding; it may or may not have run."
+        case .server(let text):
+            return "Redis returned an error: \(text)"
+        case .invalidURL(let reason):
+            return "Invalid Redis URL: \(reason). Expected redis://[[user]:password@]host[:port][/db]."
+        case .protocolError(let text):
+            return "Unexpected data from Redis: \(text)"
+        }
+    }
+
+    /// `code: message`, for logs.
+    package var description: String { "\(code): \(message)" }
+}
