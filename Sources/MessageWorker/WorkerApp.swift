@@ -78,7 +78,7 @@ final class WorkerApp {
         stopping = true
         consumer?.stop()
         guard let admin else { return finish() }
-        admin.shutdown(graceMilliseconds: 1_000) { [unowned self] in self.finish() }
+        admin.shutdown(graceMilliseconds: Int64(configuration.common.shutdownGraceMilliseconds)) { [unowned self] in self.finish() }
     }
 
     private func finish() {

@@ -9,6 +9,13 @@ import Testing
         HTTPConnectionStateMachine(requestReadTimeout: read, idleTimeout: idle)
     }
 
+    @Test func firstBytesDoNotExtendTheFirstDeadline() {
+        var m = machine()
+        _ = m.opened(now: 0)
+        #expect(m.awaitingMoreData(partial: true, now: 300) == .resumeReading(deadline: 1_300))
+        #expect(m.awaitingMoreData(partial: true, now: 600) == .resumeReading(deadline: 1_300))
+    }
+
     @Test func firstRequestMustArriveWithinTheReadTimeout() {
         var m = machine()
         #expect(m.opened(now: 0) == .scheduleTimeout(deadline: 1_000))
@@ -20,9 +27,12 @@ import Testing
     @Test func slowHeadersGetA408() {
         var m = machine()
         _ = m.opened(now: 0)
-        #expect(m.receivedPartialRequest(now: 10) == .scheduleTimeout(deadline: 1_010))
+        _ = m.receivedRequest(keepAlive: true)
+        _ = m.responseQueued()
+        #expect(m.awaitingMoreData(partial: true, now: 10) == .resumeReading(deadline: 1_010))
         // More bytes of the same request do not extend the deadline (slowloris).
-        #expect(m.receivedPartialRequest(now: 500) == .none)
+        #expect(m.awaitingMoreData(partial: true, now: 500) == .resumeReading(deadline: 1_010))
+        #expect(m.awaitingMoreData(partial: true, now: 900) == .resumeReading(deadline: 1_010))
         #expect(m.timerFired(now: 1_010) == .timeoutRequest)
     }
 

@@ -55,7 +55,8 @@ final class GatewayApp {
 
         let hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth, name: "scrypt")
         self.hashPool = hashPool
-        let signer = JWTSigner(secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience)
+        let signer = JWTSigner(secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience,
+                                leewaySeconds: configuration.jwtLeewaySeconds)
         let tokens = SessionTokens(signer: signer, database: database, redis: redis,
                                    accessTokenTTLSeconds: configuration.accessTokenTTLSeconds,
                                    refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds)

@@ -10,6 +10,7 @@ struct GatewayConfiguration: Sendable {
     var jwtSecretGenerated: Bool
     var jwtIssuer: String?
     var jwtAudience: String?
+    var jwtLeewaySeconds: Int64
     var accessTokenTTLSeconds: Int64
     var refreshTokenTTLSeconds: Int64
     var scrypt: ScryptParameters
@@ -23,6 +24,7 @@ struct GatewayConfiguration: Sendable {
         Setting("JWT_SECRET", nil, "HS256 signing secret, at least 32 bytes; required unless CHAT_ENV=development"),
         Setting("JWT_ISSUER", "swift-chat", "the 'iss' claim issued and required"),
         Setting("JWT_AUDIENCE", nil, "the 'aud' claim issued and required, if set"),
+        Setting("JWT_LEEWAY_SECONDS", "5", "clock skew tolerated when checking exp/iat/nbf"),
         Setting("ACCESS_TOKEN_TTL_SECONDS", "900", "access token lifetime"),
         Setting("REFRESH_TOKEN_TTL_SECONDS", "2592000", "refresh token lifetime (each rotation starts a new one)"),
         Setting("SCRYPT_LOG_N", "17", "scrypt cost: N = 2^SCRYPT_LOG_N (r=8, p=1); 17 uses 128 MiB per hash"),
@@ -62,6 +64,7 @@ struct GatewayConfiguration: Sendable {
         }
         jwtIssuer = reader.optionalString("JWT_ISSUER")
         jwtAudience = reader.optionalString("JWT_AUDIENCE")
+        jwtLeewaySeconds = Int64(try reader.int("JWT_LEEWAY_SECONDS", in: 0...300))
         accessTokenTTLSeconds = Int64(try reader.int("ACCESS_TOKEN_TTL_SECONDS", in: 1...86_400))
         refreshTokenTTLSeconds = Int64(try reader.int("REFRESH_TOKEN_TTL_SECONDS", in: 60...31_536_000))
         let logN = try reader.int("SCRYPT_LOG_N", in: ScryptParameters.logNRange)

@@ -53,14 +53,6 @@ package struct HTTPConnectionStateMachine: Sendable {
         return .scheduleTimeout(deadline: deadline)
     }
 
-    /// Bytes arrived and the parser holds an incomplete request.
-    package mutating func receivedPartialRequest(now: UInt64) -> Action {
-        guard state == .idle else { return .none }
-        state = .readingRequest
-        deadline = now &+ requestReadTimeout
-        return .scheduleTimeout(deadline: deadline)
-    }
-
     /// The parser produced a complete request.
     package mutating func receivedRequest(keepAlive: Bool) -> Action {
         switch state {
@@ -84,12 +76,20 @@ package struct HTTPConnectionStateMachine: Sendable {
         return (true, .parseNext)
     }
 
-    /// After `parseNext` found no complete request: wait for more bytes.
+    /// The parser has no complete request: wait for more bytes. `partial` says whether it holds
+    /// part of one. A request keeps the deadline set by its first byte however slowly the rest
+    /// trickles in (slowloris); an empty buffer waits with the idle timeout.
     package mutating func awaitingMoreData(partial: Bool, now: UInt64) -> Action {
-        guard state == .idle || state == .readingRequest else { return .none }
-        state = partial ? .readingRequest : .idle
-        deadline = now &+ (partial ? requestReadTimeout : idleTimeout)
-        return .resumeReading(deadline: deadline)
+        switch state {
+        case .readingRequest where partial:
+            return .resumeReading(deadline: deadline)
+        case .idle, .readingRequest:
+            state = partial ? .readingRequest : .idle
+            deadline = now &+ (partial ? requestReadTimeout : idleTimeout)
+            return .resumeReading(deadline: deadline)
+        case .processing, .closed:
+            return .none
+        }
     }
 
     /// The timer fired.

@@ -167,6 +167,8 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
     private var parser: HTTPRequestParser
     private var machine: HTTPConnectionStateMachine
     private var timer: TimerHandle?
+    /// The deadline `timer` is armed for, so re-reading the same deadline costs nothing.
+    private var armedDeadline: UInt64 = 0
 
     init(server: HTTPServer, tcp: TCPConnection) {
         self.server = server
@@ -271,6 +273,8 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     private func arm(_ deadline: UInt64) {
+        if timer != nil && armedDeadline == deadline { return }
+        armedDeadline = deadline
         if let timer { EventLoop.shared.cancel(timer) }
         let now = MonotonicClock.now()
         let millis = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0

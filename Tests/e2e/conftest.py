@@ -1,0 +1,96 @@
+"""Fixtures for the end-to-end suite.
+
+Run through scripts/test, which starts PostgreSQL and Redis and sets TEST_DATABASE_URL,
+TEST_REDIS_URL, CHAT_SERVICES_DIR and CHAT_BIN_DIR. Without them every test fails (never skips).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from support import Api, Processes, Services, Settings, SetupError, create_user
+
+
+def pytest_report_header(config):
+    import os
+
+    return [
+        f"TEST_DATABASE_URL={os.environ.get('TEST_DATABASE_URL', '(unset)')}",
+        f"TEST_REDIS_URL={os.environ.get('TEST_REDIS_URL', '(unset)')}",
+        f"CHAT_BIN_DIR={os.environ.get('CHAT_BIN_DIR', '(unset)')}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    try:
+        return Settings.from_environment()
+    except SetupError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def services(settings) -> Services:
+    try:
+        return Services(settings)
+    except SetupError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def restore_services(services):
+    """For tests that stop a server: whatever happens, both run again afterwards."""
+    yield services
+    services.ensure_running()
+
+
+def _processes(settings, tmp_path_factory, name):
+    procs = Processes(settings, tmp_path_factory.mktemp(name))
+    yield procs
+    problems = procs.close()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def procs(settings, tmp_path_factory):
+    """Starts Gateway / MessageWorker processes for one test; all are stopped afterwards."""
+    yield from _processes(settings, tmp_path_factory, "procs")
+
+
+@pytest.fixture(scope="module")
+def module_procs(settings, tmp_path_factory):
+    yield from _processes(settings, tmp_path_factory, "module-procs")
+
+
+@pytest.fixture(scope="module")
+def gateway(module_procs):
+    """One gateway with the default settings, shared by a test module."""
+    return module_procs.gateway()
+
+
+@pytest.fixture(scope="module")
+def api(gateway) -> Api:
+    return Api(gateway.url)
+
+
+@pytest.fixture
+def make_user(api):
+    """Factory: make_user(login=True, **overrides) -> support.User on the module's gateway."""
+
+    def make(login: bool = True, **overrides):
+        return create_user(api, login=login, **overrides)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _gateway_survives(request):
+    """After every test that used the shared gateway: it must still be running."""
+    yield
+    if "gateway" in request.fixturenames:
+        try:
+            gw = request.getfixturevalue("gateway")
+        except Exception:  # the gateway never started: that error is already reported
+            return
+        assert gw.alive(), f"the gateway died during this test (exit {gw.proc.returncode}):\n{gw.log_tail()}"

@@ -1,0 +1,631 @@
+"""Helpers for the end-to-end suite: chat processes, the JSON API, a raw HTTP/1.1 client, and the
+local PostgreSQL/Redis servers that scripts/test starts (controlled through scripts/lib/services.sh).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import select
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import requests
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SERVICES_SCRIPT = REPO / "scripts" / "lib" / "services.sh"
+HTTP_TIMEOUT = 10  # seconds for one API call; a server that needs longer is hanging
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+class SetupError(Exception):
+    """The environment scripts/test provides is missing or broken."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    bin_dir: pathlib.Path
+    services_dir: pathlib.Path | None
+    pg_bin: pathlib.Path
+    jwt_secret: str
+
+    @staticmethod
+    def from_environment() -> "Settings":
+        missing = [n for n in ("TEST_DATABASE_URL", "TEST_REDIS_URL") if not os.environ.get(n)]
+        if missing:
+            raise SetupError(
+                f"{', '.join(missing)} not set: run the suite through scripts/test, which starts "
+                "PostgreSQL and Redis and sets them (the suite never skips for lack of servers)"
+            )
+        bin_dir = pathlib.Path(os.environ.get("CHAT_BIN_DIR", REPO / ".build" / "debug"))
+        if not bin_dir.is_absolute():
+            bin_dir = REPO / bin_dir
+        for name in ("Gateway", "MessageWorker"):
+            if not os.access(bin_dir / name, os.X_OK):
+                raise SetupError(f"{bin_dir / name} is missing: run `swift build` (or set CHAT_BIN_DIR)")
+        services_dir = os.environ.get("CHAT_SERVICES_DIR")
+        return Settings(
+            database_url=os.environ["TEST_DATABASE_URL"],
+            redis_url=os.environ["TEST_REDIS_URL"],
+            bin_dir=bin_dir,
+            services_dir=pathlib.Path(services_dir) if services_dir else None,
+            pg_bin=pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")),
+            # One secret for the whole run, so tokens from one gateway verify on another.
+            jwt_secret=base64.b64encode(os.urandom(48)).decode(),
+        )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique(prefix: str = "u") -> str:
+    """A fresh name, valid as a username (3-32 of [A-Za-z0-9_.-])."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+# --- the local servers -------------------------------------------------------------------------
+
+
+class Services:
+    """Stops and starts the PostgreSQL and Redis of scripts/test (same ports after a restart)."""
+
+    def __init__(self, settings: Settings):
+        if settings.services_dir is None:
+            raise SetupError("CHAT_SERVICES_DIR is not set: run the suite through scripts/test")
+        self.dir = settings.services_dir
+
+    def _run(self, *commands: str) -> str:
+        proc = subprocess.run(
+            ["bash", str(SERVICES_SCRIPT), str(self.dir), *commands],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"services.sh {' '.join(commands)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def pg_stop(self) -> None:
+        self._run("pg-stop")
+
+    def pg_start(self) -> None:
+        self._run("pg-start")
+
+    def redis_stop(self) -> None:
+        self._run("redis-stop")
+
+    def redis_start(self) -> None:
+        self._run("redis-start")
+
+    def ensure_running(self) -> None:
+        self._run("pg-start", "redis-start")
+
+    def env(self) -> dict[str, str]:
+        out = self._run("env")
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def psql(settings: Settings, sql: str, database_url: str | None = None) -> str:
+    """Runs SQL through psql (as role chat) and returns unaligned, tuples-only output."""
+    proc = subprocess.run(
+        [str(settings.pg_bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+         "-d", database_url or settings.database_url, "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"psql failed ({sql!r}): {proc.stderr}")
+    return proc.stdout
+
+
+def database_url_for(settings: Settings, name: str) -> str:
+    base, _, _ = settings.database_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+# --- chat processes ----------------------------------------------------------------------------
+
+
+def base_env(settings: Settings) -> dict[str, str]:
+    """What every process gets unless a test overrides it: fast scrypt, development mode."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "CHAT_ENV": "development",
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "JWT_SECRET": settings.jwt_secret,
+        "SCRYPT_LOG_N": "12",
+        "LOG_LEVEL": "info",
+    }
+
+
+def merged_env(settings: Settings, overrides: dict[str, str | None] | None) -> dict[str, str]:
+    env = base_env(settings)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+@dataclass
+class ChatProcess:
+    """One Gateway or MessageWorker started by a test; logs go to files in a tmp dir."""
+
+    name: str
+    port: int  # HTTP port for the gateway, admin port for the worker
+    proc: subprocess.Popen
+    out_path: pathlib.Path
+    err_path: pathlib.Path
+    env: dict[str, str] = field(repr=False)
+    stopped: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def logs(self) -> str:
+        out = self.out_path.read_text(errors="replace") if self.out_path.exists() else ""
+        err = self.err_path.read_text(errors="replace") if self.err_path.exists() else ""
+        return out + err
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before answering /health:\n{self.log_tail()}"
+                )
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer /health within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 10) -> tuple[int, bool]:
+        """SIGTERM, then SIGKILL after `timeout` s. Returns (exit code, whether SIGKILL was needed)."""
+        self.stopped = True
+        if self.proc.poll() is not None:
+            return self.proc.returncode, False
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10), True
+
+
+class Processes:
+    """Starts chat processes and guarantees they are stopped; reports ones that died on their own."""
+
+    def __init__(self, settings: Settings, log_dir: pathlib.Path):
+        self.settings = settings
+        self.log_dir = log_dir
+        self.started: list[ChatProcess] = []
+        self.counter = 0
+
+    def _spawn(self, name: str, port_var: str, env: dict[str, str | None] | None,
+               args: list[str], wait: bool) -> ChatProcess:
+        fixed_port = env is not None and env.get(port_var) is not None
+        last_error: Exception | None = None
+        for _attempt in range(3):
+            full_env = merged_env(self.settings, env)
+            if not fixed_port:
+                full_env[port_var] = str(free_port())
+            self.counter += 1
+            stem = self.log_dir / f"{name}-{self.counter}"
+            out_path, err_path = stem.with_suffix(".out.log"), stem.with_suffix(".err.log")
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                proc = subprocess.Popen(
+                    [str(self.settings.bin_dir / name), *args],
+                    env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                )
+            cp = ChatProcess(name, int(full_env[port_var]), proc, out_path, err_path, full_env)
+            self.started.append(cp)
+            if not wait:
+                return cp
+            try:
+                cp.wait_healthy()
+                return cp
+            except RuntimeError as error:
+                last_error = error
+                cp.stop()
+                # A port picked by free_port() may be taken by someone else in between: retry.
+                if fixed_port or "in use" not in cp.logs().lower():
+                    raise
+        assert last_error is not None
+        raise last_error
+
+    def gateway(self, env: dict[str, str | None] | None = None, wait: bool = True) -> ChatProcess:
+        env = dict(env or {})
+        env.setdefault("GATEWAY_ID", unique("gw"))
+        return self._spawn("Gateway", "PORT", env, [], wait)
+
+    def worker(self, env: dict[str, str | None] | None = None, wait: bool = True) -> ChatProcess:
+        env = dict(env or {})
+        env.setdefault("WORKER_ID", unique("wk"))
+        return self._spawn("MessageWorker", "ADMIN_PORT", env, [], wait)
+
+    def close(self) -> list[str]:
+        """Stops everything; returns complaints (crashed early, or ignored SIGTERM)."""
+        problems = []
+        for cp in self.started:
+            if cp.stopped:
+                continue
+            if not cp.alive():
+                problems.append(f"{cp.name} on port {cp.port} died during the test "
+                                f"(exit {cp.proc.returncode}):\n{cp.log_tail()}")
+                cp.stopped = True
+                continue
+            _code, killed = cp.stop()
+            if killed:
+                problems.append(f"{cp.name} on port {cp.port} ignored SIGTERM for 10 s and was killed")
+        return problems
+
+
+def run_binary(settings: Settings, name: str, args: list[str],
+               env: dict[str, str | None] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs a binary to completion (e.g. --help, --migrate-only) with the base environment."""
+    return subprocess.run(
+        [str(settings.bin_dir / name), *args],
+        env=merged_env(settings, env), capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+
+class Api:
+    """Thin JSON client for one gateway."""
+
+    def __init__(self, base_url: str):
+        self.base = base_url
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", HTTP_TIMEOUT)
+        return self.session.request(method, self.base + path, headers=headers, **kwargs)
+
+    def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def post(self, path: str, body=None, token: str | None = None, **kwargs) -> requests.Response:
+        if body is not None:
+            kwargs["json"] = body
+        return self.request("POST", path, token, **kwargs)
+
+    def signup(self, username: str, email: str, password: str, display_name: str | None = None,
+               path: str = "/api/auth/signup") -> requests.Response:
+        body = {"username": username, "email": email, "password": password}
+        if display_name is not None:
+            body["displayName"] = display_name
+        return self.post(path, body)
+
+    def login(self, password: str, email: str | None = None, username: str | None = None) -> requests.Response:
+        body = {"password": password}
+        if email is not None:
+            body["email"] = email
+        if username is not None:
+            body["username"] = username
+        return self.post("/api/auth/login", body)
+
+    def profile(self, token: str | None, path: str = "/api/auth/profile") -> requests.Response:
+        return self.get(path, token)
+
+    def refresh(self, refresh_token: str) -> requests.Response:
+        return self.post("/api/auth/refresh", {"refreshToken": refresh_token})
+
+    def logout(self, token: str | None) -> requests.Response:
+        return self.post("/api/auth/logout", token=token)
+
+
+@dataclass
+class User:
+    id: object
+    username: str
+    email: str
+    password: str
+    token: str | None = None
+    refresh_token: str | None = None
+
+
+def create_user(api: Api, login: bool = True, **overrides) -> User:
+    """Signs up a fresh user (unique name) and, by default, logs in."""
+    username = overrides.get("username") or unique()
+    email = overrides.get("email") or f"{username.lower()}@example.com"
+    password = overrides.get("password") or "correct horse battery"
+    resp = api.signup(username, email, password, overrides.get("display_name"))
+    assert resp.status_code == 201, f"signup failed: {resp.status_code} {resp.text}"
+    user = User(user_of(resp.json())["id"], username, email, password)
+    if login:
+        resp = api.login(password, email=email)
+        assert resp.status_code == 200, f"login failed: {resp.status_code} {resp.text}"
+        user.token = resp.json()["token"]
+        user.refresh_token = resp.json()["refreshToken"]
+    return user
+
+
+def user_of(body: dict) -> dict:
+    """The user object of a response, whether wrapped as {"user": {...}} or at the top level."""
+    if isinstance(body.get("user"), dict):
+        return body["user"]
+    return body
+
+
+def error_of(resp: requests.Response) -> tuple[str, str]:
+    """(code, message) of an error response; asserts the {"error": {"code", "message"}} shape."""
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.status_code} {resp.text!r}") from None
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not an error body: {body!r}"
+    code, message = body["error"].get("code"), body["error"].get("message")
+    assert isinstance(code, str) and code, f"error without code: {body!r}"
+    assert isinstance(message, str) and message, f"error without message: {body!r}"
+    return code, message
+
+
+def expect_error(resp: requests.Response, status: int, code: str) -> str:
+    """Asserts status and error code; returns the message."""
+    assert resp.status_code == status, f"expected {status} {code}, got {resp.status_code}: {resp.text}"
+    got, message = error_of(resp)
+    assert got == code, f"expected code {code}, got {got}: {message}"
+    return message
+
+
+def jwt_parts(token: str) -> tuple[dict, dict]:
+    def decode(part: str) -> dict:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+    header, payload, _sig = token.split(".")
+    return decode(header), decode(payload)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def poll(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
+    """Calls predicate until it returns something other than None or False; returns that, or fails
+    after timeout s. (Not plain truthiness: a requests.Response with an error status is falsy.)"""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+            if last is not None and last is not False:
+                return last
+        except (requests.RequestException, OSError) as error:
+            last = error
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+        time.sleep(interval)
+
+
+# --- raw HTTP/1.1 over a socket ----------------------------------------------------------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def json(self):
+        return json.loads(self.body)
+
+    def error_code(self) -> str:
+        return self.json()["error"]["code"]
+
+
+class RawConnection:
+    """A plain TCP connection for requests `requests` would not send (bad framing, pipelining)."""
+
+    def __init__(self, port: int, timeout: float = 10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.eof = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_until_answered(self, data: bytes, chunk: int = 8192) -> None:
+        """Sends data in pieces, stopping early once the server has answered or closed.
+
+        The server may reject an oversized request before reading all of it; stopping then avoids
+        a TCP reset that would destroy its answer in our receive buffer."""
+        for start in range(0, len(data), chunk):
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if readable:
+                return
+            try:
+                self.sock.sendall(data[start:start + chunk])
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    def _fill(self, deadline: float) -> bool:
+        """Reads more bytes; False at EOF. Raises TimeoutError after the deadline."""
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no complete response in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("no complete response in time") from None
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise AssertionError(f"connection closed with {len(self.buf)} of {n} body bytes")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _read_line(self, deadline: float) -> bytes:
+        while b"\r\n" not in self.buf:
+            if not self._fill(deadline):
+                raise AssertionError("connection closed inside a chunked body")
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def read_response(self, timeout: float = 10, head_request: bool = False) -> RawResponse:
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill(deadline):
+                raise AssertionError(f"connection closed before a complete response head: {self.buf!r}")
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        assert version.startswith("HTTP/1."), f"bad status line {lines[0]!r}"
+        status_text, _, reason = rest.partition(" ")
+        status = int(status_text)
+        headers = []
+        for line in lines[1:]:
+            key, sep, value = line.partition(":")
+            assert sep, f"bad header line {line!r}"
+            headers.append((key.strip(), value.strip()))
+        response = RawResponse(status, reason, headers, b"")
+        if 100 <= status < 200 or status in (204, 304) or head_request:
+            return response
+        te = (response.header("Transfer-Encoding") or "").lower()
+        length = response.header("Content-Length")
+        if "chunked" in te:
+            body = b""
+            while True:
+                size = int(self._read_line(deadline).split(b";")[0], 16)
+                if size == 0:
+                    while self._read_line(deadline):  # trailers up to the empty line
+                        pass
+                    break
+                body += self._read_exact(size, deadline)
+                self._read_line(deadline)
+            response.body = body
+        elif length is not None:
+            response.body = self._read_exact(int(length), deadline)
+        else:
+            while self._fill(deadline):
+                pass
+            response.body, self.buf = self.buf, b""
+        return response
+
+    def wait_closed(self, timeout: float) -> bool:
+        """True if the server closes the connection within timeout s (bytes read meanwhile are kept)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._fill(deadline):
+                pass
+            return True
+        except TimeoutError:
+            return False
+
+
+def raw_request(method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
+                content_length: bool = True) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    for key, value in (headers or {}).items():
+        lines.append(f"{key}: {value}")
+    if content_length and (body or method in ("POST", "PUT", "PATCH")):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+# --- Redis stream inspection -------------------------------------------------------------------
+
+COMMAND_STREAM = "chat:cmd"
+CONSUMER_GROUP = "workers"
+
+
+def redis_client(settings: Settings):
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
+
+
+def consumer_group(r) -> dict | None:
+    """XINFO GROUPS entry of the workers group on the command stream, or None."""
+    import redis
+
+    try:
+        groups = r.xinfo_groups(COMMAND_STREAM)
+    except redis.ResponseError:  # no such stream yet
+        return None
+    for group in groups:
+        if group.get("name") == CONSUMER_GROUP:
+            return group
+    return None
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def wait_until_consumed(r, last_id: str, timeout: float) -> dict:
+    """Waits until the workers group has read past last_id and has nothing pending."""
+
+    def consumed():
+        group = consumer_group(r)
+        if group is None or stream_id_key(group["last-delivered-id"]) < stream_id_key(last_id):
+            return None
+        pending = r.xpending(COMMAND_STREAM, CONSUMER_GROUP)["pending"]
+        return group if pending == 0 else None
+
+    return poll(consumed, timeout, interval=0.1, what=f"entries up to {last_id} read and acknowledged")
