@@ -4,7 +4,8 @@
 # settings in one run. Prints a markdown table (also saved under bench/results/).
 #
 # Usage: bench/http.sh
-# Environment: WRK_THREADS (1), WRK_CONNECTIONS (64), WRK_DURATION (10s), SKIP_BUILD=1 to reuse the
+# Environment: BENCH_LOG_LEVEL (warn; info logs every request), WRK_THREADS (1), WRK_CONNECTIONS (64),
+# WRK_DURATION (10s), SKIP_BUILD=1 to reuse the
 # last release build. Servers live in .data/bench/ (PostgreSQL and Redis on random free ports).
 set -euo pipefail
 
@@ -61,9 +62,10 @@ STARTED_PG=$SVC_PG_STARTED
 svc_redis_start "$DATA_DIR"
 STARTED_REDIS=$SVC_REDIS_STARTED
 
-header "Gateway (CHAT_ENV=development, LOG_LEVEL=warn)"
+BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
+header "Gateway (CHAT_ENV=development, LOG_LEVEL=$BENCH_LOG_LEVEL)"
 GATEWAY_PORT="$(free_port)"
-env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL=warn \
+env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" \
     DATABASE_URL="postgresql://chat@127.0.0.1:$(svc_state_get "$DATA_DIR" PG_PORT)/chat" \
     REDIS_URL="redis://127.0.0.1:$(svc_state_get "$DATA_DIR" REDIS_PORT)/0" \
     JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)" \

@@ -66,6 +66,9 @@ final class CommandConsumer {
         var groupReady = false
         var readPendingFirst = true
         var backoff: Int64 = 100
+        // The clients connect in the background; waiting here avoids a spurious failure at start-up.
+        _ = await reader.waitUntilConnected(timeoutMilliseconds: 5_000)
+        _ = await commands.waitUntilConnected(timeoutMilliseconds: 5_000)
         while running {
             do {
                 if !groupReady {

@@ -3,7 +3,7 @@ import Shared
 
 /// Wires the worker: database, Redis, the command consumer and the admin HTTP server.
 @LoopActor
-final class WorkerApp {
+final class WorkerApp: ServiceApp {
     private let configuration: WorkerConfiguration
     private let logger: Logger
     private var database: PostgresPool?
@@ -22,15 +22,7 @@ final class WorkerApp {
         finish()
     }
 
-    func start(mode: CommandLineMode, signalFD: CInt) async {
-        do {
-            _ = try SignalWatcher(fd: signalFD) { [unowned self] signal in
-                self.logger.info("signal received, stopping", ["signal": .int(Int64(signal))])
-                self.stop()
-            }
-        } catch {
-            logger.warn("cannot watch signals", ["error": .string(error.description)])
-        }
+    func start(mode: CommandLineMode) async {
         let common = configuration.common
         let database = PostgresPool(configuration: PostgresPoolConfiguration(common: common, applicationName: "worker"))
         self.database = database

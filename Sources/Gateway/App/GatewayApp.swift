@@ -3,7 +3,7 @@ import Shared
 
 /// Wires the gateway: database, Redis, accounts, the HTTP server, and an orderly shutdown.
 @LoopActor
-final class GatewayApp {
+final class GatewayApp: ServiceApp {
     private let configuration: GatewayConfiguration
     private let logger: Logger
     private var database: PostgresPool?
@@ -21,15 +21,7 @@ final class GatewayApp {
         self.logger = logger
     }
 
-    func start(mode: CommandLineMode, signalFD: CInt) async {
-        do {
-            _ = try SignalWatcher(fd: signalFD) { [unowned self] signal in
-                self.logger.info("signal received, draining", ["signal": .int(Int64(signal))])
-                self.stop()
-            }
-        } catch {
-            logger.warn("cannot watch signals", ["error": .string(error.description)])
-        }
+    func start(mode: CommandLineMode) async {
         if configuration.jwtSecretGenerated {
             logger.warn("JWT_SECRET is not set: using a random secret for this process (development mode); tokens will not survive a restart or work across gateways")
         }

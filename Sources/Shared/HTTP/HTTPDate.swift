@@ -42,16 +42,8 @@ package enum HTTPDate {
         }
         // 1970-01-01 was a Thursday (index 4).
         let weekday = ((days % 7) + 11) % 7
-        // Howard Hinnant's days_from_civil inverse (proleptic Gregorian, eras of 400 years).
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        let date = ISO8601.civil(fromDays: Int64(days))
+        let (year, month, day) = (Int(date.year), Int(date.month), Int(date.day))
         return (year, month, day, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, weekday)
     }
 
