@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .executable(name: "Gateway", targets: ["Gateway"]),
         .executable(name: "MessageWorker", targets: ["MessageWorker"]),
+        .executable(name: "WebSocketEcho", targets: ["WebSocketEcho"]),
+        .executable(name: "ChatLoad", targets: ["ChatLoad"]),
         .library(name: "Shared", targets: ["Shared"]),
     ],
     targets: [
@@ -31,6 +33,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "MessageWorker", dependencies: ["Shared"], swiftSettings: strict),
+        .executableTarget(name: "WebSocketEcho", dependencies: ["Shared"], swiftSettings: strict),
+        .executableTarget(name: "ChatLoad", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["Shared"], swiftSettings: strict),

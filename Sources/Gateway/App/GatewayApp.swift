@@ -9,6 +9,7 @@ final class GatewayApp: ServiceApp {
     private var database: PostgresPool?
     private var redis: RedisClient?
     private var server: HTTPServer?
+    private var realtime: RealtimeHub?
     private var hashPool: ThreadPool?
     private var stopping = false
     /// The process exit status once the loop returns.
@@ -35,8 +36,10 @@ final class GatewayApp: ServiceApp {
         if mode == .migrateOnly { return finish() }
 
         let redis: RedisClient
+        let redisConfiguration: RedisConfiguration
         do {
-            redis = RedisClient(configuration: try RedisConfiguration(common: common, clientName: configuration.gatewayID))
+            redisConfiguration = try RedisConfiguration(common: common, clientName: configuration.gatewayID)
+            redis = RedisClient(configuration: redisConfiguration)
         } catch {
             logger.error("invalid REDIS_URL", ["error": .string(String(describing: error))])
             exitCode = 78
@@ -64,7 +67,15 @@ final class GatewayApp: ServiceApp {
         }
         accounts.register(on: router)
 
+        let realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens,
+                                   leewaySeconds: configuration.jwtLeewaySeconds, logger: logger)
+        var subscriberConfiguration = redisConfiguration
+        subscriberConfiguration.clientName = configuration.gatewayID + "-pubsub"
+        realtime.start(redis: subscriberConfiguration)
+        self.realtime = realtime
+
         let server = HTTPServer(configuration: configuration.http, responder: router, logger: logger)
+        server.upgrader = realtime
         do {
             try server.start()
         } catch {
@@ -83,12 +94,19 @@ final class GatewayApp: ServiceApp {
         guard !stopping else { return }
         stopping = true
         guard let server else { return finish() }
-        server.shutdown(graceMilliseconds: Int64(configuration.common.shutdownGraceMilliseconds)) { [unowned self] in
-            self.finish()
+        let grace = Int64(configuration.common.shutdownGraceMilliseconds)
+        // HTTP and sockets drain side by side; the process ends when both are done.
+        var remaining = realtime == nil ? 1 : 2
+        let done: @LoopActor () -> Void = { [unowned self] in
+            remaining -= 1
+            if remaining == 0 { self.finish() }
         }
+        server.shutdown(graceMilliseconds: grace, completion: done)
+        realtime?.shutdown(graceMilliseconds: grace, completion: done)
     }
 
     private func finish() {
+        realtime?.close()
         redis?.close()
         database?.close()
         hashPool?.shutdown()

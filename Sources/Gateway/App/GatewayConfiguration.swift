@@ -16,6 +16,7 @@ struct GatewayConfiguration: Sendable {
     var scrypt: ScryptParameters
     var hashThreads: Int
     var hashQueueDepth: Int
+    var realtime: RealtimeConfiguration
 
     static let settings: [Setting] = [
         Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
@@ -34,7 +35,14 @@ struct GatewayConfiguration: Sendable {
         Setting("HTTP_MAX_HEADER_BYTES", "16384", "largest request head (431 beyond)"),
         Setting("HTTP_HEADER_TIMEOUT_MS", "10000", "a request must arrive whole within this time of its first byte (408)"),
         Setting("HTTP_IDLE_TIMEOUT_MS", "60000", "idle keep-alive connections are closed after this"),
-        Setting("MAX_CONNECTIONS", "10000", "open connections per gateway process (503 beyond)"),
+        Setting("MAX_CONNECTIONS", "100000", "open connections (HTTP and sockets) per gateway process (503 beyond)"),
+        Setting("MAX_CONNECTIONS_PER_IP", "1000", "open sockets per client IP (429 beyond)"),
+        Setting("ALLOWED_ORIGINS", nil, "browser origins allowed to open sockets, comma-separated; '*' only with CHAT_ENV=development [development: *; production: none, i.e. only clients that send no Origin]"),
+        Setting("SOCKETIO_PING_INTERVAL_MS", "25000", "Engine.IO ping interval"),
+        Setting("SOCKETIO_PING_TIMEOUT_MS", "20000", "Engine.IO pong deadline after each ping"),
+        Setting("SOCKETIO_CONNECT_TIMEOUT_MS", "45000", "time a socket has to send its Socket.IO CONNECT"),
+        Setting("SOCKETIO_MAX_PAYLOAD_BYTES", "1000000", "largest Engine.IO packet (WebSocket message) accepted (close 1009 beyond)"),
+        Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer)"),
     ] + CommonConfiguration.settings(poolSize: 8)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
@@ -74,5 +82,6 @@ struct GatewayConfiguration: Sendable {
         self.scrypt = scrypt
         hashThreads = try reader.int("HASH_THREADS", in: 1...64)
         hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
+        realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
     }
 }

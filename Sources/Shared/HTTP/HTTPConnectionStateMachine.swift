@@ -64,11 +64,11 @@ package struct HTTPConnectionStateMachine: Sendable {
         }
     }
 
-    /// The response to the current request was queued for writing. Returns whether it must say
-    /// `Connection: close`, and what to do next.
-    package mutating func responseQueued() -> (keepAlive: Bool, next: Action) {
+    /// The response to the current request was queued for writing (`close`: the server wants the
+    /// connection closed after it). Returns whether it must say `Connection: close`, and what next.
+    package mutating func responseQueued(close: Bool = false) -> (keepAlive: Bool, next: Action) {
         guard case .processing(let keepAlive) = state else { return (false, .none) }
-        if !keepAlive || draining || peerClosed {
+        if close || !keepAlive || draining || peerClosed {
             state = .closed
             return (false, .closeAfterFlush)
         }

@@ -32,6 +32,25 @@ package protocol HTTPResponder: AnyObject {
     func respond(to request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void)
 }
 
+/// What to do with a request that asks to switch protocols.
+package enum HTTPUpgradeDecision {
+    /// Not an upgrade this server handles: route it as a normal request.
+    case notAnUpgrade
+    /// Refuse with this response (the connection is then closed).
+    case reject(HTTPResponse)
+    /// Write `response` (a 101), then hand the connection and any bytes that followed the request
+    /// to `takeOver`. Call `release` when that connection closes, so the server's connection cap
+    /// keeps counting it.
+    case accept(HTTPResponse, takeOver: @LoopActor (_ connection: TCPConnection, _ leftover: [UInt8], _ release: @escaping @LoopActor () -> Void) -> Void)
+}
+
+/// Decides protocol upgrades (WebSocket) before a request reaches the responder.
+@LoopActor
+package protocol HTTPUpgrader: AnyObject {
+    /// Called for every request; cheap for non-upgrade requests.
+    func decide(_ request: HTTPRequest, context: HTTPRequestContext) -> HTTPUpgradeDecision
+}
+
 /// An HTTP/1.1 server on the loop: keep-alive, pipelining, 100-continue, slowloris and idle
 /// timeouts, a connection cap, graceful shutdown, one JSON log line per request.
 @LoopActor
@@ -41,6 +60,10 @@ package final class HTTPServer {
     private let logger: Logger
     private var listener: TCPListener?
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
+    /// Connections handed over to another protocol; they still count against the cap.
+    private var upgradedCount = 0
+    /// Decides WebSocket upgrades; nil means no request is ever upgraded.
+    package weak var upgrader: (any HTTPUpgrader)?
     private var nextRequestNumber: UInt64 = 0
     private let requestIDPrefix = String(SecureRandom.bytes(4).map { byte in
         let digits = Array("0123456789abcdef".utf8)
@@ -65,11 +88,11 @@ package final class HTTPServer {
     /// The bound port (useful with port 0).
     package var localPort: UInt16 { listener?.localAddress.port ?? 0 }
 
-    /// Open connections.
-    package var connectionCount: Int { connections.count }
+    /// Open connections, HTTP and upgraded.
+    package var connectionCount: Int { connections.count + upgradedCount }
 
     private func accept(fd: CInt, peer: SocketAddress) {
-        guard connections.count < configuration.maxConnections else {
+        guard connectionCount < configuration.maxConnections else {
             // Over the cap: a short, honest answer instead of a silent reset.
             let response = HTTPResponse.error(.serviceUnavailable, code: "server_busy", message: "too many connections, retry later")
             let bytes = response.serialize(keepAlive: false, date: currentDate())
@@ -101,6 +124,22 @@ package final class HTTPServer {
 
     fileprivate func dispatch(_ request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void) {
         responder.respond(to: request, context: context, completion: completion)
+    }
+
+    fileprivate func upgradeDecision(for request: HTTPRequest, context: HTTPRequestContext) -> HTTPUpgradeDecision {
+        upgrader?.decide(request, context: context) ?? .notAnUpgrade
+    }
+
+    /// The connection now belongs to another protocol: stop tracking it as HTTP, keep counting it.
+    fileprivate func connectionUpgraded(_ connection: HTTPServerConnection) -> @LoopActor () -> Void {
+        connections[ObjectIdentifier(connection)] = nil
+        upgradedCount += 1
+        var released = false
+        return { [weak self] in
+            guard !released else { return }
+            released = true
+            self?.upgradedCount -= 1
+        }
     }
 
     /// The `Date` header value, formatted at most once per second.
@@ -234,16 +273,33 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
         timer = nil
         tcp.pauseReading()
         let context = server.makeContext(peer: tcp.peer.host)
+        switch server.upgradeDecision(for: request, context: context) {
+        case .notAnUpgrade:
+            break
+        case .reject(let response):
+            // A refused upgrade leaves the connection in an unknown protocol state: close it.
+            complete(request, response: response, context: context, close: true)
+            return
+        case .accept(let response, let takeOver):
+            tcp.write(response.serialize(keepAlive: true, date: server.currentDate()))
+            server.logRequest(request, response: response, context: context)
+            let leftover = parser.takeRemainingBytes()
+            let release = server.connectionUpgraded(self)
+            tcp.delegate = nil
+            tcp.resumeReading()
+            takeOver(tcp, leftover, release)
+            return
+        }
         server.dispatch(request, context: context) { [weak self] response in
             self?.complete(request, response: response, context: context)
         }
     }
 
-    private func complete(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
+    private func complete(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext, close: Bool = false) {
         guard !tcp.isClosed else { return }
         var response = response
         response.headers.replaceOrAdd(name: "X-Request-ID", value: context.requestID)
-        let (keepAlive, next) = machine.responseQueued()
+        let (keepAlive, next) = machine.responseQueued(close: close)
         tcp.write(response.serialize(keepAlive: keepAlive, date: server.currentDate(),
                                      includeBody: request.method != .HEAD, requestVersion: request.version))
         server.logRequest(request, response: response, context: context)

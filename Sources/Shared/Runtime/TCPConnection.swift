@@ -52,7 +52,8 @@ package final class TCPConnection: IOHandler {
     private var pendingOffset = 0
     /// Bytes queued but not yet written to the kernel.
     package private(set) var pendingWriteBytes = 0
-    private let limits: TCPConnectionLimits
+    /// Buffer limits; a protocol upgrade may change them (WebSockets allow less queued output).
+    package var limits: TCPConnectionLimits
     private var lingerTimer: TimerHandle?
 
     /// Size of the loop-wide read buffer; also the most one `read` can return.

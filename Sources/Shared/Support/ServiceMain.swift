@@ -41,6 +41,7 @@ package enum ServiceMain {
     ) -> Never {
         // Signals are blocked before any thread starts, then read through a signalfd on the loop.
         let signalFD = ShutdownSignals.install()
+        raiseFileDescriptorLimit()
         let mode = CommandLineMode(arguments: CommandLine.arguments)
         switch mode {
         case .help:
@@ -78,6 +79,15 @@ package enum ServiceMain {
         EventLoop.shared.run()
         exit(ProcessExitStatus.current)
     }
+}
+
+/// Raises the soft limit on open files to the hard limit: every socket is a descriptor, and the
+/// default soft limit (1024) would cap a gateway far below its connection target.
+private func raiseFileDescriptorLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// A process's top object: starts on the loop, stops the loop when it is done.

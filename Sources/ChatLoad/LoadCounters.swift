@@ -1,0 +1,189 @@
+import Glibc
+import Shared
+
+/// Everything a run counts. The connections update it; the reporter prints it.
+struct LoadCounters {
+    /// Connections whose socket was created (or attempted).
+    var started = 0
+    /// Started and not yet authenticated, refused or failed.
+    var inFlight = 0
+    /// Connections that got the Socket.IO CONNECT answer (ever).
+    var connected = 0
+    /// Authenticated connections open right now.
+    var open = 0
+    /// CONNECT_ERROR answers, by the error's `data.code`.
+    var refusedByCode: [String: Int] = [:]
+    /// Failures before authentication, by errno name or reason (`http_503`, `handshake_timeout`, ...).
+    var failedByReason: [String: Int] = [:]
+    /// Authenticated connections lost before we closed them, by reason.
+    var droppedByReason: [String: Int] = [:]
+    /// Connections we closed at the end whose close handshake completed (or whose peer then hung up).
+    var closedGracefully = 0
+    /// Engine.IO pings answered with a pong.
+    var pingsAnswered = 0
+    /// Socket.IO packets received after authentication (events, acks).
+    var packetsReceived = 0
+    /// Time from `socket()` to the CONNECT answer, microseconds, one entry per authenticated connection.
+    var connectLatencies: [UInt32] = []
+
+    var refused: Int { refusedByCode.values.reduce(0, +) }
+    var failed: Int { failedByReason.values.reduce(0, +) }
+    var dropped: Int { droppedByReason.values.reduce(0, +) }
+
+    mutating func recordConnected(latencyNanoseconds: UInt64) {
+        connected += 1
+        open += 1
+        inFlight -= 1
+        connectLatencies.append(UInt32(clamping: latencyNanoseconds / 1000))
+    }
+
+    mutating func recordRefused(code: String) {
+        refusedByCode[code, default: 0] += 1
+        inFlight -= 1
+    }
+
+    mutating func recordFailed(reason: String) {
+        failedByReason[reason, default: 0] += 1
+        inFlight -= 1
+    }
+
+    mutating func recordDropped(reason: String) {
+        droppedByReason[reason, default: 0] += 1
+        open -= 1
+    }
+
+    mutating func recordClosedByUs(gracefully: Bool) {
+        open -= 1
+        if gracefully { closedGracefully += 1 }
+    }
+
+    /// The latency at quantile `q` (0...1), in milliseconds, from a sorted copy.
+    static func quantileMilliseconds(_ sorted: [UInt32], _ q: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        let index = min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1000
+    }
+}
+
+/// Names for the errno values a load test meets, so reports say `EADDRNOTAVAIL`, not `99`.
+enum ErrnoName {
+    static func name(_ code: CInt) -> String {
+        switch code {
+        case EADDRNOTAVAIL: "EADDRNOTAVAIL"
+        case EADDRINUSE: "EADDRINUSE"
+        case ECONNREFUSED: "ECONNREFUSED"
+        case ECONNRESET: "ECONNRESET"
+        case ECONNABORTED: "ECONNABORTED"
+        case ETIMEDOUT: "ETIMEDOUT"
+        case EMFILE: "EMFILE"
+        case ENFILE: "ENFILE"
+        case ENOBUFS: "ENOBUFS"
+        case ENOMEM: "ENOMEM"
+        case EPIPE: "EPIPE"
+        case EHOSTUNREACH: "EHOSTUNREACH"
+        case ENETUNREACH: "ENETUNREACH"
+        case EACCES: "EACCES"
+        case EPERM: "EPERM"
+        case EINVAL: "EINVAL"
+        case EAGAIN: "EAGAIN"
+        default: "errno_\(code)"
+        }
+    }
+}
+
+/// Formats the per-second status line and the final summary.
+enum LoadReport {
+    /// `t=12s target=... started=... connecting=... connected=... open=... refused=... failed=... dropped=... pings=... rss=...`
+    static func statusLine(elapsedSeconds: Double, target: Int, counters: LoadCounters, residentBytes: Int?) -> String {
+        var line = "t=\(format(elapsedSeconds, decimals: 0))s target=\(target) started=\(counters.started)"
+        line += " connecting=\(counters.inFlight) connected=\(counters.connected) open=\(counters.open)"
+        line += " refused=\(counters.refused) failed=\(counters.failed) dropped=\(counters.dropped)"
+        line += " pings=\(counters.pingsAnswered)"
+        if let residentBytes { line += " rss=\(format(Double(residentBytes) / 1_048_576, decimals: 1))MiB" }
+        line += breakdown("refused", counters.refusedByCode)
+        line += breakdown("failed", counters.failedByReason)
+        line += breakdown("dropped", counters.droppedByReason)
+        return line
+    }
+
+    /// The final JSON object (one line).
+    static func summary(
+        options: LoadOptions, counters: LoadCounters, rampSeconds: Double?, totalSeconds: Double,
+        peakOpen: Int, residentBytes: Int?, peakResidentBytes: Int?, exitStatus: Int32
+    ) -> String {
+        let sorted = counters.connectLatencies.sorted()
+        var object = JSONObject()
+        object["summary"] = .string("chatload")
+        object["target"] = .int(Int64(options.connections))
+        object["started"] = .int(Int64(counters.started))
+        object["connected"] = .int(Int64(counters.connected))
+        object["peakOpen"] = .int(Int64(peakOpen))
+        object["refused"] = .int(Int64(counters.refused))
+        object["refusedByCode"] = counts(counters.refusedByCode)
+        object["failed"] = .int(Int64(counters.failed))
+        object["failedByReason"] = counts(counters.failedByReason)
+        object["dropped"] = .int(Int64(counters.dropped))
+        object["droppedByReason"] = counts(counters.droppedByReason)
+        object["closedGracefully"] = .int(Int64(counters.closedGracefully))
+        object["pingsAnswered"] = .int(Int64(counters.pingsAnswered))
+        object["packetsReceived"] = .int(Int64(counters.packetsReceived))
+        object["rampSeconds"] = rampSeconds.map { .double(rounded($0, 3)) } ?? .null
+        object["connectRatePerSecond"] = rampSeconds.map { $0 > 0 ? .double(rounded(Double(counters.connected) / $0, 1)) : .null } ?? .null
+        object["connectLatencyMs"] = sorted.isEmpty ? .null : .object([
+            "p50": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 0.5), 3)),
+            "p99": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 0.99), 3)),
+            "max": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 1), 3)),
+        ])
+        object["totalSeconds"] = .double(rounded(totalSeconds, 3))
+        object["sourceAddresses"] = .int(Int64(options.sourceAddresses.count))
+        object["loadRSSBytes"] = residentBytes.map { .int(Int64($0)) } ?? .null
+        object["loadPeakRSSBytes"] = peakResidentBytes.map { .int(Int64($0)) } ?? .null
+        object["exitStatus"] = .int(Int64(exitStatus))
+        return JSONValue.object(object).jsonString
+    }
+
+    private static func breakdown(_ label: String, _ counts: [String: Int]) -> String {
+        guard !counts.isEmpty else { return "" }
+        let items = counts.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }
+        return " \(label){\(items.joined(separator: ","))}"
+    }
+
+    private static func counts(_ counts: [String: Int]) -> JSONValue {
+        .object(JSONObject(counts.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.int(Int64($0.value))) }))
+    }
+
+    private static func rounded(_ value: Double, _ decimals: Int) -> Double {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        return (value * scale).rounded() / scale
+    }
+
+    static func format(_ value: Double, decimals: Int) -> String {
+        let text = "\(rounded(value, decimals))"
+        if decimals == 0, text.hasSuffix(".0") { return String(text.dropLast(2)) }
+        return text
+    }
+}
+
+/// The process's resident set size, from /proc/self/status (VmRSS / VmHWM).
+enum ProcessMemory {
+    /// Current RSS in bytes.
+    static func residentBytes() -> Int? { statusField("VmRSS:") }
+    /// Peak RSS in bytes.
+    static func peakResidentBytes() -> Int? { statusField("VmHWM:") }
+
+    private static func statusField(_ name: String) -> Int? {
+        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: bytes[..<count], as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let digits = line.dropFirst(name.count).filter { $0.isNumber }
+            return Int(digits).map { $0 * 1024 }
+        }
+        return nil
+    }
+}

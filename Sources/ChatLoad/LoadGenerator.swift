@@ -1,0 +1,192 @@
+import Glibc
+import Shared
+
+/// Drives a run: starts connections at the configured rate (bounded in flight), reports once a
+/// second, holds, closes everything gracefully and stops the loop with the exit status.
+@LoopActor
+final class LoadGenerator {
+    /// The run of this process, kept alive until it exits.
+    static var current: LoadGenerator?
+
+    /// How often new connections are started; each tick starts what the rate allows since the ramp began.
+    private static let pacingIntervalMilliseconds: Int64 = 5
+    private static let reportIntervalMilliseconds: Int64 = 1000
+
+    let options: LoadOptions
+    var counters = LoadCounters()
+    private let destination: SocketAddress
+    private let sources: [SocketAddress]
+    private let signer: JWTSigner
+    private var connections: [LoadConnection] = []
+    private let startedAt = MonotonicClock.now()
+    private var rampCompletedAt: UInt64?
+    private var peakOpen = 0
+    private var holdTimer: TimerHandle?
+    private var closeTimer: TimerHandle?
+    private var reportTimer: TimerHandle?
+    private var stage = Stage.ramping
+    private var closingCount = 0
+
+    private enum Stage {
+        case ramping
+        case holding
+        /// Close handshakes in progress.
+        case closing
+        case done
+    }
+
+    /// Fails when an address in `options` is not numeric (options parsing already checks this).
+    init(options: LoadOptions) throws(LoadOptionsError) {
+        self.options = options
+        guard let destination = SocketAddress(host: options.host, port: options.port) else {
+            throw .invalidValue("--url", options.host, "a numeric address")
+        }
+        self.destination = destination
+        var sources: [SocketAddress] = []
+        for host in options.sourceAddresses {
+            guard let address = SocketAddress(host: host, port: 0) else {
+                throw .invalidValue("--source-ips", host, "a numeric address")
+            }
+            sources.append(address)
+        }
+        self.sources = sources
+        signer = JWTSigner(secret: Array(options.jwtSecret.utf8), issuer: options.jwtIssuer, audience: options.jwtAudience)
+        connections.reserveCapacity(options.connections)
+        counters.connectLatencies.reserveCapacity(options.connections)
+    }
+
+    /// Begins the ramp and the reporting.
+    func start() {
+        let sourceText = sources.isEmpty ? "kernel-chosen" : "\(sources.count) (\(options.sourceAddresses.first ?? "")...\(options.sourceAddresses.last ?? ""))"
+        emit("chatload: target=\(options.connections) url=ws://\(destination)\(options.path) rate=\(options.rate)/s "
+            + "max-in-flight=\(options.maxInFlight) source-addresses=\(sourceText) "
+            + "hold=\(options.holdSeconds.map { "\($0)s" } ?? "until signal") users=\(options.userBase)...\(options.userBase + Int64(options.connections) - 1)")
+        pace()
+        scheduleReport()
+    }
+
+    /// A fresh token for connection `index` (user `userBase + index`).
+    func token(forUserIndex index: Int) -> String {
+        let claims = signer.makeClaims(subject: String(options.userBase + Int64(index)), issuedAt: WallClock.seconds(),
+                                       lifetimeSeconds: options.tokenLifetimeSeconds)
+        return signer.sign(claims)
+    }
+
+    // MARK: Ramp
+
+    private func pace() {
+        guard stage == .ramping else { return }
+        let elapsed = Double(MonotonicClock.now() &- startedAt) / 1e9
+        // +1 so the first connection starts at once.
+        let due = min(options.connections, Int(elapsed * Double(options.rate)) + 1)
+        while connections.count < due && counters.inFlight < options.maxInFlight {
+            let index = connections.count
+            let connection = LoadConnection(generator: self)
+            connections.append(connection)
+            connection.start(userIndex: index, source: sources.isEmpty ? nil : sources[index % sources.count], destination: destination)
+            if stage != .ramping { return }
+        }
+        if connections.count < options.connections {
+            EventLoop.shared.schedule(afterMilliseconds: Self.pacingIntervalMilliseconds) { [self] in pace() }
+        }
+    }
+
+    /// A connection was authenticated, refused or failed (each connection reports exactly once).
+    func connectionResolved() {
+        peakOpen = max(peakOpen, counters.open)
+        guard stage == .ramping, rampCompletedAt == nil,
+              counters.connected + counters.refused + counters.failed >= options.connections else { return }
+        let now = MonotonicClock.now()
+        rampCompletedAt = now
+        stage = .holding
+        let seconds = Double(now &- startedAt) / 1e9
+        emit("ramp complete: connected=\(counters.connected) refused=\(counters.refused) failed=\(counters.failed) "
+            + "in \(LoadReport.format(seconds, decimals: 2))s (\(LoadReport.format(Double(counters.connected) / max(seconds, 1e-9), decimals: 0))/s)")
+        if let hold = options.holdSeconds {
+            holdTimer = EventLoop.shared.schedule(afterMilliseconds: Int64(hold) * 1000) { [self] in finish(reason: "hold elapsed") }
+        }
+    }
+
+    // MARK: Ending
+
+    /// Ends the hold (or the ramp, on a signal): closes every connection gracefully, then exits.
+    func finish(reason: String) {
+        switch stage {
+        case .ramping, .holding:
+            break
+        case .closing:
+            // A second signal: stop waiting for close handshakes.
+            emit("chatload: \(reason) again, closing the remaining sockets now")
+            abortClosing()
+            return
+        case .done:
+            return
+        }
+        if let holdTimer { EventLoop.shared.cancel(holdTimer) }
+        holdTimer = nil
+        emit("chatload: \(reason), closing \(counters.open) connections")
+        report()
+        stage = .closing
+        for connection in connections { connection.beginClose() }
+        if closingCount == 0 { return complete() }
+        closeTimer = EventLoop.shared.schedule(afterMilliseconds: options.closeTimeoutMilliseconds) { [self] in abortClosing() }
+    }
+
+    func closingStarted() { closingCount += 1 }
+
+    func closingFinished() {
+        closingCount -= 1
+        if closingCount == 0 && stage == .closing { complete() }
+    }
+
+    private func abortClosing() {
+        guard stage == .closing else { return }
+        for connection in connections { connection.abortClose() }
+        if stage == .closing { complete() }
+    }
+
+    private func complete() {
+        guard stage != .done else { return }
+        stage = .done
+        if let closeTimer { EventLoop.shared.cancel(closeTimer) }
+        if let reportTimer { EventLoop.shared.cancel(reportTimer) }
+        report()
+        let allHeld = counters.connected == options.connections && counters.dropped == 0
+        let status: Int32 = allHeld ? 0 : 1
+        let rampSeconds = rampCompletedAt.map { Double($0 &- startedAt) / 1e9 }
+        emit(LoadReport.summary(options: options, counters: counters, rampSeconds: rampSeconds,
+                                totalSeconds: Double(MonotonicClock.now() &- startedAt) / 1e9, peakOpen: peakOpen,
+                                residentBytes: ProcessMemory.residentBytes(), peakResidentBytes: ProcessMemory.peakResidentBytes(),
+                                exitStatus: status))
+        ProcessExitStatus.set(status)
+        EventLoop.shared.stop()
+    }
+
+    // MARK: Reporting
+
+    private func scheduleReport() {
+        reportTimer = EventLoop.shared.schedule(afterMilliseconds: Self.reportIntervalMilliseconds) { [self] in
+            report()
+            scheduleReport()
+        }
+    }
+
+    private func report() {
+        peakOpen = max(peakOpen, counters.open)
+        emit(LoadReport.statusLine(elapsedSeconds: Double(MonotonicClock.now() &- startedAt) / 1e9, target: options.connections,
+                                   counters: counters, residentBytes: ProcessMemory.residentBytes()))
+    }
+
+    /// One line on stdout, written at once (unbuffered), so a script tailing the output sees it.
+    private func emit(_ line: String) {
+        var bytes = Array(line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Shared
+
+/// The gateway's socket endpoint: decides WebSocket upgrades at `/socket.io/`, owns the sessions,
+/// the per-IP counts and the user channels, and drains sockets on shutdown.
+@LoopActor
+final class RealtimeHub: HTTPUpgrader {
+    let configuration: RealtimeConfiguration
+    let channels: UserChannels
+    /// Clock skew tolerated on token expiry, as for REST.
+    let leewaySeconds: Int64
+    private let tokens: SessionTokens
+    private let logger: Logger
+    private var sessions: [ObjectIdentifier: SocketSession] = [:]
+    private var connectionsPerIP: [String: Int] = [:]
+    private var draining = false
+    private var drainWaiters: [@LoopActor () -> Void] = []
+
+    init(configuration: RealtimeConfiguration, tokens: SessionTokens, leewaySeconds: Int64, logger: Logger) {
+        self.configuration = configuration
+        self.tokens = tokens
+        self.leewaySeconds = leewaySeconds
+        self.logger = logger
+        channels = UserChannels(logger: logger)
+    }
+
+    /// Starts the pub/sub connection; after it recovers from a drop every client gets `resync`.
+    func start(redis: RedisConfiguration) {
+        channels.start(configuration: redis) { [weak self] in self?.broadcastResync() }
+    }
+
+    /// Open sockets.
+    var sessionCount: Int { sessions.count }
+
+    func authenticate(_ token: String) async throws -> Principal {
+        try await tokens.authenticate(bearer: token)
+    }
+
+    // MARK: HTTPUpgrader
+
+    func decide(_ request: HTTPRequest, context: HTTPRequestContext) -> HTTPUpgradeDecision {
+        guard request.path == "/socket.io/" || request.path == "/socket.io" else { return .notAnUpgrade }
+        if let refusal = refusal(for: request, peer: context.peerAddress) { return .reject(refusal.response) }
+        switch WebSocketHandshake.response(to: request) {
+        case .failure(let error):
+            return .reject(error.response)
+        case .success(let response):
+            let headerToken = Self.bearerToken(request.headers["Authorization"])
+            let peer = context.peerAddress
+            connectionsPerIP[peer, default: 0] += 1
+            return .accept(response) { [weak self] tcp, leftover, release in
+                guard let self else { return tcp.closeNow() }
+                let connection = WebSocketConnection(tcp: tcp, configuration: self.configuration.webSocket, release: release)
+                let session = SocketSession(connection: connection, hub: self, headerToken: headerToken)
+                self.sessions[ObjectIdentifier(session)] = session
+                session.start(leftover: leftover)
+            }
+        }
+    }
+
+    private func refusal(for request: HTTPRequest, peer: String) -> APIError? {
+        let transport = request.queryParameter("transport")
+        if transport == "polling" {
+            return APIError(.badRequest, code: "transport_unsupported",
+                            message: "HTTP long-polling is not supported yet: connect with the websocket transport (transports: [\"websocket\"])")
+        }
+        guard request.queryParameter("EIO") == "4" else {
+            return APIError(.badRequest, code: "protocol_unsupported",
+                            message: "only Engine.IO v4 is supported (EIO=4; Socket.IO v3/v4 clients)")
+        }
+        guard transport == "websocket" else {
+            return APIError(.badRequest, code: "transport_unsupported", message: "use transport=websocket")
+        }
+        if draining {
+            return APIError(.serviceUnavailable, code: "shutting_down", message: "this gateway is shutting down; reconnect",
+                            headers: ["Retry-After": "1"])
+        }
+        guard configuration.origins.allows(request.headers["Origin"]) else {
+            return APIError(.forbidden, code: "origin_not_allowed", message: "this origin may not open sockets")
+        }
+        guard connectionsPerIP[peer, default: 0] < configuration.maxConnectionsPerIP else {
+            return APIError(.tooManyRequests, code: "too_many_connections",
+                            message: "too many sockets from this address (limit \(configuration.maxConnectionsPerIP))",
+                            headers: ["Retry-After": "5"])
+        }
+        return nil
+    }
+
+    private static func bearerToken(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1].trimmingSpaces())
+    }
+
+    // MARK: Sessions
+
+    func sessionClosed(_ session: SocketSession, userID: Int64?) {
+        guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        let peer = session.peerAddress
+        if let count = connectionsPerIP[peer] {
+            connectionsPerIP[peer] = count > 1 ? count - 1 : nil
+        }
+        if let userID { channels.unregister(session, userID: userID) }
+        if sessions.isEmpty && !drainWaiters.isEmpty {
+            let waiters = drainWaiters
+            drainWaiters = []
+            for waiter in waiters { waiter() }
+        }
+    }
+
+    private func broadcastResync() {
+        logger.info("pub/sub restored; telling sockets to resync", ["sockets": .int(Int64(sessions.count))])
+        let frame = SocketSession.frame(for: .event("resync", [["reason": "subscription_restored"]]))
+        for session in sessions.values { session.sendPublished(frame) }
+    }
+
+    /// Refuses new sockets, closes open ones (Engine.IO close + WebSocket 1001, so clients reconnect
+    /// elsewhere) and calls `completion` once they are gone or after `graceMilliseconds`.
+    func shutdown(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
+        draining = true
+        var finished = false
+        let finish: @LoopActor () -> Void = {
+            guard !finished else { return }
+            finished = true
+            completion()
+        }
+        if sessions.isEmpty { return finish() }
+        drainWaiters.append(finish)
+        logger.info("closing sockets", ["sockets": .int(Int64(sessions.count))])
+        for session in Array(sessions.values) { session.shutdown() }
+        EventLoop.shared.schedule(afterMilliseconds: graceMilliseconds) { finish() }
+    }
+
+    func close() { channels.close() }
+}

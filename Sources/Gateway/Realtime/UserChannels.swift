@@ -1,0 +1,88 @@
+import Shared
+
+/// Which local sockets belong to which user, and the Redis subscription that feeds them.
+///
+/// A gateway subscribes to `chat:user:{id}` when the user's first local socket connects and
+/// unsubscribes after the last one leaves, so its subscription count equals its number of distinct
+/// connected users. Every event published there is encoded once and written to each local socket.
+@LoopActor
+final class UserChannels {
+    private var socketsByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
+    private var subscriber: RedisSubscriber?
+    private let logger: Logger
+
+    static let channelPrefix = "chat:user:"
+
+    static func channel(for userID: Int64) -> String { channelPrefix + String(userID) }
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Connects the subscription; `onResubscribed` runs after Redis came back (clients must resync).
+    func start(configuration: RedisConfiguration, onResubscribed: @escaping @LoopActor () -> Void) {
+        let subscriber = RedisSubscriber(configuration: configuration) { [weak self] channel, payload in
+            self?.deliver(channel: channel, payload: payload)
+        }
+        subscriber.onResubscribed = onResubscribed
+        subscriber.onDisconnected = { [logger] error in
+            logger.warn("pub/sub connection lost; sockets will be told to resync", ["error": .string(error.message)])
+        }
+        subscriber.start()
+        self.subscriber = subscriber
+    }
+
+    func close() { subscriber?.close() }
+
+    /// Distinct users with a local socket.
+    var userCount: Int { socketsByUser.count }
+
+    /// Adds a socket and returns once the user's channel is subscribed, so nothing published after
+    /// this returns can be missed. On failure the socket is not registered.
+    func register(_ session: SocketSession, userID: Int64) async throws(RedisError) {
+        socketsByUser[userID, default: [:]][ObjectIdentifier(session)] = session
+        guard let subscriber else { throw .unavailable }
+        do {
+            // Cheap when the channel is already subscribed: no round trip is made.
+            try await subscriber.subscribe(Self.channel(for: userID))
+        } catch {
+            unregister(session, userID: userID)
+            throw error
+        }
+    }
+
+    /// Removes a socket; the last one of a user drops the subscription.
+    func unregister(_ session: SocketSession, userID: Int64) {
+        guard var sockets = socketsByUser[userID], sockets.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        if sockets.isEmpty {
+            socketsByUser[userID] = nil
+            guard let subscriber else { return }
+            Task { @LoopActor in await subscriber.unsubscribe(Self.channel(for: userID)) }
+        } else {
+            socketsByUser[userID] = sockets
+        }
+    }
+
+    /// Local sockets of a user (for tests and diagnostics).
+    func sockets(of userID: Int64) -> [SocketSession] { socketsByUser[userID].map { Array($0.values) } ?? [] }
+
+    /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
+    /// local socket of the user. Malformed payloads are logged and dropped.
+    private func deliver(channel: String, payload: [UInt8]) {
+        guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
+              let sockets = socketsByUser[userID], !sockets.isEmpty else { return }
+        guard let frame = Self.eventFrame(payload) else {
+            logger.warn("dropped a malformed published event", ["channel": .string(channel), "bytes": .int(Int64(payload.count))])
+            return
+        }
+        for session in sockets.values { session.sendPublished(frame) }
+    }
+
+    /// The WebSocket frame for a published event, or nil if the payload is not `{"event", "data"}`.
+    static func eventFrame(_ payload: [UInt8]) -> [UInt8]? {
+        guard case .object(let object)? = try? JSONParser.parse(payload),
+              case .string(let event)? = object["event"], !event.isEmpty else { return nil }
+        let data = object["data"] ?? .null
+        return SocketSession.frame(for: .event(event, [data]))
+    }
+}
