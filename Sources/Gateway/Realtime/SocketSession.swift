@@ -121,7 +121,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             }
             switch packet {
             case .message(let body): handleSocketIO(body)
-            case .pong: heartbeat.pongReceived()
+            case .pong: perform(heartbeat.pongReceived(now: MonotonicClock.now()))
             case .ping(let probe): connection.send(text: EngineIOPacket.pong(probe).encoded)
             case .close: connection.close(code: WebSocketCloseCode.normalClosure)
             case .noop, .upgrade: break
@@ -324,6 +324,8 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     private func perform(_ action: EngineIOHeartbeat.Action) {
         switch action {
+        case .none:
+            break
         case .schedule(let deadline):
             armHeartbeat(deadline)
         case .ping(let deadline):
@@ -336,6 +338,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     }
 
     private func armHeartbeat(_ deadline: UInt64) {
+        if let heartbeatTimer { EventLoop.shared.cancel(heartbeatTimer) }
         let now = MonotonicClock.now()
         let milliseconds = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
         heartbeatTimer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in

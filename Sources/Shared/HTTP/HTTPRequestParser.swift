@@ -220,7 +220,8 @@ package struct HTTPRequestParser: Sendable {
     package mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if case .failed = state { return }
         compactIfNeeded()
-        buffer.append(contentsOf: bytes)
+        // Typed bytes copy with memcpy; appending a raw buffer goes element by element.
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Removes and returns the bytes received after the last returned request. Call it right
