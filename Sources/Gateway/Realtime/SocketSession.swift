@@ -78,7 +78,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     // MARK: Sending
 
     /// The WebSocket frame carrying a Socket.IO packet (inside an Engine.IO message).
-    static func frame(for packet: SocketIOPacket) -> [UInt8] {
+    nonisolated static func frame(for packet: SocketIOPacket) -> [UInt8] {
         WebSocketFrameEncoder.text(EngineIOPacket.message(packet.encoded).encoded)
     }
 

@@ -11,9 +11,9 @@ final class UserChannels {
     private var subscriber: RedisSubscriber?
     private let logger: Logger
 
-    static let channelPrefix = "chat:user:"
+    nonisolated static let channelPrefix = "chat:user:"
 
-    static func channel(for userID: Int64) -> String { channelPrefix + String(userID) }
+    nonisolated static func channel(for userID: Int64) -> String { channelPrefix + String(userID) }
 
     init(logger: Logger) {
         self.logger = logger
@@ -79,7 +79,7 @@ final class UserChannels {
     }
 
     /// The WebSocket frame for a published event, or nil if the payload is not `{"event", "data"}`.
-    static func eventFrame(_ payload: [UInt8]) -> [UInt8]? {
+    nonisolated static func eventFrame(_ payload: [UInt8]) -> [UInt8]? {
         guard case .object(let object)? = try? JSONParser.parse(payload),
               case .string(let event)? = object["event"], !event.isEmpty else { return nil }
         let data = object["data"] ?? .null
