@@ -72,9 +72,6 @@ final class LoadConnection: IOHandler {
         self.generator = generator
     }
 
-    /// Whether the connection is authenticated and open (not closing).
-    var isConnected: Bool { phase == .connected }
-
     // MARK: Connecting
 
     /// Creates the socket, binds it to `source` (if any) and starts connecting to `destination`.

@@ -109,7 +109,7 @@ enum LoadReport {
     /// The final JSON object (one line).
     static func summary(
         options: LoadOptions, counters: LoadCounters, rampSeconds: Double?, totalSeconds: Double,
-        peakOpen: Int, residentBytes: Int?, peakResidentBytes: Int?, exitStatus: Int32
+        peakOpen: Int, baselineResidentBytes: Int?, residentBytes: Int?, peakResidentBytes: Int?, exitStatus: Int32
     ) -> String {
         let sorted = counters.connectLatencies.sorted()
         var object = JSONObject()
@@ -136,6 +136,7 @@ enum LoadReport {
         ])
         object["totalSeconds"] = .double(rounded(totalSeconds, 3))
         object["sourceAddresses"] = .int(Int64(options.sourceAddresses.count))
+        object["loadBaselineRSSBytes"] = baselineResidentBytes.map { .int(Int64($0)) } ?? .null
         object["loadRSSBytes"] = residentBytes.map { .int(Int64($0)) } ?? .null
         object["loadPeakRSSBytes"] = peakResidentBytes.map { .int(Int64($0)) } ?? .null
         object["exitStatus"] = .int(Int64(exitStatus))

@@ -19,6 +19,8 @@ final class LoadGenerator {
     private let signer: JWTSigner
     private var connections: [LoadConnection] = []
     private let startedAt = MonotonicClock.now()
+    /// RSS before any connection, so the summary can tell the cost per connection.
+    private let baselineResidentBytes = ProcessMemory.residentBytes()
     private var rampCompletedAt: UInt64?
     private var peakOpen = 0
     private var holdTimer: TimerHandle?
@@ -60,7 +62,8 @@ final class LoadGenerator {
         let sourceText = sources.isEmpty ? "kernel-chosen" : "\(sources.count) (\(options.sourceAddresses.first ?? "")...\(options.sourceAddresses.last ?? ""))"
         emit("chatload: target=\(options.connections) url=ws://\(destination)\(options.path) rate=\(options.rate)/s "
             + "max-in-flight=\(options.maxInFlight) source-addresses=\(sourceText) "
-            + "hold=\(options.holdSeconds.map { "\($0)s" } ?? "until signal") users=\(options.userBase)...\(options.userBase + Int64(options.connections) - 1)")
+            + "hold=\(options.holdSeconds.map { "\($0)s" } ?? "until signal") users=\(options.userBase)...\(options.userBase + Int64(options.connections) - 1) "
+            + "baseline-rss=\(baselineResidentBytes.map { String($0) } ?? "?")B")
         pace()
         scheduleReport()
     }
@@ -156,8 +159,8 @@ final class LoadGenerator {
         let rampSeconds = rampCompletedAt.map { Double($0 &- startedAt) / 1e9 }
         emit(LoadReport.summary(options: options, counters: counters, rampSeconds: rampSeconds,
                                 totalSeconds: Double(MonotonicClock.now() &- startedAt) / 1e9, peakOpen: peakOpen,
-                                residentBytes: ProcessMemory.residentBytes(), peakResidentBytes: ProcessMemory.peakResidentBytes(),
-                                exitStatus: status))
+                                baselineResidentBytes: baselineResidentBytes, residentBytes: ProcessMemory.residentBytes(),
+                                peakResidentBytes: ProcessMemory.peakResidentBytes(), exitStatus: status))
         ProcessExitStatus.set(status)
         EventLoop.shared.stop()
     }

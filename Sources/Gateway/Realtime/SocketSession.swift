@@ -329,7 +329,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .schedule(let deadline):
             armHeartbeat(deadline)
         case .ping(let deadline):
-            connection.send(text: EngineIOPacket.ping(nil).encoded)
+            connection.sendFrame(Self.pingFrame)
             armHeartbeat(deadline)
         case .timedOut:
             heartbeatTimer = nil
@@ -337,10 +337,18 @@ final class SocketSession: WebSocketConnectionDelegate {
         }
     }
 
+    /// The Engine.IO ping, encoded once.
+    private static let pingFrame = WebSocketFrameEncoder.text(EngineIOPacket.ping(nil).encoded)
+    /// Heartbeat deadlines are rounded up to this grain, so one loop wake-up serves every socket
+    /// due in the same slice instead of one wake-up per socket.
+    private static let heartbeatGrainNanoseconds: UInt64 = 100_000_000
+
     private func armHeartbeat(_ deadline: UInt64) {
         if let heartbeatTimer { EventLoop.shared.cancel(heartbeatTimer) }
+        let grain = Self.heartbeatGrainNanoseconds
+        let rounded = (deadline + grain - 1) / grain * grain
         let now = MonotonicClock.now()
-        let milliseconds = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
+        let milliseconds = rounded > now ? Int64((rounded - now + 999_999) / 1_000_000) : 0
         heartbeatTimer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
             guard let self else { return }
             self.perform(self.heartbeat.timerFired(now: MonotonicClock.now()))

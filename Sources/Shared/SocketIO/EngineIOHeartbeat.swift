@@ -1,7 +1,10 @@
 /// Engine.IO v4 liveness, as the reference server does it: the server pings `interval` after the
 /// last pong (or after the open); the client must answer within `timeout`, or it is closed.
 ///
-/// Pure; the session keeps one timer and re-arms it on each action.
+/// Pure; the session keeps one timer. When `interval >= timeout` (the default 25 s / 20 s) a pong
+/// only records its time and the timer already armed for the pong deadline schedules the next
+/// ping, so a ping cycle costs one timer fire and no cancellation. A shorter interval re-arms the
+/// timer on the pong instead.
 package struct EngineIOHeartbeat: Sendable, Equatable {
     package enum Action: Sendable, Equatable {
         case none
@@ -13,7 +16,14 @@ package struct EngineIOHeartbeat: Sendable, Equatable {
         case timedOut
     }
 
-    private var awaitingPong = false
+    private enum Phase: Sendable, Equatable {
+        case waitingToPing
+        case awaitingPong
+        /// Pong received at `at`; the armed pong-deadline timer will schedule the next ping.
+        case answered(at: UInt64)
+    }
+
+    private var phase = Phase.waitingToPing
     private let interval: UInt64
     private let timeout: UInt64
 
@@ -25,21 +35,36 @@ package struct EngineIOHeartbeat: Sendable, Equatable {
 
     /// The connection opened: first ping after one interval.
     package mutating func start(now: UInt64) -> Action {
-        awaitingPong = false
+        phase = .waitingToPing
         return .schedule(deadline: now &+ interval)
     }
 
     /// The client answered `3`: the next ping comes one interval from now.
     package mutating func pongReceived(now: UInt64) -> Action {
-        guard awaitingPong else { return .none }
-        awaitingPong = false
-        return .schedule(deadline: now &+ interval)
+        guard phase == .awaitingPong else { return .none }
+        if interval < timeout {
+            phase = .waitingToPing
+            return .schedule(deadline: now &+ interval)
+        }
+        phase = .answered(at: now)
+        return .none
     }
 
     /// The timer fired.
     package mutating func timerFired(now: UInt64) -> Action {
-        if awaitingPong { return .timedOut }
-        awaitingPong = true
-        return .ping(thenScheduleAt: now &+ timeout)
+        switch phase {
+        case .awaitingPong:
+            return .timedOut
+        case .answered(let at):
+            let next = at &+ interval
+            if next > now {
+                phase = .waitingToPing
+                return .schedule(deadline: next)
+            }
+            fallthrough
+        case .waitingToPing:
+            phase = .awaitingPong
+            return .ping(thenScheduleAt: now &+ timeout)
+        }
     }
 }
