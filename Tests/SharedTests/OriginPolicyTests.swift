@@ -14,6 +14,16 @@ import Testing
         #expect(!policy.allowsAny)
     }
 
+    @Test func sameOriginIsAlwaysAllowed() throws {
+        let policy = try OriginPolicy(list: "https://app.example.com")
+        #expect(policy.allows("http://127.0.0.1:3000", host: "127.0.0.1:3000"))
+        #expect(policy.allows("https://chat.example.com", host: "chat.example.com"))
+        #expect(policy.allows("https://chat.example.com", host: "chat.example.com:443"))
+        #expect(!policy.allows("http://127.0.0.1:3001", host: "127.0.0.1:3000"))
+        #expect(!policy.allows("https://evil.example.com", host: "chat.example.com"))
+        #expect(!policy.allows("http://chat.example.com", host: "chat.example.com:443"))
+    }
+
     @Test func starAllowsAny() throws {
         let policy = try OriginPolicy(list: "*")
         #expect(policy.allowsAny)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import Api, Processes, Services, Settings, SetupError, create_user
+from support import Api, Processes, RawEngineIO, Services, Settings, SetupError, SioSession, create_user
 
 
 def pytest_report_header(config):
@@ -94,3 +94,35 @@ def _gateway_survives(request):
         except Exception:  # the gateway never started: that error is already reported
             return
         assert gw.alive(), f"the gateway died during this test (exit {gw.proc.returncode}):\n{gw.log_tail()}"
+
+
+@pytest.fixture
+def sio_session():
+    """Factory: sio_session(base_url, namespace="/", **socketio.Client options) -> support.SioSession
+    (python-socketio, websocket transport, no reconnection); all are disconnected after the test."""
+    sessions = []
+
+    def make(base_url: str, namespace: str = "/", **client_options) -> SioSession:
+        session = SioSession(base_url, namespace, **client_options)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        session.close()
+
+
+@pytest.fixture
+def raw_eio():
+    """Factory: raw_eio(port, query=..., origin=None, headers=None) -> support.RawEngineIO (an open
+    WebSocket to /socket.io/); every connection is closed after the test."""
+    conns = []
+
+    def make(port: int, *args, **kwargs) -> RawEngineIO:
+        conn = RawEngineIO(port, *args, **kwargs)
+        conns.append(conn)
+        return conn
+
+    yield make
+    for conn in conns:
+        conn.close()

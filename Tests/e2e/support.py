@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -629,3 +630,313 @@ def wait_until_consumed(r, last_id: str, timeout: float) -> dict:
         return group if pending == 0 else None
 
     return poll(consumed, timeout, interval=0.1, what=f"entries up to {last_id} read and acknowledged")
+
+
+# --- Socket.IO and raw Engine.IO clients ---------------------------------------------------------
+
+USER_CHANNEL = "chat:user:{}"  # the gateway subscribes here for each user with a local socket
+SOCKETIO_PATH = "/socket.io/"
+
+
+def user_channel(user_id) -> str:
+    return USER_CHANNEL.format(user_id)
+
+
+def publish_to_user(settings: Settings, user_id, event: str, data) -> int:
+    """What any other process does to reach a user: PUBLISH {"event", "data"} on chat:user:<id>.
+    Returns the number of subscriber connections that received it (one per gateway)."""
+    r = redis_client(settings)
+    try:
+        return r.publish(user_channel(user_id), json.dumps({"event": event, "data": data}))
+    finally:
+        r.close()
+
+
+def numsub(settings: Settings, channel: str) -> int:
+    """PUBSUB NUMSUB for one channel: how many Redis connections (gateways) subscribe to it."""
+    r = redis_client(settings)
+    try:
+        return dict(r.pubsub_numsub(channel)).get(channel, 0)
+    finally:
+        r.close()
+
+
+@dataclass
+class ReceivedEvent:
+    name: str
+    args: tuple
+    at: float  # time.monotonic() when it arrived
+    index: int
+
+
+class SioSession:
+    """A stock python-socketio client (websocket transport only, no automatic reconnection, so a
+    drop is visible) that records everything it receives: events, connect_error, disconnect."""
+
+    def __init__(self, url: str, namespace: str = "/", **client_options):
+        import socketio
+
+        self.url = url
+        self.namespace = namespace
+        self.client = socketio.Client(reconnection=False, handle_sigint=False, **client_options)
+        self._cond = threading.Condition()
+        self.events: list[ReceivedEvent] = []
+        on = self.client.on
+        on("connect", lambda: self._record("connect", ()), namespace=namespace)
+        on("connect_error", lambda data=None: self._record("connect_error", (data,)), namespace=namespace)
+        on("disconnect", lambda reason=None: self._record("disconnect", (reason,)), namespace=namespace)
+        on("*", lambda event, *args: self._record(event, args), namespace=namespace)
+
+    def _record(self, name: str, args: tuple) -> None:
+        with self._cond:
+            self.events.append(ReceivedEvent(name, args, time.monotonic(), len(self.events)))
+            self._cond.notify_all()
+
+    def connect(self, token: str | None = None, auth: dict | None = None,
+                headers: dict[str, str] | None = None, wait_timeout: float = 5) -> "SioSession":
+        """Connects with auth={"token": token} (or the given auth / headers); raises
+        socketio.exceptions.ConnectionError when the server refuses."""
+        import socketio
+
+        if auth is None and token is not None:
+            auth = {"token": token}
+        mark = self.mark()
+        try:
+            self.client.connect(self.url, headers=dict(headers or {}), auth=auth, transports=["websocket"],
+                                namespaces=[self.namespace], wait_timeout=wait_timeout)
+        except socketio.exceptions.ConnectionError as error:
+            refusals = [e.args for e in self.events[mark:] if e.name == "connect_error"]
+            raise socketio.exceptions.ConnectionError(f"{error}; connect_error received: {refusals!r}") from error
+        return self
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    @property
+    def sid(self) -> str | None:
+        return self.client.get_sid(self.namespace)
+
+    def call(self, event: str, data=None, timeout: float = 5):
+        """Emits with an ack request and returns the ack's argument (one argument) or tuple."""
+        return self.client.call(event, data, namespace=self.namespace, timeout=timeout)
+
+    def emit(self, event: str, data=None) -> None:
+        self.client.emit(event, data, namespace=self.namespace)
+
+    def find(self, name: str, since: int = 0, match=None) -> ReceivedEvent | None:
+        with self._cond:
+            for ev in self.events[since:]:
+                if ev.name == name and (match is None or match(*ev.args)):
+                    return ev
+        return None
+
+    def wait_for(self, name: str, timeout: float, since: int = 0, match=None) -> ReceivedEvent:
+        """The first event `name` at index >= since (and satisfying match(*args)); fails after timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = self.find(name, since, match)
+                if found is not None:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [(e.name, e.args) for e in self.events[since:]][-10:]
+                    raise AssertionError(f"no {name!r} event within {timeout}s on {self.url}; "
+                                         f"received meanwhile: {seen!r}")
+                self._cond.wait(remaining)
+
+    def mark(self) -> int:
+        """Index to pass as `since` to see only events that arrive from now on."""
+        with self._cond:
+            return len(self.events)
+
+    def close(self) -> None:
+        try:
+            if self.client.connected:
+                self.client.disconnect()
+            else:
+                self.client.eio.disconnect(abort=True)
+        except Exception:  # teardown only: the server may already be gone
+            pass
+
+
+def connect_error_code(session: SioSession, timeout: float = 5, **connect_args) -> tuple[str, dict]:
+    """Connects expecting a refusal; returns (data.code, the whole CONNECT_ERROR payload)."""
+    import socketio
+
+    try:
+        session.connect(**connect_args)
+    except socketio.exceptions.ConnectionError:
+        pass
+    else:
+        raise AssertionError(f"the connection was accepted, a CONNECT_ERROR was expected ({connect_args!r})")
+    payload = session.wait_for("connect_error", timeout).args[0]
+    assert isinstance(payload, dict), (
+        f"CONNECT_ERROR payload should be {{'message', 'data': {{'code'}}}}, got {payload!r} "
+        "(a plain string means the WebSocket handshake itself was refused)")
+    assert isinstance(payload.get("message"), str) and payload["message"], f"no message: {payload!r}"
+    data = payload.get("data")
+    assert isinstance(data, dict) and isinstance(data.get("code"), str), f"no data.code: {payload!r}"
+    return data["code"], payload
+
+
+@dataclass
+class Frame:
+    """One WebSocket frame as received: kind is text, binary, ping, pong, close or eof."""
+
+    kind: str
+    data: bytes | str = b""
+    close_code: int | None = None
+    at: float = 0.0
+
+
+class ConnectionClosed(AssertionError):
+    def __init__(self, frame: Frame, seen: list[str]):
+        super().__init__(f"connection closed ({frame.kind}, code {frame.close_code}) "
+                         f"after text frames {seen[-10:]!r}")
+        self.frame = frame
+
+
+class RawEngineIO:
+    """Engine.IO v4 / Socket.IO v5 spoken by hand over websocket-client, for what python-socketio
+    hides: the open packet, pings, malformed packets, binary frames, close codes. By default it
+    sends no Origin header (a non-browser client) and answers every server ping `2` with `3`."""
+
+    def __init__(self, port: int, query: str = "EIO=4&transport=websocket", origin: str | None = None,
+                 headers: list[str] | None = None, timeout: float = 10, **ws_options):
+        """ws_options go to websocket.create_connection (e.g. sockopt=[(SOL_SOCKET, SO_RCVBUF, n)])."""
+        import websocket
+
+        options = {"origin": origin} if origin is not None else {"suppress_origin": True}
+        options.update(ws_options)
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{SOCKETIO_PATH}?{query}",
+                                              timeout=timeout, header=headers or [], **options)
+        self.texts: list[str] = []  # every text frame received, in order
+        self.pings = 0
+        self.closed: Frame | None = None
+
+    @staticmethod
+    def refused(port: int, query: str = "EIO=4&transport=websocket", origin: str | None = None,
+                headers: list[str] | None = None):
+        """Attempts the upgrade, expecting a refusal; returns websocket's WebSocketBadStatusException
+        (status_code, resp_body). Fails if the upgrade succeeds."""
+        import websocket
+
+        try:
+            conn = RawEngineIO(port, query, origin, headers)
+        except websocket.WebSocketBadStatusException as error:
+            return error
+        except (websocket.WebSocketException, OSError) as error:
+            raise AssertionError(f"the upgrade ({query}, origin {origin!r}) was refused without an HTTP "
+                                 f"status (connection dropped?): {error!r}") from None
+        conn.close()
+        raise AssertionError(f"the WebSocket upgrade ({query}, origin {origin!r}) was accepted; "
+                             "a refusal was expected")
+
+    def frame(self, timeout: float) -> Frame:
+        """The next frame (control frames included); raises TimeoutError if none in time."""
+        import websocket
+        from websocket import ABNF
+
+        if self.closed is not None:
+            return self.closed
+        self.ws.settimeout(max(timeout, 0.001))
+        try:
+            opcode, frame = self.ws.recv_data_frame(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            raise TimeoutError(f"no frame within {timeout}s") from None
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError) as error:
+            if isinstance(error, socket.timeout):
+                raise TimeoutError(f"no frame within {timeout}s") from None
+            self.closed = Frame("eof", at=time.monotonic())
+            return self.closed
+        now = time.monotonic()
+        if opcode == ABNF.OPCODE_TEXT:
+            text = frame.data.decode("utf-8") if isinstance(frame.data, bytes) else frame.data
+            self.texts.append(text)
+            return Frame("text", text, at=now)
+        if opcode == ABNF.OPCODE_BINARY:
+            return Frame("binary", frame.data, at=now)
+        if opcode == ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
+            self.closed = Frame("close", frame.data[2:], code, now)
+            return self.closed
+        return Frame("ping" if opcode == ABNF.OPCODE_PING else "pong", frame.data, at=now)
+
+    def text(self, timeout: float = 5, answer_pings: bool = True) -> str:
+        """The next text frame that is not an Engine.IO ping (answered with `3` unless told not to)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            fr = self.frame(deadline - time.monotonic())
+            if fr.kind in ("close", "eof"):
+                raise ConnectionClosed(fr, self.texts)
+            if fr.kind != "text":
+                continue
+            if fr.data == "2":
+                self.pings += 1
+                if answer_pings:
+                    self.send("3")
+                    continue
+            return fr.data
+
+    def wait_closed(self, timeout: float, answer_pings: bool = True) -> Frame | None:
+        """Reads until the server closes (returns the close or eof frame) or timeout (None)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.text(deadline - time.monotonic(), answer_pings)
+            except ConnectionClosed as closed:
+                return closed.frame
+            except TimeoutError:
+                return None
+
+    def open_packet(self, timeout: float = 5) -> dict:
+        first = self.text(timeout)
+        assert first.startswith("0"), f"the first frame should be the Engine.IO open packet 0{{...}}: {first!r}"
+        return json.loads(first[1:])
+
+    def send(self, text: str) -> None:
+        self.ws.send(text)
+
+    def send_binary(self, data: bytes) -> None:
+        self.ws.send_binary(data)
+
+    def sio_connect(self, auth: dict | None = None, namespace: str = "/", timeout: float = 5) -> str:
+        """Reads the open packet if not yet read, sends CONNECT; returns the server's answer, the
+        first CONNECT or CONNECT_ERROR packet (`40{"sid":...}` / `44/nsp,{...}`) whatever its namespace."""
+        if not self.texts:
+            self.open_packet(timeout)
+        prefix = "" if namespace == "/" else namespace + ","
+        self.send("40" + prefix + (json.dumps(auth) if auth is not None else ""))
+        while True:
+            reply = self.text(timeout)
+            if reply.startswith("40") or reply.startswith("44"):
+                return reply
+
+    def emit(self, event: str, *args, ack_id: int | None = None) -> None:
+        self.send("42" + ("" if ack_id is None else str(ack_id)) + json.dumps([event, *args]))
+
+    def event(self, timeout: float = 5) -> tuple[str, list]:
+        """The next Socket.IO EVENT on `/`: (name, arguments)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text(deadline - time.monotonic())
+            if text.startswith("42"):
+                body = json.loads(text[2:])
+                return body[0], body[1:]
+
+    def ack(self, ack_id: int, timeout: float = 5) -> list:
+        """Waits for the ACK `43<ack_id>[...]` and returns its arguments."""
+        deadline = time.monotonic() + timeout
+        prefix = f"43{ack_id}"
+        while True:
+            text = self.text(deadline - time.monotonic())
+            if text.startswith(prefix) and text[len(prefix):].startswith("["):
+                return json.loads(text[len(prefix):])
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=1)
+        except Exception:  # teardown only
+            pass

@@ -74,7 +74,7 @@ final class RealtimeHub: HTTPUpgrader {
             return APIError(.serviceUnavailable, code: "shutting_down", message: "this gateway is shutting down; reconnect",
                             headers: ["Retry-After": "1"])
         }
-        guard configuration.origins.allows(request.headers["Origin"]) else {
+        guard configuration.origins.allows(request.headers["Origin"], host: request.headers["Host"]) else {
             return APIError(.forbidden, code: "origin_not_allowed", message: "this origin may not open sockets")
         }
         guard connectionsPerIP[peer, default: 0] < configuration.maxConnectionsPerIP else {

@@ -179,7 +179,8 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     private func handleConnect(_ packet: SocketIOPacket) {
         guard packet.namespace == "/" else {
-            return send(.connectError(message: "unknown namespace \(packet.namespace)", code: "invalid_namespace"))
+            return send(.connectError(message: "unknown namespace \(packet.namespace)", code: "invalid_namespace",
+                                      namespace: packet.namespace))
         }
         switch state {
         case .awaitingConnect: break

@@ -26,12 +26,38 @@ package struct OriginPolicy: Sendable, Equatable {
     /// Whether every origin is allowed.
     package var allowsAny: Bool { allowed == nil }
 
-    /// Whether a request with this `Origin` header may connect.
-    package func allows(_ origin: String?) -> Bool {
+    /// Whether a request with this `Origin` header may connect. A same-origin request (the
+    /// origin's host and port are the request's `Host`) is always allowed: a page served by this
+    /// very host is not a cross-site attacker, and some clients send such an `Origin` by default.
+    package func allows(_ origin: String?, host: String? = nil) -> Bool {
         guard let origin else { return true }
         guard let allowed else { return true }
         guard let normalized = Self.normalize(origin) else { return false }
+        if let host, Self.authority(ofOrigin: normalized) == Self.authority(host: host, scheme: Self.scheme(of: normalized)) {
+            return true
+        }
         return allowed.contains(normalized)
+    }
+
+    private static func scheme(of normalized: String) -> String {
+        normalized.hasPrefix("https://") ? "https" : "http"
+    }
+
+    /// `host:port` of a normalized origin, with the scheme's default port made explicit.
+    private static func authority(ofOrigin normalized: String) -> String {
+        let scheme = scheme(of: normalized)
+        let rest = String(normalized.dropFirst(scheme.count + 3))
+        return authority(host: rest, scheme: scheme)
+    }
+
+    /// `host:port` of a `Host` header value, lower-cased, with the default port made explicit.
+    private static func authority(host: String, scheme: String) -> String {
+        let lower = host.lowercased()
+        // An IPv6 literal ends with "]" when it has no port.
+        if let colon = lower.lastIndex(of: ":"), !lower.hasSuffix("]") {
+            return lower[colon...].count > 1 ? lower : String(lower[..<colon]) + (scheme == "https" ? ":443" : ":80")
+        }
+        return lower + (scheme == "https" ? ":443" : ":80")
     }
 
     /// `scheme://host[:port]`, lower-cased, default ports dropped; nil if it is not such a thing.
