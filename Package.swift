@@ -38,6 +38,7 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared"], swiftSettings: strict),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "Shared"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["Shared"], swiftSettings: strict),
+        .testTarget(name: "MessageWorkerTests", dependencies: ["MessageWorker", "Shared"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

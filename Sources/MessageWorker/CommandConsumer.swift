@@ -1,97 +1,111 @@
 import Shared
 
-/// One entry of the command stream.
-struct StreamEntry: Sendable, Equatable {
-    let id: String
-    let fields: [(String, [UInt8])]
-
-    static func == (lhs: StreamEntry, rhs: StreamEntry) -> Bool {
-        lhs.id == rhs.id && lhs.fields.elementsEqual(rhs.fields) { $0.0 == $1.0 && $0.1 == $1.1 }
-    }
-
-    /// Parses an `XREADGROUP` reply: `[[stream, [[id, [field, value, ...]], ...]]]`, or null on timeout.
-    static func parse(readReply reply: RedisValue) -> [StreamEntry] {
-        guard case .array(let streams) = reply else { return [] }
-        var entries: [StreamEntry] = []
-        for stream in streams {
-            guard case .array(let pair) = stream, pair.count == 2, case .array(let items) = pair[1] else { continue }
-            for item in items {
-                guard case .array(let parts) = item, parts.count == 2, let id = parts[0].string else { continue }
-                var fields: [(String, [UInt8])] = []
-                if case .array(let flat) = parts[1] {
-                    var index = 0
-                    while index + 1 < flat.count {
-                        if let name = flat[index].string, let value = flat[index + 1].bytes { fields.append((name, value)) }
-                        index += 2
-                    }
-                }
-                entries.append(StreamEntry(id: id, fields: fields))
-            }
-        }
-        return entries
-    }
-}
-
-/// Reads the command stream as one consumer of the workers' group and acknowledges what it handled.
+/// Reads the command stream as one consumer of the workers' group and carries each batch through
+/// decode → apply (one transaction) → publish (one pipeline) → acknowledge (one `XACK`).
 ///
-/// Skeleton of the message path: it creates the group, first re-reads its own pending entries (left
-/// by a crash of this consumer name), then blocks for new ones. Processing arrives with the messages
-/// issue; today every entry is logged and acknowledged.
+/// Processing is at-least-once: an entry is acknowledged only after its effects are committed and
+/// published. A batch that fails for a transient reason (database or Redis down) is retried in
+/// place, with backoff, for as long as the worker runs; meanwhile its entries are re-claimed to
+/// this consumer (`XCLAIM ... JUSTID`, which leaves delivery counts alone) so no other worker
+/// takes them over as abandoned. Entries of dead consumers are taken over after
+/// `claimIdleMilliseconds` (`XAUTOCLAIM`); one delivered more than `maxDeliveries` times is moved
+/// to the dead-letter stream, answered `processing_failed`, and acknowledged. What to do next is
+/// decided by `WorkerCycle`; this class performs it.
 @LoopActor
 final class CommandConsumer {
     private let reader: RedisClient
     private let commands: RedisClient
+    private let processor: BatchProcessor
     private let configuration: WorkerConfiguration
     private let logger: Logger
     private var running = false
+    private var loopActive = false
+    private var whenStopped: [@LoopActor () -> Void] = []
+
+    /// Commands acknowledged (applied, refused, or dead-lettered).
     private(set) var processed = 0
+    /// Entries moved to the dead-letter stream.
+    private(set) var deadLettered = 0
+    /// Entries taken over from other consumers.
+    private(set) var claimed = 0
+    /// The id the stream was last trimmed to.
+    private(set) var lastTrimID: String?
 
     /// `reader` is a connection of its own: a blocking XREADGROUP would hold up other commands.
-    init(reader: RedisClient, commands: RedisClient, configuration: WorkerConfiguration, logger: Logger) {
+    init(reader: RedisClient, commands: RedisClient, processor: BatchProcessor, configuration: WorkerConfiguration, logger: Logger) {
         self.reader = reader
         self.commands = commands
+        self.processor = processor
         self.configuration = configuration
         self.logger = logger
     }
 
+    /// Starts the loop. Idempotent.
     func start() {
         guard !running else { return }
         running = true
+        guard !loopActive else { return }
+        loopActive = true
         Task { @LoopActor in await self.run() }
     }
 
-    func stop() { running = false }
+    /// Stops after the batch in hand (a blocking read returns within `WORKER_BLOCK_MS`); `then`
+    /// runs once the loop has ended. Entries not acknowledged stay pending for another worker.
+    func stop(then: (@LoopActor () -> Void)? = nil) {
+        running = false
+        if let then {
+            if loopActive { whenStopped.append(then) } else { then() }
+        }
+    }
+
+    // MARK: The loop
 
     private func run() async {
-        var groupReady = false
-        var readPendingFirst = true
-        var backoff: Int64 = 100
+        defer {
+            loopActive = false
+            let callbacks = whenStopped
+            whenStopped = []
+            for callback in callbacks { callback() }
+        }
         // The clients connect in the background; waiting here avoids a spurious failure at start-up.
         _ = await reader.waitUntilConnected(timeoutMilliseconds: 5_000)
         _ = await commands.waitUntilConnected(timeoutMilliseconds: 5_000)
+        var cycle = WorkerCycle(claimIntervalMilliseconds: configuration.claimIntervalMilliseconds,
+                                trimIntervalMilliseconds: configuration.trimIntervalMilliseconds, now: MonotonicClock.now())
         while running {
+            let action = cycle.next(now: MonotonicClock.now())
             do {
-                if !groupReady {
+                switch action {
+                case .createGroup:
                     try await ensureGroup()
-                    groupReady = true
+                    cycle.groupCreated()
+                case .readOwnPending(let after):
+                    let entries = try await readGroup(from: after)
+                    if !entries.isEmpty {
+                        await handle(entries, deliveries: try await deliveryCounts(entries))
+                    }
+                    cycle.ownPendingRead(lastID: entries.last?.id)
+                case .readNew:
+                    let entries = try await readGroup(from: ">")
+                    // New entries were delivered exactly once: to this read.
+                    if !entries.isEmpty { await handle(entries, deliveries: [:]) }
+                    cycle.newRead()
+                case .claim(let cursor):
+                    let next = try await claimIdle(cursor: cursor)
+                    cycle.claimed(nextCursor: next, now: MonotonicClock.now())
+                case .trim:
+                    try await trim()
+                    cycle.trimmed(now: MonotonicClock.now())
+                case .pause(let milliseconds):
+                    await EventLoop.shared.sleep(milliseconds: milliseconds)
                 }
-                // "0" re-reads entries delivered to this consumer but never acknowledged; ">" asks for new ones.
-                let start = readPendingFirst ? "0" : ">"
-                let reply = try await reader.send([
-                    "XREADGROUP", "GROUP", configuration.group, configuration.workerID,
-                    "COUNT", String(configuration.batchSize), "BLOCK", String(configuration.blockMilliseconds),
-                    "STREAMS", configuration.stream, start,
-                ])
-                let entries = StreamEntry.parse(readReply: reply)
-                if readPendingFirst && entries.isEmpty { readPendingFirst = false }
-                if !entries.isEmpty { try await handle(entries) }
-                backoff = 100
             } catch {
-                if case .server(let message) = error as? RedisError, message.hasPrefix("NOGROUP") { groupReady = false }
-                if !running { break }
-                logger.warn("command stream read failed", ["error": .string(String(describing: error)), "retryInMs": .int(backoff)])
-                await EventLoop.shared.sleep(milliseconds: backoff)
-                backoff = min(backoff * 2, 5_000)
+                var groupMissing = false
+                if case .server(let message) = error as? RedisError, message.hasPrefix("NOGROUP") { groupMissing = true }
+                cycle.failed(action, groupMissing: groupMissing, now: MonotonicClock.now())
+                if running {
+                    logger.warn("command stream operation failed", ["action": .string(String(describing: action)), "error": .string(String(describing: error))])
+                }
             }
         }
     }
@@ -106,11 +120,197 @@ final class CommandConsumer {
         }
     }
 
-    private func handle(_ entries: [StreamEntry]) async throws {
-        for entry in entries {
-            logger.debug("command received", ["id": .string(entry.id), "fields": .int(Int64(entry.fields.count))])
+    private func readGroup(from start: String) async throws -> [StreamEntry] {
+        let reply = try await reader.send([
+            "XREADGROUP", "GROUP", configuration.group, configuration.workerID,
+            "COUNT", String(configuration.batchSize), "BLOCK", String(configuration.blockMilliseconds),
+            "STREAMS", configuration.stream, start,
+        ])
+        return StreamEntry.parse(readReply: reply)
+    }
+
+    /// Delivery counts of entries that were delivered before (own pending, claimed): one
+    /// `XPENDING key group id id 1` per entry, in one pipeline.
+    private func deliveryCounts(_ entries: [StreamEntry]) async throws -> [String: Int] {
+        let replies = try await commands.pipeline(entries.map { ["XPENDING", configuration.stream, configuration.group, $0.id, $0.id, "1"] })
+        var counts: [String: Int] = [:]
+        for reply in replies { counts.merge(PendingDetails.deliveryCounts(reply)) { $1 } }
+        return counts
+    }
+
+    /// One `XAUTOCLAIM` page: takes over entries idle longer than the threshold and handles them.
+    private func claimIdle(cursor: String) async throws -> String {
+        let reply = try await commands.send([
+            "XAUTOCLAIM", configuration.stream, configuration.group, configuration.workerID,
+            String(configuration.claimIdleMilliseconds), cursor, "COUNT", String(configuration.batchSize),
+        ])
+        guard let page = AutoclaimReply(reply) else { throw RedisError.protocolError("unexpected XAUTOCLAIM reply") }
+        if !page.deletedIDs.isEmpty {
+            logger.warn("pending commands were trimmed from the stream before being processed", ["ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
         }
-        _ = try await commands.send(["XACK", configuration.stream, configuration.group] + entries.map(\.id))
-        processed += entries.count
+        if !page.entries.isEmpty {
+            claimed += page.entries.count
+            logger.info("claimed idle commands", ["count": .int(Int64(page.entries.count)), "first": .string(page.entries[0].id)])
+            await handle(page.entries, deliveries: try await deliveryCounts(page.entries))
+        }
+        return page.nextCursor
+    }
+
+    /// Trims entries every group has acknowledged: `XTRIM key MINID <oldest pending or last delivered>`.
+    private func trim() async throws {
+        let groups = GroupInfo.parse(try await commands.send(["XINFO", "GROUPS", configuration.stream]))
+        var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
+        for group in groups {
+            var oldest: StreamID?
+            if group.pending > 0 {
+                oldest = PendingDetails.oldestPending(try await commands.send(["XPENDING", configuration.stream, group.name]))
+            }
+            bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
+        }
+        guard let point = TrimPoint.minimumID(bounds) else { return }
+        let removed = try await commands.send(["XTRIM", configuration.stream, "MINID", point.description])
+        lastTrimID = point.description
+        if let count = removed.int, count > 0 {
+            logger.debug("command stream trimmed", ["minID": .string(point.description), "removed": .int(count)])
+        }
+    }
+
+    // MARK: One batch
+
+    /// Carries entries through to acknowledgement. Returns early (without acknowledging) only when
+    /// the worker stops while a dependency is down.
+    private func handle(_ entries: [StreamEntry], deliveries: [String: Int]) async {
+        var outcomes: [String: CommandOutcome] = [:]
+        var batch: [BatchCommand] = []
+        for entry in entries {
+            let count = deliveries[entry.id] ?? 1
+            let decoded = Result { () throws(ChatCommandError) in
+                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
+            }
+            if count > configuration.maxDeliveries {
+                var reply: ReplyAddress?
+                switch decoded {
+                case .success(let envelope): reply = envelope.reply
+                case .failure(.rejected(_, _, let address)): reply = address
+                case .failure(.malformed): break
+                }
+                logger.error("command keeps failing; moving it to the dead-letter stream", [
+                    "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
+                ])
+                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
+                                                    events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
+                continue
+            }
+            switch decoded {
+            case .success(let envelope):
+                batch.append(BatchCommand(entryID: entry.id, envelope: envelope))
+            case .failure(.malformed(let reason)):
+                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
+                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
+            case .failure(.rejected(let error, let userID, let reply)):
+                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code)])
+                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
+            }
+        }
+
+        let ids = entries.map(\.id)
+        var attempt = 0
+        var lastHold = MonotonicClock.now()
+        while !batch.isEmpty {
+            do {
+                for outcome in try await processor.process(batch) { outcomes[outcome.entryID] = outcome }
+                break
+            } catch {
+                guard running else { return }
+                attempt += 1
+                logger.warn("batch not applied; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt)),
+                                                           "commands": .int(Int64(batch.count))])
+                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+            }
+        }
+
+        let ordered = entries.compactMap { outcomes[$0.id] }
+        let fields = Dictionary(entries.map { ($0.id, $0.fields) }) { first, _ in first }
+        var acknowledgeable: [String] = []
+        attempt = 0
+        while true {
+            do {
+                acknowledgeable = try await publish(ordered, fields: fields, deliveries: deliveries)
+                break
+            } catch {
+                guard running else { return }
+                attempt += 1
+                logger.warn("publishing a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
+                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+            }
+        }
+
+        attempt = 0
+        while !acknowledgeable.isEmpty {
+            do {
+                _ = try await commands.send(["XACK", configuration.stream, configuration.group] + acknowledgeable)
+                processed += acknowledgeable.count
+                break
+            } catch {
+                guard running else { return }
+                attempt += 1
+                logger.warn("acknowledging a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
+                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+            }
+        }
+    }
+
+    /// Waits `delay`, and keeps the entries this worker's (resetting their idle time) often enough
+    /// that no other worker claims them while we retry.
+    private func hold(_ ids: [String], delay: Int64, lastHold: inout UInt64) async {
+        await EventLoop.shared.sleep(milliseconds: delay)
+        let refreshEvery = UInt64(max(1, configuration.claimIdleMilliseconds / 3)) * 1_000_000
+        let now = MonotonicClock.now()
+        guard now - lastHold >= refreshEvery else { return }
+        lastHold = now
+        _ = try? await commands.send(["XCLAIM", configuration.stream, configuration.group, configuration.workerID, "0"] + ids + ["JUSTID"])
+    }
+
+    /// Dead letters, events and replies in one pipeline. Returns the entries that may be
+    /// acknowledged: all but those whose dead-letter copy was not written.
+    private func publish(_ outcomes: [CommandOutcome], fields: [String: [(String, [UInt8])]], deliveries: [String: Int]) async throws -> [String] {
+        var pipeline: [RedisCommand] = []
+        var deadLetterSlots: [(index: Int, entryID: String)] = []
+        for outcome in outcomes {
+            if let reason = outcome.deadLetterReason {
+                var command = RedisCommand(["XADD", configuration.deadLetterStream, "MAXLEN", "~", String(configuration.deadLetterMaxLength), "*",
+                                            "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
+                                            "consumer", configuration.workerID])
+                for (name, value) in fields[outcome.entryID] ?? [] {
+                    command.append(name)
+                    command.append(bytes: value)
+                }
+                deadLetterSlots.append((index: pipeline.count, entryID: outcome.entryID))
+                pipeline.append(command)
+            }
+            for event in outcome.events {
+                var command = RedisCommand(["PUBLISH", event.channel])
+                command.append(bytes: event.payload())
+                pipeline.append(command)
+            }
+            if let reply = outcome.reply {
+                var command = RedisCommand(["PUBLISH", reply.channel])
+                command.append(bytes: reply.payload())
+                pipeline.append(command)
+            }
+        }
+        var notWritten = Set<String>()
+        if !pipeline.isEmpty {
+            let replies = try await commands.pipeline(pipeline)
+            for slot in deadLetterSlots {
+                if case .error(let message) = replies[slot.index] {
+                    logger.error("dead-letter write failed; the entry stays pending", ["entry": .string(slot.entryID), "error": .string(message)])
+                    notWritten.insert(slot.entryID)
+                } else {
+                    deadLettered += 1
+                }
+            }
+        }
+        return outcomes.map(\.entryID).filter { !notWritten.contains($0) }
     }
 }

@@ -11,6 +11,8 @@ final class WorkerApp: ServiceApp {
     private var consumer: CommandConsumer?
     private var admin: HTTPServer?
     private var stopping = false
+    private var stopsPending = 0
+    private var finished = false
 
     init(configuration: WorkerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -58,7 +60,8 @@ final class WorkerApp: ServiceApp {
         }
         self.admin = admin
 
-        let consumer = CommandConsumer(reader: reader, commands: commands, configuration: configuration, logger: logger)
+        let processor = BatchProcessor(applier: BatchStore(database: database), logger: logger)
+        let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, configuration: configuration, logger: logger)
         self.consumer = consumer
         consumer.start()
         logger.info("worker started", ["adminPort": .int(Int64(admin.localPort)), "stream": .string(configuration.stream),
@@ -68,12 +71,24 @@ final class WorkerApp: ServiceApp {
     func stop() {
         guard !stopping else { return }
         stopping = true
-        consumer?.stop()
-        guard let admin else { return finish() }
-        admin.shutdown(graceMilliseconds: Int64(configuration.common.shutdownGraceMilliseconds)) { [unowned self] in self.finish() }
+        // The batch in hand is finished (committed, published, acknowledged) before the clients close,
+        // within the shutdown grace period; whatever is not acknowledged stays pending for another worker.
+        let grace = Int64(configuration.common.shutdownGraceMilliseconds)
+        stopsPending = 2
+        _ = EventLoop.shared.schedule(afterMilliseconds: grace + 1_000) { [weak self] in self?.finish() }
+        if let consumer { consumer.stop(then: { [unowned self] in self.partStopped() }) } else { partStopped() }
+        guard let admin else { return partStopped() }
+        admin.shutdown(graceMilliseconds: grace) { [unowned self] in self.partStopped() }
+    }
+
+    private func partStopped() {
+        stopsPending -= 1
+        if stopsPending == 0 { finish() }
     }
 
     private func finish() {
+        guard !finished else { return }
+        finished = true
         for client in redisClients { client.close() }
         database?.close()
         logger.info("worker stopped")

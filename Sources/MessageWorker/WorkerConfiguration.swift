@@ -9,6 +9,13 @@ struct WorkerConfiguration: Sendable {
     var group: String
     var batchSize: Int
     var blockMilliseconds: Int
+    var deadLetterStream: String
+    var deadLetterMaxLength: Int
+    var claimIdleMilliseconds: Int
+    var claimIntervalMilliseconds: Int
+    var maxDeliveries: Int
+    var trimIntervalMilliseconds: Int
+    var maxContentLength: Int
 
     static let settings: [Setting] = [
         Setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server (/health, /ready)"),
@@ -18,6 +25,13 @@ struct WorkerConfiguration: Sendable {
         Setting("CONSUMER_GROUP", "workers", "consumer group shared by all workers"),
         Setting("WORKER_BATCH_SIZE", "128", "most commands read (and committed) per batch"),
         Setting("WORKER_BLOCK_MS", "2000", "how long one XREADGROUP waits for new commands"),
+        Setting("DEAD_LETTER_STREAM", "chat:cmd:dead", "Redis stream for commands that cannot be processed (capped)"),
+        Setting("DEAD_LETTER_MAXLEN", "100000", "approximate cap of the dead-letter stream"),
+        Setting("WORKER_CLAIM_IDLE_MS", "30000", "commands pending this long in another consumer are claimed (XAUTOCLAIM)"),
+        Setting("WORKER_CLAIM_INTERVAL_MS", "5000", "how often a worker looks for idle pending commands"),
+        Setting("WORKER_MAX_DELIVERIES", "5", "a command delivered more often goes to the dead-letter stream"),
+        Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
+        Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
     ] + CommonConfiguration.settings(poolSize: 4)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
@@ -33,6 +47,16 @@ struct WorkerConfiguration: Sendable {
         group = try reader.string("CONSUMER_GROUP")
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)
         blockMilliseconds = try reader.int("WORKER_BLOCK_MS", in: 10...60_000)
+        deadLetterStream = try reader.string("DEAD_LETTER_STREAM")
+        deadLetterMaxLength = try reader.int("DEAD_LETTER_MAXLEN", in: 100...100_000_000)
+        claimIdleMilliseconds = try reader.int("WORKER_CLAIM_IDLE_MS", in: 1...86_400_000)
+        claimIntervalMilliseconds = try reader.int("WORKER_CLAIM_INTERVAL_MS", in: 1...3_600_000)
+        maxDeliveries = try reader.int("WORKER_MAX_DELIVERIES", in: 1...1000)
+        trimIntervalMilliseconds = try reader.int("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
+        maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
+        guard deadLetterStream != stream else {
+            throw ConfigurationError("DEAD_LETTER_STREAM", "must differ from COMMAND_STREAM")
+        }
         guard blockMilliseconds + 1_000 < common.redisCommandTimeoutMilliseconds else {
             throw ConfigurationError("WORKER_BLOCK_MS", "must be at least 1000 ms below REDIS_COMMAND_TIMEOUT_MS (\(common.redisCommandTimeoutMilliseconds))")
         }

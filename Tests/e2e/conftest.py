@@ -126,3 +126,21 @@ def raw_eio():
     yield make
     for conn in conns:
         conn.close()
+
+
+# --- messages (issue 4) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_cluster(module_procs):
+    """Two gateways and two workers (WORKER_CLAIM_IDLE_MS small), shared by a test module."""
+    from support import start_cluster
+
+    return start_cluster(module_procs)
+
+
+@pytest.fixture
+def cluster(chat_cluster):
+    """The module's cluster; after the test every one of its processes must still run."""
+    yield chat_cluster
+    chat_cluster.check_alive()

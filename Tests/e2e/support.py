@@ -940,3 +940,224 @@ class RawEngineIO:
             self.ws.close(timeout=1)
         except Exception:  # teardown only
             pass
+
+
+# --- messages (issue 4): clusters, the message API, message shapes --------------------------------
+
+import re as _re  # noqa: E402  (kept with the section that uses it)
+
+# Workers in these tests claim a dead worker's pending entries after this long (the production
+# default is longer); small so the kill -9 test finishes quickly.
+WORKER_CLAIM_IDLE_MS = 2000
+WORKER_CLAIM_INTERVAL_MS = 500
+ISO_MS = _re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+# Every message object (REST, events, acks) carries at least these fields.
+MESSAGE_KEYS = frozenset({"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
+                          "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt"})
+PERSON_KEYS = ("id", "username", "email")  # seed 000: history's sender / receiver objects
+SECRET_KEY_PARTS = ("password", "hash", "secret", "token")
+
+
+def worker_env(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    env: dict[str, str | None] = {"WORKER_CLAIM_IDLE_MS": str(WORKER_CLAIM_IDLE_MS),
+                                  "WORKER_CLAIM_INTERVAL_MS": str(WORKER_CLAIM_INTERVAL_MS)}
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Cluster:
+    """Gateways and workers started together against the test Postgres/Redis."""
+
+    gateways: list[ChatProcess]
+    workers: list[ChatProcess]
+
+    @property
+    def gw1(self) -> ChatProcess:
+        return self.gateways[0]
+
+    @property
+    def gw2(self) -> ChatProcess:
+        return self.gateways[-1]
+
+    def all(self) -> list[ChatProcess]:
+        return [*self.gateways, *self.workers]
+
+    def check_alive(self) -> None:
+        for cp in self.all():
+            if not cp.stopped:
+                assert cp.alive(), f"{cp.name} on port {cp.port} died (exit {cp.proc.returncode}):\n{cp.log_tail()}"
+
+
+def start_cluster(procs: Processes, gateways: int = 2, workers: int = 2,
+                  gateway_env: dict[str, str | None] | None = None,
+                  worker_extra_env: dict[str, str | None] | None = None) -> Cluster:
+    """Starts the workers first (they run the migrations too), then the gateways."""
+    ws = [procs.worker(worker_env(worker_extra_env)) for _ in range(workers)]
+    gs = [procs.gateway(gateway_env) for _ in range(gateways)]
+    return Cluster(gs, ws)
+
+
+def check_person(obj, user: "User", what: str) -> None:
+    """Seed 000's {id, username, email} object of a user; nothing secret beside it."""
+    assert isinstance(obj, dict), f"{what} should be an object: {obj!r}"
+    for key, want in (("id", user.id), ("username", user.username), ("email", user.email)):
+        assert obj.get(key) == want, f"{what}.{key} should be {want!r}: {obj!r}"
+    leaked = [k for k in obj if any(part in k.lower() for part in SECRET_KEY_PARTS)]
+    assert not leaked, f"{what} leaks {leaked}: {obj!r}"
+
+
+def check_message(msg, **expected) -> dict:
+    """Asserts the message JSON shape (MESSAGE_KEYS, types, ISO-8601 ms times) and the given field
+    values (keyword names are the JSON names, e.g. senderId=..., isRead=False); returns msg."""
+    assert isinstance(msg, dict), f"a message object was expected: {msg!r}"
+    missing = MESSAGE_KEYS - msg.keys()
+    assert not missing, f"message lacks {sorted(missing)}: {msg!r}"
+    for key in ("id", "conversationId", "seq", "senderId", "receiverId"):
+        assert isinstance(msg[key], int) and not isinstance(msg[key], bool) and msg[key] > 0, (
+            f"{key} should be a positive integer: {msg!r}")
+    assert isinstance(msg["content"], str), msg
+    assert msg["type"] in ("text", "image", "file", "voice"), msg
+    assert msg["attachmentUrl"] is None or isinstance(msg["attachmentUrl"], str), msg
+    assert isinstance(msg["clientMsgId"], str) and msg["clientMsgId"], f"clientMsgId should be set: {msg!r}"
+    assert isinstance(msg["isRead"], bool), msg
+    for key in ("createdAt", "updatedAt"):
+        assert isinstance(msg[key], str) and ISO_MS.match(msg[key]), (
+            f"{key} should be ISO 8601 UTC with milliseconds (2024-01-15T10:30:00.000Z): {msg!r}")
+    for key, want in expected.items():
+        assert msg.get(key) == want, f"{key} should be {want!r}, got {msg.get(key)!r} in {msg!r}"
+    return msg
+
+
+def ack_message(ack, **expected) -> dict:
+    """The stored message of a successful sendMessage ack."""
+    assert not (isinstance(ack, dict) and "error" in ack), f"the ack carries an error: {ack!r}"
+    return check_message(ack, **expected)
+
+
+def ack_error(ack) -> tuple[str, str]:
+    """(code, message) of an error ack `[{"error": {"code", "message"}}]`."""
+    assert isinstance(ack, dict) and isinstance(ack.get("error"), dict), f"an error ack was expected: {ack!r}"
+    code, message = ack["error"].get("code"), ack["error"].get("message")
+    assert isinstance(code, str) and code, f"error ack without code: {ack!r}"
+    assert isinstance(message, str) and message, f"error ack without message: {ack!r}"
+    return code, message
+
+
+def since_param(since: dict) -> str:
+    """{conversationId: seq} -> "c:s,c:s" for GET /api/sync?since=."""
+    return ",".join(f"{c}:{s}" for c, s in since.items())
+
+
+class Messages:
+    """The message REST API of one gateway, as one user."""
+
+    def __init__(self, base_url: str, user: "User"):
+        self.api = Api(base_url)
+        self.user = user
+
+    def send(self, receiver_id, content, client_msg_id: str | None = None, **extra) -> requests.Response:
+        body = {"receiverId": receiver_id, "content": content, **extra}
+        if client_msg_id is not None:
+            body["clientMsgId"] = client_msg_id
+        return self.api.post("/api/messages", body, self.user.token)
+
+    def send_ok(self, receiver_id, content, client_msg_id: str | None = None, **extra) -> dict:
+        resp = self.send(receiver_id, content, client_msg_id, **extra)
+        assert resp.status_code == 201, f"POST /api/messages: expected 201, got {resp.status_code} {resp.text}"
+        return check_message(resp.json(), senderId=self.user.id, receiverId=receiver_id, content=content)
+
+    def history_response(self, other_id, **params) -> requests.Response:
+        return self.api.get(f"/api/messages/conversation/{other_id}", self.user.token, params=params or None)
+
+    def history(self, other_id, **params) -> list[dict]:
+        resp = self.history_response(other_id, **params)
+        assert resp.status_code == 200, f"history: {resp.status_code} {resp.text}"
+        body = resp.json()
+        assert isinstance(body, list), f"history should be a JSON array (seed 000): {body!r}"
+        return body
+
+    def conversations(self) -> list[dict]:
+        resp = self.api.get("/api/messages/conversations", self.user.token)
+        assert resp.status_code == 200, f"conversations: {resp.status_code} {resp.text}"
+        body = resp.json()
+        assert isinstance(body, list), f"conversations should be a JSON array (seed 000): {body!r}"
+        return body
+
+    def conversation_with(self, other_id) -> dict | None:
+        found = [c for c in self.conversations() if isinstance(c.get("partner"), dict)
+                 and c["partner"].get("id") == other_id]
+        assert len(found) <= 1, f"two conversations with user {other_id}: {found!r}"
+        return found[0] if found else None
+
+    def unread(self) -> int:
+        resp = self.api.get("/api/messages/unread-count", self.user.token)
+        assert resp.status_code == 200, f"unread-count: {resp.status_code} {resp.text}"
+        body = resp.json()
+        assert isinstance(body, dict) and isinstance(body.get("unreadCount"), int), f"{{unreadCount: n}}: {body!r}"
+        return body["unreadCount"]
+
+    def mark_as_read(self, body) -> requests.Response:
+        return self.api.post("/api/messages/mark-as-read", body, self.user.token)
+
+    def mark_as_read_ok(self, body) -> dict:
+        resp = self.mark_as_read(body)
+        assert resp.status_code == 200, f"mark-as-read {body!r}: {resp.status_code} {resp.text}"
+        answer = resp.json()
+        assert answer.get("message") == "Messages marked as read", f"seed 000 answer expected: {answer!r}"
+        return answer
+
+    def sync_response(self, since: dict | None = None, **params) -> requests.Response:
+        if since:
+            params["since"] = since_param(since)
+        return self.api.get("/api/sync", self.user.token, params=params or None)
+
+    def sync(self, since: dict | None = None, **params) -> dict:
+        resp = self.sync_response(since, **params)
+        assert resp.status_code == 200, f"sync: {resp.status_code} {resp.text}"
+        return check_sync_body(resp.json())
+
+    def sync_all(self, max_rounds: int = 1000) -> dict[int, dict]:
+        """Follows hasMore until every conversation is complete: {conversationId: {"messages": [...],
+        "unreadCount", "lastSeq", "lastReadSeq"}} with every message after seq 0."""
+        result: dict[int, dict] = {}
+        since: dict[int, int] = {}
+        for _ in range(max_rounds):
+            body = self.sync(since)
+            more = False
+            for conv in body["conversations"]:
+                cid = conv["conversationId"]
+                entry = result.setdefault(cid, {"messages": []})
+                entry.update(unreadCount=conv["unreadCount"], lastSeq=conv["lastSeq"],
+                             lastReadSeq=conv["lastReadSeq"])
+                entry["messages"].extend(conv["messages"])
+                if conv["messages"]:
+                    since[cid] = conv["messages"][-1]["seq"]
+                else:
+                    since.setdefault(cid, conv["lastSeq"])
+                more = more or conv["hasMore"]
+            if not more:
+                return result
+        raise AssertionError(f"sync still hasMore after {max_rounds} rounds")
+
+
+def check_sync_body(body) -> dict:
+    """Shape of GET /api/sync and of the socket sync ack."""
+    assert isinstance(body, dict), f"sync body should be an object: {body!r}"
+    assert isinstance(body.get("conversations"), list), f"sync body lacks conversations: {body!r}"
+    assert isinstance(body.get("totalUnread"), int), f"sync body lacks totalUnread: {body!r}"
+    for conv in body["conversations"]:
+        for key in ("conversationId", "lastSeq", "unreadCount", "lastReadSeq"):
+            assert isinstance(conv.get(key), int), f"sync conversation lacks {key}: {conv!r}"
+        assert isinstance(conv.get("messages"), list), f"sync conversation lacks messages: {conv!r}"
+        assert isinstance(conv.get("hasMore"), bool), f"sync conversation lacks hasMore: {conv!r}"
+        seqs = [m.get("seq") for m in conv["messages"]]
+        assert seqs == sorted(seqs), f"sync messages should be oldest first: {seqs}"
+        for m in conv["messages"]:
+            check_message(m, conversationId=conv["conversationId"])
+    return body
+
+
+def psql_rows(settings: Settings, sql: str) -> list[list[str]]:
+    """Rows of a query as lists of strings (psql unaligned output split on '|'; keep '|' out of values)."""
+    return [line.split("|") for line in psql(settings, sql).splitlines() if line]

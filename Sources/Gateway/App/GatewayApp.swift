@@ -10,6 +10,9 @@ final class GatewayApp: ServiceApp {
     private var redis: RedisClient?
     private var server: HTTPServer?
     private var realtime: RealtimeHub?
+    private var submitter: CommandSubmitter?
+    /// Kept here: the router's handlers hold it unowned.
+    private var messageRoutes: MessageRoutes?
     private var hashPool: ThreadPool?
     private var stopping = false
     /// The process exit status once the loop returns.
@@ -67,8 +70,27 @@ final class GatewayApp: ServiceApp {
         }
         accounts.register(on: router)
 
+        let messaging = configuration.messaging
+        let reader = ConversationReader(database: database, presence: NoPresence())
+        let submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messaging.commandStream,
+                                         replyTimeoutMilliseconds: messaging.replyTimeoutMilliseconds)
+        self.submitter = submitter
+        let messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messaging)
+        messageRoutes.register(on: router)
+        self.messageRoutes = messageRoutes
+
         let realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens,
                                    leewaySeconds: configuration.jwtLeewaySeconds, logger: logger)
+        realtime.messaging = SocketMessaging(configuration: messaging, submitter: submitter, reader: reader, redis: redis)
+        realtime.onSessionClosed = { [weak submitter] engineID in submitter?.forgetSocket(engineID) }
+        submitter.onSocketReply = { [weak realtime] reply in realtime?.deliver(reply) }
+        // Without the reply channel a command's answer would be lost: refuse commands instead.
+        submitter.canReceiveReplies = { [weak realtime] in realtime?.channels.gatewayChannelReady ?? false }
+        let replyChannel = ChatChannels.gateway(configuration.gatewayID)
+        realtime.channels.listen(gatewayChannel: replyChannel) { [weak submitter, logger] payload in
+            guard let submitter, !submitter.handleReply(payload) else { return }
+            logger.warn("dropped a malformed command reply", ["channel": .string(replyChannel), "bytes": .int(Int64(payload.count))])
+        }
         var subscriberConfiguration = redisConfiguration
         subscriberConfiguration.clientName = configuration.gatewayID + "-pubsub"
         realtime.start(redis: subscriberConfiguration)
@@ -106,6 +128,7 @@ final class GatewayApp: ServiceApp {
     }
 
     private func finish() {
+        submitter?.close()
         realtime?.close()
         redis?.close()
         database?.close()

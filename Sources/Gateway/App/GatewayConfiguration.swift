@@ -17,6 +17,7 @@ struct GatewayConfiguration: Sendable {
     var hashThreads: Int
     var hashQueueDepth: Int
     var realtime: RealtimeConfiguration
+    var messaging: MessagingConfiguration
 
     static let settings: [Setting] = [
         Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
@@ -43,7 +44,7 @@ struct GatewayConfiguration: Sendable {
         Setting("SOCKETIO_CONNECT_TIMEOUT_MS", "45000", "time a socket has to send its Socket.IO CONNECT"),
         Setting("SOCKETIO_MAX_PAYLOAD_BYTES", "1000000", "largest Engine.IO packet (WebSocket message) accepted (close 1009 beyond)"),
         Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer)"),
-    ] + CommonConfiguration.settings(poolSize: 8)
+    ] + MessagingConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
         common = try CommonConfiguration(reader: reader)
@@ -83,5 +84,6 @@ struct GatewayConfiguration: Sendable {
         hashThreads = try reader.int("HASH_THREADS", in: 1...64)
         hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
         realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
+        messaging = try MessagingConfiguration(reader: reader)
     }
 }

@@ -8,9 +8,14 @@ final class RealtimeHub: HTTPUpgrader {
     let channels: UserChannels
     /// Clock skew tolerated on token expiry, as for REST.
     let leewaySeconds: Int64
+    /// The messaging events (`sendMessage`, `typing`, `sync`, ...); nil until wired.
+    var messaging: SocketMessaging?
+    /// Told when a socket closes, so replies still addressed to it are forgotten.
+    var onSessionClosed: (@LoopActor (_ engineID: String) -> Void)?
     private let tokens: SessionTokens
     private let logger: Logger
-    private var sessions: [ObjectIdentifier: SocketSession] = [:]
+    /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
+    private var sessions: [String: SocketSession] = [:]
     private var connectionsPerIP: [String: Int] = [:]
     private var draining = false
     private var drainWaiters: [@LoopActor () -> Void] = []
@@ -51,7 +56,7 @@ final class RealtimeHub: HTTPUpgrader {
                 guard let self else { return tcp.closeNow() }
                 let connection = WebSocketConnection(tcp: tcp, configuration: self.configuration.webSocket, release: release)
                 let session = SocketSession(connection: connection, hub: self, headerToken: headerToken)
-                self.sessions[ObjectIdentifier(session)] = session
+                self.sessions[session.engineID] = session
                 session.start(leftover: leftover)
             }
         }
@@ -94,8 +99,18 @@ final class RealtimeHub: HTTPUpgrader {
 
     // MARK: Sessions
 
+    /// The open socket with this Engine.IO session id.
+    func session(engineID: String) -> SocketSession? { sessions[engineID] }
+
+    /// A worker's reply to a command of one of this gateway's sockets; dropped if the socket is gone.
+    func deliver(_ reply: ChatReply) {
+        guard let socket = reply.reply.socket, let session = sessions[socket] else { return }
+        SocketMessaging.deliver(reply, to: session)
+    }
+
     func sessionClosed(_ session: SocketSession, userID: Int64?) {
-        guard sessions.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
+        guard sessions.removeValue(forKey: session.engineID) != nil else { return }
+        onSessionClosed?(session.engineID)
         let peer = session.peerAddress
         if let count = connectionsPerIP[peer] {
             connectionsPerIP[peer] = count > 1 ? count - 1 : nil
@@ -109,6 +124,8 @@ final class RealtimeHub: HTTPUpgrader {
     }
 
     private func broadcastResync() {
+        // Also runs after the first connection (the gateway's reply channel is wanted from the start).
+        guard !sessions.isEmpty else { return }
         logger.info("pub/sub restored; telling sockets to resync", ["sockets": .int(Int64(sessions.count))])
         let frame = SocketSession.frame(for: .event("resync", [["reason": "subscription_restored"]]))
         for session in sessions.values { session.sendPublished(frame) }

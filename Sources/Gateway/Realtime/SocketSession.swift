@@ -27,6 +27,8 @@ final class SocketSession: WebSocketConnectionDelegate {
     private var deadlineTimer: TimerHandle?
     private var nextAckID: Int64 = 0
     private var pendingAcks: [Int64: CheckedContinuation<[JSONValue]?, Never>] = [:]
+    /// This socket's typing indicators, created by the first `typing` (see `SocketMessaging`).
+    var typing: TypingRelay?
 
     /// Most server→client acks a socket may have outstanding (`requestServerAck`).
     private static let maxPendingAcks = 16
@@ -97,7 +99,20 @@ final class SocketSession: WebSocketConnectionDelegate {
         connection.sendFrame(frame)
     }
 
-    private func emitError(code: String, message: String, ackID: Int64?) {
+    /// Answers the client's event `ackID` with `arguments` (`43<ackID>[...]`).
+    func sendAck(_ ackID: Int64, _ arguments: [JSONValue]) {
+        guard case .connected = state else { return }
+        send(.ack(id: ackID, arguments))
+    }
+
+    /// Answers the client's event `ackID` with one value.
+    func sendAck(_ ackID: Int64, _ value: JSONValue) {
+        sendAck(ackID, [value])
+    }
+
+    /// Reports a problem with something the client sent: as the ack's `{"error": {code, message}}`
+    /// when it asked for one, as the event `error` otherwise.
+    func emitError(code: String, message: String, ackID: Int64?) {
         let error: JSONValue = ["code": .string(code), "message": .string(message)]
         if let ackID {
             send(.ack(id: ackID, [["error": error]]))
@@ -138,6 +153,9 @@ final class SocketSession: WebSocketConnectionDelegate {
         let acks = pendingAcks
         pendingAcks = [:]
         for continuation in acks.values { continuation.resume(returning: nil) }
+        // The typist is gone: its receivers get stopTyping now rather than after the timeout.
+        typing?.stopAll()
+        typing = nil
         let userID = self.userID
         state = .closed
         hub.sessionClosed(self, userID: userID)
@@ -260,6 +278,11 @@ final class SocketSession: WebSocketConnectionDelegate {
             reauthenticate(first, ackID: packet.ackID, current: principal)
         case "requestServerAck":
             requestServerAck(first, ackID: packet.ackID)
+        case _ where SocketMessaging.events.contains(name):
+            guard let messaging = hub.messaging else {
+                return emitError(code: "messaging_unavailable", message: "messaging is not available on this gateway", ackID: packet.ackID)
+            }
+            messaging.handle(name, first, ackID: packet.ackID, session: self, userID: principal.userID)
         default:
             emitError(code: "unknown_event", message: "unknown event '\(name)'", ackID: packet.ackID)
         }

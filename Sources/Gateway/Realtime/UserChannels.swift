@@ -5,11 +5,18 @@ import Shared
 /// A gateway subscribes to `chat:user:{id}` when the user's first local socket connects and
 /// unsubscribes after the last one leaves, so its subscription count equals its number of distinct
 /// connected users. Every event published there is encoded once and written to each local socket.
+///
+/// The same connection carries the gateway's own channel `chat:gw:{gatewayId}` (workers' replies to
+/// commands), subscribed for the process's lifetime and handed to `gatewayHandler`.
 @LoopActor
 final class UserChannels {
     private var socketsByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
     private var subscriber: RedisSubscriber?
     private let logger: Logger
+    private var gatewayChannel: String?
+    private var gatewayHandler: (@LoopActor ([UInt8]) -> Void)?
+    /// Whether the gateway channel is subscribed right now, i.e. replies can arrive.
+    private(set) var gatewayChannelReady = false
 
     nonisolated static let channelPrefix = "chat:user:"
 
@@ -24,12 +31,38 @@ final class UserChannels {
         let subscriber = RedisSubscriber(configuration: configuration) { [weak self] channel, payload in
             self?.deliver(channel: channel, payload: payload)
         }
-        subscriber.onResubscribed = onResubscribed
-        subscriber.onDisconnected = { [logger] error in
+        subscriber.onResubscribed = { [weak self] in
+            // Every wanted channel, the gateway's included, is subscribed again.
+            if self?.gatewayChannel != nil { self?.gatewayChannelReady = true }
+            onResubscribed()
+        }
+        subscriber.onDisconnected = { [weak self, logger] error in
+            self?.gatewayChannelReady = false
             logger.warn("pub/sub connection lost; sockets will be told to resync", ["error": .string(error.message)])
         }
         subscriber.start()
         self.subscriber = subscriber
+        if let gatewayChannel { subscribeGatewayChannel(gatewayChannel) }
+    }
+
+    /// Routes the payloads of the gateway's own channel to `handler`, subscribing it now (or as soon
+    /// as the connection is up) and again after every reconnect.
+    func listen(gatewayChannel channel: String, _ handler: @escaping @LoopActor ([UInt8]) -> Void) {
+        gatewayChannel = channel
+        gatewayHandler = handler
+        if subscriber != nil { subscribeGatewayChannel(channel) }
+    }
+
+    private func subscribeGatewayChannel(_ channel: String) {
+        guard let subscriber else { return }
+        Task { @LoopActor [weak self] in
+            do throws(RedisError) {
+                try await subscriber.subscribe(channel)
+                self?.gatewayChannelReady = true
+            } catch {
+                // Kept as a wish: the subscriber subscribes it on (re)connection, then onResubscribed runs.
+            }
+        }
     }
 
     func close() { subscriber?.close() }
@@ -69,6 +102,10 @@ final class UserChannels {
     /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
     /// local socket of the user. Malformed payloads are logged and dropped.
     private func deliver(channel: String, payload: [UInt8]) {
+        if channel == gatewayChannel {
+            gatewayHandler?(payload)
+            return
+        }
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
               let sockets = socketsByUser[userID], !sockets.isEmpty else { return }
         guard let frame = Self.eventFrame(payload) else {

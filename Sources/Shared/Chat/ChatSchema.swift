@@ -32,5 +32,51 @@ package enum ChatSchema {
             CREATE INDEX refresh_tokens_family_idx ON refresh_tokens (family_id);
             CREATE INDEX refresh_tokens_user_idx ON refresh_tokens (user_id);
             """),
+        // Conversations with a gap-free seq, members with read pointers, messages with an idempotency
+        // key (DESIGN.md sections 3, 4, 6). unique(conversation_id, seq) is also the history index.
+        // conversations.last_message_id has no foreign key: it is written with the message in one
+        // transaction, and a key would cost an index probe on every send. Deleting a user who sent
+        // messages is refused (no cascade): it would punch holes in conversations' seq sequences.
+        PostgresMigration(version: 3, name: "messages", sql: """
+            CREATE TABLE conversations (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                kind text NOT NULL CONSTRAINT conversations_kind CHECK (kind IN ('direct', 'room')),
+                direct_key text,
+                name text,
+                created_by bigint REFERENCES users (id) ON DELETE SET NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                last_seq bigint NOT NULL DEFAULT 0,
+                last_message_id bigint,
+                last_message_at timestamptz,
+                CONSTRAINT conversations_direct_key_key UNIQUE (direct_key),
+                CONSTRAINT conversations_direct_has_key CHECK ((kind = 'direct') = (direct_key IS NOT NULL)),
+                CONSTRAINT conversations_last_seq_nonnegative CHECK (last_seq >= 0)
+            );
+            CREATE TABLE conversation_members (
+                conversation_id bigint NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+                user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                role text NOT NULL DEFAULT 'member' CONSTRAINT conversation_members_role CHECK (role IN ('admin', 'member')),
+                joined_at timestamptz NOT NULL DEFAULT now(),
+                last_read_seq bigint NOT NULL DEFAULT 0,
+                last_delivered_seq bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (conversation_id, user_id)
+            );
+            CREATE INDEX conversation_members_user_idx ON conversation_members (user_id);
+            CREATE TABLE messages (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                conversation_id bigint NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+                seq bigint NOT NULL,
+                sender_id bigint NOT NULL REFERENCES users (id),
+                client_msg_id text NOT NULL,
+                type text NOT NULL DEFAULT 'text' CONSTRAINT messages_type CHECK (type IN ('text', 'image', 'file', 'voice')),
+                content text NOT NULL,
+                attachment_url text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                edited_at timestamptz,
+                deleted_at timestamptz,
+                CONSTRAINT messages_conversation_seq_key UNIQUE (conversation_id, seq),
+                CONSTRAINT messages_sender_client_msg_id_key UNIQUE (sender_id, client_msg_id)
+            );
+            """),
     ]
 }

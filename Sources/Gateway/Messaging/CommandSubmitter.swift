@@ -1,0 +1,169 @@
+import Shared
+
+/// Appends commands to the command stream and routes the workers' replies back to whoever waits:
+/// a REST request (suspended in `submit`) or a socket (through `onSocketReply`).
+///
+/// Replies arrive on this gateway's channel `chat:gw:{gatewayId}` (subscribed by `UserChannels`).
+/// A REST request, and a socket command that asked for an ack, waits at most `replyTimeout`; after
+/// that it is answered `worker_unavailable` and a late reply is dropped (an ack is answered once).
+@LoopActor
+final class CommandSubmitter {
+    /// Where a socket command's answer goes: the socket's Engine.IO id and its ack id, if any.
+    struct SocketAddress: Hashable, Sendable {
+        var socket: String
+        var ack: Int64
+    }
+
+    private enum Waiting {
+        case reply(ChatReply.Outcome)
+        case timedOut
+        case notSent
+    }
+
+    private let redis: RedisClient
+    let gatewayID: String
+    private let stream: String
+    private let replyTimeoutMilliseconds: Int64
+    /// REST requests waiting for their reply, by request id.
+    private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
+    /// Socket acks waiting for their reply (the timer answers `worker_unavailable`).
+    private var socketAcks: [SocketAddress: TimerHandle] = [:]
+    /// Request ids are this prefix (random per process, so a restarted gateway with the same id
+    /// never matches an old reply) and a counter.
+    private let requestPrefix = SecureRandom.token(byteCount: 6)
+    private var requestCounter: UInt64 = 0
+
+    /// Whether replies can reach this gateway now (its channel is subscribed); when not, commands
+    /// are refused with `redis_unavailable` rather than left to time out.
+    var canReceiveReplies: @LoopActor () -> Bool = { true }
+    /// Delivers a reply (or a synthesized timeout) to a socket.
+    var onSocketReply: (@LoopActor (ChatReply) -> Void)?
+
+    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeoutMilliseconds: Int64) {
+        self.redis = redis
+        self.gatewayID = gatewayID
+        self.stream = stream
+        self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
+    }
+
+    /// Commands waiting for a reply (REST requests and socket acks).
+    var waitingCount: Int { requests.count + socketAcks.count }
+
+    // MARK: Submitting
+
+    /// Appends `command` for `userID` and waits for the worker's result (REST). Throws the worker's
+    /// error as an `APIError`, `redis_unavailable` when it could not be appended, and
+    /// `worker_unavailable` after the reply timeout.
+    func submit(_ command: ChatCommand, userID: Int64) async throws(APIError) -> JSONValue {
+        guard canReceiveReplies() else { throw APIError.redisUnavailable }
+        requestCounter += 1
+        let requestID = requestPrefix + "-" + String(requestCounter)
+        let envelope = CommandEnvelope(command: command, userID: userID,
+                                       reply: ReplyAddress(gateway: gatewayID, request: requestID))
+        // The waiter is registered before XADD is sent: the reply may arrive before XADD's own answer.
+        let waiting = await withCheckedContinuation { (continuation: CheckedContinuation<Waiting, Never>) in
+            let timer = EventLoop.shared.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+                self?.finishRequest(requestID, .timedOut)
+            }
+            requests[requestID] = (continuation, timer)
+            Task { @LoopActor in
+                do throws(RedisError) {
+                    try await self.append(envelope)
+                } catch .unavailable {
+                    self.finishRequest(requestID, .notSent)
+                } catch {
+                    // Timeout or lost connection: the entry may have been appended, so the reply may still come.
+                }
+            }
+        }
+        switch waiting {
+        case .reply(.ok(let result)):
+            return result
+        case .reply(.failed(let code, let message)):
+            var error = ChatErrors.apiError(code: code, message: message)
+            if error.status == .serviceUnavailable { error.headers.replaceOrAdd(name: "Retry-After", value: "1") }
+            throw error
+        case .timedOut:
+            throw ChatErrors.workerUnavailable
+        case .notSent:
+            throw APIError.redisUnavailable
+        }
+    }
+
+    /// Appends a socket's command; the outcome reaches the socket later through `onSocketReply`
+    /// (with `ackID`: always, a timeout included; without: only errors). Throws when the command was
+    /// not appended, so the caller answers at once.
+    func submit(_ command: ChatCommand, userID: Int64, socket: String, ackID: Int64?) async throws(APIError) {
+        guard canReceiveReplies() else { throw APIError.redisUnavailable }
+        let envelope = CommandEnvelope(command: command, userID: userID,
+                                       reply: ReplyAddress(gateway: gatewayID, socket: socket, ack: ackID))
+        if let ackID {
+            let address = SocketAddress(socket: socket, ack: ackID)
+            if let previous = socketAcks[address] { EventLoop.shared.cancel(previous) }
+            socketAcks[address] = EventLoop.shared.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+                self?.socketAckTimedOut(address)
+            }
+        }
+        do throws(RedisError) {
+            try await append(envelope)
+        } catch .unavailable {
+            if let ackID, let timer = socketAcks.removeValue(forKey: SocketAddress(socket: socket, ack: ackID)) {
+                EventLoop.shared.cancel(timer)
+            }
+            throw APIError.redisUnavailable
+        } catch {
+            // May have been appended: the reply (or the ack timeout) answers.
+        }
+    }
+
+    private func append(_ envelope: CommandEnvelope) async throws(RedisError) {
+        // No MAXLEN here: the workers trim the stream without dropping unacknowledged entries.
+        _ = try await redis.send(["XADD", stream, "*"] + envelope.streamFields())
+    }
+
+    // MARK: Replies
+
+    /// A payload published on this gateway's reply channel. Returns false when it is not a reply.
+    @discardableResult
+    func handleReply(_ payload: [UInt8]) -> Bool {
+        guard let reply = ChatReply.parse(payload) else { return false }
+        if let requestID = reply.reply.request {
+            finishRequest(requestID, .reply(reply.outcome))
+        } else if let socket = reply.reply.socket {
+            if let ack = reply.reply.ack {
+                // Answered already (timed out) or never asked for: an ack id is answered once.
+                guard let timer = socketAcks.removeValue(forKey: SocketAddress(socket: socket, ack: ack)) else { return true }
+                EventLoop.shared.cancel(timer)
+            }
+            onSocketReply?(reply)
+        }
+        return true
+    }
+
+    /// A socket closed: its pending acks can no longer be answered.
+    func forgetSocket(_ socket: String) {
+        for (address, timer) in socketAcks where address.socket == socket {
+            EventLoop.shared.cancel(timer)
+            socketAcks.removeValue(forKey: address)
+        }
+    }
+
+    private func finishRequest(_ requestID: String, _ waiting: Waiting) {
+        guard let entry = requests.removeValue(forKey: requestID) else { return }
+        EventLoop.shared.cancel(entry.timer)
+        entry.continuation.resume(returning: waiting)
+    }
+
+    private func socketAckTimedOut(_ address: SocketAddress) {
+        guard socketAcks.removeValue(forKey: address) != nil else { return }
+        onSocketReply?(ChatReply(reply: ReplyAddress(gateway: gatewayID, socket: address.socket, ack: address.ack),
+                                 error: ChatErrors.workerUnavailable))
+    }
+
+    /// Shutdown: every waiting REST request is answered `worker_unavailable` now.
+    func close() {
+        for requestID in Array(requests.keys) { finishRequest(requestID, .timedOut) }
+        for timer in socketAcks.values { EventLoop.shared.cancel(timer) }
+        socketAcks.removeAll()
+    }
+}

@@ -1,0 +1,225 @@
+import Shared
+
+/// The read side of messaging, straight from Postgres (parameterised SQL only): history pages,
+/// the conversation list, unread counts, sync. Writes go through the command stream instead.
+///
+/// Read state is one pointer per member (`last_read_seq`): a message is read when its receiver's
+/// pointer reached its seq, and a member's unread count is `last_seq - last_read_seq`.
+@LoopActor
+final class ConversationReader {
+    private let database: PostgresPool
+    private let presence: any PresenceLookup
+
+    init(database: PostgresPool, presence: any PresenceLookup) {
+        self.database = database
+        self.presence = presence
+    }
+
+    /// Message rows are selected as `ChatMessageRecord.columns` (shared with the workers), so a
+    /// message reads the same in history, events and acks.
+    private static let columns = ChatMessageRecord.columns
+
+    // MARK: Users
+
+    /// Whether a user exists (a quick 404 before a send is enqueued; the worker checks again).
+    func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
+        try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1
+    }
+
+    /// A message this sender already stored under `clientMsgID`, if any (idempotent REST retries).
+    func message(senderID: Int64, clientMsgID: String) async throws(PostgresError) -> JSONValue? {
+        let rows = try await database.query("""
+            SELECT \(Self.columns) FROM \(ChatMessageRecord.tables)
+            WHERE m.sender_id = $1 AND m.client_msg_id = $2
+            """, [.int64(senderID), .string(clientMsgID)])
+        guard let row = rows.first else { return nil }
+        return .object(try ChatMessageRecord(row: row).json)
+    }
+
+    // MARK: History
+
+    /// Seed 000 history with `otherUserID`: oldest first, each message with `isRead` and the
+    /// `sender` / `receiver` objects. nil when the other user does not exist; `[]` before the first
+    /// message. `hasMore` says whether the page stopped short of the requested range's end.
+    func history(userID: Int64, otherUserID: Int64, page: HistoryPage) async throws(PostgresError)
+        -> (messages: [JSONValue], hasMore: Bool)? {
+        let people = try await database.query("""
+            SELECT id, username, email,
+                   (SELECT c.id FROM conversations c WHERE c.direct_key = $3) AS conversation_id
+            FROM users WHERE id = $1 OR id = $2
+            """, [.int64(userID), .int64(otherUserID), .string(Self.directKey(userID, otherUserID))])
+        var persons: [Int64: JSONValue] = [:]
+        var conversationID: Int64?
+        for row in people {
+            let id = try row.int64("id")
+            persons[id] = ["id": .int(id), "username": .string(try row.string("username")), "email": .string(try row.string("email"))]
+            conversationID = try row.optionalInt64("conversation_id")
+        }
+        guard persons[otherUserID] != nil else { return nil }
+        guard let conversationID, userID != otherUserID else { return ([], false) }
+
+        let order = page.fromOldest ? "ASC" : "DESC"
+        let rows = try await database.query("""
+            SELECT \(Self.columns) FROM \(ChatMessageRecord.tables)
+            WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3
+            ORDER BY m.seq \(order) LIMIT $4
+            """, [.int64(conversationID), .int64(page.after ?? 0), .int64(page.before ?? Int64.max), .int(page.limit + 1)])
+        var messages: [JSONValue] = []
+        messages.reserveCapacity(min(rows.count, page.limit))
+        for row in rows.prefix(page.limit) {
+            let message = try ChatMessageRecord(row: row)
+            var json = message.json
+            json["sender"] = persons[message.senderID] ?? .null
+            json["receiver"] = message.receiverID.flatMap { persons[$0] } ?? .null
+            messages.append(.object(json))
+        }
+        if !page.fromOldest { messages.reverse() }
+        return (messages, rows.count > page.limit)
+    }
+
+    /// `direct_key` of the conversation between two users: `"<smaller id>:<larger id>"`.
+    nonisolated static func directKey(_ first: Int64, _ second: Int64) -> String {
+        "\(min(first, second)):\(max(first, second))"
+    }
+
+    // MARK: Conversations
+
+    /// Seed 000 conversation list, most recent first: `partner`, `lastMessage`, `unreadCount`, plus
+    /// `conversationId` and `lastSeq`.
+    func conversations(userID: Int64, limit: Int) async throws(PostgresError) -> [JSONValue] {
+        let rows = try await database.query("""
+            SELECT c.id AS conversation_id, c.last_seq, me.last_read_seq,
+                   p.id AS partner_id, p.username, p.email,
+                   \(Self.milliseconds("p.last_seen_at")) AS last_seen_ms,
+                   m.id AS message_id, m.seq AS message_seq, m.sender_id, m.content,
+                   \(Self.milliseconds("m.created_at")) AS created_ms,
+                   CASE WHEN m.sender_id = me.user_id THEN pm.last_read_seq ELSE me.last_read_seq END >= m.seq AS is_read
+            FROM conversation_members me
+            JOIN conversations c ON c.id = me.conversation_id AND c.kind = 'direct'
+            JOIN conversation_members pm ON pm.conversation_id = c.id AND pm.user_id <> me.user_id
+            JOIN users p ON p.id = pm.user_id
+            LEFT JOIN messages m ON m.id = c.last_message_id
+            WHERE me.user_id = $1
+            ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
+            LIMIT $2
+            """, [.int64(userID), .int(limit)])
+        var partnerIDs: [Int64] = []
+        for row in rows { partnerIDs.append(try row.int64("partner_id")) }
+        let online = await presence.onlineUsers(among: partnerIDs)
+        var list: [JSONValue] = []
+        list.reserveCapacity(rows.count)
+        for row in rows {
+            let partnerID = try row.int64("partner_id")
+            let partner: JSONValue = [
+                "id": .int(partnerID),
+                "username": .string(try row.string("username")),
+                "email": .string(try row.string("email")),
+                "isOnline": .bool(online.contains(partnerID)),
+                "lastSeen": Self.timestamp(try row.optionalInt64("last_seen_ms")),
+            ]
+            var lastMessage = JSONValue.null
+            if let messageID = try row.optionalInt64("message_id") {
+                lastMessage = [
+                    "id": .int(messageID),
+                    "content": .string(try row.string("content")),
+                    "isRead": .bool(try row.bool("is_read")),
+                    "createdAt": Self.timestamp(try row.optionalInt64("created_ms")),
+                    "senderId": .int(try row.int64("sender_id")),
+                    "seq": .int(try row.int64("message_seq")),
+                ]
+            }
+            let lastSeq = try row.int64("last_seq")
+            list.append([
+                "conversationId": .int(try row.int64("conversation_id")),
+                "partner": partner,
+                "lastMessage": lastMessage,
+                "unreadCount": .int(Unread.inConversation(lastSeq: lastSeq, lastReadSeq: try row.int64("last_read_seq"))),
+                "lastSeq": .int(lastSeq),
+            ])
+        }
+        return list
+    }
+
+    /// Unread messages over all of the user's conversations.
+    func unreadCount(userID: Int64) async throws(PostgresError) -> Int64 {
+        let rows = try await database.query("""
+            SELECT coalesce(sum(greatest(c.last_seq - me.last_read_seq, 0)), 0)::bigint AS unread
+            FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+            WHERE me.user_id = $1
+            """, [.int64(userID)])
+        return try rows.first?.int64("unread") ?? 0
+    }
+
+    // MARK: Sync
+
+    /// What a device missed: for each of the user's conversations (most recent first, at most
+    /// `maxConversations`), the messages after the seq the cursor names (after 0 when unnamed),
+    /// oldest first, at most `limit`, with `hasMore`, the read pointer and the unread count.
+    func sync(userID: Int64, cursor: SyncCursor, limit: Int, maxConversations: Int) async throws(PostgresError) -> JSONValue {
+        let memberships = try await database.query("""
+            SELECT c.id AS conversation_id, c.last_seq, me.last_read_seq
+            FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+            WHERE me.user_id = $1
+            ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
+            LIMIT $2
+            """, [.int64(userID), .int(maxConversations)])
+        struct Entry {
+            let id: Int64
+            let lastSeq: Int64
+            let lastReadSeq: Int64
+            let after: Int64
+        }
+        var entries: [Entry] = []
+        var totalUnread: Int64 = 0
+        for row in memberships {
+            let id = try row.int64("conversation_id")
+            let lastSeq = try row.int64("last_seq")
+            let lastReadSeq = try row.int64("last_read_seq")
+            totalUnread += Unread.inConversation(lastSeq: lastSeq, lastReadSeq: lastReadSeq)
+            entries.append(Entry(id: id, lastSeq: lastSeq, lastReadSeq: lastReadSeq, after: cursor.seqs[id] ?? 0))
+        }
+        // One query for every conversation with something new: a LATERAL page per conversation.
+        let behind = entries.filter { $0.after < $0.lastSeq }
+        var messagesByConversation: [Int64: [JSONValue]] = [:]
+        if !behind.isEmpty {
+            let rows = try await database.query("""
+                SELECT \(Self.columns)
+                FROM unnest($1::bigint[], $2::bigint[]) AS wanted(conversation_id, after_seq)
+                CROSS JOIN LATERAL (
+                    SELECT * FROM messages
+                    WHERE conversation_id = wanted.conversation_id AND seq > wanted.after_seq
+                    ORDER BY seq LIMIT $3
+                ) m
+                JOIN conversations c ON c.id = m.conversation_id
+                ORDER BY m.conversation_id, m.seq
+                """, [.string(PostgresArrayLiteral.integers(behind.map(\.id))), .string(PostgresArrayLiteral.integers(behind.map(\.after))),
+                   .int(limit)])
+            for row in rows {
+                let message = try ChatMessageRecord(row: row)
+                messagesByConversation[message.conversationID, default: []].append(.object(message.json))
+            }
+        }
+        let conversations: [JSONValue] = entries.map { entry in
+            let messages = messagesByConversation[entry.id] ?? []
+            return [
+                "conversationId": .int(entry.id),
+                "lastSeq": .int(entry.lastSeq),
+                "lastReadSeq": .int(entry.lastReadSeq),
+                "unreadCount": .int(Unread.inConversation(lastSeq: entry.lastSeq, lastReadSeq: entry.lastReadSeq)),
+                "messages": .array(messages),
+                // The page is full and the conversation goes on beyond it.
+                "hasMore": .bool(entry.after + Int64(messages.count) < entry.lastSeq && messages.count >= limit),
+            ]
+        }
+        return ["conversations": .array(conversations), "totalUnread": .int(totalUnread)]
+    }
+
+    /// SQL for a timestamp as whole milliseconds since the epoch (truncated, as `ChatMessageRecord`).
+    private nonisolated static func milliseconds(_ expression: String) -> String {
+        "floor(extract(epoch FROM \(expression)) * 1000)::bigint"
+    }
+
+    private nonisolated static func timestamp(_ milliseconds: Int64?) -> JSONValue {
+        milliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null
+    }
+}

@@ -1,0 +1,112 @@
+import Shared
+
+/// The message REST API: seed 000's `/api/messages/*` verbatim, plus `POST /api/messages` and
+/// `GET /api/sync`. Reads come straight from Postgres; writes are commands on the stream, answered
+/// when a worker replied.
+@LoopActor
+final class MessageRoutes {
+    private let reader: ConversationReader
+    private let submitter: CommandSubmitter
+    private let configuration: MessagingConfiguration
+
+    init(reader: ConversationReader, submitter: CommandSubmitter, configuration: MessagingConfiguration) {
+        self.reader = reader
+        self.submitter = submitter
+        self.configuration = configuration
+    }
+
+    func register(on router: APIRouter) {
+        router.add(.POST, "/api/messages", authenticated: true) { [unowned self] in try await self.send($0) }
+        router.add(.GET, "/api/messages/conversation/:otherUserId", authenticated: true) { [unowned self] in
+            try await self.history($0)
+        }
+        router.add(.GET, "/api/messages/conversations", authenticated: true) { [unowned self] in
+            try await self.conversations($0)
+        }
+        router.add(.GET, "/api/messages/unread-count", authenticated: true) { [unowned self] in
+            try await self.unreadCount($0)
+        }
+        router.add(.POST, "/api/messages/mark-as-read", authenticated: true) { [unowned self] in
+            try await self.markAsRead($0)
+        }
+        router.add(.GET, "/api/sync", authenticated: true) { [unowned self] in try await self.sync($0) }
+    }
+
+    /// `POST /api/messages`: 201 with the stored message; 200 with the earlier one when this
+    /// sender already stored the same `clientMsgId`.
+    private func send(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let body = try request.jsonObject()
+        let clientGaveID = body["clientMsgId"].map { !$0.isNull } ?? false
+        let message = try MessagePayload.send(.object(body), senderID: userID, maxContentLength: configuration.maxContentLength,
+                                              generatedClientMsgID: ClientMessageID.generate)
+        if clientGaveID, let stored = try await reader.message(senderID: userID, clientMsgID: message.clientMsgID) {
+            return .json(.ok, stored)
+        }
+        guard try await reader.userExists(message.receiverID) else { throw ChatErrors.userNotFound }
+        let stored = try await submitter.submit(.send(message), userID: userID)
+        return .json(.created, stored)
+    }
+
+    /// `GET /api/messages/conversation/:otherUserId?before=&after=&limit=`: oldest first. The
+    /// `X-Has-More` header says whether the range holds more than this page.
+    private func history(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let otherUserID = try request.idParameter("otherUserId")
+        let http = request.http
+        let page = try HistoryPage(before: http.queryParameter("before"), after: http.queryParameter("after"),
+                                   limit: http.queryParameter("limit"), defaultLimit: configuration.historyDefaultLimit,
+                                   maxLimit: configuration.historyMaxLimit)
+        guard let history = try await reader.history(userID: userID, otherUserID: otherUserID, page: page) else {
+            throw APIError(.notFound, code: "user_not_found", message: "no user with id \(otherUserID)")
+        }
+        var response = HTTPResponse.json(.ok, .array(history.messages))
+        response.headers.replaceOrAdd(name: "X-Has-More", value: history.hasMore ? "true" : "false")
+        return response
+    }
+
+    /// `GET /api/messages/conversations?limit=`: most recent first.
+    private func conversations(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let limit = try HistoryPage.limit(request.http.queryParameter("limit"), default: configuration.maxConversations,
+                                          max: configuration.maxConversations)
+        return .json(.ok, .array(try await reader.conversations(userID: userID, limit: limit)))
+    }
+
+    /// `GET /api/messages/unread-count` → `{"unreadCount": n}`.
+    private func unreadCount(_ request: APIRequest) async throws -> HTTPResponse {
+        let count = try await reader.unreadCount(userID: try request.caller.userID)
+        return .json(.ok, ["unreadCount": .int(count)])
+    }
+
+    /// `POST /api/messages/mark-as-read` `{messageIds}` or `{senderId}` → seed 000's answer plus `count`.
+    private func markAsRead(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let body = try request.jsonObject()
+        var answer: JSONObject = ["message": "Messages marked as read", "count": 0]
+        if let command = try MessagePayload.markAsRead(body, readerID: userID) {
+            let result = try await submitter.submit(command, userID: userID)
+            answer["count"] = .int(result["count"]?.int64Value ?? 0)
+            if let lastReadSeq = result["lastReadSeq"] { answer["lastReadSeq"] = lastReadSeq }
+        }
+        return .json(.ok, .object(answer))
+    }
+
+    /// `GET /api/sync?since=<conversationId>:<seq>,...&limit=`.
+    private func sync(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let cursor = try SyncCursor(query: request.http.queryParameter("since"))
+        let limit = try HistoryPage.limit(request.http.queryParameter("limit"), default: configuration.syncMaxLimit,
+                                          max: configuration.syncMaxLimit)
+        return .json(.ok, try await reader.sync(userID: userID, cursor: cursor, limit: limit,
+                                                maxConversations: configuration.maxConversations))
+    }
+}
+
+/// Ids the gateway gives messages whose client sent no `clientMsgId`.
+enum ClientMessageID {
+    /// `g-` and 16 random bytes in URL-safe base64 (22 characters of `[A-Za-z0-9_-]`).
+    static func generate() -> String {
+        "g-" + SecureRandom.token(byteCount: 16)
+    }
+}

@@ -1,0 +1,59 @@
+import Shared
+
+/// Messaging settings of the gateway: where commands go, how long REST waits for a worker, the
+/// content limit checked before enqueueing, and the typing relay's timing.
+struct MessagingConfiguration: Sendable {
+    /// The Redis stream commands are appended to (the workers read it with their group).
+    var commandStream: String
+    /// How long a REST write (or a socket command with an ack) waits for the worker's reply.
+    var replyTimeoutMilliseconds: Int64
+    /// Most Unicode scalars in a message's `content` (the worker checks again with its own setting).
+    var maxContentLength: Int
+    /// A `typing` without a follow-up for this long ends with an automatic `stopTyping`.
+    var typingTimeoutMilliseconds: Int64
+    /// Repeated `typing` events to one receiver within this interval only re-arm the deadline.
+    var typingRepeatMilliseconds: Int64
+    /// Receivers one socket may be typing to at the same time.
+    var maxTypingReceivers: Int
+    /// Default and largest page of `GET /api/messages/conversation/:id`.
+    var historyDefaultLimit: Int
+    var historyMaxLimit: Int
+    /// Largest `limit` (messages per conversation) of a sync.
+    var syncMaxLimit: Int
+    /// Most conversations one sync or conversation list covers (most recent first).
+    var maxConversations: Int
+
+    static let settings: [Setting] = [
+        Setting("COMMAND_STREAM", "chat:cmd", "Redis stream the gateway appends message commands to (same as the workers')"),
+        Setting("COMMAND_REPLY_TIMEOUT_MS", "10000", "how long a write waits for a message worker before answering 503 worker_unavailable"),
+        Setting("MESSAGE_MAX_LENGTH", "4000", "most characters (Unicode scalars) in a message's content"),
+        Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),
+        Setting("TYPING_REPEAT_MS", "1000", "repeated typing events within this interval are not relayed again (the deadline is re-armed)"),
+    ]
+
+    /// The defaults, for tests.
+    init() {
+        commandStream = ChatChannels.commandStream
+        replyTimeoutMilliseconds = 10_000
+        maxContentLength = ChatLimits.maxContentLength
+        typingTimeoutMilliseconds = 5_000
+        typingRepeatMilliseconds = 1_000
+        maxTypingReceivers = 32
+        historyDefaultLimit = 50
+        historyMaxLimit = 200
+        syncMaxLimit = 200
+        maxConversations = 1000
+    }
+
+    init(reader: SettingsReader) throws(ConfigurationError) {
+        self.init()
+        commandStream = try reader.string("COMMAND_STREAM")
+        replyTimeoutMilliseconds = Int64(try reader.int("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000))
+        maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
+        typingTimeoutMilliseconds = Int64(try reader.int("TYPING_TIMEOUT_MS", in: 500...60_000))
+        typingRepeatMilliseconds = Int64(try reader.int("TYPING_REPEAT_MS", in: 0...60_000))
+        guard typingRepeatMilliseconds < typingTimeoutMilliseconds else {
+            throw ConfigurationError("TYPING_REPEAT_MS", "must be below TYPING_TIMEOUT_MS (\(typingTimeoutMilliseconds))")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Shared
+
+/// The messaging events of a socket: `sendMessage`, `messageRead`, `markAllAsRead` (commands on the
+/// stream, answered by the worker's reply), `typing` / `stopTyping` (relayed through Redis
+/// directly) and `sync` (read from Postgres). Every argument is validated before anything is
+/// enqueued; a problem is answered as the ack's error or an `error` event, never by disconnecting.
+@LoopActor
+final class SocketMessaging {
+    let configuration: MessagingConfiguration
+    private let submitter: CommandSubmitter
+    private let reader: ConversationReader
+    private let redis: RedisClient
+    private let typingLimits: TypingState.Limits
+
+    /// The events this class answers.
+    static let events: Set<String> = ["sendMessage", "messageRead", "markAllAsRead", "typing", "stopTyping", "sync"]
+
+    init(configuration: MessagingConfiguration, submitter: CommandSubmitter, reader: ConversationReader, redis: RedisClient) {
+        self.configuration = configuration
+        self.submitter = submitter
+        self.reader = reader
+        self.redis = redis
+        typingLimits = TypingState.Limits(timeout: UInt64(configuration.typingTimeoutMilliseconds) * 1_000_000,
+                                          repeatInterval: UInt64(configuration.typingRepeatMilliseconds) * 1_000_000,
+                                          maxReceivers: configuration.maxTypingReceivers)
+    }
+
+    /// Handles a messaging event of a connected socket.
+    func handle(_ name: String, _ argument: JSONValue, ackID: Int64?, session: SocketSession, userID: Int64) {
+        do throws(APIError) {
+            switch name {
+            case "sendMessage":
+                let message = try MessagePayload.send(argument, senderID: userID, maxContentLength: configuration.maxContentLength,
+                                                      generatedClientMsgID: ClientMessageID.generate)
+                enqueue(.send(message), userID: userID, ackID: ackID, session: session)
+            case "messageRead":
+                enqueue(try MessagePayload.messageRead(argument), userID: userID, ackID: ackID, session: session)
+            case "markAllAsRead":
+                enqueue(try MessagePayload.markAllAsRead(argument, readerID: userID), userID: userID, ackID: ackID, session: session)
+            case "typing":
+                let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
+                guard typingRelay(of: session, userID: userID).typing(to: receiverID) else {
+                    throw APIError(.tooManyRequests, code: "too_many_typing_targets",
+                                   message: "typing to at most \(configuration.maxTypingReceivers) users at once")
+                }
+                if let ackID { session.sendAck(ackID, ["ok": true]) }
+            case "stopTyping":
+                let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
+                session.typing?.stopTyping(to: receiverID)
+                if let ackID { session.sendAck(ackID, ["ok": true]) }
+            case "sync":
+                let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
+                let cursor = try SyncCursor(object: body["since"])
+                let limit = try Self.limit(body["limit"], max: configuration.syncMaxLimit)
+                sync(userID: userID, cursor: cursor, limit: limit, ackID: ackID, session: session)
+            default:
+                session.emitError(code: "unknown_event", message: "unknown event '\(name)'", ackID: ackID)
+            }
+        } catch {
+            session.emitError(code: error.code, message: error.message, ackID: ackID)
+        }
+    }
+
+    /// A worker's reply for a socket of this gateway: the ack (`[<result>]` or
+    /// `[{"error": {code, message}}]`) when the socket asked for one, else the event `error` on failure.
+    static func deliver(_ reply: ChatReply, to session: SocketSession) {
+        if let ack = reply.reply.ack {
+            session.sendAck(ack, [reply.outcome.ackArgument])
+        } else if case .failed(let code, let message) = reply.outcome {
+            session.emitError(code: code, message: message, ackID: nil)
+        }
+        // Success without an ack: the events on the user's channel (messageSent, ...) say it all.
+    }
+
+    // MARK: Commands
+
+    private func enqueue(_ command: ChatCommand, userID: Int64, ackID: Int64?, session: SocketSession) {
+        let socket = session.engineID
+        Task { @LoopActor in
+            do throws(APIError) {
+                try await self.submitter.submit(command, userID: userID, socket: socket, ackID: ackID)
+            } catch {
+                session.emitError(code: error.code, message: error.message, ackID: ackID)
+            }
+        }
+    }
+
+    // MARK: Sync
+
+    private func sync(userID: Int64, cursor: SyncCursor, limit: Int, ackID: Int64?, session: SocketSession) {
+        Task { @LoopActor in
+            do {
+                let body = try await self.reader.sync(userID: userID, cursor: cursor, limit: limit,
+                                                      maxConversations: self.configuration.maxConversations)
+                if let ackID { session.sendAck(ackID, [body]) } else { session.emit("sync", body) }
+            } catch {
+                let apiError = APIError.from(error)
+                session.emitError(code: apiError.code, message: apiError.message, ackID: ackID)
+            }
+        }
+    }
+
+    private static func limit(_ value: JSONValue?, max: Int) throws(APIError) -> Int {
+        guard let value, !value.isNull else { return max }
+        guard let limit = value.int64Value, (1...Int64(max)).contains(limit) else {
+            throw APIError.validation("field 'limit' must be an integer from 1 to \(max)")
+        }
+        return Int(limit)
+    }
+
+    // MARK: Typing
+
+    private func typingRelay(of session: SocketSession, userID: Int64) -> TypingRelay {
+        if let relay = session.typing { return relay }
+        let redis = self.redis
+        let relay = TypingRelay(senderID: userID, limits: typingLimits) { event, payload, receiverID in
+            let message: JSONValue = ["event": .string(event), "data": payload]
+            let command = ["PUBLISH", ChatChannels.user(receiverID), message.jsonString]
+            // Ephemeral: a lost indicator is corrected by the next one or by the automatic stop.
+            Task { @LoopActor in _ = try? await redis.send(command) }
+        }
+        session.typing = relay
+        return relay
+    }
+}
+
+extension ChatReply.Outcome {
+    /// The Socket.IO ack argument: the result, or `{"error": {code, message}}`.
+    var ackArgument: JSONValue {
+        switch self {
+        case .ok(let result): result
+        case .failed(let code, let message): ["error": ["code": .string(code), "message": .string(message)]]
+        }
+    }
+}

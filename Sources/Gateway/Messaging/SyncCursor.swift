@@ -1,0 +1,115 @@
+import Shared
+
+/// What a reconnecting device already holds: for each conversation it names, the highest `seq` it
+/// has. Sync answers with what came after. Two spellings, one meaning:
+/// - REST `GET /api/sync?since=12:40,13:0` (`<conversationId>:<seq>` pairs, comma-separated);
+/// - socket `sync {"since": {"12": 40, "13": 0}}`.
+/// Pure: text or JSON in, cursor or a 422 naming the field out.
+struct SyncCursor: Sendable, Equatable {
+    /// conversation id → last seq held (0 = nothing yet).
+    var seqs: [Int64: Int64]
+
+    /// Conversations one cursor may name.
+    static let maxConversations = 1000
+
+    init(seqs: [Int64: Int64] = [:]) {
+        self.seqs = seqs
+    }
+
+    /// Parses the `since` query parameter; nil or empty names nothing.
+    init(query: String?) throws(APIError) {
+        self.init()
+        guard let query, !query.isEmpty else { return }
+        let pairs = query.split(separator: ",", omittingEmptySubsequences: false)
+        guard pairs.count <= Self.maxConversations else { throw Self.tooMany }
+        for pair in pairs {
+            let parts = pair.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let conversation = Self.number(parts[0]), conversation > 0,
+                  let seq = Self.number(parts[1]) else {
+                throw APIError.validation("parameter 'since' must be '<conversationId>:<seq>' pairs separated by commas, e.g. since=12:40,13:0")
+            }
+            try add(conversation, seq)
+        }
+    }
+
+    /// Parses the socket form: an object of `"<conversationId>": seq`; nil or null names nothing.
+    init(object: JSONValue?) throws(APIError) {
+        self.init()
+        switch object {
+        case nil, .null?:
+            return
+        case .object(let members)?:
+            guard members.count <= Self.maxConversations else { throw Self.tooMany }
+            for (key, value) in members {
+                guard let conversation = Self.number(Substring(key)), conversation > 0,
+                      let seq = value.int64Value, seq >= 0 else {
+                    throw APIError.validation("field 'since' must map conversation ids to seqs, e.g. {\"12\": 40}")
+                }
+                try add(conversation, seq)
+            }
+        default:
+            throw APIError.validation("field 'since' must be an object mapping conversation ids to seqs")
+        }
+    }
+
+    private mutating func add(_ conversation: Int64, _ seq: Int64) throws(APIError) {
+        guard seqs.updateValue(seq, forKey: conversation) == nil else {
+            throw APIError.validation("'since' names conversation \(conversation) twice")
+        }
+    }
+
+    private static let tooMany = APIError.validation("'since' may name at most \(maxConversations) conversations")
+
+    /// A non-negative decimal of at most 18 digits.
+    private static func number(_ text: Substring) -> Int64? {
+        guard (1...18).contains(text.utf8.count),
+              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
+    }
+}
+
+/// Which slice of a conversation's history a page asks for (`?before=`, `?after=`, `?limit=`).
+struct HistoryPage: Sendable, Equatable {
+    /// Only messages with a smaller seq (older).
+    var before: Int64?
+    /// Only messages with a larger seq (newer).
+    var after: Int64?
+    var limit: Int
+
+    /// Which end the page is taken from: with `after` the oldest matching messages (reading
+    /// forward), otherwise the newest (scrolling back). Pages are always returned oldest first.
+    var fromOldest: Bool { after != nil }
+
+    init(before: Int64? = nil, after: Int64? = nil, limit: Int) {
+        self.before = before
+        self.after = after
+        self.limit = limit
+    }
+
+    /// Parses the query parameters; `limit` defaults to `defaultLimit` and must be 1...`maxLimit`.
+    init(before: String?, after: String?, limit: String?, defaultLimit: Int, maxLimit: Int) throws(APIError) {
+        self.before = try Self.seq(before, "before")
+        self.after = try Self.seq(after, "after")
+        self.limit = try Self.limit(limit, default: defaultLimit, max: maxLimit)
+        if let lower = self.after, let upper = self.before, upper <= lower {
+            throw APIError.validation("parameter 'before' must be greater than 'after'")
+        }
+    }
+
+    /// A `limit` query parameter: absent means `default`; otherwise an integer in 1...`max`.
+    static func limit(_ text: String?, default defaultValue: Int, max: Int) throws(APIError) -> Int {
+        guard let text else { return defaultValue }
+        guard let value = Int(text), (1...max).contains(value) else {
+            throw APIError.validation("parameter 'limit' must be an integer from 1 to \(max)")
+        }
+        return value
+    }
+
+    private static func seq(_ text: String?, _ name: String) throws(APIError) -> Int64? {
+        guard let text else { return nil }
+        guard let value = Int64(text), value >= 0 else {
+            throw APIError.validation("parameter '\(name)' must be a non-negative integer (a message seq)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,75 @@
+import Shared
+
+/// One socket's typing indicators: relays `typing` / `stopTyping` `{senderId, receiverId}` to the
+/// receiver's user channel (every device, any gateway; never the stream or the database), and
+/// sends `stopTyping` by itself when the typist falls silent or the socket goes away.
+/// The decisions are `TypingState`'s; this class owns the timer and publishes.
+@LoopActor
+final class TypingRelay {
+    private let senderID: Int64
+    private var state: TypingState
+    private let publish: @LoopActor (_ event: String, _ payload: JSONValue, _ receiverID: Int64) -> Void
+    private var timer: TimerHandle?
+    private var timerDeadline: UInt64?
+
+    init(senderID: Int64, limits: TypingState.Limits,
+         publish: @escaping @LoopActor (_ event: String, _ payload: JSONValue, _ receiverID: Int64) -> Void) {
+        self.senderID = senderID
+        state = TypingState(limits: limits)
+        self.publish = publish
+    }
+
+    /// `typing {receiverId}`; false when refused (too many receivers at once).
+    func typing(to receiverID: Int64) -> Bool {
+        switch state.typing(to: receiverID, now: MonotonicClock.now()) {
+        case .publish:
+            relay("typing", to: receiverID)
+        case .rearmed:
+            break
+        case .refused:
+            return false
+        }
+        armTimer()
+        return true
+    }
+
+    /// `stopTyping {receiverId}`: relayed only when this socket was typing to that receiver.
+    func stopTyping(to receiverID: Int64) {
+        if state.stopTyping(to: receiverID) { relay("stopTyping", to: receiverID) }
+        armTimer()
+    }
+
+    /// The socket closed: every live indicator stops now.
+    func stopAll() {
+        for receiverID in state.stopAll() { relay("stopTyping", to: receiverID) }
+        cancelTimer()
+    }
+
+    private func relay(_ event: String, to receiverID: Int64) {
+        publish(event, ["senderId": .int(senderID), "receiverId": .int(receiverID)], receiverID)
+    }
+
+    /// Keeps one timer at the earliest deadline. Deadlines only move later, so an armed timer
+    /// that fires early just finds nothing due and re-arms.
+    private func armTimer() {
+        guard let deadline = state.nextDeadline else { return cancelTimer() }
+        if let timerDeadline, timerDeadline <= deadline, timer != nil { return }
+        cancelTimer()
+        let now = MonotonicClock.now()
+        let milliseconds = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
+        timerDeadline = deadline
+        timer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            self.timerDeadline = nil
+            for receiverID in self.state.expire(now: MonotonicClock.now()) { self.relay("stopTyping", to: receiverID) }
+            self.armTimer()
+        }
+    }
+
+    private func cancelTimer() {
+        if let timer { EventLoop.shared.cancel(timer) }
+        timer = nil
+        timerDeadline = nil
+    }
+}

@@ -1,0 +1,492 @@
+import Shared
+
+/// A decoded command and the stream entry it came from.
+struct BatchCommand: Sendable, Equatable {
+    let entryID: String
+    let envelope: CommandEnvelope
+}
+
+/// One `conversation_members` row.
+struct MemberKey: Hashable, Comparable, Sendable {
+    let conversationID: Int64
+    let userID: Int64
+
+    static func < (lhs: MemberKey, rhs: MemberKey) -> Bool {
+        (lhs.conversationID, lhs.userID) < (rhs.conversationID, rhs.userID)
+    }
+}
+
+/// The idempotency key of a send: `unique(sender_id, client_msg_id)`.
+struct IdempotencyKey: Hashable, Sendable {
+    let senderID: Int64
+    let clientMsgID: String
+}
+
+/// A direct conversation a batch sends in, and who creates it if it does not exist yet.
+struct ConversationToCreate: Sendable, Equatable {
+    let directKey: String
+    let createdBy: Int64
+    let members: [Int64]
+}
+
+/// What the batch's transaction read (under row locks) before writing.
+struct BatchSnapshot: Sendable {
+    /// Conversations by direct key, locked: `last_seq` cannot move under us.
+    var conversations: [String: (id: Int64, lastSeq: Int64)] = [:]
+    /// Messages named by read commands, by id.
+    var messages: [Int64: ChatMessageRecord] = [:]
+    /// Messages already stored under a send's idempotency key, with their conversation's `last_seq`.
+    var existing: [IdempotencyKey: (record: ChatMessageRecord, conversationLastSeq: Int64)] = [:]
+    /// `last_read_seq` of the memberships `MessageBatch.memberKeys` named (absent: not a member).
+    var pointers: [MemberKey: Int64] = [:]
+    /// Total unread of the users `MessageBatch.totalUserIDs` named, before the batch.
+    var totals: [Int64: Int64] = [:]
+}
+
+/// A message row to insert.
+struct NewMessageRow: Sendable, Equatable {
+    let conversationID: Int64
+    let seq: Int64
+    let senderID: Int64
+    let receiverID: Int64
+    let clientMsgID: String
+    let type: MessageType
+    let content: String
+    let attachmentURL: String?
+}
+
+/// What `INSERT ... RETURNING` gave back for a new row.
+struct InsertedMessage: Sendable, Equatable {
+    let id: Int64
+    let conversationID: Int64
+    let seq: Int64
+    let createdAtMilliseconds: Int64
+}
+
+/// The writes a batch needs after planning.
+struct BatchWrites: Sendable, Equatable {
+    /// New rows, seqs already assigned (gap-free per conversation, in stream order).
+    var messages: [NewMessageRow] = []
+    /// Final read pointers of the memberships that moved, sorted by key (lock order).
+    var pointers: [(key: MemberKey, lastReadSeq: Int64)] = []
+
+    static func == (lhs: BatchWrites, rhs: BatchWrites) -> Bool {
+        lhs.messages == rhs.messages && lhs.pointers.elementsEqual(rhs.pointers) { $0.key == $1.key && $0.lastReadSeq == $1.lastReadSeq }
+    }
+}
+
+/// What to tell whom about one command once the batch committed.
+struct CommandOutcome: Sendable, Equatable {
+    let entryID: String
+    /// The answer for the originating socket or request (nil: the command had no reply address).
+    var reply: ChatReply?
+    /// Events for users' devices.
+    var events: [ChatEvent]
+    /// Set when the entry is to be moved to the dead-letter stream.
+    var deadLetterReason: String?
+}
+
+/// The pure core of a batch: given the commands and what the database holds, decides every seq,
+/// pointer move, unread count, reply and event. The I/O shell (`BatchStore`) runs its queries in
+/// this order: `userIDsToCheck` → `recordExistingUsers` → conversations (`conversationsToCreate`,
+/// `conversationKeys`), `messageIDs`, `idempotencyKeys` → `memberKeys` → `totalUserIDs` → `plan` →
+/// insert → `conversationUpdates`, pointers → commit → `outcomes`.
+struct MessageBatch: Sendable {
+    let commands: [BatchCommand]
+
+    private enum MessageReference: Sendable {
+        case stored(ChatMessageRecord)
+        case new(Int)
+    }
+
+    private enum Planned: Sendable {
+        case failed(APIError)
+        case send(MessageReference, receiverID: Int64, unreadCount: Int64, totalUnread: Int64, isRead: Bool)
+        case done(result: JSONValue, events: [ChatEvent])
+    }
+
+    private var planned: [Planned?]
+    private var writes = BatchWrites()
+
+    init(commands: [BatchCommand]) {
+        self.commands = commands
+        planned = Array(repeating: nil, count: commands.count)
+    }
+
+    /// Commands still to be applied (not refused by an earlier step).
+    private var active: some Sequence<(offset: Int, element: BatchCommand)> {
+        commands.enumerated().lazy.filter { self.planned[$0.offset] == nil }
+    }
+
+    private var activeSends: [(userID: Int64, message: SendMessage)] {
+        active.compactMap { entry in
+            if case .send(let message) = entry.element.envelope.command { return (entry.element.envelope.userID, message) }
+            return nil
+        }
+    }
+
+    // MARK: Before the transaction
+
+    /// Senders and receivers of sends, to check they exist (one query for the batch).
+    var userIDsToCheck: [Int64] {
+        var ids = Set<Int64>()
+        for (userID, message) in activeSends {
+            ids.insert(userID)
+            ids.insert(message.receiverID)
+        }
+        return ids.sorted()
+    }
+
+    /// Refuses sends whose receiver (or sender: an account deleted while its token lives) is not in
+    /// `existing` with `user_not_found`.
+    mutating func recordExistingUsers(_ existing: Set<Int64>) {
+        for (index, command) in commands.enumerated() where planned[index] == nil {
+            guard case .send(let message) = command.envelope.command else { continue }
+            if !existing.contains(message.receiverID) {
+                planned[index] = .failed(ChatErrors.userNotFound)
+            } else if !existing.contains(command.envelope.userID) {
+                planned[index] = .failed(APIError(.notFound, code: "user_not_found", message: "your account does not exist"))
+            }
+        }
+    }
+
+    // MARK: Reads inside the transaction
+
+    /// Direct conversations the sends need, sorted by key (the order rows are created and locked in).
+    var conversationsToCreate: [ConversationToCreate] {
+        var seen: [String: ConversationToCreate] = [:]
+        for (userID, message) in activeSends {
+            let key = DirectConversation.key(userID, message.receiverID)
+            if seen[key] == nil {
+                seen[key] = ConversationToCreate(directKey: key, createdBy: userID, members: [min(userID, message.receiverID), max(userID, message.receiverID)])
+            }
+        }
+        return seen.keys.sorted().compactMap { seen[$0] }
+    }
+
+    /// Direct keys of every conversation the batch writes or reads through (sends and readAll), sorted.
+    var conversationKeys: [String] {
+        var keys = Set(conversationsToCreate.map(\.directKey))
+        for (_, command) in active {
+            if case .readAll(let senderID) = command.envelope.command, senderID != command.envelope.userID {
+                keys.insert(DirectConversation.key(command.envelope.userID, senderID))
+            }
+        }
+        return keys.sorted()
+    }
+
+    /// Messages named by read commands.
+    var messageIDs: [Int64] {
+        var ids = Set<Int64>()
+        for (_, command) in active {
+            switch command.envelope.command {
+            case .read(let id): ids.insert(id)
+            case .readMany(let list): ids.formUnion(list)
+            default: break
+            }
+        }
+        return ids.sorted()
+    }
+
+    /// Idempotency keys of the sends.
+    var idempotencyKeys: [IdempotencyKey] {
+        var seen = Set<IdempotencyKey>()
+        var keys: [IdempotencyKey] = []
+        for (userID, message) in activeSends {
+            let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
+            if seen.insert(key).inserted { keys.append(key) }
+        }
+        return keys
+    }
+
+    /// Memberships whose pointers the batch reads or moves, sorted (the order rows are locked in).
+    func memberKeys(_ snapshot: BatchSnapshot) -> [MemberKey] {
+        var keys = Set<MemberKey>()
+        for (_, command) in active {
+            let userID = command.envelope.userID
+            switch command.envelope.command {
+            case .send(let message):
+                if let stored = snapshot.existing[IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)] {
+                    keys.insert(MemberKey(conversationID: stored.record.conversationID, userID: stored.record.senderID))
+                    if let receiver = stored.record.receiverID { keys.insert(MemberKey(conversationID: stored.record.conversationID, userID: receiver)) }
+                }
+                if let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] {
+                    keys.insert(MemberKey(conversationID: conversation.id, userID: userID))
+                    keys.insert(MemberKey(conversationID: conversation.id, userID: message.receiverID))
+                }
+            case .readAll(let senderID):
+                if let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)] {
+                    keys.insert(MemberKey(conversationID: conversation.id, userID: userID))
+                }
+            case .read(let id):
+                if let record = snapshot.messages[id] { keys.insert(MemberKey(conversationID: record.conversationID, userID: userID)) }
+            case .readMany(let ids):
+                for id in ids {
+                    if let record = snapshot.messages[id] { keys.insert(MemberKey(conversationID: record.conversationID, userID: userID)) }
+                }
+            }
+        }
+        return keys.sorted()
+    }
+
+    /// Users whose total unread count `receiveMessage` carries.
+    func totalUserIDs(_ snapshot: BatchSnapshot) -> [Int64] {
+        var users = Set<Int64>()
+        for (userID, message) in activeSends {
+            if let stored = snapshot.existing[IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)], let receiver = stored.record.receiverID {
+                users.insert(receiver)
+            } else {
+                users.insert(message.receiverID)
+            }
+        }
+        return users.sorted()
+    }
+
+    // MARK: Planning
+
+    /// Applies the commands in stream order to the snapshot: assigns seqs, moves pointers (never
+    /// backwards), keeps unread counts, and returns the rows to write.
+    mutating func plan(_ snapshot: BatchSnapshot) -> BatchWrites {
+        var ledger = UnreadLedger(snapshot: snapshot, trackedUsers: Set(totalUserIDs(snapshot)))
+        var newByKey: [IdempotencyKey: Int] = [:]
+        var messages: [NewMessageRow] = []
+
+        for (index, command) in commands.enumerated() where planned[index] == nil {
+            let userID = command.envelope.userID
+            switch command.envelope.command {
+            case .send(let message):
+                let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
+                if let stored = snapshot.existing[key] {
+                    // Stored by an earlier attempt or batch: the same message again, no new seq.
+                    let record = stored.record
+                    let receiver = record.receiverID ?? message.receiverID
+                    let member = MemberKey(conversationID: record.conversationID, userID: receiver)
+                    planned[index] = .send(.stored(record), receiverID: receiver, unreadCount: ledger.unread(member),
+                                           totalUnread: ledger.total(receiver), isRead: ledger.pointer(member) >= record.seq)
+                } else if let earlier = newByKey[key] {
+                    // The same key twice in one batch (a client retry): one row.
+                    let row = messages[earlier]
+                    let member = MemberKey(conversationID: row.conversationID, userID: row.receiverID)
+                    planned[index] = .send(.new(earlier), receiverID: row.receiverID, unreadCount: ledger.unread(member),
+                                           totalUnread: ledger.total(row.receiverID), isRead: ledger.pointer(member) >= row.seq)
+                } else if let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] {
+                    let seq = ledger.append(conversationID: conversation.id, members: [userID, message.receiverID])
+                    ledger.advance(MemberKey(conversationID: conversation.id, userID: userID), to: seq)
+                    messages.append(NewMessageRow(
+                        conversationID: conversation.id, seq: seq, senderID: userID, receiverID: message.receiverID,
+                        clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
+                    newByKey[key] = messages.count - 1
+                    let member = MemberKey(conversationID: conversation.id, userID: message.receiverID)
+                    planned[index] = .send(.new(messages.count - 1), receiverID: message.receiverID, unreadCount: ledger.unread(member),
+                                           totalUnread: ledger.total(message.receiverID), isRead: false)
+                } else {
+                    // The conversation was created or found earlier in the transaction; absent means a bug.
+                    planned[index] = .failed(ChatErrors.processingFailed)
+                }
+
+            case .read(let messageID):
+                guard let record = snapshot.messages[messageID] else {
+                    planned[index] = .failed(ChatErrors.messageNotFound)
+                    continue
+                }
+                let member = MemberKey(conversationID: record.conversationID, userID: userID)
+                guard record.senderID != userID, ledger.isMember(member) else {
+                    planned[index] = .failed(ChatErrors.notARecipient)
+                    continue
+                }
+                let count = ledger.advance(member, to: record.seq)
+                var read = record
+                read.isRead = true
+                var bySender = read.json
+                bySender["readerId"] = .int(userID)
+                planned[index] = .done(result: ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))], events: [
+                    ChatEvent(userID: userID, name: "messageReadConfirmed", data: .object(read.json)),
+                    ChatEvent(userID: record.senderID, name: "messageReadByReceiver", data: .object(bySender)),
+                ])
+
+            case .readAll(let senderID):
+                guard let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)],
+                      senderID != userID, ledger.isMember(MemberKey(conversationID: conversation.id, userID: userID)) else {
+                    planned[index] = .done(result: ["count": 0, "lastReadSeq": 0, "conversationId": .null], events: [
+                        ChatEvent(userID: userID, name: "allMessagesRead",
+                                  data: ["senderId": .int(senderID), "count": 0, "conversationId": .null, "lastReadSeq": 0]),
+                    ])
+                    continue
+                }
+                let member = MemberKey(conversationID: conversation.id, userID: userID)
+                let count = ledger.advance(member, to: ledger.lastSeq(conversation.id))
+                let pointer = ledger.pointer(member)
+                planned[index] = .done(result: ["count": .int(count), "lastReadSeq": .int(pointer), "conversationId": .int(conversation.id)], events: [
+                    ChatEvent(userID: userID, name: "allMessagesRead",
+                              data: ["senderId": .int(senderID), "count": .int(count), "conversationId": .int(conversation.id), "lastReadSeq": .int(pointer)]),
+                    ChatEvent(userID: senderID, name: "messagesReadByReceiver",
+                              data: ["receiverId": .int(userID), "count": .int(count), "conversationId": .int(conversation.id), "lastReadSeq": .int(pointer)]),
+                ])
+
+            case .readMany(let ids):
+                // Per conversation: the newest eligible message, and who sent the eligible ones.
+                var newest: [Int64: Int64] = [:]
+                var senders: [Int64: Set<Int64>] = [:]
+                for id in ids {
+                    guard let record = snapshot.messages[id], record.senderID != userID,
+                          ledger.isMember(MemberKey(conversationID: record.conversationID, userID: userID)) else { continue }
+                    newest[record.conversationID] = max(newest[record.conversationID] ?? 0, record.seq)
+                    senders[record.conversationID, default: []].insert(record.senderID)
+                }
+                var total: Int64 = 0
+                var highest: Int64 = 0
+                var perConversation: [JSONValue] = []
+                var events: [ChatEvent] = []
+                for conversationID in newest.keys.sorted() {
+                    let member = MemberKey(conversationID: conversationID, userID: userID)
+                    let count = ledger.advance(member, to: newest[conversationID] ?? 0)
+                    let pointer = ledger.pointer(member)
+                    total += count
+                    highest = max(highest, pointer)
+                    perConversation.append(["conversationId": .int(conversationID), "count": .int(count), "lastReadSeq": .int(pointer)])
+                    for sender in (senders[conversationID] ?? []).sorted() {
+                        events.append(ChatEvent(userID: sender, name: "messagesReadByReceiver",
+                                                data: ["receiverId": .int(userID), "count": .int(count), "conversationId": .int(conversationID), "lastReadSeq": .int(pointer)]))
+                    }
+                }
+                planned[index] = .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)], events: events)
+            }
+        }
+        writes = BatchWrites(messages: messages, pointers: ledger.movedPointers())
+        return writes
+    }
+
+    // MARK: After the insert
+
+    /// Per conversation that got messages: the new `last_seq` and the id of the message holding it.
+    func conversationUpdates(inserted: [InsertedMessage]) -> [(conversationID: Int64, lastSeq: Int64, lastMessageID: Int64)] {
+        var newest: [Int64: InsertedMessage] = [:]
+        for message in inserted where message.seq > (newest[message.conversationID]?.seq ?? 0) {
+            newest[message.conversationID] = message
+        }
+        return newest.keys.sorted().compactMap { id in
+            newest[id].map { (conversationID: id, lastSeq: $0.seq, lastMessageID: $0.id) }
+        }
+    }
+
+    /// Why outcomes cannot be built: the insert did not return a planned row.
+    struct MissingInsert: Error, CustomStringConvertible {
+        let conversationID: Int64
+        let seq: Int64
+        var description: String { "INSERT returned no row for conversation \(conversationID) seq \(seq)" }
+    }
+
+    /// Replies and events for every command, in stream order.
+    func outcomes(inserted: [InsertedMessage]) throws(MissingInsert) -> [CommandOutcome] {
+        struct Position: Hashable {
+            let conversationID: Int64
+            let seq: Int64
+        }
+        var byPosition: [Position: InsertedMessage] = [:]
+        for message in inserted { byPosition[Position(conversationID: message.conversationID, seq: message.seq)] = message }
+
+        var outcomes: [CommandOutcome] = []
+        outcomes.reserveCapacity(commands.count)
+        for (index, command) in commands.enumerated() {
+            let reply = command.envelope.reply
+            switch planned[index] {
+            case .failed(let error)?:
+                outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, error: error) }, events: []))
+            case .done(let result, let events)?:
+                outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) }, events: events))
+            case .send(let reference, let receiverID, let unreadCount, let totalUnread, let isRead)?:
+                var record: ChatMessageRecord
+                switch reference {
+                case .stored(let stored):
+                    record = stored
+                case .new(let position):
+                    let row = writes.messages[position]
+                    guard let stored = byPosition[Position(conversationID: row.conversationID, seq: row.seq)] else {
+                        throw MissingInsert(conversationID: row.conversationID, seq: row.seq)
+                    }
+                    record = ChatMessageRecord(
+                        id: stored.id, conversationID: row.conversationID, seq: row.seq, senderID: row.senderID, receiverID: row.receiverID,
+                        clientMsgID: row.clientMsgID, type: row.type, content: row.content, attachmentURL: row.attachmentURL,
+                        createdAtMilliseconds: stored.createdAtMilliseconds, isRead: false)
+                }
+                record.isRead = isRead
+                let message = record.json
+                var received = message
+                received["unreadCount"] = .int(unreadCount)
+                received["totalUnread"] = .int(totalUnread)
+                outcomes.append(CommandOutcome(
+                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) },
+                    events: [
+                        ChatEvent(userID: record.senderID, name: "messageSent", data: .object(message)),
+                        ChatEvent(userID: receiverID, name: "receiveMessage", data: .object(received)),
+                    ]))
+            case nil:
+                // Not planned: `plan` was not called (a batch refused entirely before the transaction).
+                outcomes.append(CommandOutcome(entryID: command.entryID, reply: nil, events: []))
+            }
+        }
+        return outcomes
+    }
+}
+
+/// Read pointers, conversation heads and total unread counts as a batch changes them, so every
+/// event carries the counts as of its own message.
+struct UnreadLedger: Sendable {
+    private var lastSeqs: [Int64: Int64] = [:]
+    private var pointers: [MemberKey: ReadPointer] = [:]
+    private var moved: Set<MemberKey> = []
+    private var totals: [Int64: Int64] = [:]
+    private let tracked: Set<Int64>
+
+    init(snapshot: BatchSnapshot, trackedUsers: Set<Int64>) {
+        for stored in snapshot.existing.values { lastSeqs[stored.record.conversationID] = stored.conversationLastSeq }
+        // The locked rows win over values read without a lock.
+        for conversation in snapshot.conversations.values { lastSeqs[conversation.id] = conversation.lastSeq }
+        for (key, seq) in snapshot.pointers { pointers[key] = ReadPointer(lastReadSeq: seq) }
+        tracked = trackedUsers
+        for user in trackedUsers { totals[user] = snapshot.totals[user] ?? 0 }
+    }
+
+    /// The conversation's newest seq.
+    func lastSeq(_ conversationID: Int64) -> Int64 { lastSeqs[conversationID] ?? 0 }
+
+    /// Whether the membership exists.
+    func isMember(_ key: MemberKey) -> Bool { pointers[key] != nil }
+
+    /// The member's read pointer (0 when not a member).
+    func pointer(_ key: MemberKey) -> Int64 { pointers[key]?.lastReadSeq ?? 0 }
+
+    /// Unread messages of the member in that conversation.
+    func unread(_ key: MemberKey) -> Int64 { Unread.inConversation(lastSeq: lastSeq(key.conversationID), lastReadSeq: pointer(key)) }
+
+    /// The user's unread messages over all conversations (tracked users only; 0 otherwise).
+    func total(_ userID: Int64) -> Int64 { totals[userID] ?? 0 }
+
+    /// Takes the next seq of a conversation; every member has one more unread message.
+    mutating func append(conversationID: Int64, members: [Int64]) -> Int64 {
+        let seq = lastSeq(conversationID) + 1
+        lastSeqs[conversationID] = seq
+        for member in Set(members) where tracked.contains(member) && isMember(MemberKey(conversationID: conversationID, userID: member)) {
+            totals[member, default: 0] += 1
+        }
+        return seq
+    }
+
+    /// Moves a member's pointer forward (never back); returns how many messages became read.
+    @discardableResult
+    mutating func advance(_ key: MemberKey, to seq: Int64) -> Int64 {
+        guard var pointer = pointers[key] else { return 0 }
+        let before = unread(key)
+        let count = pointer.advance(to: seq)
+        guard count > 0 else { return 0 }
+        pointers[key] = pointer
+        moved.insert(key)
+        if tracked.contains(key.userID) { totals[key.userID, default: 0] -= before - unread(key) }
+        return count
+    }
+
+    /// The final pointers of the memberships that moved, sorted by key.
+    func movedPointers() -> [(key: MemberKey, lastReadSeq: Int64)] {
+        moved.sorted().map { (key: $0, lastReadSeq: pointers[$0]?.lastReadSeq ?? 0) }
+    }
+}

@@ -1,0 +1,118 @@
+/// A stored message as every part of the system shows it (REST history, events, acks).
+///
+/// Query with `SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE ...`:
+/// `m` is `messages`, `c` its conversation. `receiver_id` is derived from the direct conversation's
+/// key, `is_read` from the read pointers (DESIGN.md section 4: read when another member's
+/// `last_read_seq` reached the message's `seq`).
+package struct ChatMessageRecord: Sendable, Equatable {
+    /// `messages.id`.
+    package var id: Int64
+    /// The conversation it belongs to.
+    package var conversationID: Int64
+    /// Its position in the conversation: 1, 2, 3, ... without gaps.
+    package var seq: Int64
+    /// Who sent it.
+    package var senderID: Int64
+    /// The other member of a direct conversation (nil for rooms).
+    package var receiverID: Int64?
+    /// The sender's idempotency key.
+    package var clientMsgID: String
+    /// The kind of content.
+    package var type: MessageType
+    /// The text (or caption).
+    package var content: String
+    /// The attachment's URL, if any.
+    package var attachmentURL: String?
+    /// When it was stored, in milliseconds since the epoch (truncated).
+    package var createdAtMilliseconds: Int64
+    /// When it was last edited, if ever.
+    package var editedAtMilliseconds: Int64?
+    /// Whether another member's read pointer reached it.
+    package var isRead: Bool
+
+    /// A record from its values.
+    package init(id: Int64, conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, clientMsgID: String,
+                 type: MessageType, content: String, attachmentURL: String?, createdAtMilliseconds: Int64,
+                 editedAtMilliseconds: Int64? = nil, isRead: Bool) {
+        self.id = id
+        self.conversationID = conversationID
+        self.seq = seq
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.clientMsgID = clientMsgID
+        self.type = type
+        self.content = content
+        self.attachmentURL = attachmentURL
+        self.createdAtMilliseconds = createdAtMilliseconds
+        self.editedAtMilliseconds = editedAtMilliseconds
+        self.isRead = isRead
+    }
+
+    /// The `FROM` clause the column list expects.
+    package static let tables = "messages m JOIN conversations c ON c.id = m.conversation_id"
+
+    /// The SQL expression for the receiver of message `m` in direct conversation `c`.
+    package static let receiverExpression = """
+        CASE WHEN c.kind = 'direct' THEN \
+        CASE WHEN split_part(c.direct_key, ':', 1)::bigint = m.sender_id \
+        THEN split_part(c.direct_key, ':', 2)::bigint ELSE split_part(c.direct_key, ':', 1)::bigint END END
+        """
+
+    /// Columns in the order `init(row:)` reads them.
+    package static let columns = """
+        m.id, m.conversation_id, m.seq, m.sender_id, \(receiverExpression) AS receiver_id, \
+        m.client_msg_id, m.type, m.content, m.attachment_url, \
+        floor(extract(epoch FROM m.created_at) * 1000)::bigint AS created_ms, \
+        floor(extract(epoch FROM m.edited_at) * 1000)::bigint AS edited_ms, \
+        EXISTS (SELECT 1 FROM conversation_members r WHERE r.conversation_id = m.conversation_id \
+        AND r.user_id <> m.sender_id AND r.last_read_seq >= m.seq) AS is_read
+        """
+
+    /// Decodes a row selected with `columns`.
+    package init(row: PostgresRow) throws(PostgresError) {
+        id = try row.int64("id")
+        conversationID = try row.int64("conversation_id")
+        seq = try row.int64("seq")
+        senderID = try row.int64("sender_id")
+        receiverID = try row.optionalInt64("receiver_id")
+        clientMsgID = try row.string("client_msg_id")
+        let typeName = try row.string("type")
+        guard let type = MessageType(rawValue: typeName) else {
+            throw .decoding(column: "type", reason: "unknown message type '\(typeName)'")
+        }
+        self.type = type
+        content = try row.string("content")
+        attachmentURL = try row.optionalString("attachment_url")
+        createdAtMilliseconds = try row.int64("created_ms")
+        editedAtMilliseconds = try row.optionalInt64("edited_ms")
+        isRead = try row.bool("is_read")
+    }
+
+    /// The message JSON: `{"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
+    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt"}` (timestamps ISO 8601 with ms).
+    package var json: JSONObject {
+        let created = ISO8601.format(millisecondsSinceEpoch: createdAtMilliseconds)
+        return [
+            "id": .int(id),
+            "conversationId": .int(conversationID),
+            "seq": .int(seq),
+            "senderId": .int(senderID),
+            "receiverId": receiverID.map { .int($0) } ?? .null,
+            "content": .string(content),
+            "type": .string(type.rawValue),
+            "attachmentUrl": attachmentURL.map { .string($0) } ?? .null,
+            "clientMsgId": .string(clientMsgID),
+            "isRead": .bool(isRead),
+            "createdAt": .string(created),
+            "updatedAt": .string(editedAtMilliseconds.map { ISO8601.format(millisecondsSinceEpoch: $0) } ?? created),
+        ]
+    }
+}
+
+/// The one direct conversation of a pair of users, found by `conversations.direct_key`.
+package enum DirectConversation {
+    /// `"<smaller id>:<larger id>"`: the same for both members, whoever writes first.
+    package static func key(_ first: Int64, _ second: Int64) -> String {
+        "\(min(first, second)):\(max(first, second))"
+    }
+}

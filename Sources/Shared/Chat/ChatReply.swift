@@ -1,0 +1,125 @@
+/// Redis names of the message path (DESIGN.md section 5).
+package enum ChatChannels {
+    /// The command stream gateways `XADD` to (default of `COMMAND_STREAM`).
+    package static let commandStream = "chat:cmd"
+    /// Where workers move entries they cannot process (default of `DEAD_LETTER_STREAM`).
+    package static let deadLetterStream = "chat:cmd:dead"
+    /// Every event for one user, on any device.
+    package static func user(_ userID: Int64) -> String { "chat:user:\(userID)" }
+    /// Replies and control messages for one gateway.
+    package static func gateway(_ gatewayID: String) -> String { "chat:gw:\(gatewayID)" }
+}
+
+/// The errors of the message path, shared so a code means the same status everywhere.
+package enum ChatErrors {
+    /// The receiver of a send does not exist.
+    package static let userNotFound = APIError(.notFound, code: "user_not_found", message: "the receiver does not exist")
+    /// A read names a message that does not exist.
+    package static let messageNotFound = APIError(.notFound, code: "message_not_found", message: "no such message")
+    /// A read names a message the user did not receive.
+    package static let notARecipient = APIError(.forbidden, code: "not_a_recipient", message: "only the receiver of a message can mark it read")
+    /// A send to oneself (refused: a direct conversation needs two people).
+    package static let cannotMessageSelf = APIError(.unprocessableContent, code: "cannot_message_self", message: "you cannot send a message to yourself")
+    /// A worker gave up on the command (it kept failing, see the dead-letter stream).
+    package static let processingFailed = APIError(.internalServerError, code: "processing_failed", message: "the message could not be processed")
+    /// No worker answered in time (gateways; the command may still be applied later).
+    package static let workerUnavailable = APIError(
+        .serviceUnavailable, code: "worker_unavailable", message: "no message worker answered in time, retry shortly", headers: ["Retry-After": "1"])
+
+    /// A command type this worker does not know (a newer gateway?).
+    package static func unsupportedCommand(_ type: String) -> APIError {
+        APIError(.unprocessableContent, code: "unsupported_command", message: "unknown command type '\(type.prefix(32))'")
+    }
+
+    /// The `APIError` for an error received in a worker reply, so REST answers with the right status.
+    package static func apiError(code: String, message: String) -> APIError {
+        let status: HTTPStatus
+        switch code {
+        case "user_not_found", "message_not_found", "not_found": status = .notFound
+        case "not_a_recipient": status = .forbidden
+        case "validation_failed", "cannot_message_self", "unsupported_command": status = .unprocessableContent
+        case "worker_unavailable", "database_unavailable", "redis_unavailable", "overloaded": status = .serviceUnavailable
+        default: status = .internalServerError
+        }
+        return APIError(status, code: code, message: message)
+    }
+}
+
+/// The outcome of one command, published by a worker on `chat:gw:{gateway}`:
+/// `{"reply": <address>, "ok": true, "result": <json>}` or `{"reply": ..., "ok": false, "error": {"code", "message"}}`.
+package struct ChatReply: Sendable, Equatable {
+    /// Success with a result, or failure with a code and message.
+    package enum Outcome: Sendable, Equatable {
+        /// The command was applied; the result (a message, or read counts).
+        case ok(JSONValue)
+        /// The command was refused or failed; an `APIError`'s code and message.
+        case failed(code: String, message: String)
+    }
+
+    /// Where the reply goes (copied from the command).
+    package var reply: ReplyAddress
+    /// What happened.
+    package var outcome: Outcome
+
+    /// A reply to `reply`.
+    package init(reply: ReplyAddress, outcome: Outcome) {
+        self.reply = reply
+        self.outcome = outcome
+    }
+
+    /// A failure reply carrying `error`'s code and message.
+    package init(reply: ReplyAddress, error: APIError) {
+        self.init(reply: reply, outcome: .failed(code: error.code, message: error.message))
+    }
+
+    /// The channel to publish on.
+    package var channel: String { ChatChannels.gateway(reply.gateway) }
+
+    /// The JSON document.
+    package var json: JSONValue {
+        switch outcome {
+        case .ok(let result):
+            return ["reply": reply.json, "ok": true, "result": result]
+        case .failed(let code, let message):
+            return ["reply": reply.json, "ok": false, "error": ["code": .string(code), "message": .string(message)]]
+        }
+    }
+
+    /// The published bytes.
+    package func payload() -> [UInt8] { json.serialized() }
+
+    /// Reads a published reply; nil if it is not one.
+    package static func parse(_ payload: some Collection<UInt8>) -> ChatReply? {
+        guard let json = try? JSONParser.parse(payload), let addressJSON = json["reply"],
+              let address = ReplyAddress(json: addressJSON), let ok = json["ok"]?.boolValue else { return nil }
+        if ok { return ChatReply(reply: address, outcome: .ok(json["result"] ?? .null)) }
+        guard let code = json["error"]?["code"]?.stringValue else { return nil }
+        return ChatReply(reply: address, outcome: .failed(code: code, message: json["error"]?["message"]?.stringValue ?? code))
+    }
+}
+
+/// An event for every device of one user, published on `chat:user:{id}` as `{"event", "data"}`
+/// (gateways turn it into `42["<event>",<data>]`).
+package struct ChatEvent: Sendable, Equatable {
+    /// Whose devices get it.
+    package var userID: Int64
+    /// The Socket.IO event name, e.g. `receiveMessage`.
+    package var name: String
+    /// The event's argument.
+    package var data: JSONValue
+
+    /// An event for `userID`.
+    package init(userID: Int64, name: String, data: JSONValue) {
+        self.userID = userID
+        self.name = name
+        self.data = data
+    }
+
+    /// The channel to publish on.
+    package var channel: String { ChatChannels.user(userID) }
+
+    /// The published bytes.
+    package func payload() -> [UInt8] {
+        JSONValue.object(["event": .string(name), "data": data]).serialized()
+    }
+}

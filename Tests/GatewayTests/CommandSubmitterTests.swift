@@ -1,0 +1,65 @@
+import Testing
+@testable import Gateway
+@testable import Shared
+
+/// Reply routing and the failure paths of `CommandSubmitter`, with a Redis client that never
+/// connects (the happy path, with a worker, is in the e2e suite).
+@Suite struct CommandSubmitterTests {
+    init() { EventLoop.shared.startInBackground() }
+
+    @LoopActor
+    private func submitter() -> CommandSubmitter {
+        let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: 1))
+        return CommandSubmitter(redis: redis, gatewayID: "gw-test", stream: "chat:cmd", replyTimeoutMilliseconds: 200)
+    }
+
+    private static func payload(_ reply: ChatReply) -> [UInt8] { reply.payload() }
+
+    @Test @LoopActor func commandsAreRefusedWhileRepliesCannotArrive() async {
+        let submitter = submitter()
+        submitter.canReceiveReplies = { false }
+        await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.read(messageID: 1), userID: 2) }
+        await #expect(throws: APIError.redisUnavailable) {
+            try await submitter.submit(.read(messageID: 1), userID: 2, socket: "sid", ackID: 1)
+        }
+        #expect(submitter.waitingCount == 0)
+    }
+
+    @Test @LoopActor func aCommandThatCannotBeAppendedFailsAtOnce() async {
+        let submitter = submitter()
+        await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.readAll(senderID: 3), userID: 2) }
+        await #expect(throws: APIError.redisUnavailable) {
+            try await submitter.submit(.readAll(senderID: 3), userID: 2, socket: "sid", ackID: 7)
+        }
+        #expect(submitter.waitingCount == 0, "no waiter may stay behind")
+    }
+
+    @Test @LoopActor func socketRepliesAreRoutedOnceAndOnlyWhenExpected() {
+        let submitter = submitter()
+        var delivered: [ChatReply] = []
+        submitter.onSocketReply = { delivered.append($0) }
+        #expect(submitter.handleReply(Array("not json".utf8)) == false)
+        #expect(submitter.handleReply(Array(#"{"reply":{"gateway":"gw-test"}}"#.utf8)) == false)
+
+        // An error for a socket that asked for no ack: delivered (it becomes an `error` event).
+        let failure = ChatReply(reply: ReplyAddress(gateway: "gw-test", socket: "sid"), error: ChatErrors.userNotFound)
+        #expect(submitter.handleReply(Self.payload(failure)))
+        #expect(delivered == [failure])
+
+        // An ack nobody waits for (already answered by the timeout): dropped.
+        let late = ChatReply(reply: ReplyAddress(gateway: "gw-test", socket: "sid", ack: 4), outcome: .ok(["id": 1]))
+        #expect(submitter.handleReply(Self.payload(late)))
+        #expect(delivered.count == 1)
+
+        // A REST reply nobody waits for: dropped quietly.
+        let rest = ChatReply(reply: ReplyAddress(gateway: "gw-test", request: "x-1"), outcome: .ok(["count": 1]))
+        #expect(submitter.handleReply(Self.payload(rest)))
+        #expect(delivered.count == 1)
+    }
+
+    @Test func ackArgumentsCarryTheResultOrTheError() {
+        #expect(ChatReply.Outcome.ok(["id": 5]).ackArgument == ["id": 5])
+        #expect(ChatReply.Outcome.failed(code: "not_a_recipient", message: "m").ackArgument
+                == ["error": ["code": "not_a_recipient", "message": "m"]])
+    }
+}

@@ -1,0 +1,63 @@
+import Testing
+@testable import Gateway
+@testable import Shared
+
+@Suite struct SyncCursorTests {
+    private func rejects(_ body: () throws -> Void) -> Bool {
+        do {
+            try body()
+            return false
+        } catch {
+            return (error as? APIError)?.code == "validation_failed"
+        }
+    }
+
+    @Test func queryForm() throws {
+        #expect(try SyncCursor(query: nil).seqs.isEmpty)
+        #expect(try SyncCursor(query: "").seqs.isEmpty)
+        #expect(try SyncCursor(query: "12:40").seqs == [12: 40])
+        #expect(try SyncCursor(query: "12:40,13:0").seqs == [12: 40, 13: 0])
+        for bad in ["12", "12:", ":4", "12:4,", "a:1", "1:b", "0:4", "12:-1", "12:4:5", "12:4,,13:1", "12:1,12:2", " 12:4"] {
+            #expect(rejects { _ = try SyncCursor(query: bad) }, "\(bad)")
+        }
+    }
+
+    @Test func objectForm() throws {
+        #expect(try SyncCursor(object: nil).seqs.isEmpty)
+        #expect(try SyncCursor(object: .null).seqs.isEmpty)
+        #expect(try SyncCursor(object: [:]).seqs.isEmpty)
+        #expect(try SyncCursor(object: ["12": 40, "13": 0]).seqs == [12: 40, 13: 0])
+        for bad: JSONValue in ["abc", [1], ["x": 1], ["12": -1], ["12": "4"], ["0": 1], ["12": 1.5]] {
+            #expect(rejects { _ = try SyncCursor(object: bad) }, "\(bad.jsonString)")
+        }
+    }
+
+    @Test func aCursorNamesAtMostTheLimit() throws {
+        let many = (1...SyncCursor.maxConversations).map { "\($0):1" }.joined(separator: ",")
+        #expect(try SyncCursor(query: many).seqs.count == SyncCursor.maxConversations)
+        #expect(rejects { _ = try SyncCursor(query: many + ",99999:1") })
+    }
+
+    @Test func historyPages() throws {
+        let page = try HistoryPage(before: nil, after: nil, limit: nil, defaultLimit: 50, maxLimit: 200)
+        #expect(page == HistoryPage(limit: 50) && !page.fromOldest)
+        #expect(try HistoryPage(before: "101", after: nil, limit: "10", defaultLimit: 50, maxLimit: 200)
+                == HistoryPage(before: 101, limit: 10))
+        let forward = try HistoryPage(before: nil, after: "10", limit: "3", defaultLimit: 50, maxLimit: 200)
+        #expect(forward == HistoryPage(after: 10, limit: 3) && forward.fromOldest)
+        #expect(try HistoryPage(before: "20", after: "10", limit: "200", defaultLimit: 50, maxLimit: 200).limit == 200)
+        let bad: [(String?, String?, String?)] = [
+            (nil, nil, "0"), (nil, nil, "-1"), (nil, nil, "x"), (nil, nil, "201"), (nil, nil, ""),
+            ("x", nil, nil), (nil, "-3", nil), ("-1", nil, nil), ("10", "10", nil), ("5", "10", nil),
+        ]
+        for (before, after, limit) in bad {
+            #expect(rejects { _ = try HistoryPage(before: before, after: after, limit: limit, defaultLimit: 50, maxLimit: 200) },
+                    "before=\(before ?? "-") after=\(after ?? "-") limit=\(limit ?? "-")")
+        }
+    }
+
+    @Test func directKeysOrderTheIDs() {
+        #expect(ConversationReader.directKey(9, 3) == "3:9")
+        #expect(ConversationReader.directKey(3, 9) == "3:9")
+    }
+}

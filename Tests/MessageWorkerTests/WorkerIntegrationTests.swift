@@ -1,0 +1,502 @@
+import Glibc
+import Testing
+@testable import MessageWorker
+@testable import Shared
+
+/// The worker against real PostgreSQL (`TEST_DATABASE_URL`) and Redis (`TEST_REDIS_URL`): each test
+/// gets a schema, streams, a gateway id and user ids of its own, so tests run in parallel.
+@Suite struct WorkerIntegrationTests {
+    init() { EventLoop.shared.startInBackground() }
+
+    struct SetupFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    private static func environment(_ name: String, _ hint: String) throws -> String {
+        guard let raw = getenv(name), raw.pointee != 0 else { throw SetupFailure(description: "\(name) is not set: \(hint)") }
+        return String(cString: raw)
+    }
+
+    /// A worker's world: schema, streams, clients, and everything published to the test's channels.
+    @LoopActor
+    final class Harness {
+        let admin: PostgresPool
+        let database: PostgresPool
+        let redis: RedisClient
+        let schema: String
+        let gateway: String
+        let configuration: WorkerConfiguration
+        private let redisConfiguration: RedisConfiguration
+        private var userBase = Int64.random(in: 1_000_000...1_000_000_000) * 1000
+        /// Replies by request id, events by "channel name", in arrival order.
+        private var repliesByRequest: [String: [JSONValue]] = [:]
+        private var eventsByChannel: [String: [JSONValue]] = [:]
+        private var consumers: [CommandConsumer] = []
+        private var clients: [RedisClient] = []
+
+        init(_ overrides: [String: String] = [:]) async throws {
+            let databaseURL = try WorkerIntegrationTests.environment("TEST_DATABASE_URL", "start PostgreSQL and export TEST_DATABASE_URL=postgresql://user@127.0.0.1:PORT/db")
+            let redisURL = try WorkerIntegrationTests.environment("TEST_REDIS_URL", "start a throwaway redis-server and export TEST_REDIS_URL=redis://127.0.0.1:PORT/0")
+            let tag = "\(UInt32.random(in: 0...UInt32.max))_\(getpid())"
+            schema = "worker_\(tag)"
+            gateway = "gw-test-\(tag)"
+            var environment = [
+                "DATABASE_URL": databaseURL, "REDIS_URL": redisURL, "WORKER_ID": "worker-a-\(tag)",
+                "COMMAND_STREAM": "test:cmd:\(tag)", "DEAD_LETTER_STREAM": "test:cmd:dead:\(tag)",
+                "WORKER_BLOCK_MS": "50", "WORKER_CLAIM_INTERVAL_MS": "50", "WORKER_CLAIM_IDLE_MS": "60000",
+                "WORKER_TRIM_INTERVAL_MS": "60000", "ADMIN_PORT": "0",
+            ]
+            environment.merge(overrides) { $1 }
+            configuration = try WorkerConfiguration(reader: SettingsReader(settings: WorkerConfiguration.settings, environment: environment))
+            redisConfiguration = try RedisConfiguration(url: redisURL)
+
+            admin = PostgresPool(configuration: PostgresPoolConfiguration(url: databaseURL, size: 1))
+            try await admin.query("CREATE SCHEMA \(schema)")
+            database = PostgresPool(configuration: PostgresPoolConfiguration(
+                url: databaseURL, size: 4, parameters: ["options": "-c search_path=\(schema)"]))
+            _ = try await PostgresMigrator.migrate(pool: database, migrations: ChatSchema.migrations)
+
+            redis = RedisClient(configuration: redisConfiguration)
+            redis.start()
+            guard await redis.waitUntilConnected(timeoutMilliseconds: 3_000) else { throw SetupFailure(description: "cannot connect to Redis") }
+        }
+
+        /// Subscribes to the test gateway's reply channel and the users' channels.
+        func listen(users: [Int64]) async throws {
+            let listener = RedisSubscriber(configuration: redisConfiguration) { [weak self] channel, payload in
+                guard let self, let json = try? JSONParser.parse(payload) else { return }
+                if let request = json["reply"]?["request"]?.stringValue {
+                    self.repliesByRequest[request, default: []].append(json)
+                } else if let name = json["event"]?.stringValue {
+                    self.eventsByChannel["\(channel) \(name)", default: []].append(json["data"] ?? .null)
+                }
+            }
+            listener.start()
+            guard await listener.waitUntilConnected(timeoutMilliseconds: 3_000) else { throw SetupFailure(description: "cannot subscribe") }
+            try await listener.subscribe([ChatChannels.gateway(gateway)] + users.map { ChatChannels.user($0) })
+            listeners.append(listener)
+        }
+
+        private var listeners: [RedisSubscriber] = []
+
+        /// Creates users with ids no other test uses.
+        func users(_ count: Int) async throws -> [Int64] {
+            var ids: [Int64] = []
+            for _ in 0..<count {
+                userBase += 1
+                try await database.query("""
+                    INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
+                    VALUES ($1, $2, $3, 'x', $2)
+                    """, [.int64(userBase), .string("u\(userBase)"), .string("u\(userBase)@example.test")])
+                ids.append(userBase)
+            }
+            return ids
+        }
+
+        func reply(_ request: String) -> ReplyAddress { ReplyAddress(gateway: gateway, request: request) }
+
+        /// XADDs a command; returns its entry id.
+        @discardableResult
+        func add(_ command: ChatCommand, by user: Int64, request: String) async throws -> String {
+            try await addFields(CommandEnvelope(command: command, userID: user, reply: reply(request)).streamFields())
+        }
+
+        @discardableResult
+        func addFields(_ fields: [String]) async throws -> String {
+            try await redis.send(["XADD", configuration.stream, "*"] + fields).string ?? ""
+        }
+
+        func send(_ content: String, from sender: Int64, to receiver: Int64, key: String, request: String? = nil) async throws {
+            try await add(.send(SendMessage(receiverID: receiver, content: content, clientMsgID: key)), by: sender, request: request ?? key)
+        }
+
+        /// Creates the group and reads `count` entries as a consumer that then "dies" (never acknowledges).
+        func deliverToDeadConsumer(count: Int, name: String = "dead-consumer") async throws -> [String] {
+            _ = try? await redis.send(["XGROUP", "CREATE", configuration.stream, configuration.group, "0", "MKSTREAM"])
+            let reply = try await redis.send(["XREADGROUP", "GROUP", configuration.group, name, "COUNT", String(count),
+                                              "STREAMS", configuration.stream, ">"])
+            return StreamEntry.parse(readReply: reply).map(\.id)
+        }
+
+        /// Starts a consumer (its own reader connection), with a configuration tweak if given.
+        @discardableResult
+        func startConsumer(workerID: String? = nil) -> CommandConsumer {
+            var configuration = self.configuration
+            if let workerID { configuration.workerID = workerID }
+            let reader = RedisClient(configuration: redisConfiguration)
+            let commands = RedisClient(configuration: redisConfiguration)
+            reader.start()
+            commands.start()
+            clients += [reader, commands]
+            let logger = Logger(service: "worker-test", minimumLevel: .error)
+            let processor = BatchProcessor(applier: BatchStore(database: database), logger: logger)
+            let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, configuration: configuration, logger: logger)
+            consumer.start()
+            consumers.append(consumer)
+            return consumer
+        }
+
+        /// Replies published for `request`.
+        func replies(_ request: String) -> [JSONValue] { repliesByRequest[request] ?? [] }
+
+        /// Events published to a user.
+        func events(_ user: Int64, _ name: String) -> [JSONValue] { eventsByChannel["\(ChatChannels.user(user)) \(name)"] ?? [] }
+
+        func waitForReplies(_ requests: [String], timeoutMilliseconds: Int64 = 5_000) async throws {
+            let ok = await Self.eventually(timeoutMilliseconds: timeoutMilliseconds) { requests.allSatisfy { !self.replies($0).isEmpty } }
+            if !ok {
+                let missing = requests.filter { self.replies($0).isEmpty }
+                throw SetupFailure(description: "no reply for \(missing)")
+            }
+        }
+
+        func pendingCount() async throws -> Int64 {
+            let summary = try await redis.send(["XPENDING", configuration.stream, configuration.group])
+            if case .array(let fields) = summary, let count = fields.first?.int { return count }
+            return -1
+        }
+
+        static func eventually(timeoutMilliseconds: Int64 = 5_000, _ condition: @LoopActor () async throws -> Bool) async -> Bool {
+            let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+            while (try? await condition()) != true {
+                if MonotonicClock.now() > deadline { return false }
+                await EventLoop.shared.sleep(milliseconds: 10)
+            }
+            return true
+        }
+
+        func close() async {
+            for consumer in consumers {
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in consumer.stop { done.resume() } }
+            }
+            for client in clients { client.close() }
+            for listener in listeners { listener.close() }
+            _ = try? await redis.send(["DEL", configuration.stream, configuration.deadLetterStream])
+            redis.close()
+            database.close()
+            _ = try? await admin.query("DROP SCHEMA \(schema) CASCADE")
+            admin.close()
+        }
+    }
+
+    // MARK: Tests
+
+    @Test @LoopActor func sendsInTwoConversationsGetGapFreeSeqsInOneBatch() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(3)
+        let (a, b, c) = (users[0], users[1], users[2])
+        try await harness.listen(users: users)
+        let plan: [(Int64, Int64)] = [(a, b), (a, c), (b, a), (a, b), (c, a), (a, b), (b, a), (a, c)]
+        for (index, pair) in plan.enumerated() {
+            try await harness.send("m\(index)", from: pair.0, to: pair.1, key: "k\(index)")
+        }
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies((0..<plan.count).map { "k\($0)" })
+
+        let rows = try await harness.database.query("""
+            SELECT c.direct_key, m.seq, m.content FROM messages m JOIN conversations c ON c.id = m.conversation_id ORDER BY c.direct_key, m.seq
+            """)
+        var seqs: [String: [Int64]] = [:]
+        var contents: [String: [String]] = [:]
+        for row in rows {
+            seqs[try row.string("direct_key"), default: []].append(try row.int64("seq"))
+            contents[try row.string("direct_key"), default: []].append(try row.string("content"))
+        }
+        #expect(seqs[DirectConversation.key(a, b)] == [1, 2, 3, 4, 5])
+        #expect(seqs[DirectConversation.key(a, c)] == [1, 2, 3])
+        // Stream order is seq order.
+        #expect(contents[DirectConversation.key(a, b)] == ["m0", "m2", "m3", "m5", "m6"])
+        #expect(contents[DirectConversation.key(a, c)] == ["m1", "m4", "m7"])
+        let heads = try await harness.database.query("SELECT direct_key, last_seq, last_message_id IS NOT NULL AS has_last FROM conversations ORDER BY direct_key")
+        #expect(try heads.map { try "\($0.string("direct_key"))=\($0.int64("last_seq"))/\($0.bool("has_last"))" }.sorted()
+            == ["\(DirectConversation.key(a, b))=5/true", "\(DirectConversation.key(a, c))=3/true"].sorted())
+
+        // Replies carry the stored message; B saw receiveMessage with its unread count.
+        let reply = try #require(harness.replies("k5").first)
+        #expect(reply["ok"] == true)
+        #expect(reply["result"]?["seq"] == 4)
+        #expect(reply["result"]?["senderId"] == .int(a))
+        #expect(reply["result"]?["receiverId"] == .int(b))
+        #expect(await Harness.eventually { harness.events(b, "receiveMessage").count == 3 })
+        let received = harness.events(b, "receiveMessage")
+        #expect(received.map { $0["unreadCount"] } == [1, 1, 2])  // B's own message at seq 3 moved its pointer
+        #expect(harness.events(a, "messageSent").count == 5)
+        // One command per entry was acknowledged; nothing stays pending.
+        #expect(await Harness.eventually { consumer.processed == plan.count })
+        #expect(try await harness.pendingCount() == 0)
+        await harness.close()
+    }
+
+    @Test @LoopActor func twoWorkersKeepEveryConversationGapFreeAndExactlyOnce() async throws {
+        let harness = try await Harness(["WORKER_BATCH_SIZE": "16"])
+        let users = try await harness.users(5)
+        try await harness.listen(users: [])
+        var pairs: [(Int64, Int64)] = []
+        for sender in users { for receiver in users where receiver != sender { pairs.append((sender, receiver)) } }
+        // 400 sends over 10 conversations, plus 60 client retries of earlier ones, all queued at once.
+        var commands: [[String]] = []
+        var requests: [String] = []
+        for index in 0..<400 {
+            let (sender, receiver) = pairs[index % pairs.count]
+            let fields = CommandEnvelope(command: .send(SendMessage(receiverID: receiver, content: "m\(index)", clientMsgID: "k\(index)")),
+                                         userID: sender, reply: harness.reply("r\(index)")).streamFields()
+            commands.append(["XADD", harness.configuration.stream, "*"] + fields)
+            requests.append("r\(index)")
+            if index % 7 == 3 {
+                let retried = index - 3
+                let (retrySender, retryReceiver) = pairs[retried % pairs.count]
+                let retry = CommandEnvelope(command: .send(SendMessage(receiverID: retryReceiver, content: "m\(retried)", clientMsgID: "k\(retried)")),
+                                            userID: retrySender, reply: harness.reply("retry\(retried)")).streamFields()
+                commands.append(["XADD", harness.configuration.stream, "*"] + retry)
+                requests.append("retry\(retried)")
+            }
+        }
+        _ = try await harness.redis.pipeline(commands)
+        let first = harness.startConsumer(workerID: "worker-1")
+        let second = harness.startConsumer(workerID: "worker-2")
+        try await harness.waitForReplies(requests, timeoutMilliseconds: 30_000)
+        #expect(requests.allSatisfy { harness.replies($0).first?["ok"] == true })
+        // Acknowledged after the replies went out: wait for the counters.
+        #expect(await Harness.eventually { first.processed + second.processed == commands.count })
+
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 400)
+        let gaps = try await harness.database.query("""
+            SELECT c.id, c.last_seq, count(m.id) AS n, min(m.seq) AS low, max(m.seq) AS high
+            FROM conversations c JOIN messages m ON m.conversation_id = c.id GROUP BY c.id, c.last_seq
+            """)
+        #expect(gaps.count == 10)
+        for row in gaps {
+            #expect(try row.int64("low") == 1)
+            #expect(try row.int64("high") == row.int64("n"))
+            #expect(try row.int64("last_seq") == row.int64("n"))
+        }
+        // A retry answers with the message its first attempt stored.
+        for index in stride(from: 0, through: 392, by: 7) {
+            #expect(harness.replies("retry\(index)").first?["result"]?["id"] == harness.replies("r\(index)").first?["result"]?["id"])
+        }
+        await harness.close()
+    }
+
+    @Test @LoopActor func theSameClientMessageIDTwiceIsOneRowAndOneMessage() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("hello", from: users[0], to: users[1], key: "dup-1", request: "r1")
+        try await harness.send("hello", from: users[0], to: users[1], key: "dup-1", request: "r2")
+        harness.startConsumer()
+        try await harness.waitForReplies(["r1", "r2"])
+        // Again in a later batch, as a client retry after a lost ack would.
+        try await harness.send("hello again?", from: users[0], to: users[1], key: "dup-1", request: "r3")
+        try await harness.waitForReplies(["r3"])
+
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 1)
+        #expect(try await harness.database.query("SELECT last_seq FROM conversations").int64("last_seq") == 1)
+        let results = ["r1", "r2", "r3"].compactMap { harness.replies($0).first?["result"] }
+        #expect(results.count == 3)
+        #expect(Set(results.compactMap { $0["id"]?.int64Value }).count == 1)
+        #expect(results.allSatisfy { $0["content"] == "hello" && $0["seq"] == 1 })
+        await harness.close()
+    }
+
+    @Test @LoopActor func readsMovePointersForwardOnlyAndCount() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        let (a, b) = (users[0], users[1])
+        try await harness.listen(users: users)
+        for index in 1...4 { try await harness.send("m\(index)", from: a, to: b, key: "s\(index)") }
+        harness.startConsumer()
+        try await harness.waitForReplies((1...4).map { "s\($0)" })
+        let ids = (1...4).compactMap { harness.replies("s\($0)").first?["result"]?["id"]?.int64Value }
+        #expect(ids.count == 4)
+
+        func pointer(_ user: Int64) async throws -> Int64 {
+            try await harness.database.query("SELECT last_read_seq FROM conversation_members WHERE user_id = $1", [.int64(user)]).int64("last_read_seq")
+        }
+        func unread(_ user: Int64) async throws -> Int64 {
+            try await harness.database.query("""
+                SELECT coalesce(sum(\(Unread.sqlExpression)), 0)::bigint AS n FROM conversation_members cm
+                JOIN conversations c ON c.id = cm.conversation_id WHERE cm.user_id = $1
+                """, [.int64(user)]).int64("n")
+        }
+        #expect(try await unread(b) == 4)
+        #expect(try await pointer(a) == 4)
+
+        try await harness.add(.read(messageID: ids[1]), by: b, request: "read2")
+        try await harness.waitForReplies(["read2"])
+        #expect(harness.replies("read2").first?["result"] == ["count": 2, "lastReadSeq": 2])
+        #expect(try await pointer(b) == 2)
+        #expect(try await unread(b) == 2)
+        #expect(await Harness.eventually { harness.events(a, "messageReadByReceiver").count == 1 })
+        #expect(harness.events(a, "messageReadByReceiver").first?["readerId"] == .int(b))
+        #expect(harness.events(b, "messageReadConfirmed").first?["isRead"] == true)
+
+        // An older message: the pointer stays.
+        try await harness.add(.read(messageID: ids[0]), by: b, request: "read1")
+        try await harness.waitForReplies(["read1"])
+        #expect(harness.replies("read1").first?["result"] == ["count": 0, "lastReadSeq": 2])
+        #expect(try await pointer(b) == 2)
+
+        // Someone else's message cannot be marked by its sender; unknown ids are reported.
+        try await harness.add(.read(messageID: ids[3]), by: a, request: "own")
+        try await harness.add(.read(messageID: 999_999_999), by: b, request: "missing")
+        try await harness.waitForReplies(["own", "missing"])
+        #expect(harness.replies("own").first?["error"]?["code"] == "not_a_recipient")
+        #expect(harness.replies("missing").first?["error"]?["code"] == "message_not_found")
+
+        try await harness.add(.readAll(senderID: a), by: b, request: "all")
+        try await harness.waitForReplies(["all"])
+        #expect(harness.replies("all").first?["result"]?["count"] == 2)
+        #expect(harness.replies("all").first?["result"]?["lastReadSeq"] == 4)
+        #expect(try await unread(b) == 0)
+        #expect(await Harness.eventually { !harness.events(a, "messagesReadByReceiver").isEmpty })
+        #expect(harness.events(a, "messagesReadByReceiver").first?["receiverId"] == .int(b))
+        #expect(harness.events(b, "allMessagesRead").first?["count"] == 2)
+
+        // History shows isRead from the pointer.
+        let history = try await harness.database.query("SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) ORDER BY m.seq")
+        #expect(try history.map { try ChatMessageRecord(row: $0).isRead } == [true, true, true, true])
+        #expect(try history.map { try ChatMessageRecord(row: $0).receiverID } == [b, b, b, b])
+        await harness.close()
+    }
+
+    @Test @LoopActor func anUnknownReceiverIsRefusedAndTheBatchStillStored() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("to nobody", from: users[0], to: 42, key: "bad", request: "bad")
+        try await harness.send("fine", from: users[0], to: users[1], key: "good", request: "good")
+        try await harness.send("self", from: users[0], to: users[0], key: "self", request: "self")
+        try await harness.addFields(["v", "1", "type", "send", "user", String(users[0]), "body", #"{"receiverId":2}"#,
+                                     "reply", ReplyAddress(gateway: harness.gateway, request: "invalid").json.jsonString])
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies(["bad", "good", "self", "invalid"])
+        #expect(harness.replies("bad").first?["error"]?["code"] == "user_not_found")
+        #expect(harness.replies("self").first?["error"]?["code"] == "cannot_message_self")
+        #expect(harness.replies("invalid").first?["error"]?["code"] == "validation_failed")
+        #expect(harness.replies("good").first?["ok"] == true)
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 1)
+        #expect(await Harness.eventually { consumer.processed == 4 })
+        #expect(consumer.deadLettered == 0)
+        await harness.close()
+    }
+
+    @Test @LoopActor func aCommandThatBreaksTheTransactionIsIsolated() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        // A rule the worker's checks do not know about, to make one row fail inside the transaction.
+        try await harness.database.query("ALTER TABLE messages ADD CONSTRAINT test_no_poison CHECK (content <> 'poison')")
+        for index in 0..<5 { try await harness.send(index == 3 ? "poison" : "ok \(index)", from: users[0], to: users[1], key: "p\(index)") }
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies((0..<5).map { "p\($0)" })
+        #expect(harness.replies("p3").first?["error"]?["code"] == "processing_failed")
+        #expect((0..<5).filter { $0 != 3 }.allSatisfy { harness.replies("p\($0)").first?["ok"] == true })
+        let seqs = try await harness.database.query("SELECT seq FROM messages ORDER BY seq").map { try $0.int64("seq") }
+        #expect(seqs == [1, 2, 3, 4])
+        #expect(await Harness.eventually { consumer.deadLettered == 1 })
+        let dead = StreamEntry.parse(entries: try await harness.redis.send(["XRANGE", harness.configuration.deadLetterStream, "-", "+"]))
+        #expect(dead.count == 1)
+        #expect(dead.first?.fields.contains { $0.0 == "reason" && String(decoding: $0.1, as: UTF8.self).contains("test_no_poison") } == true)
+        #expect(dead.first?.fields.contains { $0.0 == "body" } == true)
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        await harness.close()
+    }
+
+    @Test @LoopActor func pendingEntriesOfADeadConsumerAreClaimedAfterTheIdleThreshold() async throws {
+        let harness = try await Harness(["WORKER_CLAIM_IDLE_MS": "200", "WORKER_CLAIM_INTERVAL_MS": "50"])
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("orphan", from: users[0], to: users[1], key: "orphan")
+        let taken = try await harness.deliverToDeadConsumer(count: 10)
+        #expect(taken.count == 1)
+        #expect(try await harness.pendingCount() == 1)
+        let started = MonotonicClock.now()
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies(["orphan"])
+        // Not before the threshold: the dead consumer's entry was not stolen while it might still be working.
+        #expect(MonotonicClock.now() - started >= 150_000_000)
+        #expect(consumer.claimed == 1)
+        #expect(harness.replies("orphan").first?["result"]?["content"] == "orphan")
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 1)
+        await harness.close()
+    }
+
+    @Test @LoopActor func reprocessingAfterACrashRepublishesTheStoredMessage() async throws {
+        let harness = try await Harness(["WORKER_CLAIM_IDLE_MS": "100", "WORKER_CLAIM_INTERVAL_MS": "50"])
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("once", from: users[0], to: users[1], key: "crash", request: "crash")
+        // A worker reads the entry, commits it, and dies before publishing and acknowledging.
+        let ids = try await harness.deliverToDeadConsumer(count: 1)
+        let fields = StreamEntry.parse(entries: try await harness.redis.send(["XRANGE", harness.configuration.stream, "-", "+"]))[0].fields
+        let envelope = try CommandEnvelope.decode(fields: fields)
+        let committed = try await BatchStore(database: harness.database).apply([BatchCommand(entryID: ids[0], envelope: envelope)])
+        guard case .ok(let stored)? = committed.first?.reply?.outcome else {
+            Issue.record("not applied")
+            return
+        }
+        #expect(harness.replies("crash").isEmpty)
+
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies(["crash"])
+        #expect(consumer.claimed == 1)
+        #expect(harness.replies("crash").first?["result"] == stored)
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 1)
+        #expect(try await harness.database.query("SELECT last_seq FROM conversations").int64("last_seq") == 1)
+        #expect(await Harness.eventually { harness.events(users[1], "receiveMessage").count == 1 })
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        await harness.close()
+    }
+
+    @Test @LoopActor func anEntryDeliveredTooOftenGoesToTheDeadLetterStream() async throws {
+        let harness = try await Harness(["WORKER_CLAIM_IDLE_MS": "50", "WORKER_CLAIM_INTERVAL_MS": "20", "WORKER_MAX_DELIVERIES": "3"])
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("crashes workers", from: users[0], to: users[1], key: "poison", request: "poison")
+        let ids = try await harness.deliverToDeadConsumer(count: 1)
+        // Two more consumers took it over and died too: 3 deliveries.
+        for name in ["dead-2", "dead-3"] {
+            _ = try await harness.redis.send(["XCLAIM", harness.configuration.stream, harness.configuration.group, name, "0"] + ids)
+        }
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies(["poison"])
+        #expect(harness.replies("poison").first?["error"]?["code"] == "processing_failed")
+        #expect(await Harness.eventually { consumer.deadLettered == 1 })
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 0)
+        let dead = StreamEntry.parse(entries: try await harness.redis.send(["XRANGE", harness.configuration.deadLetterStream, "-", "+"]))
+        #expect(dead.count == 1)
+        func field(_ name: String) -> String? { dead.first?.fields.first { $0.0 == name }.map { String(decoding: $0.1, as: UTF8.self) } }
+        #expect(field("origin") == ids.first)
+        #expect(field("deliveries") == "4")
+        #expect(field("type") == "send")
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+
+        // An undecodable entry is dead-lettered at its first delivery.
+        try await harness.addFields(["v", "9", "junk", "x"])
+        #expect(await Harness.eventually { consumer.deadLettered == 2 })
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        await harness.close()
+    }
+
+    @Test @LoopActor func trimmingKeepsPendingEntries() async throws {
+        let harness = try await Harness(["WORKER_TRIM_INTERVAL_MS": "30"])
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        // e0: delivered and acknowledged elsewhere; e1: pending at a dead consumer; e2...e4: processed by the worker.
+        try await harness.send("e0", from: users[0], to: users[1], key: "e0")
+        let first = try await harness.deliverToDeadConsumer(count: 1)
+        _ = try await harness.redis.send(["XACK", harness.configuration.stream, harness.configuration.group] + first)
+        try await harness.send("e1", from: users[0], to: users[1], key: "e1")
+        let pending = try await harness.deliverToDeadConsumer(count: 1)
+        for index in 2...4 { try await harness.send("e\(index)", from: users[0], to: users[1], key: "e\(index)") }
+        let consumer = harness.startConsumer()
+        try await harness.waitForReplies(["e2", "e3", "e4"])
+        #expect(await Harness.eventually { consumer.lastTrimID == pending.first })
+        let remaining = StreamEntry.parse(entries: try await harness.redis.send(["XRANGE", harness.configuration.stream, "-", "+"]))
+        #expect(remaining.first?.id == pending.first)
+        #expect(remaining.count == 4)
+        #expect(try await harness.pendingCount() == 1)
+        await harness.close()
+    }
+}

@@ -1,0 +1,39 @@
+import Testing
+@testable import Shared
+
+@Suite struct ChatMessageTests {
+    private static func rows(_ cells: [String?]) -> PostgresRows {
+        PostgresRows(columns: ["id", "conversation_id", "seq", "sender_id", "receiver_id", "client_msg_id", "type", "content",
+                               "attachment_url", "created_ms", "edited_ms", "is_read"], cells: cells)
+    }
+
+    @Test func decodesARowAndShowsTheMessageJSON() throws {
+        let result = Self.rows(["10", "3", "7", "1", "2", "c-1", "text", "hi", nil, "1705314600000", nil, "t"])
+        let record = try ChatMessageRecord(row: result[0])
+        #expect(record == ChatMessageRecord(id: 10, conversationID: 3, seq: 7, senderID: 1, receiverID: 2, clientMsgID: "c-1", type: .text,
+                                            content: "hi", attachmentURL: nil, createdAtMilliseconds: 1_705_314_600_000, isRead: true))
+        #expect(JSONValue.object(record.json).jsonString == """
+            {"id":10,"conversationId":3,"seq":7,"senderId":1,"receiverId":2,"content":"hi","type":"text","attachmentUrl":null,\
+            "clientMsgId":"c-1","isRead":true,"createdAt":"2024-01-15T10:30:00.000Z","updatedAt":"2024-01-15T10:30:00.000Z"}
+            """)
+    }
+
+    @Test func updatedAtFollowsAnEdit() throws {
+        let result = Self.rows(["10", "3", "7", "1", "2", "c-1", "image", "pic", "https://x/y", "1705314600000", "1705314601234", "f"])
+        let json = try ChatMessageRecord(row: result[0]).json
+        #expect(json["updatedAt"] == "2024-01-15T10:30:01.234Z")
+        #expect(json["attachmentUrl"] == "https://x/y")
+        #expect(json["type"] == "image")
+        #expect(json["isRead"] == false)
+    }
+
+    @Test func unknownTypesAreDecodingErrors() {
+        let result = Self.rows(["10", "3", "7", "1", "2", "c-1", "video", "x", nil, "0", nil, "f"])
+        #expect(throws: PostgresError.self) { try ChatMessageRecord(row: result[0]) }
+    }
+
+    @Test func directKeysAreOrderIndependent() {
+        #expect(DirectConversation.key(5, 12) == "5:12")
+        #expect(DirectConversation.key(12, 5) == "5:12")
+    }
+}

@@ -1,0 +1,43 @@
+import Testing
+@testable import Shared
+
+@Suite struct ChatReplyTests {
+    @Test func successRepliesCarryTheAddressAndResult() throws {
+        let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", socket: "s1", ack: 4), outcome: .ok(["count": 2, "lastReadSeq": 9]))
+        #expect(reply.channel == "chat:gw:gw-1")
+        #expect(String(decoding: reply.payload(), as: UTF8.self)
+            == #"{"reply":{"gateway":"gw-1","socket":"s1","ack":4},"ok":true,"result":{"count":2,"lastReadSeq":9}}"#)
+        #expect(ChatReply.parse(reply.payload()) == reply)
+    }
+
+    @Test func failureRepliesCarryCodeAndMessage() throws {
+        let reply = ChatReply(reply: ReplyAddress(gateway: "g", request: "r-9"), error: ChatErrors.userNotFound)
+        #expect(String(decoding: reply.payload(), as: UTF8.self)
+            == #"{"reply":{"gateway":"g","request":"r-9"},"ok":false,"error":{"code":"user_not_found","message":"the receiver does not exist"}}"#)
+        #expect(ChatReply.parse(reply.payload()) == reply)
+    }
+
+    @Test func parseRefusesWhatIsNotAReply() {
+        for text in ["", "{}", #"{"reply":{"gateway":"g"}}"#, #"{"reply":{},"ok":true}"#, #"{"reply":{"gateway":"g"},"ok":false}"#] {
+            #expect(ChatReply.parse(Array(text.utf8)) == nil, "\(text)")
+        }
+    }
+
+    @Test func replyErrorCodesMapToHTTPStatuses() {
+        #expect(ChatErrors.apiError(code: "user_not_found", message: "m").status == .notFound)
+        #expect(ChatErrors.apiError(code: "message_not_found", message: "m").status == .notFound)
+        #expect(ChatErrors.apiError(code: "not_a_recipient", message: "m").status == .forbidden)
+        #expect(ChatErrors.apiError(code: "validation_failed", message: "m").status == .unprocessableContent)
+        #expect(ChatErrors.apiError(code: "cannot_message_self", message: "m").status == .unprocessableContent)
+        #expect(ChatErrors.apiError(code: "processing_failed", message: "m").status == .internalServerError)
+        for error in [ChatErrors.userNotFound, ChatErrors.messageNotFound, ChatErrors.notARecipient, ChatErrors.cannotMessageSelf, ChatErrors.processingFailed] {
+            #expect(ChatErrors.apiError(code: error.code, message: error.message) == APIError(error.status, code: error.code, message: error.message))
+        }
+    }
+
+    @Test func eventsAreWrappedForTheUserChannel() {
+        let event = ChatEvent(userID: 12, name: "messageSent", data: ["id": 1])
+        #expect(event.channel == "chat:user:12")
+        #expect(String(decoding: event.payload(), as: UTF8.self) == #"{"event":"messageSent","data":{"id":1}}"#)
+    }
+}
