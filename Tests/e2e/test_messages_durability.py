@@ -22,14 +22,19 @@ from support import (
     CONSUMER_GROUP,
     Api,
     Messages,
+    ack_error,
+    ack_message,
+    check_message,
     create_user,
     numsub,
     poll,
     psql_rows,
     redis_client,
     start_cluster,
+    unique,
     user_channel,
     wait_until_consumed,
+    worker_env,
 )
 
 TOTAL = 10_000
@@ -39,6 +44,7 @@ KILL_AFTER = 3_000  # acknowledged messages before the kill
 ACK_TIMEOUT = 8.0  # s without an ack before the same clientMsgId is sent again
 RETRY_AFTER_ERROR = 0.5  # s before re-sending after a transient error ack
 STREAM_DEADLINE = 180.0  # s for the whole stream
+SYNC_PAGE = 200  # messages per conversation in one sync answer
 # Codes that mean the message itself is wrong: re-sending cannot help, the test is broken.
 FATAL_CODES = {"validation_failed", "user_not_found", "cannot_message_self", "unauthorized",
                "invalid_token", "token_expired"}
@@ -297,6 +303,16 @@ def test_no_message_lost_when_a_worker_is_killed(settings, procs, sio_session):
             assert entry["unreadCount"] == mine[conv], (
                 f"{u.username}, conversation {conv}: unreadCount {entry['unreadCount']}, expected {mine[conv]}")
 
+        # The socket `sync` (first page per conversation) agrees.
+        body = sessions[n].call("sync", {"since": {}}, timeout=30)
+        assert isinstance(body, dict) and isinstance(body.get("conversations"), list), body
+        for conv in body["conversations"]:
+            cid = conv["conversationId"]
+            got = [(m["seq"], m["id"], m["senderId"]) for m in conv["messages"]]
+            assert got == persisted[cid][:SYNC_PAGE], f"{u.username}, socket sync of conversation {cid} differs"
+            assert conv["hasMore"] is (len(persisted[cid]) > SYNC_PAGE), conv["hasMore"]
+        assert body.get("totalUnread") == sum(mine.values()), body.get("totalUnread")
+
     received = sum(1 for s in sessions for e in s.events if e.name == "receiveMessage")
     print(f"\n{TOTAL} messages in {stream_seconds:.1f}s ({TOTAL / stream_seconds:.0f}/s); killed {victim_id} "
           f"after {acked_at_kill} acks holding {pending.get(victim_id, 0)} pending entries; "
@@ -309,8 +325,6 @@ def test_commands_wait_for_a_worker_and_retries_stay_idempotent(settings, procs,
     """No worker running: a write answers 503 worker_unavailable (with Retry-After) after the reply
     timeout, but the command stays in the stream; when a worker starts it is applied, and the
     client's retry with the same clientMsgId gets that message, not a second one."""
-    from support import ack_error, ack_message, check_message, unique, worker_env
-
     stream = unique("cmd")  # a private command stream: no other test's worker may read it
     gw = procs.gateway({"COMMAND_STREAM": stream, "COMMAND_REPLY_TIMEOUT_MS": "700"})
     api = Api(gw.url)
