@@ -18,9 +18,9 @@ final class UserChannels {
     /// Whether the gateway channel is subscribed right now, i.e. replies can arrive.
     private(set) var gatewayChannelReady = false
 
-    nonisolated static let channelPrefix = "chat:user:"
+    nonisolated static let channelPrefix = ChatChannels.userPrefix
 
-    nonisolated static func channel(for userID: Int64) -> String { channelPrefix + String(userID) }
+    nonisolated static func channel(for userID: Int64) -> String { ChatChannels.user(userID) }
 
     init(logger: Logger) {
         self.logger = logger

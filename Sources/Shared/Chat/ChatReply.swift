@@ -5,7 +5,9 @@ package enum ChatChannels {
     /// Where workers move entries they cannot process (default of `DEAD_LETTER_STREAM`).
     package static let deadLetterStream = "chat:cmd:dead"
     /// Every event for one user, on any device.
-    package static func user(_ userID: Int64) -> String { "chat:user:\(userID)" }
+    package static func user(_ userID: Int64) -> String { userPrefix + String(userID) }
+    /// What every user channel name starts with (the rest is the decimal user id).
+    package static let userPrefix = "chat:user:"
     /// Replies and control messages for one gateway.
     package static func gateway(_ gatewayID: String) -> String { "chat:gw:\(gatewayID)" }
 }

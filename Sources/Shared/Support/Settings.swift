@@ -92,8 +92,9 @@ package struct SettingsReader: Sendable {
         let width = (settings.map(\.name.count).max() ?? 0) + 2
         for setting in settings {
             let padding = String(repeating: " ", count: max(1, width - setting.name.count))
-            let fallback = setting.defaultValue.map { "[\($0)]" } ?? "[none]"
-            lines.append("  \(setting.name)\(padding)\(setting.help) \(fallback)")
+            // A help text that already ends with its own bracket (e.g. "[generated: ...]") says the default.
+            let fallback = setting.defaultValue.map { "[\($0)]" } ?? (setting.help.hasSuffix("]") ? "" : "[none]")
+            lines.append("  \(setting.name)\(padding)\(setting.help)" + (fallback.isEmpty ? "" : " \(fallback)"))
         }
         return lines.joined(separator: "\n")
     }
