@@ -159,6 +159,7 @@ final class CommandConsumer {
     /// Trims entries every group has acknowledged: `XTRIM key MINID <oldest pending or last delivered>`.
     private func trim() async throws {
         let groups = GroupInfo.parse(try await commands.send(["XINFO", "GROUPS", configuration.stream]))
+        if let own = groups.first(where: { $0.name == configuration.group }) { WorkerMetrics.streamPending.set(Double(own.pending)) }
         var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
         for group in groups {
             var oldest: StreamID?
@@ -170,6 +171,8 @@ final class CommandConsumer {
         guard let point = TrimPoint.minimumID(bounds) else { return }
         let removed = try await commands.send(["XTRIM", configuration.stream, "MINID", point.description])
         lastTrimID = point.description
+        // Only a gauge: a failed XLEN must not fail the trim.
+        if let length = (try? await commands.send(["XLEN", configuration.stream]))?.int { WorkerMetrics.streamLength.set(Double(length)) }
         if let count = removed.int, count > 0 {
             logger.debug("command stream trimmed", ["minID": .string(point.description), "removed": .int(count)])
         }
@@ -182,11 +185,16 @@ final class CommandConsumer {
     private func handle(_ entries: [StreamEntry], deliveries: [String: Int]) async {
         var outcomes: [String: CommandOutcome] = [:]
         var batch: [BatchCommand] = []
+        let started = MonotonicClock.now()
+        if !entries.isEmpty { WorkerMetrics.batchSize.observe(Double(entries.count)) }
+        // Metric label per entry: the command type, or `invalid`.
+        var types: [String: String] = [:]
         for entry in entries {
             let count = deliveries[entry.id] ?? 1
             let decoded = Result { () throws(ChatCommandError) in
                 try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
             }
+            types[entry.id] = (try? decoded.get())?.command.typeName ?? WorkerMetrics.invalidType
             if count > configuration.maxDeliveries {
                 var reply: ReplyAddress?
                 switch decoded {
@@ -250,6 +258,8 @@ final class CommandConsumer {
             do {
                 _ = try await commands.send(["XACK", configuration.stream, configuration.group] + acknowledgeable)
                 processed += acknowledgeable.count
+                for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(types[id] ?? WorkerMetrics.invalidType) }
+                WorkerMetrics.batchDuration.observeSince(started)
                 break
             } catch {
                 guard running else { return }
@@ -308,6 +318,7 @@ final class CommandConsumer {
                     notWritten.insert(slot.entryID)
                 } else {
                     deadLettered += 1
+                    WorkerMetrics.deadLettered.increment()
                 }
             }
         }

@@ -25,6 +25,7 @@ final class WorkerApp: ServiceApp {
     }
 
     func start(mode: CommandLineMode) async {
+        ChatMetrics.registerCommon()
         let common = configuration.common
         let database = PostgresPool(configuration: PostgresPoolConfiguration(common: common, applicationName: "worker"))
         self.database = database
@@ -42,6 +43,8 @@ final class WorkerApp: ServiceApp {
         }
         let commands = RedisClient(configuration: redisConfiguration)
         let reader = RedisClient(configuration: redisConfiguration)
+        // The reader's XREADGROUP blocks for new commands: keep it out of the latency histogram.
+        reader.recordsLatency = false
         redisClients = [commands, reader]
         commands.start()
         reader.start()
@@ -51,6 +54,8 @@ final class WorkerApp: ServiceApp {
             ("postgres", { await database.ping() }),
             ("redis", { await commands.ping() }),
         ])
+        router.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
+        WorkerMetrics.register()
         let admin = HTTPServer(configuration: configuration.admin, responder: router, logger: logger)
         do {
             try admin.start()

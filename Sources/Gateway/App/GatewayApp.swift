@@ -26,6 +26,7 @@ final class GatewayApp: ServiceApp {
     }
 
     func start(mode: CommandLineMode) async {
+        ChatMetrics.registerCommon()
         if configuration.jwtSecretGenerated {
             logger.warn("JWT_SECRET is not set: using a random secret for this process (development mode); tokens will not survive a restart or work across gateways")
         }
@@ -68,6 +69,7 @@ final class GatewayApp: ServiceApp {
         router.addImmediate(.GET, "/api/openapi.yaml") { _ in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml; charset=utf-8"], body: PackageResources.openapi_yaml)
         }
+        router.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
         accounts.register(on: router)
 
         let messaging = configuration.messaging
@@ -107,6 +109,7 @@ final class GatewayApp: ServiceApp {
             return finish()
         }
         self.server = server
+        GatewayMetrics.register(server: server, realtime: realtime)
         logger.info("gateway listening", ["host": .string(configuration.http.host), "port": .int(Int64(server.localPort)),
                                           "environment": .string(common.isDevelopment ? "development" : "production")])
     }

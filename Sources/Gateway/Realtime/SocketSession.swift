@@ -264,6 +264,7 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     private func handleEvent(_ packet: SocketIOPacket, principal: Principal) {
         guard let name = packet.eventName else { return protocolViolation("event without a name") }
+        GatewayMetrics.socketEventsIn.increment(GatewayMetrics.eventLabel(name))
         let arguments = packet.eventArguments
         let first = arguments.first ?? .null
         switch name {

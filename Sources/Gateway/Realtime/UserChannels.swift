@@ -108,18 +108,24 @@ final class UserChannels {
         }
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
               let sockets = socketsByUser[userID], !sockets.isEmpty else { return }
-        guard let frame = Self.eventFrame(payload) else {
+        guard let (event, frame) = Self.publishedEvent(payload) else {
             logger.warn("dropped a malformed published event", ["channel": .string(channel), "bytes": .int(Int64(payload.count))])
             return
         }
         for session in sockets.values { session.sendPublished(frame) }
+        GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
     }
 
     /// The WebSocket frame for a published event, or nil if the payload is not `{"event", "data"}`.
     nonisolated static func eventFrame(_ payload: [UInt8]) -> [UInt8]? {
+        publishedEvent(payload)?.frame
+    }
+
+    /// The event name (for metrics) and the frame of a published event; nil as for `eventFrame`.
+    nonisolated static func publishedEvent(_ payload: [UInt8]) -> (event: String, frame: [UInt8])? {
         guard case .object(let object)? = try? JSONParser.parse(payload),
               case .string(let event)? = object["event"], !event.isEmpty else { return nil }
         let data = object["data"] ?? .null
-        return SocketSession.frame(for: .event(event, [data]))
+        return (event, SocketSession.frame(for: .event(event, [data])))
     }
 }

@@ -150,6 +150,7 @@ package final class HTTPServer {
     }
 
     fileprivate func logRequest(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
+        ChatMetrics.httpRequests.increment(ChatMetrics.statusClass(response.status.code))
         guard logger.enabled(.info) else { return }
         let micros = (MonotonicClock.now() &- context.receivedAt) / 1_000
         logger.info("request", [
@@ -164,6 +165,7 @@ package final class HTTPServer {
     }
 
     fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
+        ChatMetrics.httpRequests.increment(ChatMetrics.statusClass(error.status.code))
         logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code), "peer": .string(peer)])
     }
 

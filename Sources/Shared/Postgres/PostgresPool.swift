@@ -81,6 +81,8 @@ package final class PostgresPool {
     package func query(_ sql: String, _ parameters: [PostgresValue?] = [],
                        timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
         var attempts = 0
+        let started = MonotonicClock.now()
+        defer { ChatMetrics.postgresQueryDuration.observeSince(started) }
         while true {
             attempts += 1
             let connection = try await acquire()
@@ -121,6 +123,8 @@ package final class PostgresPool {
     @discardableResult
     package func transaction<T>(_ body: @LoopActor (PostgresConnection) async throws -> T) async throws -> T {
         var attempts = 0
+        let started = MonotonicClock.now()
+        defer { ChatMetrics.postgresQueryDuration.observeSince(started) }
         while true {
             attempts += 1
             let connection = try await acquire()

@@ -15,6 +15,9 @@ package final class RedisClient {
     package var onConnected: (@LoopActor () -> Void)?
     /// Called when the ready connection is lost, with the reason; reconnecting is already scheduled.
     package var onDisconnected: (@LoopActor (RedisError) -> Void)?
+    /// Whether commands are timed into `chat_redis_command_duration_seconds`. Off for a client that
+    /// sends blocking commands (`XREADGROUP ... BLOCK`): their waits are not latency.
+    package var recordsLatency = true
 
     /// A client for `configuration`; call `start()` to connect.
     package init(configuration: RedisConfiguration) {
@@ -51,6 +54,8 @@ package final class RedisClient {
     /// reply, `.timeout`/`.connectionLost` when the reply never came.
     package func send(_ command: RedisCommand) async throws(RedisError) -> RedisValue {
         guard let connection = connector.connection else { throw .unavailable }
+        let started = MonotonicClock.now()
+        defer { if recordsLatency { ChatMetrics.redisCommandDuration.observeSince(started) } }
         return try await connection.send(command)
     }
 
@@ -67,6 +72,8 @@ package final class RedisClient {
     /// Writes all commands in one go; replies in order, error replies in place as `.error`.
     package func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         guard let connection = connector.connection else { throw .unavailable }
+        let started = MonotonicClock.now()
+        defer { if recordsLatency { ChatMetrics.redisCommandDuration.observeSince(started) } }
         return try await connection.pipeline(commands)
     }
 

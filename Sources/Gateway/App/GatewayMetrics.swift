@@ -1,0 +1,51 @@
+import Shared
+
+/// The gateway's own metric families (the shared ones are in `ChatMetrics`).
+@LoopActor
+enum GatewayMetrics {
+    /// Socket.IO event names with their own series; anything else is counted as `other` so a
+    /// client cannot grow the label set.
+    static let knownEvents: Set<String> = SocketMessaging.events.union(["ping", "whoami", "authenticate", "requestServerAck"])
+
+    /// Socket.IO events received from clients, by event name.
+    static let socketEventsIn = MetricsRegistry.shared.counter(
+        "chat_socket_events_in_total", help: "Socket.IO events received from clients, by event name (unknown names as other).",
+        labelName: "event", initialLabels: knownEvents.sorted() + ["other"])
+
+    /// Event names the workers and gateways publish to users; anything else is counted as `other`.
+    nonisolated static let publishedEvents: Set<String> = [
+        "receiveMessage", "messageSent", "messageReadConfirmed", "messageReadByReceiver", "allMessagesRead",
+        "messagesReadByReceiver", "typing", "stopTyping",
+    ]
+
+    /// Published events written to local sockets (one per socket), by event name.
+    static let publishedEventsDelivered = MetricsRegistry.shared.counter(
+        "chat_published_events_delivered_total", help: "Published events written to local sockets, one per socket, by event name.",
+        labelName: "event", initialLabels: publishedEvents.sorted() + ["other"])
+
+    /// The label for a published event name: itself when known, else `other`.
+    nonisolated static func publishedLabel(_ name: String) -> String {
+        publishedEvents.contains(name) ? name : "other"
+    }
+
+    /// The label for an event name: itself when known, else `other`.
+    static func eventLabel(_ name: String) -> String {
+        knownEvents.contains(name) ? name : "other"
+    }
+
+    /// Registers the gateway's own families (after `ChatMetrics.registerCommon()`), with gauges read from `server` and `realtime` at scrape time.
+    static func register(server: HTTPServer, realtime: RealtimeHub) {
+        _ = socketEventsIn
+        _ = publishedEventsDelivered
+        let registry = MetricsRegistry.shared
+        _ = registry.gauge("chat_open_connections", help: "Open client connections (HTTP and upgraded).") { [weak server] in
+            Double(server?.connectionCount ?? 0)
+        }
+        _ = registry.gauge("chat_sockets", help: "Connected Socket.IO sessions on this gateway.") { [weak realtime] in
+            Double(realtime?.sessionCount ?? 0)
+        }
+        _ = registry.gauge("chat_connected_users", help: "Distinct users with at least one socket on this gateway.") { [weak realtime] in
+            Double(realtime?.channels.userCount ?? 0)
+        }
+    }
+}
