@@ -131,7 +131,7 @@ final class RealtimeHub: HTTPUpgrader {
         for session in sessions.values { session.sendPublished(frame) }
     }
 
-    /// Refuses new sockets, closes open ones (Engine.IO close + WebSocket 1001, so clients reconnect
+    /// Refuses new sockets, closes open ones (WebSocket 1001, so clients reconnect
     /// elsewhere) and calls `completion` once they are gone or after `graceMilliseconds`.
     func shutdown(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
         draining = true

@@ -71,9 +71,11 @@ final class SocketSession: WebSocketConnectionDelegate {
         connection.start(leftover: leftover)
     }
 
-    /// Graceful shutdown: Engine.IO close, then WebSocket 1001 so the client reconnects elsewhere.
+    /// Graceful shutdown: WebSocket close 1001 ("going away"), which stock clients treat as a lost
+    /// transport and answer by reconnecting (through the load balancer, to another gateway). An
+    /// Engine.IO close packet is deliberately not sent first: python-engineio reads it as a server
+    /// disconnect and then does not reconnect at all.
     func shutdown() {
-        connection.send(text: EngineIOPacket.close.encoded)
         connection.close(code: WebSocketCloseCode.goingAway, reason: "server shutting down")
     }
 
