@@ -5,6 +5,7 @@ local PostgreSQL/Redis servers that scripts/test starts (controlled through scri
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import pathlib
@@ -1161,3 +1162,27 @@ def check_sync_body(body) -> dict:
 def psql_rows(settings: Settings, sql: str) -> list[list[str]]:
     """Rows of a query as lists of strings (psql unaligned output split on '|'; keep '|' out of values)."""
     return [line.split("|") for line in psql(settings, sql).splitlines() if line]
+
+
+def stored_messages(settings: Settings, sender_ids) -> tuple[list[list[str]], dict]:
+    """Every stored message of these senders: the raw rows, and (sender, clientMsgId) -> list of
+    (id, conversationId, seq, content) (more than one entry would be a duplicate)."""
+    id_list = ",".join(str(int(i)) for i in sender_ids)
+    rows = psql_rows(settings, "SELECT id, conversation_id, seq, sender_id, client_msg_id, content "
+                               f"FROM messages WHERE sender_id IN ({id_list})")
+    by_key: dict[tuple[int, str], list[tuple[int, int, int, str]]] = collections.defaultdict(list)
+    for mid, conv, seq, sender, cmid, content in rows:
+        by_key[(int(sender), cmid)].append((int(mid), int(conv), int(seq), content))
+    return rows, by_key
+
+
+def assert_acks_match_storage(acked: dict, by_key: dict, contents: dict) -> None:
+    """Every acknowledged message is stored exactly once, with the id/conversation/seq of its ack
+    and the content that was sent."""
+    duplicates = {k: v for k, v in by_key.items() if len(v) != 1}
+    assert not duplicates, f"{len(duplicates)} clientMsgIds stored more than once, e.g. {list(duplicates.items())[:3]}"
+    missing = [k for k in acked if k not in by_key]
+    assert not missing, f"{len(missing)} acknowledged messages are not in Postgres, e.g. {missing[:5]}"
+    wrong = [(k, acked[k], by_key[k][0]) for k in acked
+             if by_key[k][0][:3] != acked[k] or by_key[k][0][3] != contents[k]]
+    assert not wrong, f"{len(wrong)} rows differ from their ack, e.g. {wrong[:3]}"

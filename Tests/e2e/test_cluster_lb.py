@@ -22,15 +22,17 @@ import pytest
 
 from haproxy_lb import HAProxy
 from support import (
-    Api,
-    Cluster,
-    Messages,
     ack_message,
+    Api,
+    assert_acks_match_storage,
+    Cluster,
     create_user,
+    Messages,
     numsub,
     poll,
     psql_rows,
     start_cluster,
+    stored_messages,
     unique,
     user_channel,
 )
@@ -318,18 +320,8 @@ def test_rolling_restart_loses_no_acknowledged_message(settings, lbc, module_pro
     sent = {(s.user.id, cmid): content for s in senders for cmid, (_r, content) in s.sent.items()}
     assert len(acked) == len(sent), "every message sent was acknowledged in the end"
     id_list = ",".join(str(int(i)) for i in ids)
-    rows = psql_rows(settings, "SELECT id, conversation_id, seq, sender_id, client_msg_id, content "
-                               f"FROM messages WHERE sender_id IN ({id_list})")
-    by_key: dict[tuple[int, str], list[tuple[int, int, int, str]]] = collections.defaultdict(list)
-    for mid, conv, seq, sender, cmid, content in rows:
-        by_key[(int(sender), cmid)].append((int(mid), int(conv), int(seq), content))
-    duplicates = {k: v for k, v in by_key.items() if len(v) != 1}
-    assert not duplicates, f"{len(duplicates)} clientMsgIds stored more than once, e.g. {list(duplicates.items())[:3]}"
-    missing = [k for k in acked if k not in by_key]
-    assert not missing, f"{len(missing)} acknowledged messages are not in Postgres, e.g. {missing[:5]}"
-    wrong = [(k, acked[k], by_key[k][0]) for k in acked
-             if by_key[k][0][:3] != acked[k] or by_key[k][0][3] != sent[k]]
-    assert not wrong, f"{len(wrong)} rows differ from their ack, e.g. {wrong[:3]}"
+    rows, by_key = stored_messages(settings, ids)
+    assert_acks_match_storage(acked, by_key, sent)
     assert len(rows) == len(acked), f"{len(rows)} rows for {len(acked)} acknowledged messages"
 
     # 2. Each client's sync (through the load balancer) returns every persisted message of its

@@ -18,19 +18,21 @@ from dataclasses import dataclass
 import pytest
 
 from support import (
-    COMMAND_STREAM,
-    CONSUMER_GROUP,
-    Api,
-    Messages,
     ack_error,
     ack_message,
+    Api,
+    assert_acks_match_storage,
     check_message,
+    COMMAND_STREAM,
+    CONSUMER_GROUP,
     create_user,
+    Messages,
     numsub,
     poll,
     psql_rows,
     redis_client,
     start_cluster,
+    stored_messages,
     unique,
     user_channel,
     wait_until_consumed,
@@ -252,20 +254,10 @@ def test_no_message_lost_when_a_worker_is_killed(settings, procs, sio_session):
     acked = {(s.user.id, cmid): stored for s in streamers for cmid, stored in s.acked.items()}
     assert len(acked) == TOTAL
     id_list = ",".join(str(int(i)) for i in ids)
-    rows = psql_rows(settings, "SELECT id, conversation_id, seq, sender_id, client_msg_id, content "
-                               f"FROM messages WHERE sender_id IN ({id_list})")
-    by_key: dict[tuple[int, str], list[tuple[int, int, int, str]]] = collections.defaultdict(list)
-    for mid, conv, seq, sender, cmid, content in rows:
-        by_key[(int(sender), cmid)].append((int(mid), int(conv), int(seq), content))
-    duplicates = {k: v for k, v in by_key.items() if len(v) != 1}
-    assert not duplicates, f"{len(duplicates)} clientMsgIds stored more than once, e.g. {list(duplicates.items())[:3]}"
-    missing = [k for k in acked if k not in by_key]
-    assert not missing, f"{len(missing)} acknowledged messages are not in Postgres, e.g. {missing[:5]}"
+    rows, by_key = stored_messages(settings, ids)
     strangers = [k for k in by_key if k not in expected]
     assert not strangers, f"rows nobody sent: {strangers[:5]}"
-    wrong = [(k, acked[k], by_key[k][0]) for k in acked
-             if by_key[k][0][:3] != acked[k] or by_key[k][0][3] != expected[k]]
-    assert not wrong, f"{len(wrong)} rows differ from their ack, e.g. {wrong[:3]}"
+    assert_acks_match_storage(acked, by_key, expected)
     assert len(rows) == TOTAL, f"{len(rows)} rows for {TOTAL} messages"
 
     # 2. Every conversation's seq runs 1..last_seq with no gap and no repeat.

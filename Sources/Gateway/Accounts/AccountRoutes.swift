@@ -35,11 +35,10 @@ final class AccountRoutes: RequestAuthenticator {
         guard let header = request.headers["Authorization"] else {
             throw APIError.unauthorized("token_missing", "send 'Authorization: Bearer <token>'")
         }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+        guard let token = BearerToken.parse(header) else {
             throw APIError.unauthorized("token_malformed", "the Authorization header must be 'Bearer <token>'")
         }
-        return try await tokens.authenticate(bearer: String(parts[1].trimmingSpaces()))
+        return try await tokens.authenticate(bearer: token)
     }
 
     // MARK: Handlers

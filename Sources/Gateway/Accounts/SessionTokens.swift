@@ -91,10 +91,7 @@ final class SessionTokens {
     }
 
     private static func hashSecret(_ secret: String) -> String {
-        Digest.sha256(Array(secret.utf8)).map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
-        }.joined()
+        Hex.encode(Digest.sha256(Array(secret.utf8)))
     }
 
     /// Exchanges a refresh token for a new pair. Reuse of a rotated token revokes the session.

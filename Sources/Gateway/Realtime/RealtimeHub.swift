@@ -49,7 +49,7 @@ final class RealtimeHub: HTTPUpgrader {
         case .failure(let error):
             return .reject(error.response)
         case .success(let response):
-            let headerToken = Self.bearerToken(request.headers["Authorization"])
+            let headerToken = BearerToken.parse(request.headers["Authorization"])
             let peer = context.peerAddress
             connectionsPerIP[peer, default: 0] += 1
             return .accept(response) { [weak self] tcp, leftover, release in
@@ -88,13 +88,6 @@ final class RealtimeHub: HTTPUpgrader {
                             headers: ["Retry-After": "5"])
         }
         return nil
-    }
-
-    private static func bearerToken(_ header: String?) -> String? {
-        guard let header else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1].trimmingSpaces())
     }
 
     // MARK: Sessions

@@ -55,6 +55,18 @@ package struct APIRequest: Sendable {
     }
 }
 
+/// The `Authorization: Bearer <token>` header, read the same way by REST and socket upgrades.
+package enum BearerToken {
+    /// The token, or nil when the header is absent, not `Bearer` (any case), or empty.
+    package static func parse(_ header: String?) -> String? {
+        guard let header else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingSpaces()
+        return token.isEmpty ? nil : String(token)
+    }
+}
+
 /// Who is calling, from a verified access token.
 package struct Principal: Sendable, Equatable {
     package let userID: Int64

@@ -65,10 +65,7 @@ package final class HTTPServer {
     /// Decides WebSocket upgrades; nil means no request is ever upgraded.
     package weak var upgrader: (any HTTPUpgrader)?
     private var nextRequestNumber: UInt64 = 0
-    private let requestIDPrefix = String(SecureRandom.bytes(4).map { byte in
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 15)]], as: UTF8.self)
-    }.joined())
+    private let requestIDPrefix = Hex.encode(SecureRandom.bytes(4))
     private var cachedDate: (second: Int64, text: String) = (0, "")
     private var shutdownWaiters: [@LoopActor () -> Void] = []
 

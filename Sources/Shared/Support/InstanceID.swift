@@ -8,7 +8,7 @@ package enum InstanceID {
         let host = gethostname(&buffer, buffer.count) == 0
             ? String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             : "host"
-        let suffix = SecureRandom.bytes(2).map { String($0, radix: 16) }.joined()
+        let suffix = Hex.encode(SecureRandom.bytes(2))
         return "\(prefix)-\(host)-\(getpid())-\(suffix)"
     }
 }
