@@ -65,7 +65,8 @@ STARTED_REDIS=$SVC_REDIS_STARTED
 BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
 header "Gateway (CHAT_ENV=development, LOG_LEVEL=$BENCH_LOG_LEVEL)"
 GATEWAY_PORT="$(free_port)"
-env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" \
+# No API limit here: this measures the request path itself (bench/ratelimit.sh measures the limit).
+env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" RATE_LIMIT_API=off \
     DATABASE_URL="postgresql://chat@127.0.0.1:$(svc_state_get "$DATA_DIR" PG_PORT)/chat" \
     REDIS_URL="redis://127.0.0.1:$(svc_state_get "$DATA_DIR" REDIS_PORT)/0" \
     JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)" \

@@ -16,6 +16,7 @@ final class CommandConsumer {
     private let reader: RedisClient
     private let commands: RedisClient
     private let processor: BatchProcessor
+    private let messageLimit: MessageRateLimit?
     private let configuration: WorkerConfiguration
     private let logger: Logger
     private var running = false
@@ -32,10 +33,12 @@ final class CommandConsumer {
     private(set) var lastTrimID: String?
 
     /// `reader` is a connection of its own: a blocking XREADGROUP would hold up other commands.
-    init(reader: RedisClient, commands: RedisClient, processor: BatchProcessor, configuration: WorkerConfiguration, logger: Logger) {
+    init(reader: RedisClient, commands: RedisClient, processor: BatchProcessor, messageLimit: MessageRateLimit? = nil,
+         configuration: WorkerConfiguration, logger: Logger) {
         self.reader = reader
         self.commands = commands
         self.processor = processor
+        self.messageLimit = messageLimit
         self.configuration = configuration
         self.logger = logger
     }
@@ -220,6 +223,10 @@ final class CommandConsumer {
                 outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
             }
         }
+
+        // Decided once per batch, before any retry: a retried transaction must not count the sends again
+        // (the script would admit them anyway, being keyed by client message id).
+        if let messageLimit, !batch.isEmpty { batch = await messageLimit.apply(to: batch) }
 
         let ids = entries.map(\.id)
         var attempt = 0

@@ -4,6 +4,10 @@ import Shared
 struct BatchCommand: Sendable, Equatable {
     let entryID: String
     let envelope: CommandEnvelope
+    /// Set when the sender's message limit refused this send. It is answered with this error and
+    /// never stored, unless it is a retry of a message already stored (then the stored message is
+    /// the answer, as for any retry).
+    var rateLimited: APIError? = nil
 }
 
 /// One `conversation_members` row.
@@ -125,12 +129,20 @@ struct MessageBatch: Sendable {
         }
     }
 
+    /// Active sends the rate limit admitted: only these may create conversations or rows.
+    private var admittedSends: [(userID: Int64, message: SendMessage)] {
+        active.compactMap { entry in
+            guard entry.element.rateLimited == nil, case .send(let message) = entry.element.envelope.command else { return nil }
+            return (entry.element.envelope.userID, message)
+        }
+    }
+
     // MARK: Before the transaction
 
     /// Senders and receivers of sends, to check they exist (one query for the batch).
     var userIDsToCheck: [Int64] {
         var ids = Set<Int64>()
-        for (userID, message) in activeSends {
+        for (userID, message) in admittedSends {
             ids.insert(userID)
             ids.insert(message.receiverID)
         }
@@ -140,7 +152,7 @@ struct MessageBatch: Sendable {
     /// Refuses sends whose receiver (or sender: an account deleted while its token lives) is not in
     /// `existing` with `user_not_found`.
     mutating func recordExistingUsers(_ existing: Set<Int64>) {
-        for (index, command) in commands.enumerated() where planned[index] == nil {
+        for (index, command) in commands.enumerated() where planned[index] == nil && command.rateLimited == nil {
             guard case .send(let message) = command.envelope.command else { continue }
             if !existing.contains(message.receiverID) {
                 planned[index] = .failed(ChatErrors.userNotFound)
@@ -155,7 +167,7 @@ struct MessageBatch: Sendable {
     /// Direct conversations the sends need, sorted by key (the order rows are created and locked in).
     var conversationsToCreate: [ConversationToCreate] {
         var seen: [String: ConversationToCreate] = [:]
-        for (userID, message) in activeSends {
+        for (userID, message) in admittedSends {
             let key = DirectConversation.key(userID, message.receiverID)
             if seen[key] == nil {
                 seen[key] = ConversationToCreate(directKey: key, createdBy: userID, members: [min(userID, message.receiverID), max(userID, message.receiverID)])
@@ -263,6 +275,8 @@ struct MessageBatch: Sendable {
                     let member = MemberKey(conversationID: record.conversationID, userID: receiver)
                     planned[index] = .send(.stored(record), receiverID: receiver, unreadCount: ledger.unread(member),
                                            totalUnread: ledger.total(receiver), isRead: ledger.pointer(member) >= record.seq)
+                } else if let refusal = command.rateLimited {
+                    planned[index] = .failed(refusal)
                 } else if let earlier = newByKey[key] {
                     // The same key twice in one batch (a client retry): one row.
                     let row = messages[earlier]

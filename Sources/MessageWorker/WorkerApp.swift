@@ -66,7 +66,11 @@ final class WorkerApp: ServiceApp {
         self.admin = admin
 
         let processor = BatchProcessor(applier: BatchStore(database: database), logger: logger)
-        let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, configuration: configuration, logger: logger)
+        let messageLimit = configuration.messageRateLimit.map { policy in
+            MessageRateLimit(limiter: RateLimiter(policy: policy, failureMode: configuration.messageRateLimitFailureMode, redis: commands, logger: logger))
+        }
+        let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, messageLimit: messageLimit,
+                                       configuration: configuration, logger: logger)
         self.consumer = consumer
         consumer.start()
         logger.info("worker started", ["adminPort": .int(Int64(admin.localPort)), "stream": .string(configuration.stream),

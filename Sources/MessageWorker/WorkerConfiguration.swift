@@ -16,6 +16,9 @@ struct WorkerConfiguration: Sendable {
     var maxDeliveries: Int
     var trimIntervalMilliseconds: Int
     var maxContentLength: Int
+    /// Sends per user per window, for the whole cluster (nil: off).
+    var messageRateLimit: RateLimitPolicy?
+    var messageRateLimitFailureMode: RateLimitFailureMode
 
     static let settings: [Setting] = [
         Setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server (/health, /ready)"),
@@ -32,6 +35,9 @@ struct WorkerConfiguration: Sendable {
         Setting("WORKER_MAX_DELIVERIES", "5", "a command delivered more often goes to the dead-letter stream"),
         Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
+        Setting("RATE_LIMIT_MESSAGES", "5/10s", "sends per user per sliding window, whole cluster (<count>/<window: ms|s|m|h>, or off)"),
+        Setting("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR", "local",
+                "when the limit script fails: local (this worker's own sliding log), allow, or deny (answer rate_limiter_unavailable)"),
     ] + CommonConfiguration.settings(poolSize: 4)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
@@ -54,6 +60,8 @@ struct WorkerConfiguration: Sendable {
         maxDeliveries = try reader.int("WORKER_MAX_DELIVERIES", in: 1...1000)
         trimIntervalMilliseconds = try reader.int("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
+        messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
+        messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")
         guard deadLetterStream != stream else {
             throw ConfigurationError("DEAD_LETTER_STREAM", "must differ from COMMAND_STREAM")
         }

@@ -44,7 +44,7 @@ import Testing
         #expect(outcomes.map(\.entryID) == (0..<8).map { "\($0)-0" })
         let failed = outcomes.filter { $0.deadLetterReason != nil }
         #expect(failed.map(\.entryID) == ["5-0"])
-        if case .failed(let code, _)? = failed.first?.reply?.outcome { #expect(code == "processing_failed") } else { Issue.record("no error reply") }
+        if case .failed(let code, _, _)? = failed.first?.reply?.outcome { #expect(code == "processing_failed") } else { Issue.record("no error reply") }
         // 8 → 4+4 → (4: 2+2 → 1+1): a logarithmic number of transactions.
         #expect(applier.batches.count <= 8)
         #expect(applier.batches.contains(["0-0", "1-0", "2-0", "3-0"]))

@@ -31,7 +31,7 @@ import Testing
     }
 
     private static func errorCode(_ outcome: CommandOutcome) -> String? {
-        if case .failed(let code, _)? = outcome.reply?.outcome { return code }
+        if case .failed(let code, _, _)? = outcome.reply?.outcome { return code }
         return nil
     }
 

@@ -143,7 +143,8 @@ def database_url_for(settings: Settings, name: str) -> str:
 
 
 def base_env(settings: Settings) -> dict[str, str]:
-    """What every process gets unless a test overrides it: fast scrypt, development mode."""
+    """What every process gets unless a test overrides it: fast scrypt, development mode, rate limits
+    that never trigger."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -155,6 +156,12 @@ def base_env(settings: Settings) -> dict[str, str]:
         "JWT_SECRET": settings.jwt_secret,
         "SCRYPT_LOG_N": "12",
         "LOG_LEVEL": "info",
+        # Limits high enough never to trigger (issue 5): a test that checks a limit starts its own
+        # processes with the production defaults (default_limits_env() pops these).
+        "RATE_LIMIT_API": "1000000/1m",
+        "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/1m",
+        "RATE_LIMIT_LOGIN_IP": "1000000/1m",
+        "RATE_LIMIT_MESSAGES": "1000000/10s",
     }
 
 
@@ -1186,3 +1193,138 @@ def assert_acks_match_storage(acked: dict, by_key: dict, contents: dict) -> None
     wrong = [(k, acked[k], by_key[k][0]) for k in acked
              if by_key[k][0][:3] != acked[k] or by_key[k][0][3] != contents[k]]
     assert not wrong, f"{len(wrong)} rows differ from their ack, e.g. {wrong[:3]}"
+
+
+# --- presence and rate limits (issue 5) ---
+
+
+def presence_env(ttl_ms: int = 2000, heartbeat_ms: int = 500, sweep_ms: int = 500) -> dict[str, str | None]:
+    """Gateway settings for fast presence tests: a dead gateway's users go offline within
+    ttl_ms + sweep_ms (the documented bound)."""
+    return {"PRESENCE_TTL_MS": str(ttl_ms), "PRESENCE_HEARTBEAT_MS": str(heartbeat_ms),
+            "PRESENCE_SWEEP_MS": str(sweep_ms)}
+
+
+def default_limits_env(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """Overrides that pop the suite's high limits (and any proxy trust), so a process runs with the
+    production defaults: API 100/1m, login 10/15m per account and 50/15m per IP, messages 5/10s."""
+    env: dict[str, str | None] = {name: None for name in (
+        "RATE_LIMIT_API", "RATE_LIMIT_API_ON_REDIS_ERROR", "RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_IP",
+        "RATE_LIMIT_LOGIN_ON_REDIS_ERROR", "RATE_LIMIT_MESSAGES", "RATE_LIMIT_MESSAGES_ON_REDIS_ERROR",
+        "TRUSTED_PROXIES")}
+    env.update(extra or {})
+    return env
+
+
+def make_contacts(base_url: str, sender: User, receiver: User, content: str = "hello, contact") -> dict:
+    """Makes two users contacts (they share a conversation): sender sends receiver one message over
+    REST. Returns the stored message."""
+    return Messages(base_url, sender).send_ok(receiver.id, content)
+
+
+def iso_ms(text) -> int:
+    """Epoch milliseconds of an ISO-8601 UTC timestamp with milliseconds (2024-01-15T10:30:00.000Z)."""
+    import calendar
+    import datetime
+
+    assert isinstance(text, str) and ISO_MS.match(text), (
+        f"expected ISO 8601 UTC with milliseconds (2024-01-15T10:30:00.000Z), got {text!r}")
+    dt = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return calendar.timegm(dt.timetuple()) * 1000 + dt.microsecond // 1000
+
+
+def last_seen_ms(settings: Settings, user_id) -> float | None:
+    """users.last_seen_at in epoch milliseconds (with the microseconds Postgres keeps), or None."""
+    out = psql(settings, f"SELECT extract(epoch FROM last_seen_at) * 1000 FROM users WHERE id = {int(user_id)}")
+    return float(out.strip()) if out.strip() else None
+
+
+def check_public_user(obj, user: User | None = None, what: str = "user") -> dict:
+    """The directory's User object {id, username, displayName, isOnline, lastSeen}: no email, nothing
+    secret; id/username those of `user` when given. Returns obj."""
+    assert isinstance(obj, dict), f"{what} should be an object: {obj!r}"
+    missing = [k for k in ("id", "username", "displayName", "isOnline", "lastSeen") if k not in obj]
+    assert not missing, f"{what} lacks {missing}: {obj!r}"
+    leaked = [k for k in obj if "email" in k.lower() or any(part in k.lower() for part in SECRET_KEY_PARTS)]
+    assert not leaked, f"{what} must not carry {leaked} (the user directory must not leak addresses): {obj!r}"
+    assert isinstance(obj["id"], int) and not isinstance(obj["id"], bool), f"{what}.id: {obj!r}"
+    assert isinstance(obj["username"], str) and isinstance(obj["displayName"], str), f"{what}: {obj!r}"
+    assert isinstance(obj["isOnline"], bool), f"{what}.isOnline should be a boolean: {obj!r}"
+    if obj["lastSeen"] is not None:
+        iso_ms(obj["lastSeen"])
+    if user is not None:
+        assert obj["id"] == user.id and obj["username"] == user.username, (
+            f"{what} should be {user.username} (id {user.id}): {obj!r}")
+    return obj
+
+
+def _structured_items(header: str) -> dict[str, dict[str, str]]:
+    """A Structured Field list of parameterised strings ('"api";r=5;t=3, "x";...') as
+    {name: {param: value}}."""
+    items: dict[str, dict[str, str]] = {}
+    for member in header.split(","):
+        parts = [p.strip() for p in member.split(";")]
+        name = parts[0]
+        assert len(name) >= 2 and name[0] == name[-1] == '"', f"policy name should be a quoted string: {header!r}"
+        params = {}
+        for part in parts[1:]:
+            key, sep, value = part.partition("=")
+            assert sep, f"parameter without a value in {header!r}"
+            params[key.strip()] = value.strip()
+        items[name[1:-1]] = params
+    return items
+
+
+def rate_limit_headers(resp, policy: str = "api", quota: int = 100, window_s: int = 60) -> tuple[int, int]:
+    """Asserts `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=<n>;t=<n>` (IETF draft,
+    structured form) on a response; returns (remaining, seconds until a slot frees)."""
+    what = f"{resp.request.method} {resp.request.path_url} ({resp.status_code})"
+    policy_header, limit_header = resp.headers.get("RateLimit-Policy"), resp.headers.get("RateLimit")
+    assert policy_header and limit_header, (
+        f"{what} lacks RateLimit-Policy / RateLimit headers: {dict(resp.headers)!r}")
+    policies = _structured_items(policy_header)
+    assert policies.get(policy) == {"q": str(quota), "w": str(window_s)}, (
+        f'{what}: RateLimit-Policy should be "{policy}";q={quota};w={window_s}, got {policy_header!r}')
+    params = _structured_items(limit_header).get(policy)
+    assert params is not None and params.get("r", "").isdigit() and params.get("t", "").isdigit(), (
+        f'{what}: RateLimit should be "{policy}";r=<remaining>;t=<seconds>, got {limit_header!r}')
+    remaining, reset = int(params["r"]), int(params["t"])
+    assert remaining <= quota and reset <= window_s, f"{what}: RateLimit out of range: {limit_header!r}"
+    return remaining, reset
+
+
+def check_rate_limited(error, limit: str, max_retry_ms: int) -> int:
+    """The refusal object {"code": "rate_limited", "limit", "retryAfterMs", "message"} (the value of
+    "error" in a body, ack or event); returns retryAfterMs (an integer in 1..max_retry_ms)."""
+    assert isinstance(error, dict), f"a rate_limited error object was expected: {error!r}"
+    assert error.get("code") == "rate_limited", f"code should be rate_limited: {error!r}"
+    assert error.get("limit") == limit, f"limit should be {limit!r}: {error!r}"
+    ms = error.get("retryAfterMs")
+    assert isinstance(ms, int) and not isinstance(ms, bool) and 0 < ms <= max_retry_ms, (
+        f"retryAfterMs should be an integer in 1..{max_retry_ms}: {error!r}")
+    assert isinstance(error.get("message"), str) and error["message"], f"no message: {error!r}"
+    return ms
+
+
+def check_rate_limited_response(resp, limit: str, max_retry_ms: int) -> int:
+    """A 429 with Retry-After (whole seconds >= 1, agreeing with retryAfterMs) and the rate_limited
+    body; returns retryAfterMs."""
+    assert resp.status_code == 429, f"expected 429 rate_limited ({limit}), got {resp.status_code}: {resp.text}"
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"429 body is not JSON: {resp.text!r}") from None
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"not an error body: {body!r}"
+    ms = check_rate_limited(body["error"], limit, max_retry_ms)
+    retry_after = resp.headers.get("Retry-After")
+    assert retry_after is not None and retry_after.strip().isdigit() and int(retry_after) >= 1, (
+        f"a 429 needs Retry-After in whole seconds >= 1: {retry_after!r}")
+    assert abs(int(retry_after) - ms / 1000) <= 1, f"Retry-After {retry_after} disagrees with retryAfterMs {ms}"
+    return ms
+
+
+def random_client_ip() -> str:
+    """An address for X-Forwarded-For that no other test (or earlier run) uses: its own budget."""
+    import random
+
+    return f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"

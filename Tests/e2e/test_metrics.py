@@ -20,6 +20,7 @@ COMMON = {
     "chat_postgres_query_duration_seconds": "histogram",
     "chat_redis_command_duration_seconds": "histogram",
     "chat_rate_limit_rejections": "counter",
+    "chat_rate_limit_fallbacks": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_cpu_seconds": "counter",
     "process_open_fds": "gauge",
@@ -117,7 +118,8 @@ def test_gateway_and_worker_metrics(gateway, procs, make_user, sio_session):
     assert after.value("process_resident_memory_bytes") > 1_000_000
     assert after.value("process_open_fds") > 0
     assert 0 < after.value("process_start_time_seconds") <= time.time()
-    assert after.value("chat_rate_limit_rejections_total") == 0
+    assert after.value("chat_rate_limit_rejections_total", limit="api") == 0
+    assert after.value("chat_rate_limit_fallbacks_total", limit="api") == 0
     for name in ("chat_postgres_query_duration_seconds", "chat_redis_command_duration_seconds"):
         check_histogram(after, name)
 

@@ -55,6 +55,9 @@ def connected(raw_eio, port, token, **kwargs) -> RawEngineIO:
     reply = conn.sio_connect({"token": token})
     assert reply.startswith("40{"), f"CONNECT should be answered 40{{\"sid\":...}}: {reply!r}"
     assert isinstance(json.loads(reply[2:]).get("sid"), str)
+    # Every CONNECT is followed by the presence snapshot; later reads see only what a test causes.
+    name, args = conn.event()
+    assert name == "onlineUsers" and isinstance(args[0], list), f"onlineUsers should follow CONNECT: {name!r} {args!r}"
     return conn
 
 

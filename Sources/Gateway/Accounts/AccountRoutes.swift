@@ -8,6 +8,8 @@ final class AccountRoutes: RequestAuthenticator {
     private let hasher: PasswordHasher
     private let hashPool: ThreadPool
     private let logger: Logger
+    /// Attempts per account and per address, checked before any password hashing.
+    var loginLimits: LoginLimits?
 
     init(database: PostgresPool, tokens: SessionTokens, hasher: PasswordHasher, hashPool: ThreadPool, logger: Logger) {
         self.database = database
@@ -44,6 +46,7 @@ final class AccountRoutes: RequestAuthenticator {
     // MARK: Handlers
 
     private func signup(_ request: APIRequest) async throws -> HTTPResponse {
+        try await loginLimits?.checkSignup(request: request)
         let body = try request.jsonObject()
         let username = try AccountRules.username(try body.requiredString("username"))
         let email = try AccountRules.email(try body.requiredString("email"))
@@ -99,6 +102,7 @@ final class AccountRoutes: RequestAuthenticator {
         let email = try body.optionalString("email")
         let username = try body.optionalString("username")
         let password = try body.requiredString("password")
+        if let account = email ?? username { try await loginLimits?.checkLogin(account: account, request: request) }
         let rows: PostgresRows
         if let email {
             rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE email = $1",

@@ -14,6 +14,9 @@ final class GatewayApp: ServiceApp {
     /// Kept here: the router's handlers hold it unowned.
     private var messageRoutes: MessageRoutes?
     private var hashPool: ThreadPool?
+    private var presence: Presence?
+    /// Kept here: the router's handlers hold it unowned.
+    private var userRoutes: UserRoutes?
     private var stopping = false
     /// The process exit status once the loop returns.
     private var exitCode: CInt = 0 {
@@ -61,7 +64,16 @@ final class GatewayApp: ServiceApp {
                                    refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds)
         let accounts = AccountRoutes(database: database, tokens: tokens, hasher: PasswordHasher(parameters: configuration.scrypt),
                                      hashPool: hashPool, logger: logger)
+        let limits = configuration.limits
+        accounts.loginLimits = LoginLimits(
+            perAccount: limits.loginAccount.map { RateLimiter(policy: $0, failureMode: limits.loginFailureMode, redis: redis, logger: logger) },
+            perAddress: limits.loginAddress.map { RateLimiter(policy: $0, failureMode: limits.loginFailureMode, redis: redis, logger: logger) },
+            trustedProxies: limits.trustedProxies)
         let router = APIRouter(authenticator: accounts, logger: logger)
+        if let policy = limits.api {
+            router.limiter = APIRequestLimiter(limiter: RateLimiter(policy: policy, failureMode: limits.apiFailureMode, redis: redis, logger: logger),
+                                               signer: signer, trustedProxies: limits.trustedProxies)
+        }
         HealthRoutes.register(on: router, service: "gateway", checks: [
             ("postgres", { await database.ping() }),
             ("redis", { await redis.ping() }),
@@ -73,7 +85,14 @@ final class GatewayApp: ServiceApp {
         accounts.register(on: router)
 
         let messaging = configuration.messaging
-        let reader = ConversationReader(database: database, presence: NoPresence())
+        let registry = PresenceRegistry(redis: redis, configuration: configuration.presence, gatewayID: configuration.gatewayID, logger: logger)
+        let directory = ContactDirectory(database: database)
+        let presence = Presence(registry: registry, directory: directory, redis: redis, logger: logger)
+        self.presence = presence
+        let userRoutes = UserRoutes(directory: directory, presence: registry)
+        userRoutes.register(on: router)
+        self.userRoutes = userRoutes
+        let reader = ConversationReader(database: database, presence: registry)
         let submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messaging.commandStream,
                                          replyTimeoutMilliseconds: messaging.replyTimeoutMilliseconds)
         self.submitter = submitter
@@ -84,6 +103,8 @@ final class GatewayApp: ServiceApp {
         let realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens,
                                    leewaySeconds: configuration.jwtLeewaySeconds, logger: logger)
         realtime.messaging = SocketMessaging(configuration: messaging, submitter: submitter, reader: reader, redis: redis)
+        realtime.presence = presence
+        realtime.trustedProxies = limits.trustedProxies
         realtime.onSessionClosed = { [weak submitter] engineID in submitter?.forgetSocket(engineID) }
         submitter.onSocketReply = { [weak realtime] reply in realtime?.deliver(reply) }
         // Without the reply channel a command's answer would be lost: refuse commands instead.
@@ -97,6 +118,7 @@ final class GatewayApp: ServiceApp {
         subscriberConfiguration.clientName = configuration.gatewayID + "-pubsub"
         realtime.start(redis: subscriberConfiguration)
         self.realtime = realtime
+        registry.start()
 
         let server = HTTPServer(configuration: configuration.http, responder: router, logger: logger)
         server.upgrader = realtime
@@ -124,7 +146,10 @@ final class GatewayApp: ServiceApp {
         var remaining = realtime == nil ? 1 : 2
         let done: @LoopActor () -> Void = { [unowned self] in
             remaining -= 1
-            if remaining == 0 { self.finish() }
+            guard remaining == 0 else { return }
+            // Sockets are closed: their offline announcements go out, then the liveness key goes.
+            guard let presence = self.presence else { return self.finish() }
+            presence.registry.stop(graceMilliseconds: min(grace, 5_000)) { [unowned self] in self.finish() }
         }
         server.shutdown(graceMilliseconds: grace, completion: done)
         realtime?.shutdown(graceMilliseconds: grace, completion: done)

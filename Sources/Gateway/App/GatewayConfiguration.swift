@@ -18,6 +18,8 @@ struct GatewayConfiguration: Sendable {
     var hashQueueDepth: Int
     var realtime: RealtimeConfiguration
     var messaging: MessagingConfiguration
+    var limits: LimitsConfiguration
+    var presence: PresenceConfiguration
 
     static let settings: [Setting] = [
         Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
@@ -44,7 +46,7 @@ struct GatewayConfiguration: Sendable {
         Setting("SOCKETIO_CONNECT_TIMEOUT_MS", "45000", "time a socket has to send its Socket.IO CONNECT"),
         Setting("SOCKETIO_MAX_PAYLOAD_BYTES", "1000000", "largest Engine.IO packet (WebSocket message) accepted (close 1009 beyond)"),
         Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer)"),
-    ] + MessagingConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
+    ] + MessagingConfiguration.settings + LimitsConfiguration.settings + PresenceConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
         common = try CommonConfiguration(reader: reader)
@@ -85,5 +87,7 @@ struct GatewayConfiguration: Sendable {
         hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
         realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         messaging = try MessagingConfiguration(reader: reader)
+        limits = try LimitsConfiguration(reader: reader)
+        presence = try PresenceConfiguration(reader: reader)
     }
 }

@@ -79,9 +79,12 @@ final class CommandSubmitter {
         switch waiting {
         case .reply(.ok(let result)):
             return result
-        case .reply(.failed(let code, let message)):
-            var error = ChatErrors.apiError(code: code, message: message)
+        case .reply(.failed(let code, let message, let details)):
+            var error = ChatErrors.apiError(code: code, message: message, details: details)
             if error.status == .serviceUnavailable { error.headers.replaceOrAdd(name: "Retry-After", value: "1") }
+            if error.status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
+                error.headers.replaceOrAdd(name: "Retry-After", value: String(max(1, (wait + 999) / 1000)))
+            }
             throw error
         case .timedOut:
             throw ChatErrors.workerUnavailable

@@ -66,8 +66,8 @@ final class SocketMessaging {
     static func deliver(_ reply: ChatReply, to session: SocketSession) {
         if let ack = reply.reply.ack {
             session.sendAck(ack, [reply.outcome.ackArgument])
-        } else if case .failed(let code, let message) = reply.outcome {
-            session.emitError(code: code, message: message, ackID: nil)
+        } else if case .failed(let code, let message, let details) = reply.outcome {
+            session.emitError(code: code, message: message, details: details, ackID: nil)
         }
         // Success without an ack: the events on the user's channel (messageSent, ...) say it all.
     }
@@ -80,7 +80,7 @@ final class SocketMessaging {
             do throws(APIError) {
                 try await self.submitter.submit(command, userID: userID, socket: socket, ackID: ackID)
             } catch {
-                session.emitError(code: error.code, message: error.message, ackID: ackID)
+                session.emitError(code: error.code, message: error.message, details: error.details, ackID: ackID)
             }
         }
     }
@@ -129,7 +129,7 @@ extension ChatReply.Outcome {
     var ackArgument: JSONValue {
         switch self {
         case .ok(let result): result
-        case .failed(let code, let message): ["error": ["code": .string(code), "message": .string(message)]]
+        case .failed(let code, let message, let details): ["error": ChatReply.errorObject(code: code, message: message, details: details)]
         }
     }
 }

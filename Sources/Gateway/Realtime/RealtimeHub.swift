@@ -10,6 +10,10 @@ final class RealtimeHub: HTTPUpgrader {
     let leewaySeconds: Int64
     /// The messaging events (`sendMessage`, `typing`, `sync`, ...); nil until wired.
     var messaging: SocketMessaging?
+    /// Online/offline of connected users; nil until wired.
+    var presence: Presence?
+    /// Load balancers whose `X-Forwarded-For` names the client (for the per-IP socket cap).
+    var trustedProxies = TrustedProxies.none
     /// Told when a socket closes, so replies still addressed to it are forgotten.
     var onSessionClosed: (@LoopActor (_ engineID: String) -> Void)?
     private let tokens: SessionTokens
@@ -44,18 +48,18 @@ final class RealtimeHub: HTTPUpgrader {
 
     func decide(_ request: HTTPRequest, context: HTTPRequestContext) -> HTTPUpgradeDecision {
         guard request.path == "/socket.io/" || request.path == "/socket.io" else { return .notAnUpgrade }
-        if let refusal = refusal(for: request, peer: context.peerAddress) { return .reject(refusal.response) }
+        let client = trustedProxies.client(of: request, peer: context.peerAddress)
+        if let refusal = refusal(for: request, peer: client) { return .reject(refusal.response) }
         switch WebSocketHandshake.response(to: request) {
         case .failure(let error):
             return .reject(error.response)
         case .success(let response):
             let headerToken = BearerToken.parse(request.headers["Authorization"])
-            let peer = context.peerAddress
-            connectionsPerIP[peer, default: 0] += 1
+            connectionsPerIP[client, default: 0] += 1
             return .accept(response) { [weak self] tcp, leftover, release in
                 guard let self else { return tcp.closeNow() }
                 let connection = WebSocketConnection(tcp: tcp, configuration: self.configuration.webSocket, release: release)
-                let session = SocketSession(connection: connection, hub: self, headerToken: headerToken)
+                let session = SocketSession(connection: connection, hub: self, headerToken: headerToken, clientAddress: client)
                 self.sessions[session.engineID] = session
                 session.start(leftover: leftover)
             }
@@ -104,11 +108,14 @@ final class RealtimeHub: HTTPUpgrader {
     func sessionClosed(_ session: SocketSession, userID: Int64?) {
         guard sessions.removeValue(forKey: session.engineID) != nil else { return }
         onSessionClosed?(session.engineID)
-        let peer = session.peerAddress
-        if let count = connectionsPerIP[peer] {
-            connectionsPerIP[peer] = count > 1 ? count - 1 : nil
+        let client = session.clientAddress
+        if let count = connectionsPerIP[client] {
+            connectionsPerIP[client] = count > 1 ? count - 1 : nil
         }
-        if let userID { channels.unregister(session, userID: userID) }
+        if let userID {
+            channels.unregister(session, userID: userID)
+            presence?.socketClosed(userID: userID)
+        }
         if sessions.isEmpty && !drainWaiters.isEmpty {
             let waiters = drainWaiters
             drainWaiters = []

@@ -34,8 +34,9 @@ final class SocketSession: WebSocketConnectionDelegate {
     private static let maxPendingAcks = 16
     private static let serverAckTimeoutMilliseconds: Int64 = 10_000
 
-    init(connection: WebSocketConnection, hub: RealtimeHub, headerToken: String?) {
+    init(connection: WebSocketConnection, hub: RealtimeHub, headerToken: String?, clientAddress: String) {
         self.connection = connection
+        self.clientAddress = clientAddress
         self.hub = hub
         self.headerToken = headerToken
         engineID = SecureRandom.token(byteCount: 15)
@@ -49,7 +50,9 @@ final class SocketSession: WebSocketConnectionDelegate {
         return nil
     }
 
-    var peerAddress: String { connection.peerAddress }
+    /// The client's address (the peer, or the `X-Forwarded-For` client behind a trusted proxy):
+    /// the key of the per-IP socket cap.
+    let clientAddress: String
 
     // MARK: Lifecycle
 
@@ -114,8 +117,8 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     /// Reports a problem with something the client sent: as the ack's `{"error": {code, message}}`
     /// when it asked for one, as the event `error` otherwise.
-    func emitError(code: String, message: String, ackID: Int64?) {
-        let error: JSONValue = ["code": .string(code), "message": .string(message)]
+    func emitError(code: String, message: String, details: JSONObject = [:], ackID: Int64?) {
+        let error = ChatReply.errorObject(code: code, message: message, details: details)
         if let ackID {
             send(.ack(id: ackID, [["error": error]]))
         } else {
@@ -229,6 +232,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             socketID = SecureRandom.token(byteCount: 15)
             scheduleExpiry(principal)
             send(.connect(sid: socketID))
+            hub.presence?.socketConnected(self, userID: principal.userID)
         } catch {
             guard case .authenticating = state else { return }
             state = .awaitingConnect
@@ -281,6 +285,17 @@ final class SocketSession: WebSocketConnectionDelegate {
             reauthenticate(first, ackID: packet.ackID, current: principal)
         case "requestServerAck":
             requestServerAck(first, ackID: packet.ackID)
+        case "getOnlineUsers":
+            guard let presence = hub.presence else {
+                return emitError(code: "presence_unavailable", message: "presence is not available on this gateway", ackID: packet.ackID)
+            }
+            let ackID = packet.ackID
+            Task { @LoopActor in
+                guard let list = await presence.onlineContacts(of: principal.userID) else {
+                    return self.emitError(code: "database_unavailable", message: "the database is unavailable, retry shortly", ackID: ackID)
+                }
+                if let ackID { self.sendAck(ackID, list) } else { self.emit("onlineUsers", list) }
+            }
         case _ where SocketMessaging.events.contains(name):
             guard let messaging = hub.messaging else {
                 return emitError(code: "messaging_unavailable", message: "messaging is not available on this gateway", ackID: packet.ackID)

@@ -1,22 +1,34 @@
 /// An error a client can act on: HTTP status, a stable machine `code`, a human `message`.
-/// Serialized as `{"error":{"code":"...","message":"..."}}`.
+/// Serialized as `{"error":{"code":"...","message":"..."}}`, plus any `details` fields inside `error`.
 package struct APIError: Error, Sendable, Equatable {
     package var status: HTTPStatus
     package var code: String
     package var message: String
     /// Extra response headers (`Allow`, `Retry-After`, `WWW-Authenticate`).
     package var headers: HTTPHeaders
+    /// Extra machine-readable fields of the error object (`retryAfterMs`, `limit`).
+    package var details: JSONObject
 
-    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders()) {
+    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders(),
+                 details: JSONObject = [:]) {
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.details = details
+    }
+
+    /// The error object: `{"code", "message", ...details}`.
+    package var json: JSONValue {
+        var object: JSONObject = ["code": .string(code), "message": .string(message)]
+        for (key, value) in details where key != "code" && key != "message" { object[key] = value }
+        return .object(object)
     }
 
     /// The response carrying this error.
     package var response: HTTPResponse {
-        var response = HTTPResponse.error(status, code: code, message: message)
+        var response = details.isEmpty ? HTTPResponse.error(status, code: code, message: message)
+                                        : HTTPResponse.json(status, JSONValue.object(["error": json]))
         for field in headers { response.headers.replaceOrAdd(name: field.name, value: field.value) }
         return response
     }

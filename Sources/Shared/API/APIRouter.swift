@@ -4,6 +4,29 @@ package protocol RequestAuthenticator: AnyObject {
     func authenticate(_ request: HTTPRequest) async throws -> Principal
 }
 
+/// Decides whether an API request may run (a rate limit), before authentication and the handler.
+@LoopActor
+package protocol RequestLimiter: AnyObject {
+    /// Which paths are limited (others are answered without asking).
+    func limits(path: String) -> Bool
+    /// Headers for the response (`RateLimit-Policy`, `RateLimit`), and the refusal if refused.
+    func admit(_ request: HTTPRequest, context: HTTPRequestContext) async -> RequestAdmission
+}
+
+/// A limiter's answer for one request.
+package struct RequestAdmission: Sendable {
+    /// Added to the response whatever it is.
+    package var headers: HTTPHeaders
+    /// Set when the request must not run: answered with this error (429, or 503 when the limiter
+    /// is set to deny without Redis).
+    package var refusal: APIError?
+
+    package init(headers: HTTPHeaders = HTTPHeaders(), refusal: APIError? = nil) {
+        self.headers = headers
+        self.refusal = refusal
+    }
+}
+
 /// Routes requests to handlers, authenticates where asked, and turns every thrown error into the
 /// house error response. Unknown path → 404, known path with another method → 405 with `Allow`.
 @LoopActor
@@ -21,6 +44,8 @@ package final class APIRouter: HTTPResponder {
     private var router = Router<Endpoint>()
     private let authenticator: (any RequestAuthenticator)?
     private let logger: Logger
+    /// Consulted before every limited request (its paths), routed or not.
+    package var limiter: (any RequestLimiter)?
 
     package init(authenticator: (any RequestAuthenticator)?, logger: Logger) {
         self.authenticator = authenticator
@@ -39,6 +64,36 @@ package final class APIRouter: HTTPResponder {
     }
 
     package func respond(to request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void) {
+        guard let limiter, limiter.limits(path: request.path) else {
+            return route(request, context: context, admission: nil, completion: completion)
+        }
+        // The decision starts now; its round trip overlaps the route's authentication (both on the
+        // same Redis connection, pipelined), and the handler runs only once the request is admitted.
+        let admission = Task { @LoopActor in await limiter.admit(request, context: context) }
+        route(request, context: context, admission: admission) { response in
+            Task { @LoopActor in
+                var response = response
+                for field in await admission.value.headers { response.headers.replaceOrAdd(name: field.name, value: field.value) }
+                completion(response)
+            }
+        }
+    }
+
+    /// Routes and answers; with `admission`, nothing runs past authentication before it allows.
+    private func route(_ request: HTTPRequest, context: HTTPRequestContext, admission: Task<RequestAdmission, Never>?,
+                       completion: @escaping @LoopActor (HTTPResponse) -> Void) {
+        if let admission {
+            switch router.match(request.method == .HEAD ? .GET : request.method, path: request.path) {
+            case .found(.suspending, _):
+                break  // `run` waits for the decision after authenticating.
+            default:
+                Task { @LoopActor in
+                    if let refusal = await admission.value.refusal { return completion(refusal.response) }
+                    self.route(request, context: context, admission: nil, completion: completion)
+                }
+                return
+            }
+        }
         let method = request.method == .HEAD ? HTTPMethod.GET : request.method
         switch router.match(method, path: request.path) {
         case .notFound:
@@ -55,18 +110,27 @@ package final class APIRouter: HTTPResponder {
                 completion(handler(apiRequest))
             case .suspending(let handler, let authenticated):
                 Task { @LoopActor in
-                    completion(await self.run(handler, apiRequest, authenticated: authenticated))
+                    completion(await self.run(handler, apiRequest, authenticated: authenticated, admission: admission))
                 }
             }
         }
     }
 
-    private func run(_ handler: Handler, _ request: APIRequest, authenticated: Bool) async -> HTTPResponse {
+    private func run(_ handler: Handler, _ request: APIRequest, authenticated: Bool,
+                     admission: Task<RequestAdmission, Never>?) async -> HTTPResponse {
         var request = request
         do {
+            var authenticationError: (any Error)?
             if authenticated, let authenticator {
-                request.principal = try await authenticator.authenticate(request.http)
+                do {
+                    request.principal = try await authenticator.authenticate(request.http)
+                } catch {
+                    authenticationError = error
+                }
             }
+            // A refusal wins over a failed authentication: a client guessing tokens is limited too.
+            if let refusal = await admission?.value.refusal { return refusal.response }
+            if let authenticationError { throw authenticationError }
             return try await handler(request)
         } catch {
             let apiError = APIError.from(error)

@@ -34,16 +34,17 @@ package enum ChatErrors {
     }
 
     /// The `APIError` for an error received in a worker reply, so REST answers with the right status.
-    package static func apiError(code: String, message: String) -> APIError {
+    package static func apiError(code: String, message: String, details: JSONObject = [:]) -> APIError {
         let status: HTTPStatus
         switch code {
         case "user_not_found", "message_not_found", "not_found": status = .notFound
         case "not_a_recipient": status = .forbidden
         case "validation_failed", "cannot_message_self", "unsupported_command": status = .unprocessableContent
-        case "worker_unavailable", "database_unavailable", "redis_unavailable", "overloaded": status = .serviceUnavailable
+        case "worker_unavailable", "database_unavailable", "redis_unavailable", "overloaded", "rate_limiter_unavailable": status = .serviceUnavailable
+        case "rate_limited": status = .tooManyRequests
         default: status = .internalServerError
         }
-        return APIError(status, code: code, message: message)
+        return APIError(status, code: code, message: message, details: details)
     }
 }
 
@@ -54,8 +55,9 @@ package struct ChatReply: Sendable, Equatable {
     package enum Outcome: Sendable, Equatable {
         /// The command was applied; the result (a message, or read counts).
         case ok(JSONValue)
-        /// The command was refused or failed; an `APIError`'s code and message.
-        case failed(code: String, message: String)
+        /// The command was refused or failed; an `APIError`'s code, message and extra fields
+        /// (`retryAfterMs` and `limit` of `rate_limited`).
+        case failed(code: String, message: String, details: JSONObject = [:])
     }
 
     /// Where the reply goes (copied from the command).
@@ -71,19 +73,26 @@ package struct ChatReply: Sendable, Equatable {
 
     /// A failure reply carrying `error`'s code and message.
     package init(reply: ReplyAddress, error: APIError) {
-        self.init(reply: reply, outcome: .failed(code: error.code, message: error.message))
+        self.init(reply: reply, outcome: .failed(code: error.code, message: error.message, details: error.details))
     }
 
     /// The channel to publish on.
     package var channel: String { ChatChannels.gateway(reply.gateway) }
+
+    /// An error object as clients see it: `{code, message, ...details}`.
+    package static func errorObject(code: String, message: String, details: JSONObject) -> JSONValue {
+        var error: JSONObject = ["code": .string(code), "message": .string(message)]
+        for (key, value) in details where key != "code" && key != "message" { error[key] = value }
+        return .object(error)
+    }
 
     /// The JSON document.
     package var json: JSONValue {
         switch outcome {
         case .ok(let result):
             return ["reply": reply.json, "ok": true, "result": result]
-        case .failed(let code, let message):
-            return ["reply": reply.json, "ok": false, "error": ["code": .string(code), "message": .string(message)]]
+        case .failed(let code, let message, let details):
+            return ["reply": reply.json, "ok": false, "error": Self.errorObject(code: code, message: message, details: details)]
         }
     }
 
@@ -95,8 +104,11 @@ package struct ChatReply: Sendable, Equatable {
         guard let json = try? JSONParser.parse(payload), let addressJSON = json["reply"],
               let address = ReplyAddress(json: addressJSON), let ok = json["ok"]?.boolValue else { return nil }
         if ok { return ChatReply(reply: address, outcome: .ok(json["result"] ?? .null)) }
-        guard let code = json["error"]?["code"]?.stringValue else { return nil }
-        return ChatReply(reply: address, outcome: .failed(code: code, message: json["error"]?["message"]?.stringValue ?? code))
+        guard case .object(var error)? = json["error"], let code = error["code"]?.stringValue else { return nil }
+        let message = error["message"]?.stringValue ?? code
+        error["code"] = nil
+        error["message"] = nil
+        return ChatReply(reply: address, outcome: .failed(code: code, message: message, details: error))
     }
 }
 

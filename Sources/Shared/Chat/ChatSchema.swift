@@ -78,5 +78,10 @@ package enum ChatSchema {
                 CONSTRAINT messages_sender_client_msg_id_key UNIQUE (sender_id, client_msg_id)
             );
             """),
+        // Username prefix search (GET /api/users?query=): a byte-order index, so a prefix is one
+        // range scan whatever the database's collation.
+        PostgresMigration(version: 4, name: "username_search", sql: """
+            CREATE INDEX users_username_search_idx ON users ((lower(username) COLLATE "C"));
+            """),
     ]
 }

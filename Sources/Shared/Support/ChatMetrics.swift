@@ -20,7 +20,13 @@ package enum ChatMetrics {
 
     /// Requests refused by a rate limit.
     package static let rateLimitRejections = MetricsRegistry.shared.counter(
-        "chat_rate_limit_rejections_total", help: "Requests and events refused by a rate limit.")
+        "chat_rate_limit_rejections_total", help: "Requests and events refused by a rate limit, by limit.",
+        labelName: "limit", initialLabels: ["api", "messages", "login", "login-ip"])
+
+    /// Limiter decisions taken without Redis (the configured failure mode), by limit.
+    package static let rateLimitFallbacks = MetricsRegistry.shared.counter(
+        "chat_rate_limit_fallbacks_total", help: "Rate-limit decisions made without Redis (failure mode allow, deny or local), by limit.",
+        labelName: "limit", initialLabels: ["api", "messages", "login", "login-ip"])
 
     /// `2xx` … `5xx` for a status code (bounded label values).
     package nonisolated static func statusClass(_ code: Int) -> String {
@@ -40,6 +46,7 @@ package enum ChatMetrics {
         _ = postgresQueryDuration
         _ = redisCommandDuration
         _ = rateLimitRejections
+        _ = rateLimitFallbacks
         ProcessMetrics.register(in: MetricsRegistry.shared)
     }
 

@@ -1,0 +1,132 @@
+import Shared
+
+/// A user as other users see them in presence and the user directory: never the email.
+struct PublicUser: Sendable, Equatable {
+    let id: Int64
+    let username: String
+    let displayName: String
+    let lastSeenMilliseconds: Int64?
+
+    static let columns = """
+        u.id, u.username, u.display_name, (extract(epoch FROM u.last_seen_at) * 1000)::bigint AS last_seen_ms
+        """
+
+    init(id: Int64, username: String, displayName: String, lastSeenMilliseconds: Int64?) {
+        self.id = id
+        self.username = username
+        self.displayName = displayName
+        self.lastSeenMilliseconds = lastSeenMilliseconds
+    }
+
+    init(row: PostgresRow) throws(PostgresError) {
+        id = try row.int64("id")
+        username = try row.string("username")
+        displayName = try row.string("display_name")
+        lastSeenMilliseconds = try row.optionalInt64("last_seen_ms")
+    }
+
+    /// `{id, username, displayName, isOnline, lastSeen}`.
+    func json(isOnline: Bool) -> JSONValue {
+        [
+            "id": .int(id),
+            "username": .string(username),
+            "displayName": .string(displayName),
+            "isOnline": .bool(isOnline),
+            "lastSeen": lastSeenMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null,
+        ]
+    }
+}
+
+/// Who a user's contacts are (everyone sharing a conversation with them), user lookups and the
+/// username search: the Postgres side of presence.
+@LoopActor
+final class ContactDirectory {
+    private let database: PostgresPool
+
+    /// Most contacts one announcement or online list covers; beyond it the most recently active
+    /// conversations' members win. Bounds the work a single connect can cause.
+    static let maxContacts = 5_000
+
+    init(database: PostgresPool) {
+        self.database = database
+    }
+
+    /// The user and their contacts; nil when the user does not exist.
+    func contacts(of userID: Int64) async throws -> (user: PublicUser, contacts: [PublicUser])? {
+        let rows = try await database.query("""
+            SELECT \(PublicUser.columns), u.id = $1 AS is_self FROM users u WHERE u.id = $1
+            UNION ALL
+            (SELECT \(PublicUser.columns), false FROM users u WHERE u.id IN (
+                SELECT c.user_id FROM (
+                    SELECT m2.user_id, max(conv.last_message_at) AS recent
+                    FROM conversation_members m1
+                    JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
+                    JOIN conversations conv ON conv.id = m1.conversation_id
+                    WHERE m1.user_id = $1
+                    GROUP BY m2.user_id
+                    ORDER BY recent DESC NULLS LAST
+                    LIMIT \(Self.maxContacts)) c)
+             ORDER BY u.id)
+            """, [.int64(userID)])
+        var user: PublicUser?
+        var contacts: [PublicUser] = []
+        for row in rows {
+            let record = try PublicUser(row: row)
+            if try row.bool("is_self") { user = record } else { contacts.append(record) }
+        }
+        return user.map { ($0, contacts) }
+    }
+
+    /// Sets `last_seen_at` of users who went offline (never moving it back) and returns each with
+    /// their contacts' ids, for the `userOffline` events.
+    func recordLastSeen(_ entries: [(userID: Int64, lastSeenMilliseconds: Int64)]) async throws -> [(user: PublicUser, contacts: [Int64])] {
+        guard !entries.isEmpty else { return [] }
+        let rows = try await database.query("""
+            WITH seen AS (
+                SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS v(id, ms)
+            ), updated AS (
+                UPDATE users u
+                SET last_seen_at = greatest(coalesce(u.last_seen_at, '-infinity'::timestamptz),
+                                            timestamptz 'epoch' + seen.ms * interval '1 millisecond')
+                FROM seen WHERE u.id = seen.id
+                RETURNING \(PublicUser.columns)
+            )
+            SELECT DISTINCT u.id, u.username, u.display_name, u.last_seen_ms, m2.user_id AS contact
+            FROM updated u
+            LEFT JOIN conversation_members m1 ON m1.user_id = u.id
+            LEFT JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> u.id
+            """, [.string(PostgresArrayLiteral.integers(entries.map(\.userID))),
+                  .string(PostgresArrayLiteral.integers(entries.map(\.lastSeenMilliseconds)))])
+        var users: [Int64: PublicUser] = [:]
+        var contacts: [Int64: [Int64]] = [:]
+        for row in rows {
+            let user = try PublicUser(row: row)
+            users[user.id] = user
+            if let contact = try row.optionalInt64("contact") { contacts[user.id, default: []].append(contact) }
+        }
+        return users.keys.sorted().compactMap { id in users[id].map { ($0, contacts[id] ?? []) } }
+    }
+
+    /// One user by id.
+    func user(_ userID: Int64) async throws -> PublicUser? {
+        let rows = try await database.query("SELECT \(PublicUser.columns) FROM users u WHERE u.id = $1", [.int64(userID)])
+        return try rows.first.map { try PublicUser(row: $0) }
+    }
+
+    /// Users whose lowercased username starts with `prefix` (any when empty), after `cursor` (a
+    /// lowercased username), in byte order, the caller excluded; `limit + 1` rows tell whether
+    /// there is a next page.
+    func search(prefix: String, after cursor: String?, limit: Int, excluding callerID: Int64) async throws -> [PublicUser] {
+        // The range [prefix, prefix + DEL) in byte order holds exactly the names starting with
+        // prefix (usernames are ASCII); the expression matches users_username_search_idx.
+        let lower = max(prefix, cursor ?? "")
+        let rows = try await database.query("""
+            SELECT \(PublicUser.columns) FROM users u
+            WHERE lower(u.username) COLLATE "C" >= $1 AND lower(u.username) COLLATE "C" < $2
+              AND ($3::text IS NULL OR lower(u.username) COLLATE "C" > $3) AND u.id <> $4
+            ORDER BY lower(u.username) COLLATE "C"
+            LIMIT $5
+            """, [.string(lower), .string(prefix + "\u{7F}"), cursor.map { .string($0) }, .int64(callerID), .int64(Int64(limit + 1))])
+        return try rows.map { try PublicUser(row: $0) }
+    }
+}

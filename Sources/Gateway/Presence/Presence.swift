@@ -1,0 +1,89 @@
+import Shared
+
+/// Presence as the rest of the gateway sees it: sockets come and go here; the registry decides
+/// transitions for the whole cluster; this class tells the user's contacts (`userOnline`,
+/// `userOffline` on their user channels, so every device on every gateway gets them) and persists
+/// `last_seen_at`. Nobody else hears about a user: events go to contacts only, never broadcast.
+@LoopActor
+final class Presence {
+    let registry: PresenceRegistry
+    let directory: ContactDirectory
+    private let redis: RedisClient
+    private let logger: Logger
+
+    init(registry: PresenceRegistry, directory: ContactDirectory, redis: RedisClient, logger: Logger) {
+        self.registry = registry
+        self.directory = directory
+        self.redis = redis
+        self.logger = logger
+        registry.onChange = { [unowned self] change in
+            self.registry.track { await self.announce(change) }
+        }
+    }
+
+    /// A socket of `userID` completed CONNECT: counts it, then sends it `onlineUsers` (its online
+    /// contacts). Its user channel is already subscribed, so a change after this snapshot arrives
+    /// as an event.
+    func socketConnected(_ session: SocketSession, userID: Int64) {
+        registry.add(userID)
+        Task { @LoopActor in
+            guard let list = await self.onlineContacts(of: userID) else { return }
+            session.emit("onlineUsers", list)
+        }
+    }
+
+    /// A connected socket of `userID` closed.
+    func socketClosed(userID: Int64) {
+        registry.remove(userID)
+    }
+
+    /// `[{userId, username}]` of the user's online contacts; nil if the database cannot say.
+    func onlineContacts(of userID: Int64) async -> JSONValue? {
+        let found: (user: PublicUser, contacts: [PublicUser])?
+        do {
+            found = try await directory.contacts(of: userID)
+        } catch {
+            logger.warn("presence: cannot read contacts", ["userId": .int(userID), "error": .string(String(describing: error))])
+            return nil
+        }
+        guard let contacts = found?.contacts else { return [] }
+        let online = await registry.onlineUsers(among: contacts.map(\.id))
+        return .array(contacts.filter { online.contains($0.id) }.map { ["userId": .int($0.id), "username": .string($0.username)] })
+    }
+
+    // MARK: Announcing
+
+    private func announce(_ change: PresenceChange) async {
+        var events: [ChatEvent] = []
+        do {
+            switch change {
+            case .online(let userID):
+                guard let (user, contacts) = try await directory.contacts(of: userID) else { return }
+                let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username)]
+                events = contacts.map { ChatEvent(userID: $0.id, name: "userOnline", data: data) }
+            case .offline(let users):
+                for (user, contacts) in try await directory.recordLastSeen(users.map { ($0.userID, $0.lastSeenMilliseconds) }) {
+                    let lastSeen = user.lastSeenMilliseconds.map { JSONValue.string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null
+                    let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username), "lastSeen": lastSeen]
+                    events += contacts.map { ChatEvent(userID: $0, name: "userOffline", data: data) }
+                }
+            }
+        } catch {
+            // Without the database there is no contact list: the state in Redis is right, only
+            // this notification is lost (clients re-read presence with onlineUsers on reconnect).
+            logger.warn("presence: cannot announce a change", ["change": .string(String(describing: change)), "error": .string(String(describing: error))])
+            return
+        }
+        guard !events.isEmpty else { return }
+        let commands = events.map { event -> RedisCommand in
+            var command = RedisCommand(["PUBLISH", event.channel])
+            command.append(bytes: event.payload())
+            return command
+        }
+        do throws(RedisError) {
+            _ = try await redis.pipeline(commands)
+        } catch {
+            logger.warn("presence: cannot publish a change", ["events": .int(Int64(events.count)), "error": .string(error.description)])
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Shared
+
+/// Timing of the presence registry. A gateway that dies stops refreshing its liveness key; its
+/// users are announced offline by another gateway's sweep within `ttl + sweep` (at most 2 × TTL
+/// with the defaults: 10 s + 5 s).
+struct PresenceConfiguration: Sendable {
+    var ttlMilliseconds: Int64 = 10_000
+    var heartbeatMilliseconds: Int64 = 3_000
+    var sweepMilliseconds: Int64 = 5_000
+
+    static let settings: [Setting] = [
+        Setting("PRESENCE_TTL_MS", "10000", "lifetime of a gateway's liveness key; its users count as offline once it lapses"),
+        Setting("PRESENCE_HEARTBEAT_MS", "3000", "how often a gateway renews its liveness key (at most a third of PRESENCE_TTL_MS)"),
+        Setting("PRESENCE_SWEEP_MS", "5000",
+                "how often a gateway looks for dead gateways and announces their users offline (offline within TTL + this)"),
+    ]
+
+    init() {}
+
+    init(reader: SettingsReader) throws(ConfigurationError) {
+        ttlMilliseconds = Int64(try reader.int("PRESENCE_TTL_MS", in: 500...600_000))
+        heartbeatMilliseconds = Int64(try reader.int("PRESENCE_HEARTBEAT_MS", in: 100...200_000))
+        sweepMilliseconds = Int64(try reader.int("PRESENCE_SWEEP_MS", in: 100...600_000))
+        guard heartbeatMilliseconds * 3 <= ttlMilliseconds else {
+            throw ConfigurationError("PRESENCE_HEARTBEAT_MS", "must be at most a third of PRESENCE_TTL_MS (\(ttlMilliseconds)) so one lost renewal is survived")
+        }
+        guard sweepMilliseconds <= ttlMilliseconds else {
+            throw ConfigurationError("PRESENCE_SWEEP_MS", "must be at most PRESENCE_TTL_MS (\(ttlMilliseconds)) to keep the offline bound within 2 x TTL")
+        }
+    }
+
+    /// The documented bound on announcing a crashed gateway's users offline.
+    var offlineBoundMilliseconds: Int64 { ttlMilliseconds + sweepMilliseconds }
+}
