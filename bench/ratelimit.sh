@@ -102,14 +102,17 @@ awk '/RedisScript\(source: """/ { on = 1; next } on && /^ *"""\)/ { exit } on { 
     Sources/Shared/RateLimit/RateLimiter.swift >"$WORK/script.lua"
 SHA="$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "$(cat "$WORK/script.lua")")"
 say "script sha1 $SHA"
-rb() { # <name> <command...>: requests/s and p50 (ms) from --csv
-    local name="$1"
-    shift
-    redis-benchmark -p "$REDIS_PORT" -c 50 -n "$REQUESTS" -r 100000 --csv "$@" | tail -n 1 | tr -d '"' | tee "$WORK/rb-$name.csv"
+rb() { # <name> <clients> <command...>: requests/s and p50 (ms) from --csv
+    local name="$1" clients="$2" requests="$REQUESTS"
+    shift 2
+    ((clients > 1)) || requests=$((REQUESTS / 10))
+    redis-benchmark -p "$REDIS_PORT" -c "$clients" -n "$requests" -r 100000 --csv "$@" | tail -n 1 | tr -d '"' | tee "$WORK/rb-$name.csv"
 }
-rb ping PING
-rb zadd ZADD chat:rl:refbench:__rand_int__ 1 m__rand_int__
-rb script EVALSHA "$SHA" 1 chat:rl:bench:__rand_int__ 100 60000 m__rand_int__
+for clients in 50 1; do
+    rb "ping-$clients" "$clients" PING
+    rb "zadd-$clients" "$clients" ZADD chat:rl:refbench:__rand_int__ 1 m__rand_int__
+    rb "script-$clients" "$clients" EVALSHA "$SHA" 1 chat:rl:bench:__rand_int__ 100 60000 m__rand_int__
+done
 rb_rps() { cut -d, -f2 "$WORK/rb-$1.csv"; }
 rb_p50() { cut -d, -f5 "$WORK/rb-$1.csv"; }
 redis-cli -p "$REDIS_PORT" --scan --pattern 'chat:rl:*bench:*' | xargs -r -n 1000 redis-cli -p "$REDIS_PORT" DEL >/dev/null
@@ -161,13 +164,16 @@ RESULT="$ROOT/bench/results/ratelimit-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
     echo "Loopback, $(nproc) cores, $(date -u +%Y-%m-%d). Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)."
     echo
-    echo "Decisions per second in Redis (redis-benchmark -c 50 -n $REQUESTS, random subject among 100k):"
+    echo "Decisions per second in Redis (redis-benchmark, random subject among 100k; 50 clients: throughput, 1 client: round-trip latency):"
     echo
-    echo "| command | req/s | p50 ms | ratio to ZADD | ratio to PING |"
-    echo "|---|---:|---:|---:|---:|"
-    for name in ping zadd script; do
-        awk -v n="$name" -v r="$(rb_rps "$name")" -v p="$(rb_p50 "$name")" -v z="$(rb_rps zadd)" -v g="$(rb_rps ping)" \
-            'BEGIN { label = (n == "script") ? "limit script (EVALSHA)" : toupper(n); printf "| %s | %.0f | %s | %.2f | %.2f |\n", label, r, p, r / z, r / g }'
+    echo "| command | clients | req/s | p50 ms | ratio to ZADD | ratio to PING |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for clients in 50 1; do
+        for name in ping zadd script; do
+            awk -v n="$name" -v c="$clients" -v r="$(rb_rps "$name-$clients")" -v p="$(rb_p50 "$name-$clients")" \
+                -v z="$(rb_rps "zadd-$clients")" -v g="$(rb_rps "ping-$clients")" \
+                'BEGIN { label = (n == "script") ? "limit script (EVALSHA)" : toupper(n); printf "| %s | %d | %.0f | %s | %.2f | %.2f |\n", label, c, r, p, r / z, r / g }'
+        done
     done
     echo
     echo "What the API limit adds to a request (wrk -t1 -d$DURATION; latencies in microseconds; limit off = reference):"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs one libFuzzer + AddressSanitizer harness over the project's pure parsers.
-#   fuzz/fuzz.sh <http|json|websocket|socketio> [seconds]      (default 300)
+#   fuzz/fuzz.sh <http|json|websocket|socketio|address> [seconds]      (default 300)
 # Each harness is compiled with swiftc directly from the few pure source files it needs (no
 # package, no C library), seeded from fuzz/<target>/seeds into fuzz/corpus-<target> (seeds never
 # overwrite what earlier runs found), run for the given time, and the execution count is printed.
 # Crashing inputs land in fuzz/artifacts/<target>/: keep each one as a regression unit test.
 set -euo pipefail
 
-target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio> [seconds]}"
+target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address> [seconds]}"
 seconds="${2:-300}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$root/Sources/Shared"
@@ -28,8 +28,12 @@ case "$target" in
         module=SocketIOFuzz harness=SocketIOPacketFuzz.swift binary=socketio-packet-fuzz
         files=(SocketIO/EngineIOPacket.swift SocketIO/EngineIOParseError.swift SocketIO/SocketIOPacket.swift
                SocketIO/SocketIOParseError.swift "${json[@]}") ;;
+    address)
+        module=AddressFuzz harness=ClientAddressFuzz.swift binary=client-address-fuzz
+        files=(HTTP/ClientAddress.swift HTTP/HTTPTypes.swift HTTP/HTTPParserLimits.swift HTTP/HTTPRequestParser.swift
+               HTTP/PercentDecoding.swift HTTP/Router.swift Support/Settings.swift) ;;
     *)
-        echo "unknown target '$target' (http, json, websocket, socketio)" >&2
+        echo "unknown target '$target' (http, json, websocket, socketio, address)" >&2
         exit 2 ;;
 esac
 

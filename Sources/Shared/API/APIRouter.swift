@@ -69,13 +69,18 @@ package final class APIRouter: HTTPResponder {
         }
         // The decision starts now; its round trip overlaps the route's authentication (both on the
         // same Redis connection, pipelined), and the handler runs only once the request is admitted.
-        let admission = Task { @LoopActor in await limiter.admit(request, context: context) }
+        // Every answer is produced after the decision was awaited, so its headers are in `decided`
+        // by then (no extra task hop per response).
+        let decided = DecidedAdmission()
+        let admission = Task { @LoopActor in
+            let result = await limiter.admit(request, context: context)
+            decided.value = result
+            return result
+        }
         route(request, context: context, admission: admission) { response in
-            Task { @LoopActor in
-                var response = response
-                for field in await admission.value.headers { response.headers.replaceOrAdd(name: field.name, value: field.value) }
-                completion(response)
-            }
+            var response = response
+            for field in decided.value?.headers ?? HTTPHeaders() { response.headers.replaceOrAdd(name: field.name, value: field.value) }
+            completion(response)
         }
     }
 
@@ -142,6 +147,12 @@ package final class APIRouter: HTTPResponder {
             return apiError.response
         }
     }
+}
+
+/// A limiter's decision once made, readable without awaiting.
+@LoopActor
+private final class DecidedAdmission {
+    var value: RequestAdmission?
 }
 
 extension HTTPResponse {
