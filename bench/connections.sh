@@ -43,6 +43,8 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 SIZES=("$@")
 ((${#SIZES[@]} > 0)) || SIZES=(10000 50000 100000)
@@ -176,14 +178,7 @@ if [[ -n "${BENCH_BIN_DIR:-}" ]]; then
     say "BENCH_BIN_DIR=$BENCH_BIN_DIR: using the Gateway and ChatLoad built there"
     BIN_DIR="$BENCH_BIN_DIR"
 else
-    if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-        say "SKIP_BUILD=1: using the existing release build"
-    else
-        # One product per invocation: swift build takes a single --product.
-        swift build -c release --product Gateway
-        swift build -c release --product ChatLoad
-    fi
-    BIN_DIR="$(swift build -c release --show-bin-path)"
+    bench_release_build Gateway ChatLoad
 fi
 [[ -x "$BIN_DIR/Gateway" ]] || die "$BIN_DIR/Gateway is missing"
 [[ -x "$BIN_DIR/ChatLoad" ]] || die "$BIN_DIR/ChatLoad is missing"
@@ -229,14 +224,7 @@ else
 fi
 
 header "PostgreSQL and Redis in .data/bench-conn"
-mkdir -p "$DATA_DIR"
-unset PG_PORT REDIS_PORT
-svc_pg_start "$DATA_DIR"
-STARTED_PG=$SVC_PG_STARTED
-svc_redis_start "$DATA_DIR"
-STARTED_REDIS=$SVC_REDIS_STARTED
-DATABASE_URL="postgresql://chat@127.0.0.1:$(svc_state_get "$DATA_DIR" PG_PORT)/chat"
-REDIS_URL="redis://127.0.0.1:$(svc_state_get "$DATA_DIR" REDIS_PORT)/0"
+bench_start_services "$DATA_DIR"
 JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 CLK_TCK="$(getconf CLK_TCK)"
 

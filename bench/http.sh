@@ -15,6 +15,8 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 THREADS="${WRK_THREADS:-1}"
 CONNECTIONS="${WRK_CONNECTIONS:-64}"
@@ -46,29 +48,19 @@ ensure_packages "${CHAT_BASE_PACKAGES[@]}" curl nginx-light wrk
 ensure_swift
 
 header "release build"
-if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-    say "SKIP_BUILD=1: using the existing release build"
-else
-    swift build -c release
-fi
-BIN_DIR="$(swift build -c release --show-bin-path)"
+# shellcheck disable=SC2119 # no product: build everything
+bench_release_build
 [[ -x "$BIN_DIR/Gateway" ]] || die "$BIN_DIR/Gateway is missing"
 
 header "PostgreSQL and Redis in .data/bench"
-mkdir -p "$DATA_DIR"
-unset PG_PORT REDIS_PORT
-svc_pg_start "$DATA_DIR"
-STARTED_PG=$SVC_PG_STARTED
-svc_redis_start "$DATA_DIR"
-STARTED_REDIS=$SVC_REDIS_STARTED
+bench_start_services "$DATA_DIR"
 
 BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
 header "Gateway (CHAT_ENV=development, LOG_LEVEL=$BENCH_LOG_LEVEL)"
 GATEWAY_PORT="$(free_port)"
 # No API limit here: this measures the request path itself (bench/ratelimit.sh measures the limit).
 env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" RATE_LIMIT_API=off \
-    DATABASE_URL="postgresql://chat@127.0.0.1:$(svc_state_get "$DATA_DIR" PG_PORT)/chat" \
-    REDIS_URL="redis://127.0.0.1:$(svc_state_get "$DATA_DIR" REDIS_PORT)/0" \
+    DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" \
     JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)" \
     "$BIN_DIR/Gateway" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
@@ -78,13 +70,7 @@ wait_http "$GATEWAY_PORT" /health 60 200 "$GATEWAY_PID" || {
 }
 GATEWAY="http://127.0.0.1:$GATEWAY_PORT"
 
-USERNAME="bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-PASSWORD="bench-password-1"
-curl -fsS -X POST "$GATEWAY/api/auth/signup" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$USERNAME\",\"email\":\"$USERNAME@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
-TOKEN="$(curl -fsS -X POST "$GATEWAY/api/auth/login" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}" | grep -o '"token" *: *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')"
-[[ -n "$TOKEN" ]] || die "could not log in the benchmark user"
+TOKEN="$(bench_user_token "$GATEWAY")"
 curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" "$GATEWAY/api/auth/profile" || die "profile request failed"
 
 header "nginx (reference: worker_processes 1, static file, access_log off)"

@@ -21,6 +21,8 @@ cd "$ROOT"
 source "$ROOT/scripts/lib/common.sh"
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 DURATION="${WRK_DURATION:-10s}"
 REQUESTS="${REDIS_BENCH_REQUESTS:-300000}"
@@ -51,21 +53,12 @@ ensure_packages "${CHAT_BASE_PACKAGES[@]}" curl wrk redis-tools
 ensure_swift
 
 header "release build"
-if [[ "${SKIP_BUILD:-0}" == 1 ]]; then
-    say "SKIP_BUILD=1: using the existing release build"
-else
-    swift build -c release
-fi
-BIN_DIR="$(swift build -c release --show-bin-path)"
+# shellcheck disable=SC2119 # no product: build everything
+bench_release_build
 [[ -x "$BIN_DIR/Gateway" ]] || die "$BIN_DIR/Gateway is missing"
 
 header "PostgreSQL and Redis in .data/bench"
-mkdir -p "$DATA_DIR"
-unset PG_PORT REDIS_PORT
-svc_pg_start "$DATA_DIR"
-STARTED_PG=$SVC_PG_STARTED
-svc_redis_start "$DATA_DIR"
-STARTED_REDIS=$SVC_REDIS_STARTED
+bench_start_services "$DATA_DIR"
 REDIS_PORT="$(svc_state_get "$DATA_DIR" REDIS_PORT)"
 SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 
@@ -73,8 +66,7 @@ start_gateway() { # <log> <RATE_LIMIT_API value>; prints the port
     local port
     port="$(free_port)"
     env PORT="$port" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL=warn JWT_SECRET="$SECRET" \
-        DATABASE_URL="postgresql://chat@127.0.0.1:$(svc_state_get "$DATA_DIR" PG_PORT)/chat" \
-        REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" RATE_LIMIT_API="$2" TRUSTED_PROXIES=127.0.0.1 \
+        DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" RATE_LIMIT_API="$2" TRUSTED_PROXIES=127.0.0.1 \
         RATE_LIMIT_LOGIN_IP=off RATE_LIMIT_LOGIN_ACCOUNT=off \
         "$BIN_DIR/Gateway" >"$WORK/$1" 2>&1 &
     echo "$port $!"
@@ -86,13 +78,7 @@ for pair in "$OFF_PORT:$OFF_PID" "$ON_PORT:$ON_PID"; do
     wait_http "${pair%%:*}" /health 60 200 "${pair##*:}" || { tail -n 30 "$WORK"/gateway-*.log >&2; die "a Gateway did not come up"; }
 done
 
-USERNAME="bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-PASSWORD="bench-password-1"
-curl -fsS -X POST "http://127.0.0.1:$OFF_PORT/api/auth/signup" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$USERNAME\",\"email\":\"$USERNAME@example.com\",\"password\":\"$PASSWORD\"}" >/dev/null
-TOKEN="$(curl -fsS -X POST "http://127.0.0.1:$OFF_PORT/api/auth/login" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}" | grep -o '"token" *: *"[^"]*"' | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')"
-[[ -n "$TOKEN" ]] || die "could not log in the benchmark user"
+TOKEN="$(bench_user_token "http://127.0.0.1:$OFF_PORT")"
 curl -fsS -D "$WORK/headers.txt" -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ON_PORT/api/auth/profile"
 grep -qi '^RateLimit: "api";r=' "$WORK/headers.txt" || die "the limited gateway sent no RateLimit header"
 

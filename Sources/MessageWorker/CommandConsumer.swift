@@ -305,16 +305,8 @@ final class CommandConsumer {
                 deadLetterSlots.append((index: pipeline.count, entryID: outcome.entryID))
                 pipeline.append(command)
             }
-            for event in outcome.events {
-                var command = RedisCommand(["PUBLISH", event.channel])
-                command.append(bytes: event.payload())
-                pipeline.append(command)
-            }
-            if let reply = outcome.reply {
-                var command = RedisCommand(["PUBLISH", reply.channel])
-                command.append(bytes: reply.payload())
-                pipeline.append(command)
-            }
+            pipeline += outcome.events.map(\.publishCommand)
+            if let reply = outcome.reply { pipeline.append(reply.publishCommand) }
         }
         var notWritten = Set<String>()
         if !pipeline.isEmpty {

@@ -16,36 +16,30 @@ final class MessageRateLimit {
 
     /// `commands` with `rateLimited` set on the sends the limit refuses.
     func apply(to commands: [BatchCommand]) async -> [BatchCommand] {
-        var sendsBySender: [Int64: [Int]] = [:]
+        // Per sender, in stream order: (command index, client message id).
+        var sendsBySender: [Int64: [(index: Int, member: String)]] = [:]
         var order: [Int64] = []
         for (index, command) in commands.enumerated() {
-            guard case .send = command.envelope.command else { continue }
+            guard case .send(let message) = command.envelope.command else { continue }
             let sender = command.envelope.userID
             if sendsBySender[sender] == nil { order.append(sender) }
-            sendsBySender[sender, default: []].append(index)
+            sendsBySender[sender, default: []].append((index, message.clientMsgID))
         }
-        guard !order.isEmpty else { return commands }
         // Every sender's script is sent at once (hiredis pipelines them); each is atomic on its own.
+        let limiter = self.limiter
         var pending: [(indices: [Int], decisions: Task<[RateLimitDecision], Never>)] = []
         for sender in order {
-            guard let indices = sendsBySender[sender] else { continue }
-            for chunk in stride(from: 0, to: indices.count, by: RateLimiter.maxMembersPerCall) {
-                let slice = Array(indices[chunk..<min(indices.count, chunk + RateLimiter.maxMembersPerCall)])
-                let members = slice.map { index -> String in
-                    if case .send(let message) = commands[index].envelope.command { return message.clientMsgID }
-                    return commands[index].entryID
-                }
-                let limiter = self.limiter
-                pending.append((slice, Task { @LoopActor in await limiter.check(String(sender), members: members) }))
+            let sends = sendsBySender[sender] ?? []
+            for start in stride(from: 0, to: sends.count, by: RateLimiter.maxMembersPerCall) {
+                let chunk = sends[start..<min(sends.count, start + RateLimiter.maxMembersPerCall)]
+                let members = chunk.map(\.member)
+                pending.append((chunk.map(\.index), Task { @LoopActor in await limiter.check(String(sender), members: members) }))
             }
         }
         var result = commands
         for (indices, task) in pending {
-            let decisions = await task.value
-            for (index, decision) in zip(indices, decisions) where !decision.allowed {
-                result[index].rateLimited = decision.source == .failClosed
-                    ? APIError.rateLimiterUnavailable
-                    : APIError.rateLimited(limiter.policy, decision, message: "too many messages (\(limiter.policy.summary)); retry in \(decision.retryAfterSeconds) s")
+            for (index, decision) in zip(indices, await task.value) {
+                result[index].rateLimited = decision.refusal(limiter.policy, what: "too many messages")
             }
         }
         return result

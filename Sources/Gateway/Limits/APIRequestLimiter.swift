@@ -25,10 +25,7 @@ final class APIRequestLimiter: RequestLimiter {
         let decision = await limiter.check(subject(of: request, context: context))
         let policy = limiter.policy
         let headers: HTTPHeaders = ["RateLimit-Policy": policy.policyHeader, "RateLimit": decision.header(for: policy)]
-        guard !decision.allowed else { return RequestAdmission(headers: headers) }
-        if decision.source == .failClosed { return RequestAdmission(headers: headers, refusal: .rateLimiterUnavailable) }
-        return RequestAdmission(headers: headers, refusal: .rateLimited(
-            policy, decision, message: "too many requests (\(policy.summary)); retry in \(decision.retryAfterSeconds) s"))
+        return RequestAdmission(headers: headers, refusal: decision.refusal(policy, what: "too many requests"))
     }
 
     /// `user:<id>` for a valid token, else `ip:<client address>`.

@@ -43,11 +43,9 @@ final class LoginLimits {
     }
 
     private static func enforce(_ policy: RateLimitPolicy, _ decision: RateLimitDecision) throws(APIError) {
-        guard !decision.allowed else { return }
-        if decision.source == .failClosed { throw APIError.rateLimiterUnavailable }
-        var error = APIError.rateLimited(policy, decision, message: "too many login attempts (\(policy.summary)); retry in \(decision.retryAfterSeconds) s")
+        guard var error = decision.refusal(policy, what: "too many login attempts") else { return }
         // One name for clients: both limits are "login"; the policy name stays in the metric.
-        error.details["limit"] = "login"
+        if error.status == .tooManyRequests { error.details["limit"] = "login" }
         throw error
     }
 }

@@ -80,12 +80,7 @@ final class CommandSubmitter {
         case .reply(.ok(let result)):
             return result
         case .reply(.failed(let code, let message, let details)):
-            var error = ChatErrors.apiError(code: code, message: message, details: details)
-            if error.status == .serviceUnavailable { error.headers.replaceOrAdd(name: "Retry-After", value: "1") }
-            if error.status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
-                error.headers.replaceOrAdd(name: "Retry-After", value: String(max(1, (wait + 999) / 1000)))
-            }
-            throw error
+            throw ChatErrors.apiError(code: code, message: message, details: details)
         case .timedOut:
             throw ChatErrors.workerUnavailable
         case .notSent:

@@ -39,16 +39,13 @@ final class Presence {
 
     /// `[{userId, username}]` of the user's online contacts; nil if the database cannot say.
     func onlineContacts(of userID: Int64) async -> JSONValue? {
-        let found: (user: PublicUser, contacts: [PublicUser])?
         do {
-            found = try await directory.contacts(of: userID)
+            let online = try await registry.onlineContacts(of: userID, in: directory)
+            return .array(online.map { ["userId": .int($0.id), "username": .string($0.username)] })
         } catch {
             logger.warn("presence: cannot read contacts", ["userId": .int(userID), "error": .string(String(describing: error))])
             return nil
         }
-        guard let contacts = found?.contacts else { return [] }
-        let online = await registry.onlineUsers(among: contacts.map(\.id))
-        return .array(contacts.filter { online.contains($0.id) }.map { ["userId": .int($0.id), "username": .string($0.username)] })
     }
 
     // MARK: Announcing
@@ -75,13 +72,8 @@ final class Presence {
             return
         }
         guard !events.isEmpty else { return }
-        let commands = events.map { event -> RedisCommand in
-            var command = RedisCommand(["PUBLISH", event.channel])
-            command.append(bytes: event.payload())
-            return command
-        }
         do throws(RedisError) {
-            _ = try await redis.pipeline(commands)
+            _ = try await redis.pipeline(events.map(\.publishCommand))
         } catch {
             logger.warn("presence: cannot publish a change", ["events": .int(Int64(events.count)), "error": .string(error.description)])
         }

@@ -28,7 +28,4 @@ struct PresenceConfiguration: Sendable {
             throw ConfigurationError("PRESENCE_SWEEP_MS", "must be at most PRESENCE_TTL_MS (\(ttlMilliseconds)) to keep the offline bound within 2 x TTL")
         }
     }
-
-    /// The documented bound on announcing a crashed gateway's users offline.
-    var offlineBoundMilliseconds: Int64 { ttlMilliseconds + sweepMilliseconds }
 }

@@ -25,9 +25,8 @@ final class UserRoutes {
 
     private func onlineContacts(_ request: APIRequest) async throws -> HTTPResponse {
         let caller = try request.caller
-        let contacts = try await directory.contacts(of: caller.userID)?.contacts ?? []
-        let online = await presence.onlineUsers(among: contacts.map(\.id))
-        let users = contacts.filter { online.contains($0.id) }.sorted { $0.username.lowercased() < $1.username.lowercased() }
+        let users = try await presence.onlineContacts(of: caller.userID, in: directory)
+            .sorted { $0.username.lowercased() < $1.username.lowercased() }
         return .json(.ok, ["users": .array(users.map { $0.json(isOnline: true) })])
     }
 

@@ -29,7 +29,7 @@ package struct APIError: Error, Sendable, Equatable {
     package var response: HTTPResponse {
         var response = details.isEmpty ? HTTPResponse.error(status, code: code, message: message)
                                         : HTTPResponse.json(status, JSONValue.object(["error": json]))
-        for field in headers { response.headers.replaceOrAdd(name: field.name, value: field.value) }
+        response.headers.replaceOrAdd(contentsOf: headers)
         return response
     }
 

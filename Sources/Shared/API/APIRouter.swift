@@ -79,7 +79,7 @@ package final class APIRouter: HTTPResponder {
         }
         route(request, context: context, admission: admission) { response in
             var response = response
-            for field in decided.value?.headers ?? HTTPHeaders() { response.headers.replaceOrAdd(name: field.name, value: field.value) }
+            if let headers = decided.value?.headers { response.headers.replaceOrAdd(contentsOf: headers) }
             completion(response)
         }
     }

@@ -44,7 +44,13 @@ package enum ChatErrors {
         case "rate_limited": status = .tooManyRequests
         default: status = .internalServerError
         }
-        return APIError(status, code: code, message: message, details: details)
+        var error = APIError(status, code: code, message: message, details: details)
+        if status == .serviceUnavailable {
+            error.headers.replaceOrAdd(name: "Retry-After", value: "1")
+        } else if status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
+            error.headers.replaceOrAdd(name: "Retry-After", value: String(APIError.retryAfterSeconds(milliseconds: wait)))
+        }
+        return error
     }
 }
 
@@ -99,6 +105,13 @@ package struct ChatReply: Sendable, Equatable {
     /// The published bytes.
     package func payload() -> [UInt8] { json.serialized() }
 
+    /// `PUBLISH <channel> <payload>`.
+    package var publishCommand: RedisCommand {
+        var command = RedisCommand(["PUBLISH", channel])
+        command.append(bytes: payload())
+        return command
+    }
+
     /// Reads a published reply; nil if it is not one.
     package static func parse(_ payload: some Collection<UInt8>) -> ChatReply? {
         guard let json = try? JSONParser.parse(payload), let addressJSON = json["reply"],
@@ -135,5 +148,12 @@ package struct ChatEvent: Sendable, Equatable {
     /// The published bytes.
     package func payload() -> [UInt8] {
         JSONValue.object(["event": .string(name), "data": data]).serialized()
+    }
+
+    /// `PUBLISH <channel> <payload>`.
+    package var publishCommand: RedisCommand {
+        var command = RedisCommand(["PUBLISH", channel])
+        command.append(bytes: payload())
+        return command
     }
 }

@@ -209,6 +209,11 @@ package struct HTTPHeaders: Sendable, Sequence, Equatable, ExpressibleByDictiona
     }
 
     /// Replaces the first field called `name` (and drops later repeats), or appends it.
+    /// `replaceOrAdd` for every field of `other`, in order.
+    package mutating func replaceOrAdd(contentsOf other: HTTPHeaders) {
+        for field in other { replaceOrAdd(name: field.name, value: field.value) }
+    }
+
     package mutating func replaceOrAdd(name: String, value: String) {
         if let index = fields.firstIndex(where: { HTTPSyntax.equalsIgnoringASCIICase($0.name, name) }) {
             fields[index] = (name: name, value: value)

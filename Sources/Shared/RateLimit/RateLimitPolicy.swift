@@ -104,9 +104,17 @@ package struct RateLimitDecision: Sendable, Equatable {
     }
 
     /// `Retry-After` seconds for a refusal: at least 1, rounded up.
-    package var retryAfterSeconds: Int64 { max(1, Self.seconds(retryAfterMilliseconds)) }
+    package var retryAfterSeconds: Int64 { APIError.retryAfterSeconds(milliseconds: retryAfterMilliseconds) }
 
     private static func seconds(_ milliseconds: Int64) -> Int64 { max(0, (milliseconds + 999) / 1000) }
+
+    /// The error refusing this unit, nil when it is allowed: 429 `rate_limited` (saying `what` was
+    /// too much), or 503 `rate_limiter_unavailable` when a `deny` limiter could not reach Redis.
+    package func refusal(_ policy: RateLimitPolicy, what: String) -> APIError? {
+        guard !allowed else { return nil }
+        if source == .failClosed { return .rateLimiterUnavailable }
+        return .rateLimited(policy, self, message: "\(what) (\(policy.summary)); retry in \(retryAfterSeconds) s")
+    }
 }
 
 extension APIError {
@@ -120,8 +128,13 @@ extension APIError {
     package static func rateLimited(limit: String, retryAfterMilliseconds: Int64, message: String) -> APIError {
         let wait = max(1, retryAfterMilliseconds)
         return APIError(.tooManyRequests, code: "rate_limited", message: message,
-                        headers: ["Retry-After": String(max(1, (wait + 999) / 1000))],
+                        headers: ["Retry-After": String(retryAfterSeconds(milliseconds: wait))],
                         details: ["limit": .string(limit), "retryAfterMs": .int(wait)])
+    }
+
+    /// A wait as `Retry-After` seconds: rounded up, at least 1 (0 would invite an instant retry).
+    package static func retryAfterSeconds(milliseconds: Int64) -> Int64 {
+        max(1, (milliseconds + 999) / 1000)
     }
 
     /// 503 when a limiter set to `deny` cannot reach Redis.
