@@ -243,7 +243,7 @@ start_gateways() { # <n> <count>
     GATEWAY_MAX_CONNECTIONS=$max_connections
     for ((g = 1; g <= count; g++)); do
         log="$WORK/gateway-$n-$g.log"
-        env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=production LOG_LEVEL="$BENCH_LOG_LEVEL" \
+        env PORT="$GATEWAY_PORT" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=production LOG_LEVEL="$BENCH_LOG_LEVEL" \
             GATEWAY_ID="bench-gw-$g" \
             DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" \
             MAX_CONNECTIONS="$max_connections" MAX_CONNECTIONS_PER_IP="$n" \

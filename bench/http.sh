@@ -59,7 +59,7 @@ BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
 header "Gateway (CHAT_ENV=development, LOG_LEVEL=$BENCH_LOG_LEVEL)"
 GATEWAY_PORT="$(free_port)"
 # No API limit here: this measures the request path itself (bench/ratelimit.sh measures the limit).
-env PORT="$GATEWAY_PORT" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" RATE_LIMIT_API=off \
+env PORT="$GATEWAY_PORT" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=development LOG_LEVEL="$BENCH_LOG_LEVEL" RATE_LIMIT_API=off \
     DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" \
     JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)" \
     "$BIN_DIR/Gateway" >"$WORK/gateway.log" 2>&1 &

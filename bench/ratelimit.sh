@@ -65,7 +65,7 @@ SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 start_gateway() { # <log> <RATE_LIMIT_API value>; prints the port
     local port
     port="$(free_port)"
-    env PORT="$port" HOST=127.0.0.1 CHAT_ENV=development LOG_LEVEL=warn JWT_SECRET="$SECRET" \
+    env PORT="$port" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=development LOG_LEVEL=warn JWT_SECRET="$SECRET" \
         DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" RATE_LIMIT_API="$2" TRUSTED_PROXIES=127.0.0.1 \
         RATE_LIMIT_LOGIN_IP=off RATE_LIMIT_LOGIN_ACCOUNT=off \
         "$BIN_DIR/Gateway" >"$WORK/$1" 2>&1 &

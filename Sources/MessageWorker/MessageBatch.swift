@@ -139,12 +139,16 @@ struct MessageBatch: Sendable {
 
     // MARK: Before the transaction
 
-    /// Senders and receivers of sends, to check they exist (one query for the batch).
+    /// Senders and receivers of sends, and the senders `readAll` names, to check they exist (one
+    /// query for the batch).
     var userIDsToCheck: [Int64] {
         var ids = Set<Int64>()
         for (userID, message) in admittedSends {
             ids.insert(userID)
             ids.insert(message.receiverID)
+        }
+        for (_, command) in active {
+            if case .readAll(let senderID) = command.envelope.command { ids.insert(senderID) }
         }
         return ids.sorted()
     }
@@ -153,6 +157,10 @@ struct MessageBatch: Sendable {
     /// `existing` with `user_not_found`.
     mutating func recordExistingUsers(_ existing: Set<Int64>) {
         for (index, command) in commands.enumerated() where planned[index] == nil && command.rateLimited == nil {
+            if case .readAll(let senderID) = command.envelope.command, !existing.contains(senderID) {
+                planned[index] = .failed(APIError(.notFound, code: "user_not_found", message: "no user with id \(senderID)"))
+                continue
+            }
             guard case .send(let message) = command.envelope.command else { continue }
             if !existing.contains(message.receiverID) {
                 planned[index] = .failed(ChatErrors.userNotFound)
@@ -338,12 +346,31 @@ struct MessageBatch: Sendable {
                 ])
 
             case .readMany(let ids):
-                // Per conversation: the newest eligible message, and who sent the eligible ones.
+                // All or nothing, as `read` for one message: every id must be a message the reader
+                // received (404 for ids that name no message, else 403 for one the reader did not receive).
+                let missing = ids.filter { snapshot.messages[$0] == nil }
+                if !missing.isEmpty {
+                    var error = ChatErrors.messageNotFound
+                    error.message = missing.count == 1 ? "no message with id \(missing[0])" : "no messages with ids \(missing.prefix(20).map(String.init).joined(separator: ", "))"
+                    error.details["messageIds"] = .array(missing.prefix(100).map { .int($0) })
+                    planned[index] = .failed(error)
+                    continue
+                }
+                let foreign = ids.filter { id in
+                    guard let record = snapshot.messages[id] else { return true }
+                    return record.senderID == userID || !ledger.isMember(MemberKey(conversationID: record.conversationID, userID: userID))
+                }
+                if !foreign.isEmpty {
+                    var error = ChatErrors.notARecipient
+                    error.details["messageIds"] = .array(foreign.prefix(100).map { .int($0) })
+                    planned[index] = .failed(error)
+                    continue
+                }
+                // Per conversation: the newest message, and who sent them.
                 var newest: [Int64: Int64] = [:]
                 var senders: [Int64: Set<Int64>] = [:]
                 for id in ids {
-                    guard let record = snapshot.messages[id], record.senderID != userID,
-                          ledger.isMember(MemberKey(conversationID: record.conversationID, userID: userID)) else { continue }
+                    guard let record = snapshot.messages[id] else { continue }
                     newest[record.conversationID] = max(newest[record.conversationID] ?? 0, record.seq)
                     senders[record.conversationID, default: []].insert(record.senderID)
                 }
@@ -355,7 +382,7 @@ struct MessageBatch: Sendable {
                     let member = MemberKey(conversationID: conversationID, userID: userID)
                     let count = ledger.advance(member, to: newest[conversationID] ?? 0)
                     let pointer = ledger.pointer(member)
-                    total += count
+                    total = total.addingSaturated(count)
                     highest = max(highest, pointer)
                     perConversation.append(["conversationId": .int(conversationID), "count": .int(count), "lastReadSeq": .int(pointer)])
                     for sender in (senders[conversationID] ?? []).sorted() {
@@ -478,10 +505,12 @@ struct UnreadLedger: Sendable {
 
     /// Takes the next seq of a conversation; every member has one more unread message.
     mutating func append(conversationID: Int64, members: [Int64]) -> Int64 {
-        let seq = lastSeq(conversationID) + 1
+        // Saturating: `last_seq` is read from Postgres. At the (unreachable) top the duplicate seq
+        // fails the insert on unique(conversation_id, seq), a clear error instead of a trap.
+        let seq = lastSeq(conversationID).addingSaturated(1)
         lastSeqs[conversationID] = seq
         for member in Set(members) where tracked.contains(member) && isMember(MemberKey(conversationID: conversationID, userID: member)) {
-            totals[member, default: 0] += 1
+            totals[member, default: 0] = total(member).addingSaturated(1)
         }
         return seq
     }
@@ -495,7 +524,7 @@ struct UnreadLedger: Sendable {
         guard count > 0 else { return 0 }
         pointers[key] = pointer
         moved.insert(key)
-        if tracked.contains(key.userID) { totals[key.userID, default: 0] -= before - unread(key) }
+        if tracked.contains(key.userID) { totals[key.userID] = total(key.userID).subtractingSaturated(before - unread(key)) }
         return count
     }
 

@@ -43,12 +43,7 @@ struct WorkerConfiguration: Sendable {
     init(reader: SettingsReader) throws(ConfigurationError) {
         common = try CommonConfiguration(reader: reader)
         workerID = reader.optionalString("WORKER_ID") ?? InstanceID.generate(prefix: "worker")
-        var admin = HTTPServerConfiguration()
-        admin.host = try reader.string("ADMIN_HOST")
-        admin.port = UInt16(try reader.int("ADMIN_PORT", in: 0...65535))
-        admin.maxConnections = 64
-        admin.parserLimits.maxBodyBytes = 4096
-        self.admin = admin
+        admin = try .admin(reader: reader)
         stream = try reader.string("COMMAND_STREAM")
         group = try reader.string("CONSUMER_GROUP")
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)

@@ -60,8 +60,9 @@ import Testing
             Self.command("1-5", .readMany([56, 55, 54]), by: 2),
             Self.command("1-6", .readAll(senderID: 1), by: 1),
         ])
-        #expect(batch.userIDsToCheck == [1, 2, 3])
-        batch.recordExistingUsers([1, 2, 3])
+        // readAll names its sender, who must exist too.
+        #expect(batch.userIDsToCheck == [1, 2, 3, 7])
+        batch.recordExistingUsers([1, 2, 3, 7])
         #expect(batch.conversationsToCreate == [
             ConversationToCreate(directKey: "1:2", createdBy: 1, members: [1, 2]),
             ConversationToCreate(directKey: "1:3", createdBy: 3, members: [1, 3]),
@@ -227,17 +228,26 @@ import Testing
         #expect(Self.event(outcomes[1], "messagesReadByReceiver")?.userID == 1)
         #expect(Self.event(outcomes[1], "messagesReadByReceiver")?.data == ["receiverId": 2, "count": 4, "conversationId": 10, "lastReadSeq": 6])
         #expect(Self.result(outcomes[2])?["count"] == 0)
-        #expect(Self.result(outcomes[3]) == ["count": 0, "lastReadSeq": 0, "conversationId": .null])
-        #expect(outcomes[3].events.map(\.name) == ["allMessagesRead"])
+        // An unknown sender is a 404, as for REST; a known one without a conversation reads nothing.
+        #expect(Self.errorCode(outcomes[3]) == "user_not_found")
+        #expect(outcomes[3].events.isEmpty)
     }
 
-    @Test func readManyMovesEachConversationToItsNewestEligibleMessage() throws {
-        var batch = MessageBatch(commands: [Self.command("1-0", .readMany([3, 4, 7, 8, 404]), by: 1)])
+    @Test func readAllOfAKnownUserWithoutConversationReadsNothing() throws {
+        var batch = MessageBatch(commands: [Self.command("1-0", .readAll(senderID: 9), by: 2)])
+        batch.recordExistingUsers([2, 9])
+        _ = batch.plan(Self.twoConversations())
+        let outcomes = try batch.outcomes(inserted: [])
+        #expect(Self.result(outcomes[0]) == ["count": 0, "lastReadSeq": 0, "conversationId": .null])
+        #expect(outcomes[0].events.map(\.name) == ["allMessagesRead"])
+    }
+
+    @Test func readManyMovesEachConversationToItsNewestMessage() throws {
+        var batch = MessageBatch(commands: [Self.command("1-0", .readMany([3, 4, 7]), by: 1)])
         var snapshot = Self.twoConversations(lastSeq10: 9, lastSeq20: 9, pointer: 1)
         snapshot.messages[3] = Self.stored(id: 3, conversation: 10, seq: 3, sender: 2, receiver: 1)
         snapshot.messages[4] = Self.stored(id: 4, conversation: 10, seq: 6, sender: 2, receiver: 1)
         snapshot.messages[7] = Self.stored(id: 7, conversation: 20, seq: 5, sender: 3, receiver: 1)
-        snapshot.messages[8] = Self.stored(id: 8, conversation: 20, seq: 8, sender: 1, receiver: 3)  // own: ignored
         let writes = batch.plan(snapshot)
         #expect(writes.pointers.map { "\($0.key.conversationID)=\($0.lastReadSeq)" } == ["10=6", "20=5"])
         let outcomes = try batch.outcomes(inserted: [])
@@ -245,6 +255,27 @@ import Testing
         #expect(Self.result(outcomes[0])?["lastReadSeq"] == 6)
         #expect(outcomes[0].events.map { "\($0.name)->\($0.userID)" } == ["messagesReadByReceiver->2", "messagesReadByReceiver->3"])
         #expect(outcomes[0].events[1].data == ["receiverId": 1, "count": 4, "conversationId": 20, "lastReadSeq": 5])
+    }
+
+    @Test func readManyIsAllOrNothing() throws {
+        var batch = MessageBatch(commands: [
+            Self.command("1-0", .readMany([3, 404, 405]), by: 1),  // unknown ids: 404
+            Self.command("1-1", .readMany([3, 8]), by: 1),  // own message: 403
+            Self.command("1-2", .readMany([3]), by: 3),  // not a member of conversation 10: 403
+        ])
+        var snapshot = Self.twoConversations(lastSeq10: 9, lastSeq20: 9, pointer: 1)
+        snapshot.messages[3] = Self.stored(id: 3, conversation: 10, seq: 3, sender: 2, receiver: 1)
+        snapshot.messages[8] = Self.stored(id: 8, conversation: 20, seq: 8, sender: 1, receiver: 3)
+        let writes = batch.plan(snapshot)
+        #expect(writes.pointers.isEmpty)
+        let outcomes = try batch.outcomes(inserted: [])
+        #expect(outcomes.map { Self.errorCode($0) } == ["message_not_found", "not_a_recipient", "not_a_recipient"])
+        #expect(outcomes.allSatisfy { $0.events.isEmpty })
+        guard case .failed(_, let message, let details)? = outcomes[0].reply?.outcome else { Issue.record("no failure"); return }
+        #expect(message == "no messages with ids 404, 405")
+        #expect(details["messageIds"] == [404, 405])
+        guard case .failed(_, _, let ownDetails)? = outcomes[1].reply?.outcome else { Issue.record("no failure"); return }
+        #expect(ownDetails["messageIds"] == [8])
     }
 
     @Test func commandsWithoutReplyAddressStillProduceEvents() throws {

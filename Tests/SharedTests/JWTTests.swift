@@ -172,8 +172,21 @@ import Testing
     }
 
     @Test func extremeTimesDoNotTrap() {
-        #expect(failure(forge(payload: payload(iat: .max, exp: .max)), at: .max) == nil)
-        #expect(failure(forge(payload: payload(iat: .min, exp: .min)), at: .min) == .expired)
+        // Absurd times are refused as malformed (no issuer writes them; later arithmetic stays safe).
+        let iatRange = JWTError.malformed("claim 'iat' must be a time between 1970 and 9999 (seconds since the epoch)")
+        let expRange = JWTError.malformed("claim 'exp' must be a time between 1970 and 9999 (seconds since the epoch)")
+        #expect(failure(forge(payload: payload(iat: .max, exp: .max)), at: .max) == iatRange)
+        #expect(failure(forge(payload: payload(iat: .min, exp: .min)), at: .min) == iatRange)
+        #expect(failure(forge(payload: payload(iat: Self.now, exp: 9_223_372_036_854_771))) == expRange)
+        #expect(failure(forge(payload: payload(iat: Self.now, exp: .max))) == expRange)
+        #expect(failure(forge(payload: payload(iat: Self.now, exp: -1))) == expRange)
+        #expect(failure(forge(payload: payload(#","nbf":-9223372036854775808"#))) ==
+                .malformed("claim 'nbf' must be a time between 1970 and 9999 (seconds since the epoch)"))
+        // The edges of the range are times like any other, whatever the clock says.
+        let last = JWTSigner.timestampRange.upperBound
+        #expect(failure(forge(payload: payload(iat: 0, exp: last)), at: .max) == .expired)
+        #expect(failure(forge(payload: payload(iat: 0, exp: last)), at: .min) == .notYetValid)
+        #expect(failure(forge(payload: payload(iat: 0, exp: last)), at: Self.now) == nil)
         #expect(failure(signer.sign(claims), at: .min) == .notYetValid)
     }
 

@@ -162,6 +162,10 @@ def base_env(settings: Settings) -> dict[str, str]:
         "RATE_LIMIT_LOGIN_ACCOUNT": "1000000/1m",
         "RATE_LIMIT_LOGIN_IP": "1000000/1m",
         "RATE_LIMIT_MESSAGES": "1000000/10s",
+        # The per-socket event budget too: streaming tests send far faster than a person types.
+        "SOCKET_EVENT_RATE": "1000000",
+        "SOCKET_EVENT_BURST": "1000000",
+        "SOCKET_EVENT_FLOOD_CLOSE": "0",
     }
 
 
@@ -186,10 +190,18 @@ class ChatProcess:
     err_path: pathlib.Path
     env: dict[str, str] = field(repr=False)
     stopped: bool = False
+    # The private admin port (/metrics, /health, /ready): ADMIN_PORT of a gateway; for a worker the
+    # same as `port`.
+    admin_port: int | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_port is not None, f"{self.name} on port {self.port} has no admin port"
+        return f"http://127.0.0.1:{self.admin_port}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -240,13 +252,18 @@ class Processes:
         self.counter = 0
 
     def _spawn(self, name: str, port_var: str, env: dict[str, str | None] | None,
-               args: list[str], wait: bool) -> ChatProcess:
+               args: list[str], wait: bool, admin_port_var: str | None = None) -> ChatProcess:
+        """Starts `name` on a free port_var (unless env fixes it); admin_port_var (a second port,
+        e.g. the gateway's ADMIN_PORT) gets a free port too unless env sets it."""
         fixed_port = env is not None and env.get(port_var) is not None
+        fixed_admin = admin_port_var is None or (env is not None and admin_port_var in env)
         last_error: Exception | None = None
         for _attempt in range(3):
             full_env = merged_env(self.settings, env)
             if not fixed_port:
                 full_env[port_var] = str(free_port())
+            if not fixed_admin:
+                full_env[admin_port_var] = str(free_port())
             self.counter += 1
             stem = self.log_dir / f"{name}-{self.counter}"
             out_path, err_path = stem.with_suffix(".out.log"), stem.with_suffix(".err.log")
@@ -256,6 +273,8 @@ class Processes:
                     env=full_env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                 )
             cp = ChatProcess(name, int(full_env[port_var]), proc, out_path, err_path, full_env)
+            admin = full_env.get(admin_port_var or "ADMIN_PORT")  # a worker's port_var is ADMIN_PORT
+            cp.admin_port = int(admin) if admin and admin.isdigit() and int(admin) > 0 else None
             self.started.append(cp)
             if not wait:
                 return cp
@@ -274,7 +293,9 @@ class Processes:
     def gateway(self, env: dict[str, str | None] | None = None, wait: bool = True) -> ChatProcess:
         env = dict(env or {})
         env.setdefault("GATEWAY_ID", unique("gw"))
-        return self._spawn("Gateway", "PORT", env, [], wait)
+        # The gateway serves /metrics (and /health, /ready) on a private ADMIN_PORT (default 9095):
+        # each test gateway gets a free one (ChatProcess.admin_port / admin_url).
+        return self._spawn("Gateway", "PORT", env, [], wait, admin_port_var="ADMIN_PORT")
 
     def worker(self, env: dict[str, str | None] | None = None, wait: bool = True) -> ChatProcess:
         env = dict(env or {})
@@ -1006,11 +1027,16 @@ def start_cluster(procs: Processes, gateways: int = 2, workers: int = 2,
     return Cluster(gs, ws)
 
 
-def check_person(obj, user: "User", what: str) -> None:
-    """Seed 000's {id, username, email} object of a user; nothing secret beside it."""
+def check_person(obj, user: "User", what: str, caller: "User | None" = None) -> None:
+    """Seed 000's {id, username} object of a user; `email` only when that user is the caller (a
+    user's email is shown to that user only); nothing secret beside it."""
     assert isinstance(obj, dict), f"{what} should be an object: {obj!r}"
-    for key, want in (("id", user.id), ("username", user.username), ("email", user.email)):
+    for key, want in (("id", user.id), ("username", user.username)):
         assert obj.get(key) == want, f"{what}.{key} should be {want!r}: {obj!r}"
+    if caller is not None and caller.id == user.id:
+        assert obj.get("email") == user.email, f"{what}.email should be the caller's own {user.email!r}: {obj!r}"
+    else:
+        assert "email" not in obj, f"{what} shows another user's email: {obj!r}"
     leaked = [k for k in obj if any(part in k.lower() for part in SECRET_KEY_PARTS)]
     assert not leaked, f"{what} leaks {leaked}: {obj!r}"
 
@@ -1207,11 +1233,12 @@ def presence_env(ttl_ms: int = 2000, heartbeat_ms: int = 500, sweep_ms: int = 50
 
 def default_limits_env(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
     """Overrides that pop the suite's high limits (and any proxy trust), so a process runs with the
-    production defaults: API 100/1m, login 10/15m per account and 50/15m per IP, messages 5/10s."""
+    production defaults: API 100/1m, login 10/15m per account and 50/15m per IP, messages 5/10s,
+    50 events/s per socket (burst 100, closed after 200 refusals in 10 s)."""
     env: dict[str, str | None] = {name: None for name in (
         "RATE_LIMIT_API", "RATE_LIMIT_API_ON_REDIS_ERROR", "RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_IP",
         "RATE_LIMIT_LOGIN_ON_REDIS_ERROR", "RATE_LIMIT_MESSAGES", "RATE_LIMIT_MESSAGES_ON_REDIS_ERROR",
-        "TRUSTED_PROXIES")}
+        "TRUSTED_PROXIES", "SOCKET_EVENT_RATE", "SOCKET_EVENT_BURST", "SOCKET_EVENT_FLOOD_CLOSE")}
     env.update(extra or {})
     return env
 
@@ -1249,7 +1276,10 @@ def check_public_user(obj, user: User | None = None, what: str = "user") -> dict
     assert not leaked, f"{what} must not carry {leaked} (the user directory must not leak addresses): {obj!r}"
     assert isinstance(obj["id"], int) and not isinstance(obj["id"], bool), f"{what}.id: {obj!r}"
     assert isinstance(obj["username"], str) and isinstance(obj["displayName"], str), f"{what}: {obj!r}"
-    assert isinstance(obj["isOnline"], bool), f"{what}.isOnline should be a boolean: {obj!r}"
+    # Presence is for contacts only: null (both fields) for a user who shares no conversation.
+    assert obj["isOnline"] is None or isinstance(obj["isOnline"], bool), f"{what}.isOnline should be a boolean or null: {obj!r}"
+    if obj["isOnline"] is None:
+        assert obj["lastSeen"] is None, f"{what}: presence hidden (isOnline null) but lastSeen shown: {obj!r}"
     if obj["lastSeen"] is not None:
         iso_ms(obj["lastSeen"])
     if user is not None:

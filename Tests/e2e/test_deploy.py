@@ -25,6 +25,7 @@ DOCS = ROOT / "docs" / "OPERATIONS.md"
 
 GATEWAY_PORT = 3000
 WORKER_ADMIN_PORT = 9091
+GATEWAY_ADMIN_PORT = 9095
 APP_SERVICES = ("gateway-1", "gateway-2", "worker-1", "worker-2")
 
 
@@ -179,6 +180,9 @@ def test_compose_app_services_health_checks_and_commands(compose):
         assert service["command"] == (["Gateway"] if gateway else ["MessageWorker"])
         port = env["PORT"] if gateway else env["ADMIN_PORT"]
         assert int(port) == (GATEWAY_PORT if gateway else WORKER_ADMIN_PORT)
+        if gateway:
+            # Metrics on an admin port of their own, never the public one.
+            assert int(env["ADMIN_PORT"]) == GATEWAY_ADMIN_PORT
         test = service["healthcheck"]["test"]
         assert test[0] in ("CMD", "CMD-SHELL")
         assert "/ready" in " ".join(test), f"{name}: healthcheck must use /ready: {test}"
@@ -285,6 +289,7 @@ EXPECTED_K8S = {
     ("Secret", "chat-secrets"): "v1",
     ("Deployment", "chat-gateway"): "apps/v1",
     ("Service", "chat-gateway"): "v1",
+    ("Service", "chat-gateway-admin"): "v1",
     ("Deployment", "chat-worker"): "apps/v1",
     ("Service", "chat-worker"): "v1",
     ("HorizontalPodAutoscaler", "chat-gateway"): "autoscaling/v2",
@@ -332,7 +337,8 @@ def test_k8s_gateway(k8s):
     assert deployment["spec"]["replicas"] == 2
     pod, container = _pod_spec(deployment), _container(deployment)
     assert container.get("args", container.get("command")) == ["Gateway"]
-    assert [p["containerPort"] for p in container["ports"]] == [GATEWAY_PORT]
+    assert [p["containerPort"] for p in container["ports"]] == [GATEWAY_PORT, GATEWAY_ADMIN_PORT]
+    assert int(_env_list(container)["ADMIN_PORT"]["value"]) == GATEWAY_ADMIN_PORT
     ready = container["readinessProbe"]["httpGet"]
     assert (ready["path"], ready["port"]) == ("/ready", GATEWAY_PORT)
     alive = container["livenessProbe"]["httpGet"]
@@ -351,6 +357,10 @@ def test_k8s_gateway(k8s):
     service = k8s[("Service", "chat-gateway")]
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert [p["targetPort"] for p in service["spec"]["ports"]] == [GATEWAY_PORT]
+    # The admin port (metrics) has its own headless Service, for scraping only.
+    admin = k8s[("Service", "chat-gateway-admin")]
+    assert admin["spec"]["clusterIP"] == "None"
+    assert [p["targetPort"] for p in admin["spec"]["ports"]] == [GATEWAY_ADMIN_PORT]
 
 
 def test_k8s_worker(k8s):

@@ -69,16 +69,16 @@ def check_conversation(conv: dict | None, partner, last: dict, unread: int, is_r
     assert conv.get("lastSeq") == last["seq"], conv
 
 
-def check_history(items: list, want: list[dict], read: list[bool], sender, receiver) -> None:
+def check_history(items: list, want: list[dict], read: list[bool], sender, receiver, caller) -> None:
     """Seed 000 history: oldest first, isRead per message, sender / receiver objects (sender and
-    receiver are the conversation's two users, in any order)."""
+    receiver are the conversation's two users, in any order; only the caller's carries an email)."""
     assert [m.get("id") for m in items] == [m["id"] for m in want], (
         f"history should list {[m['id'] for m in want]} oldest first: {[m.get('id') for m in items]}")
     users = {sender.id: sender, receiver.id: receiver}
     for item, original, is_read in zip(items, want, read):
         same_message(item, original, isRead=is_read)
-        check_person(item.get("sender"), users[original["senderId"]], "sender")
-        check_person(item.get("receiver"), users[original["receiverId"]], "receiver")
+        check_person(item.get("sender"), users[original["senderId"]], "sender", caller)
+        check_person(item.get("receiver"), users[original["receiverId"]], "receiver", caller)
 
 
 def count_events(session, name: str, message_id) -> int:
@@ -144,8 +144,8 @@ def test_send_deliver_read_across_gateways(settings, cluster, sio_session):
                      m1, isRead=True)
     assert mb.unread() == 1 and ma.unread() == 0
     check_conversation(mb.conversation_with(a.id), a, m2, unread=1, is_read=False)
-    check_history(mb.history(a.id), [m1, m2], [True, False], a, b)
-    check_history(ma.history(b.id), [m1, m2], [True, False], a, b)
+    check_history(mb.history(a.id), [m1, m2], [True, False], a, b, caller=b)
+    check_history(ma.history(b.id), [m1, m2], [True, False], a, b, caller=a)
 
     # 4. markAllAsRead from B's other device (on gateway 1).
     b2.emit("markAllAsRead", {"senderId": a.id})
@@ -160,7 +160,7 @@ def test_send_deliver_read_across_gateways(settings, cluster, sio_session):
     assert mb.unread() == 0 and ma.unread() == 0
     check_conversation(mb.conversation_with(a.id), a, m2, unread=0, is_read=True)
     check_conversation(ma.conversation_with(b.id), b, m2, unread=0, is_read=True)
-    check_history(mb.history(a.id), [m1, m2], [True, True], a, b)
+    check_history(mb.history(a.id), [m1, m2], [True, True], a, b, caller=b)
 
     # Each device got each event once (one publication per gateway, one frame per socket), and
     # nobody got the other side's events.
@@ -207,13 +207,13 @@ def test_read_pointer_acks_and_permissions(cluster, sio_session):
     assert isinstance(ack, dict) and ack.get("lastReadSeq") == 2 and ack.get("count") == 2, (
         f"reading message 2 of 3 marks 2 (count 2, lastReadSeq 2): {ack!r}")
     assert mb.unread() == 1
-    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b)
+    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b, caller=b)
 
     ack = sb.call("messageRead", {"messageId": m1["id"]}, timeout=ACK)
     assert isinstance(ack, dict) and ack.get("lastReadSeq") == 2 and ack.get("count") == 0, (
         f"reading an older message must not move the pointer back: {ack!r}")
     assert mb.unread() == 1
-    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b)
+    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b, caller=b)
 
     code, _ = ack_error(sa.call("messageRead", {"messageId": m3["id"]}, timeout=ACK))
     assert code == "not_a_recipient", f"the sender marking its own message: {code}"
@@ -253,7 +253,7 @@ def test_rest_mark_as_read_by_ids_and_by_sender(settings, cluster, sio_session):
     answer = mb.mark_as_read_ok({"messageIds": [m1["id"], m2["id"]]})
     assert answer.get("count", 2) == 2, answer
     assert mb.unread() == 1
-    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b)
+    check_history(mb.history(a.id), [m1, m2, m3], [True, True, False], a, b, caller=b)
     got = sa.wait_for("messagesReadByReceiver", DELIVERY, since=mark).args[0]
     assert got.get("receiverId") == b.id and got.get("conversationId") == m1["conversationId"], got
     assert got.get("lastReadSeq") == 2, got
@@ -262,7 +262,7 @@ def test_rest_mark_as_read_by_ids_and_by_sender(settings, cluster, sio_session):
     answer = mb.mark_as_read_ok({"senderId": a.id})
     assert answer.get("count", 1) == 1, answer
     assert mb.unread() == 0
-    check_history(ma.history(b.id), [m1, m2, m3], [True, True, True], a, b)
+    check_history(ma.history(b.id), [m1, m2, m3], [True, True, True], a, b, caller=a)
     got = sa.wait_for("messagesReadByReceiver", DELIVERY, since=mark).args[0]
     assert got.get("receiverId") == b.id and got.get("lastReadSeq") == 3, got
     check_conversation(ma.conversation_with(b.id), b, m3, unread=0, is_read=True)

@@ -1,6 +1,10 @@
 """/metrics on the gateway and the worker (issue 6, item 5): Prometheus text format 0.0.4, parsed
 with prometheus_client's parser; the named families exist, and REST requests, a socket and a
-message processed by the worker move the counters."""
+message processed by the worker move the counters.
+
+Metrics are private: the gateway serves them on its admin port (ADMIN_PORT; support.py gives every
+test gateway a free one, ChatProcess.admin_url), never on the public port; the worker's only port is
+its admin port."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Messages, poll, worker_env
+from support import Messages, RawConnection, poll, raw_request, worker_env
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DELIVERY = 5  # seconds for a message to go through the worker and reach a socket
@@ -62,7 +66,11 @@ class Scrape:
 
 
 def scrape(base_url: str) -> Scrape:
-    resp = requests.get(f"{base_url}/metrics", timeout=10)
+    """GET /metrics on an admin URL (ChatProcess.admin_url)."""
+    try:
+        resp = requests.get(f"{base_url}/metrics", timeout=10)
+    except requests.ConnectionError as error:
+        raise AssertionError(f"nothing answers {base_url}/metrics (the admin port, env ADMIN_PORT): {error}") from None
     assert resp.status_code == 200, f"GET /metrics: {resp.status_code} {resp.text[:500]}"
     assert resp.headers["Content-Type"] == CONTENT_TYPE
     assert resp.text.endswith("\n")
@@ -87,9 +95,9 @@ def check_histogram(result: Scrape, name: str) -> None:
 
 def test_gateway_and_worker_metrics(gateway, procs, make_user, sio_session):
     worker = procs.worker(worker_env())
-    before = scrape(gateway.url)
+    before = scrape(gateway.admin_url)
     check_families(before, COMMON | GATEWAY)
-    worker_before = scrape(worker.url)
+    worker_before = scrape(worker.admin_url)
     check_families(worker_before, COMMON | WORKER)
     assert "chat_sockets" not in worker_before.types  # each service exports its own families
 
@@ -103,13 +111,13 @@ def test_gateway_and_worker_metrics(gateway, procs, make_user, sio_session):
     receiver_socket.wait_for("receiveMessage", DELIVERY, since=receiver_mark)
     sender_socket.wait_for("messageSent", DELIVERY, since=sender_mark)
 
-    after = scrape(gateway.url)
+    after = scrape(gateway.admin_url)
     ok = after.value("chat_http_requests_total", status="2xx")
     assert ok >= before.value("chat_http_requests_total", status="2xx") + 3  # at least 2 sign-ups and 1 message
     assert after.value("chat_socket_events_in_total", event="ping") == before.value("chat_socket_events_in_total", event="ping") + 1
     assert after.value("chat_sockets") >= 2
     assert after.value("chat_connected_users") >= 2
-    assert after.value("chat_open_connections") >= 3  # two websockets and this scrape
+    assert after.value("chat_open_connections") >= 2  # two websockets (a scrape on the admin port may not count)
     for event in ("receiveMessage", "messageSent"):  # to the receiver and to the sender's own socket
         assert (after.value("chat_published_events_delivered_total", event=event)
                 == before.value("chat_published_events_delivered_total", event=event) + 1)
@@ -124,7 +132,7 @@ def test_gateway_and_worker_metrics(gateway, procs, make_user, sio_session):
         check_histogram(after, name)
 
     def worker_counted():
-        result = scrape(worker.url)
+        result = scrape(worker.admin_url)
         return result if result.value("chat_commands_processed_total", type="send") >= 1 else None
 
     worker_after = poll(worker_counted, timeout=DELIVERY, what="the worker to count the message")
@@ -134,3 +142,25 @@ def test_gateway_and_worker_metrics(gateway, procs, make_user, sio_session):
     assert worker_after.value("process_cpu_seconds_total") > 0
     for name in ("chat_batch_size", "chat_batch_duration_seconds", "chat_postgres_query_duration_seconds"):
         check_histogram(worker_after, name)
+
+
+def test_gateway_metrics_only_on_the_admin_port(gateway):
+    """The public port (what the load balancer exposes) has no /metrics in any spelling; the admin
+    port serves /metrics, /health and /ready."""
+    for path in ("/metrics", "/metrics/", "/%6detrics", "/metrics?format=prometheus"):
+        with RawConnection(gateway.port) as conn:  # raw: no client-side normalisation of the path
+            conn.send(raw_request("GET", path))
+            resp = conn.read_response()
+        assert resp.status == 404, (
+            f"GET {path} on the gateway's public port {gateway.port} answered {resp.status} "
+            f"({resp.body[:120]!r}); metrics are served only on ADMIN_PORT")
+        assert b"chat_http_requests" not in resp.body, f"GET {path} on the public port leaked metrics"
+    try:
+        admin = {path: requests.get(gateway.admin_url + path, timeout=5) for path in ("/metrics", "/health", "/ready")}
+    except requests.ConnectionError as error:
+        raise AssertionError(f"nothing listens on the gateway's ADMIN_PORT={gateway.admin_port} "
+                             f"(env ADMIN_PORT must select the admin listener): {error}") from None
+    for path, resp in admin.items():
+        assert resp.status_code == 200, f"GET {path} on the admin port: {resp.status_code} {resp.text[:200]}"
+    assert admin["/metrics"].headers.get("Content-Type") == CONTENT_TYPE, admin["/metrics"].headers
+    assert "chat_sockets" in admin["/metrics"].text, "the admin port's /metrics lacks the gateway families"

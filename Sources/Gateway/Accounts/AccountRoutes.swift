@@ -99,20 +99,22 @@ final class AccountRoutes: RequestAuthenticator {
 
     private func login(_ request: APIRequest) async throws -> HTTPResponse {
         let body = try request.jsonObject()
-        let email = try body.optionalString("email")
-        let username = try body.optionalString("username")
+        let email = try AccountRules.sqlText(try body.optionalString("email"), field: "email")
+        let username = try AccountRules.sqlText(try body.optionalString("username"), field: "username")
         let password = try body.requiredString("password")
-        if let account = email ?? username { try await loginLimits?.checkLogin(account: account, request: request) }
+        guard let identifier = email ?? username else { throw APIError.validation("field 'email' or 'username' is required") }
+        try await loginLimits?.checkLoginAddress(request: request)
         let rows: PostgresRows
         if let email {
             rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE email = $1",
                                             [.string(String(Substring(email).trimmingSpaces()).lowercased())])
-        } else if let username {
-            rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE lower(username) = lower($1)",
-                                            [.string(username)])
         } else {
-            throw APIError.validation("field 'email' or 'username' is required")
+            rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE lower(username) = lower($1)",
+                                            [.string(identifier)])
         }
+        // One budget per account, whichever identifier named it; misses on unknown names are limited per name.
+        let accountKey = try rows.first.map { LoginLimits.accountKey(userID: try $0.int64("id")) } ?? LoginLimits.unknownAccountKey(identifier)
+        try await loginLimits?.checkLoginAccount(accountKey)
         let hasher = self.hasher
         guard let row = rows.first, password.utf8.count <= 1024 else {
             // Same work as a real check, so timing does not reveal whether the account exists.
@@ -142,7 +144,7 @@ final class AccountRoutes: RequestAuthenticator {
 
     private func refresh(_ request: APIRequest) async throws -> HTTPResponse {
         let body = try request.jsonObject()
-        let presented = try body.requiredString("refreshToken")
+        let presented = try AccountRules.sqlText(try body.requiredString("refreshToken"), field: "refreshToken")
         let (userID, issued) = try await tokens.refresh(presented)
         let user = try await loadUser(userID)
         return .json(.ok, Self.tokenBody(issued, user: user))
@@ -162,7 +164,7 @@ final class AccountRoutes: RequestAuthenticator {
         let rows = try await database.query("SELECT \(UserRecord.columns) FROM users WHERE id = $1", [.int64(id)])
         guard let row = rows.first else {
             // The token is valid but the account is gone: treat it as a dead token.
-            throw APIError.unauthorized("token_revoked", "this account no longer exists")
+            throw SessionTokens.accountGone
         }
         return try UserRecord(row: row)
     }

@@ -45,23 +45,50 @@ final class SessionTokens {
     /// Verifies signature, algorithm, time and audience, then asks Redis whether the token or its
     /// session was revoked. Redis down → 503: revocation must not be skipped silently.
     func authenticate(bearer token: String) async throws -> Principal {
+        let principal = try verify(token)
+        try await checkNotRevoked(principal)
+        return principal
+    }
+
+    /// The caller a token names, from the token alone (signature, algorithm, times, issuer,
+    /// audience); revocation is `checkNotRevoked`'s job.
+    func verify(_ token: String) throws(APIError) -> Principal {
         let claims: JWTClaims
         do {
             claims = try signer.verify(token, now: WallClock.seconds())
         } catch {
             throw APIError.unauthorized(error.code, error.message)
         }
-        guard let userID = Int64(claims.subject), userID > 0 else {
-            throw APIError.unauthorized("token_malformed", "the token's subject is not a user id")
-        }
-        var keys = ["EXISTS", Self.revokedTokenKey(claims.id)]
-        if let sessionID = claims.sessionID { keys.append(Self.revokedSessionKey(sessionID)) }
-        let revoked = try await redis.send(keys)
-        if case .integer(let count) = revoked, count > 0 {
-            throw APIError.unauthorized("token_revoked", "this token has been revoked; log in again")
-        }
-        return Principal(userID: userID, tokenID: claims.id, sessionID: claims.sessionID, expiresAt: claims.expiresAt)
+        return try Principal(verified: claims)
     }
+
+    /// Throws `token_revoked` when the token or its session was revoked.
+    func checkNotRevoked(_ principal: Principal) async throws {
+        let revoked = try await redis.send(Self.revocationKeysCommand(principal))
+        if case .integer(let count) = revoked, count > 0 { throw Self.revokedError }
+    }
+
+    /// Which of `principals` were revoked (one pipelined `EXISTS` each).
+    func revoked(_ principals: [Principal]) async throws(RedisError) -> [Principal] {
+        let replies = try await redis.pipeline(principals.map { RedisCommand(Self.revocationKeysCommand($0)) })
+        return zip(principals, replies).compactMap { principal, reply in
+            if case .integer(let count) = reply, count > 0 { return principal }
+            return nil
+        }
+    }
+
+    private static func revocationKeysCommand(_ principal: Principal) -> [String] {
+        var keys = ["EXISTS", revokedTokenKey(principal.tokenID)]
+        if let sessionID = principal.sessionID { keys.append(revokedSessionKey(sessionID)) }
+        return keys
+    }
+
+    static let revokedError = APIError.unauthorized("token_revoked", "this token has been revoked; log in again")
+    /// A valid token of an account that was deleted: treated as a dead token.
+    static let accountGone = APIError.unauthorized("token_revoked", "this account no longer exists")
+
+    /// The signer (for checks that need no revocation lookup).
+    var verifier: JWTSigner { signer }
 
     // MARK: Sessions
 
@@ -114,7 +141,7 @@ final class SessionTokens {
             throw APIError.unauthorized("refresh_token_revoked", "this session has ended; log in again")
         }
         if try row.bool("rotated") {
-            try await revokeSession(familyID)
+            try await revokeSession(familyID, userID: userID)
             throw APIError.unauthorized("refresh_token_reused",
                                         "this refresh token was already used; the session has been revoked for safety")
         }
@@ -131,7 +158,7 @@ final class SessionTokens {
             return try await self.insertRefreshToken(userID: userID, familyID: familyID, connection: connection)
         }
         guard let rotated else {
-            try await revokeSession(familyID)
+            try await revokeSession(familyID, userID: userID)
             throw APIError.unauthorized("refresh_token_reused",
                                         "this refresh token was already used; the session has been revoked for safety")
         }
@@ -139,19 +166,35 @@ final class SessionTokens {
                                      refreshToken: rotated, expiresIn: accessTokenTTLSeconds))
     }
 
-    /// Ends a session: its refresh tokens stop working and its access tokens are refused.
-    func revokeSession(_ sessionID: String) async throws {
+    /// Ends a session: its refresh tokens stop working, its access tokens are refused, and the
+    /// sockets running on them are ended on every gateway (the revocation is published on the
+    /// user's channel after the mark is set, so a socket whose check raced it still sees one).
+    func revokeSession(_ sessionID: String, userID: Int64) async throws {
+        try await markRevoked(sessionID: sessionID)
+        await publish(TokenRevocation(sessionID: sessionID), userID: userID)
+    }
+
+    private func markRevoked(sessionID: String) async throws {
         _ = try await database.query(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
             [.string(sessionID)])
         // Every access token of the session is younger than the access TTL, so the mark can expire then.
-        _ = try await redis.send(["SET", Self.revokedSessionKey(sessionID), "1", "EX", String(accessTokenTTLSeconds + signer.leewaySeconds)])
+        let ttl = accessTokenTTLSeconds.addingSaturated(signer.leewaySeconds)
+        _ = try await redis.send(["SET", Self.revokedSessionKey(sessionID), "1", "EX", String(ttl)])
     }
 
     /// Logout: revokes the presented access token and its session.
     func logout(_ principal: Principal) async throws {
-        let remaining = max(1, principal.expiresAt - WallClock.seconds() + signer.leewaySeconds)
-        _ = try await redis.send(["SET", Self.revokedTokenKey(principal.tokenID), "1", "EX", String(remaining)])
-        if let sessionID = principal.sessionID { try await revokeSession(sessionID) }
+        let ttl = principal.revocationTTLSeconds(now: WallClock.seconds(), leewaySeconds: signer.leewaySeconds,
+                                                 maximum: JWTSigner.timestampRange.upperBound)
+        _ = try await redis.send(["SET", Self.revokedTokenKey(principal.tokenID), "1", "EX", String(ttl)])
+        if let sessionID = principal.sessionID { try await markRevoked(sessionID: sessionID) }
+        await publish(TokenRevocation(tokenID: principal.tokenID, sessionID: principal.sessionID), userID: principal.userID)
+    }
+
+    /// Tells the gateways holding the user's sockets. Pub/sub may lose it (a gateway whose
+    /// subscription is down); such a gateway re-checks every socket when it resubscribes.
+    private func publish(_ revocation: TokenRevocation, userID: Int64) async {
+        _ = try? await redis.send(UserChannelControl.revoke(revocation).publishCommand(userID: userID))
     }
 }

@@ -9,6 +9,8 @@ final class GatewayApp: ServiceApp {
     private var database: PostgresPool?
     private var redis: RedisClient?
     private var server: HTTPServer?
+    /// `/metrics`, `/health`, `/ready` on the admin port, apart from the public one.
+    private var admin: HTTPServer?
     private var realtime: RealtimeHub?
     private var submitter: CommandSubmitter?
     /// Kept here: the router's handlers hold it unowned.
@@ -70,19 +72,34 @@ final class GatewayApp: ServiceApp {
             perAddress: limits.loginAddress.map { RateLimiter(policy: $0, failureMode: limits.loginFailureMode, redis: redis, logger: logger) },
             trustedProxies: limits.trustedProxies)
         let router = APIRouter(authenticator: accounts, logger: logger)
-        if let policy = limits.api {
-            router.limiter = APIRequestLimiter(limiter: RateLimiter(policy: policy, failureMode: limits.apiFailureMode, redis: redis, logger: logger),
-                                               signer: signer, trustedProxies: limits.trustedProxies)
+        let apiLimiter = limits.api.map { policy in
+            APIRequestLimiter(limiter: RateLimiter(policy: policy, failureMode: limits.apiFailureMode, redis: redis, logger: logger),
+                              signer: signer, trustedProxies: limits.trustedProxies)
         }
-        HealthRoutes.register(on: router, service: "gateway", checks: [
+        router.limiter = apiLimiter
+        let healthChecks: [(name: String, probe: @LoopActor () async -> Bool)] = [
             ("postgres", { await database.ping() }),
             ("redis", { await redis.ping() }),
-        ])
+        ]
+        HealthRoutes.register(on: router, service: "gateway", checks: healthChecks)
         router.addImmediate(.GET, "/api/openapi.yaml") { _ in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml; charset=utf-8"], body: PackageResources.openapi_yaml)
         }
-        router.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
         accounts.register(on: router)
+
+        // Metrics are for the monitoring network only: served on the admin port, never the public one.
+        let adminRouter = APIRouter(authenticator: nil, logger: logger)
+        HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)
+        adminRouter.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
+        let admin = HTTPServer(configuration: configuration.admin, responder: adminRouter, logger: logger)
+        do {
+            try admin.start()
+        } catch {
+            logger.error("cannot listen on the admin port", ["port": .int(Int64(configuration.admin.port)), "error": .string(error.description)])
+            exitCode = 1
+            return finish()
+        }
+        self.admin = admin
 
         let messaging = configuration.messaging
         let registry = PresenceRegistry(redis: redis, configuration: configuration.presence, gatewayID: configuration.gatewayID, logger: logger)
@@ -102,9 +119,13 @@ final class GatewayApp: ServiceApp {
 
         let realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens,
                                    leewaySeconds: configuration.jwtLeewaySeconds, logger: logger)
-        realtime.messaging = SocketMessaging(configuration: messaging, submitter: submitter, reader: reader, redis: redis)
+        let socketMessaging = SocketMessaging(configuration: messaging, submitter: submitter, reader: reader, redis: redis)
+        socketMessaging.spendAPIBudget = { [weak realtime] userID in await realtime?.spendAPIBudget(userID: userID) }
+        realtime.messaging = socketMessaging
         realtime.presence = presence
         realtime.trustedProxies = limits.trustedProxies
+        realtime.apiBudget = apiLimiter
+        realtime.accountExists = { [reader] userID in try await reader.userExists(userID) }
         realtime.onSessionClosed = { [weak submitter] engineID in submitter?.forgetSocket(engineID) }
         submitter.onSocketReply = { [weak realtime] reply in realtime?.deliver(reply) }
         // Without the reply channel a command's answer would be lost: refuse commands instead.
@@ -133,6 +154,7 @@ final class GatewayApp: ServiceApp {
         self.server = server
         GatewayMetrics.register(server: server, realtime: realtime)
         logger.info("gateway listening", ["host": .string(configuration.http.host), "port": .int(Int64(server.localPort)),
+                                          "adminPort": .int(Int64(admin.localPort)),
                                           "environment": .string(common.isDevelopment ? "development" : "production")])
     }
 
@@ -142,8 +164,8 @@ final class GatewayApp: ServiceApp {
         stopping = true
         guard let server else { return finish() }
         let grace = Int64(configuration.common.shutdownGraceMilliseconds)
-        // HTTP and sockets drain side by side; the process ends when both are done.
-        var remaining = realtime == nil ? 1 : 2
+        // HTTP, sockets and the admin port drain side by side; the process ends when all are done.
+        var remaining = (realtime == nil ? 1 : 2) + (admin == nil ? 0 : 1)
         let done: @LoopActor () -> Void = { [unowned self] in
             remaining -= 1
             guard remaining == 0 else { return }
@@ -153,6 +175,7 @@ final class GatewayApp: ServiceApp {
         }
         server.shutdown(graceMilliseconds: grace, completion: done)
         realtime?.shutdown(graceMilliseconds: grace, completion: done)
+        admin?.shutdown(graceMilliseconds: grace, completion: done)
     }
 
     private func finish() {

@@ -5,6 +5,8 @@ struct GatewayConfiguration: Sendable {
     var common: CommonConfiguration
     var gatewayID: String
     var http: HTTPServerConfiguration
+    /// The admin server (`/metrics`, `/health`, `/ready`), kept off the public port.
+    var admin: HTTPServerConfiguration
     var jwtSecret: [UInt8]
     /// True when the secret was generated because none was given (development only).
     var jwtSecretGenerated: Bool
@@ -24,6 +26,8 @@ struct GatewayConfiguration: Sendable {
     static let settings: [Setting] = [
         Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
         Setting("PORT", "3000", "HTTP/WebSocket port; several gateways on one host may share it (SO_REUSEPORT)"),
+        Setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server (/metrics, /health, /ready); keep it off the internet"),
+        Setting("ADMIN_PORT", "9095", "admin HTTP port; give each gateway on a host its own (0 = any free port, logged)"),
         Setting("GATEWAY_ID", nil, "unique id of this gateway in the cluster [generated: hostname-pid-random]"),
         Setting("JWT_SECRET", nil, "HS256 signing secret, at least 32 bytes; required unless CHAT_ENV=development"),
         Setting("JWT_ISSUER", "swift-chat", "the 'iss' claim issued and required"),
@@ -46,7 +50,7 @@ struct GatewayConfiguration: Sendable {
         Setting("SOCKETIO_CONNECT_TIMEOUT_MS", "45000", "time a socket has to send its Socket.IO CONNECT"),
         Setting("SOCKETIO_MAX_PAYLOAD_BYTES", "1000000", "largest Engine.IO packet (WebSocket message) accepted (close 1009 beyond)"),
         Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer)"),
-    ] + MessagingConfiguration.settings + LimitsConfiguration.settings + PresenceConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
+    ] + RealtimeConfiguration.settings + MessagingConfiguration.settings + LimitsConfiguration.settings + PresenceConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
 
     init(reader: SettingsReader) throws(ConfigurationError) {
         common = try CommonConfiguration(reader: reader)
@@ -60,6 +64,7 @@ struct GatewayConfiguration: Sendable {
         http.idleTimeoutMilliseconds = Int64(try reader.int("HTTP_IDLE_TIMEOUT_MS", in: 100...3_600_000))
         http.maxConnections = try reader.int("MAX_CONNECTIONS", in: 1...1_000_000)
         self.http = http
+        admin = try .admin(reader: reader)
 
         if let secret = reader.optionalString("JWT_SECRET") {
             guard secret.utf8.count >= JWTSigner.minimumSecretLength else {

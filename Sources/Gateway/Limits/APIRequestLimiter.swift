@@ -28,12 +28,22 @@ final class APIRequestLimiter: RequestLimiter {
         return RequestAdmission(headers: headers, refusal: decision.refusal(policy, what: "too many requests"))
     }
 
+    /// One unit of `userID`'s budget for a database-backed socket request (the same budget as the
+    /// user's REST requests); the refusal when there is none left.
+    func admit(userID: Int64) async -> APIError? {
+        let decision = await limiter.check(Self.userSubject(userID))
+        return decision.refusal(limiter.policy, what: "too many requests")
+    }
+
+    /// The subject of a user's requests, REST and socket alike.
+    static func userSubject(_ userID: Int64) -> String { "user:\(userID)" }
+
     /// `user:<id>` for a valid token, else `ip:<client address>`.
     func subject(of request: HTTPRequest, context: HTTPRequestContext) -> String {
         if let token = BearerToken.parse(request.headers["Authorization"]),
            let claims = try? signer.verify(token, now: WallClock.seconds()),
-           let userID = Int64(claims.subject), userID > 0 {
-            return "user:\(userID)"
+           let principal = try? Principal(verified: claims) {
+            return Self.userSubject(principal.userID)
         }
         return "ip:" + trustedProxies.client(of: request, peer: context.peerAddress)
     }

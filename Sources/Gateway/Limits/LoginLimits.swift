@@ -15,15 +15,18 @@ final class LoginLimits {
         self.trustedProxies = trustedProxies
     }
 
-    /// A login attempt for `account` (the email or username as typed; normalised here).
-    func checkLogin(account: String, request: APIRequest) async throws(APIError) {
-        let address = clientAddress(request)
-        // Both decisions are in flight at once; each counts the attempt.
-        let accountDecision = perAccount.map { limiter in
-            Task { @LoopActor in (limiter.policy, await limiter.check(Self.accountKey(account))) }
-        }
-        if let perAddress { try Self.enforce(perAddress.policy, await perAddress.check(address)) }
-        if let (policy, decision) = await accountDecision?.value { try Self.enforce(policy, decision) }
+    /// A login attempt from the request's address (checked before the account is looked up).
+    func checkLoginAddress(request: APIRequest) async throws(APIError) {
+        guard let perAddress else { return }
+        try Self.enforce(perAddress.policy, await perAddress.check(clientAddress(request)))
+    }
+
+    /// A login attempt for an account: `accountKey(userID:)` when the identifier names one, else
+    /// `unknownAccountKey(_:)`, so an account has one budget whether it is named by email or by
+    /// username, and guesses at accounts that do not exist are limited too.
+    func checkLoginAccount(_ key: String) async throws(APIError) {
+        guard let perAccount else { return }
+        try Self.enforce(perAccount.policy, await perAccount.check(key))
     }
 
     /// A sign-up attempt (per address only).
@@ -36,10 +39,13 @@ final class LoginLimits {
         trustedProxies.client(of: request.http, peer: request.context.peerAddress)
     }
 
-    /// One key per account however it is typed: trimmed and lowercased (emails and usernames are
-    /// both matched case-insensitively at login).
-    static func accountKey(_ account: String) -> String {
-        String(Substring(account).trimmingSpaces()).lowercased()
+    /// The per-account key of an existing account: its id, however the login named it.
+    static func accountKey(userID: Int64) -> String { "user:\(userID)" }
+
+    /// The per-account key of an identifier that names no account: trimmed and lowercased
+    /// (emails and usernames are both matched case-insensitively at login).
+    static func unknownAccountKey(_ identifier: String) -> String {
+        "name:" + String(Substring(identifier).trimmingSpaces()).lowercased()
     }
 
     private static func enforce(_ policy: RateLimitPolicy, _ decision: RateLimitDecision) throws(APIError) {

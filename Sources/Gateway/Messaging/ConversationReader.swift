@@ -39,7 +39,7 @@ final class ConversationReader {
     // MARK: History
 
     /// Seed 000 history with `otherUserID`: oldest first, each message with `isRead` and the
-    /// `sender` / `receiver` objects. nil when the other user does not exist; `[]` before the first
+    /// `sender` / `receiver` objects (`{id, username}`, plus `email` on the caller's own object only). nil when the other user does not exist; `[]` before the first
     /// message. `hasMore` says whether the page stopped short of the requested range's end.
     func history(userID: Int64, otherUserID: Int64, page: HistoryPage) async throws(PostgresError)
         -> (messages: [JSONValue], hasMore: Bool)? {
@@ -52,7 +52,10 @@ final class ConversationReader {
         var conversationID: Int64?
         for row in people {
             let id = try row.int64("id")
-            persons[id] = ["id": .int(id), "username": .string(try row.string("username")), "email": .string(try row.string("email"))]
+            var person: JSONObject = ["id": .int(id), "username": .string(try row.string("username"))]
+            // A user's email is shown to that user only (seed 000 showed both: a privacy leak).
+            if id == userID { person["email"] = .string(try row.string("email")) }
+            persons[id] = .object(person)
             conversationID = try row.optionalInt64("conversation_id")
         }
         guard persons[otherUserID] != nil else { return nil }
@@ -84,12 +87,12 @@ final class ConversationReader {
 
     // MARK: Conversations
 
-    /// Seed 000 conversation list, most recent first: `partner`, `lastMessage`, `unreadCount`, plus
-    /// `conversationId` and `lastSeq`.
+    /// Seed 000 conversation list, most recent first: `partner` (without the email: it is the
+    /// partner's own), `lastMessage`, `unreadCount`, plus `conversationId` and `lastSeq`.
     func conversations(userID: Int64, limit: Int) async throws(PostgresError) -> [JSONValue] {
         let rows = try await database.query("""
             SELECT c.id AS conversation_id, c.last_seq, me.last_read_seq,
-                   p.id AS partner_id, p.username, p.email,
+                   p.id AS partner_id, p.username,
                    \(Self.milliseconds("p.last_seen_at")) AS last_seen_ms,
                    m.id AS message_id, m.seq AS message_seq, m.sender_id, m.content,
                    \(Self.milliseconds("m.created_at")) AS created_ms,
@@ -113,7 +116,6 @@ final class ConversationReader {
             let partner: JSONValue = [
                 "id": .int(partnerID),
                 "username": .string(try row.string("username")),
-                "email": .string(try row.string("email")),
                 "isOnline": .bool(online.contains(partnerID)),
                 "lastSeen": Self.timestamp(try row.optionalInt64("last_seen_ms")),
             ]
@@ -175,7 +177,7 @@ final class ConversationReader {
             let id = try row.int64("conversation_id")
             let lastSeq = try row.int64("last_seq")
             let lastReadSeq = try row.int64("last_read_seq")
-            totalUnread += Unread.inConversation(lastSeq: lastSeq, lastReadSeq: lastReadSeq)
+            totalUnread = totalUnread.addingSaturated(Unread.inConversation(lastSeq: lastSeq, lastReadSeq: lastReadSeq))
             entries.append(Entry(id: id, lastSeq: lastSeq, lastReadSeq: lastReadSeq, after: cursor.seqs[id] ?? 0))
         }
         // One query for every conversation with something new: a LATERAL page per conversation.
@@ -208,7 +210,8 @@ final class ConversationReader {
                 "unreadCount": .int(Unread.inConversation(lastSeq: entry.lastSeq, lastReadSeq: entry.lastReadSeq)),
                 "messages": .array(messages),
                 // The page is full and the conversation goes on beyond it.
-                "hasMore": .bool(entry.after + Int64(messages.count) < entry.lastSeq && messages.count >= limit),
+                // (`after` is the client's, up to Int64.max; `after < lastSeq` holds for any entry with messages.)
+                "hasMore": .bool(entry.after < entry.lastSeq && Int64(messages.count) < entry.lastSeq - entry.after && messages.count >= limit),
             ]
         }
         return ["conversations": .array(conversations), "totalUnread": .int(totalUnread)]

@@ -12,6 +12,10 @@ final class SocketMessaging {
     private let redis: RedisClient
     private let typingLimits: TypingState.Limits
 
+    /// Spends a unit of the user's API budget for a database-backed read (`sync`); returns the
+    /// refusal when none is left. nil (unwired) admits everything.
+    var spendAPIBudget: (@LoopActor (_ userID: Int64) async -> APIError?)?
+
     /// The events this class answers.
     static let events: Set<String> = ["sendMessage", "messageRead", "markAllAsRead", "typing", "stopTyping", "sync"]
 
@@ -49,10 +53,7 @@ final class SocketMessaging {
                 session.typing?.stopTyping(to: receiverID)
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
             case "sync":
-                let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
-                let cursor = try SyncCursor(object: body["since"])
-                let limit = try Self.limit(body["limit"], max: configuration.syncMaxLimit)
-                sync(userID: userID, cursor: cursor, limit: limit, ackID: ackID, session: session)
+                sync(argument, userID: userID, ackID: ackID, session: session)
             default:
                 session.emitError(code: "unknown_event", message: "unknown event '\(name)'", ackID: ackID)
             }
@@ -87,12 +88,18 @@ final class SocketMessaging {
 
     // MARK: Sync
 
-    private func sync(userID: Int64, cursor: SyncCursor, limit: Int, ackID: Int64?, session: SocketSession) {
+    /// `sync {since?, limit?}`: a read from Postgres, so it spends the user's API budget first, as
+    /// `GET /api/sync` does (the budget is checked before the arguments, as for REST).
+    private func sync(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
         Task { @LoopActor in
+            if let refusal = await self.spendAPIBudget?(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
-                let body = try await self.reader.sync(userID: userID, cursor: cursor, limit: limit,
-                                                      maxConversations: self.configuration.maxConversations)
-                if let ackID { session.sendAck(ackID, [body]) } else { session.emit("sync", body) }
+                let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
+                let cursor = try SyncCursor(object: body["since"])
+                let limit = try Self.limit(body["limit"], max: self.configuration.syncMaxLimit)
+                let answer = try await self.reader.sync(userID: userID, cursor: cursor, limit: limit,
+                                                        maxConversations: self.configuration.maxConversations)
+                if let ackID { session.sendAck(ackID, [answer]) } else { session.emit("sync", answer) }
             } catch {
                 let apiError = APIError.from(error)
                 session.emitError(code: apiError.code, message: apiError.message, ackID: ackID)

@@ -56,7 +56,7 @@ final class TypingRelay {
         if let timerDeadline, timerDeadline <= deadline, timer != nil { return }
         cancelTimer()
         let now = MonotonicClock.now()
-        let milliseconds = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
+        let milliseconds = MonotonicClock.milliseconds(until: deadline, from: now)
         timerDeadline = deadline
         timer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
             guard let self else { return }

@@ -25,9 +25,13 @@ struct PublicUser: Sendable, Equatable {
         lastSeenMilliseconds = try row.optionalInt64("last_seen_ms")
     }
 
-    /// `{id, username, displayName, isOnline, lastSeen}`.
-    func json(isOnline: Bool) -> JSONValue {
-        [
+    /// `{id, username, displayName, isOnline, lastSeen}`. Presence is shared with contacts only:
+    /// for anyone else (`isOnline` nil) both `isOnline` and `lastSeen` are null.
+    func json(isOnline: Bool?) -> JSONValue {
+        guard let isOnline else {
+            return ["id": .int(id), "username": .string(username), "displayName": .string(displayName), "isOnline": .null, "lastSeen": .null]
+        }
+        return [
             "id": .int(id),
             "username": .string(username),
             "displayName": .string(displayName),
@@ -105,6 +109,20 @@ final class ContactDirectory {
             if let contact = try row.optionalInt64("contact") { contacts[user.id, default: []].append(contact) }
         }
         return users.keys.sorted().compactMap { id in users[id].map { ($0, contacts[id] ?? []) } }
+    }
+
+    /// Which of `userIDs` share a conversation with `callerID` (the caller counts as their own
+    /// contact): the users whose presence the caller may see.
+    func contacts(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
+        guard !userIDs.isEmpty else { return [] }
+        let rows = try await database.query("""
+            SELECT DISTINCT m2.user_id FROM conversation_members m1
+            JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id
+            WHERE m1.user_id = $1 AND m2.user_id = ANY($2::bigint[])
+            """, [.int64(callerID), .string(PostgresArrayLiteral.integers(userIDs))])
+        var contacts = Set(try rows.map { try $0.int64("user_id") })
+        if userIDs.contains(callerID) { contacts.insert(callerID) }
+        return contacts
     }
 
     /// One user by id.

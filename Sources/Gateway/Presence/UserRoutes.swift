@@ -2,7 +2,9 @@ import Shared
 
 /// The user directory: `GET /api/users/online` (online contacts), `GET /api/users/:id`, and
 /// `GET /api/users?query=` (username prefix search, for starting a conversation). Users appear as
-/// `{id, username, displayName, isOnline, lastSeen}`; emails are never shown to other users.
+/// `{id, username, displayName, isOnline, lastSeen}`; emails are never shown to other users, and
+/// presence (`isOnline`, `lastSeen`) only to contacts (users sharing a conversation): null otherwise,
+/// the same rule as the `userOnline` / `userOffline` events.
 @LoopActor
 final class UserRoutes {
     private let directory: ContactDirectory
@@ -31,18 +33,31 @@ final class UserRoutes {
     }
 
     private func user(_ request: APIRequest) async throws -> HTTPResponse {
-        _ = try request.caller
-        let id = try request.idParameter("id")
-        guard let user = try await directory.user(id) else { throw ChatErrors.userNotFound }
+        let caller = try request.caller
+        let id = try request.idParameter("id", outOfRange: Self.noSuchUser)
+        guard let user = try await directory.user(id) else { throw Self.noSuchUser(id) }
+        guard try await !directory.contacts(of: caller.userID, among: [id]).isEmpty else {
+            return .json(.ok, user.json(isOnline: nil))
+        }
         let online = await presence.onlineUsers(among: [id])
         return .json(.ok, user.json(isOnline: online.contains(id)))
     }
+
+    /// 404 for an id that names no user (any decimal, even beyond 64 bits).
+    private static func noSuchUser(_ id: String) -> APIError {
+        APIError(.notFound, code: "user_not_found", message: "no user with id \(id)")
+    }
+
+    private static func noSuchUser(_ id: Int64) -> APIError { noSuchUser(String(id)) }
 
     private func search(_ request: APIRequest) async throws -> HTTPResponse {
         let caller = try request.caller
         let query = request.http.queryParameter("query") ?? request.http.queryParameter("q") ?? ""
         guard query.count <= Self.maxQueryLength else {
-            throw APIError.validation("query parameter 'query' must be at most \(Self.maxQueryLength) characters")
+            throw APIError.invalidField("query", "query parameter 'query' must be at most \(Self.maxQueryLength) characters")
+        }
+        guard !query.utf8.contains(0) else {
+            throw APIError.invalidField("query", "query parameter 'query' must not contain NUL characters")
         }
         var limit = Self.defaultLimit
         if let text = request.http.queryParameter("limit") {
@@ -62,8 +77,10 @@ final class UserRoutes {
             page.removeLast(page.count - limit)
             if let last = page.last { next = .string(UserCursor.encode(last.username.lowercased())) }
         }
-        let online = await presence.onlineUsers(among: page.map(\.id))
-        return .json(.ok, ["users": .array(page.map { $0.json(isOnline: online.contains($0.id)) }), "nextCursor": next])
+        let contacts = try await directory.contacts(of: caller.userID, among: page.map(\.id))
+        let online = await presence.onlineUsers(among: page.map(\.id).filter(contacts.contains))
+        return .json(.ok, ["users": .array(page.map { contacts.contains($0.id) ? $0.json(isOnline: online.contains($0.id)) : $0.json(isOnline: nil) }),
+                           "nextCursor": next])
     }
 }
 

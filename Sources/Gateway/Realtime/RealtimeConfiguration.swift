@@ -9,6 +9,14 @@ struct RealtimeConfiguration: Sendable {
     var maxConnectionsPerIP: Int
     var origins: OriginPolicy
     var webSocket: WebSocketConfiguration
+    /// Events per socket (token bucket) and when a flood closes the socket.
+    var eventBudget: SocketEventBudget.Configuration
+
+    static let settings: [Setting] = [
+        Setting("SOCKET_EVENT_RATE", "50", "events per second one socket may send, sustained (rate_limited beyond)"),
+        Setting("SOCKET_EVENT_BURST", "100", "events one socket may send at once after a quiet period"),
+        Setting("SOCKET_EVENT_FLOOD_CLOSE", "200", "refused events within 10 s that close the socket (event_flood, close 1008); 0 never closes"),
+    ]
 
     init(reader: SettingsReader, isDevelopment: Bool) throws(ConfigurationError) {
         pingIntervalMilliseconds = Int64(try reader.int("SOCKETIO_PING_INTERVAL_MS", in: 100...600_000))
@@ -26,5 +34,9 @@ struct RealtimeConfiguration: Sendable {
         webSocket.maxPendingWriteBytes = try reader.int("WS_MAX_PENDING_BYTES", in: 4096...(256 << 20))
         webSocket.idleTimeoutMilliseconds = nil  // Engine.IO pings decide liveness.
         self.webSocket = webSocket
+        eventBudget = SocketEventBudget.Configuration(
+            ratePerSecond: try reader.int("SOCKET_EVENT_RATE", in: SocketEventBudget.Configuration.rateRange),
+            burst: try reader.int("SOCKET_EVENT_BURST", in: SocketEventBudget.Configuration.burstRange),
+            floodRefusals: try reader.int("SOCKET_EVENT_FLOOD_CLOSE", in: SocketEventBudget.Configuration.floodRange))
     }
 }

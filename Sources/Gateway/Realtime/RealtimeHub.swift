@@ -16,6 +16,12 @@ final class RealtimeHub: HTTPUpgrader {
     var trustedProxies = TrustedProxies.none
     /// Told when a socket closes, so replies still addressed to it are forgotten.
     var onSessionClosed: (@LoopActor (_ engineID: String) -> Void)?
+    /// Whether an account exists (CONNECT refuses tokens of deleted accounts); nil skips the check.
+    var accountExists: (@LoopActor (_ userID: Int64) async throws -> Bool)?
+    /// The per-user API budget that database-backed socket requests spend, as REST requests do.
+    var apiBudget: APIRequestLimiter?
+    /// What every session's protocol machine is configured with.
+    let sessionConfiguration: SocketSessionMachine.Configuration
     private let tokens: SessionTokens
     private let logger: Logger
     /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
@@ -29,7 +35,16 @@ final class RealtimeHub: HTTPUpgrader {
         self.tokens = tokens
         self.leewaySeconds = leewaySeconds
         self.logger = logger
+        sessionConfiguration = SocketSessionMachine.Configuration(
+            signer: tokens.verifier, connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
+            eventBudget: configuration.eventBudget)
         channels = UserChannels(logger: logger)
+        channels.onControl = { sessions, control in
+            switch control {
+            case .revoke(let revocation):
+                for session in sessions { session.revoke(revocation) }
+            }
+        }
     }
 
     /// Starts the pub/sub connection; after it recovers from a drop every client gets `resync`.
@@ -40,8 +55,80 @@ final class RealtimeHub: HTTPUpgrader {
     /// Open sockets.
     var sessionCount: Int { sessions.count }
 
-    func authenticate(_ token: String) async throws -> Principal {
-        try await tokens.authenticate(bearer: token)
+    /// The checks of a CONNECT whose token verified: the user's channel is subscribed (so a
+    /// revocation published from now on reaches the socket), then the token must not be revoked and
+    /// the account must exist. nil when admitted; the refusal otherwise.
+    func admit(_ session: SocketSession, principal: Principal) async -> APIError? {
+        do {
+            try await channels.register(session, userID: principal.userID)
+        } catch {
+            return APIError(.serviceUnavailable, code: "redis_unavailable", message: error.message)
+        }
+        async let revocation: APIError? = revocationRefusal(principal)
+        async let account: APIError? = accountRefusal(principal.userID)
+        if let refusal = await revocation { _ = await account; return refusal }
+        return await account
+    }
+
+    private func revocationRefusal(_ principal: Principal) async -> APIError? {
+        do {
+            try await tokens.checkNotRevoked(principal)
+            return nil
+        } catch {
+            return APIError.from(error)
+        }
+    }
+
+    /// A deleted account's token is refused like REST refuses it. When the database cannot answer,
+    /// the socket is admitted: its token is valid and not revoked, and a database outage must not
+    /// take every socket of the cluster down with it.
+    private func accountRefusal(_ userID: Int64) async -> APIError? {
+        guard let accountExists else { return nil }
+        do {
+            return try await accountExists(userID) ? nil : SessionTokens.accountGone
+        } catch {
+            logger.warn("cannot check the account of a connecting socket; admitting it", ["userId": .int(userID),
+                                                                                         "error": .string(String(describing: error))])
+            return nil
+        }
+    }
+
+    /// Throws `token_revoked` (or the Redis failure) for a token of `authenticate`.
+    func checkNotRevoked(_ principal: Principal) async throws {
+        try await tokens.checkNotRevoked(principal)
+    }
+
+    /// Spends one unit of the user's API budget for a database-backed socket request; the refusal
+    /// (`rate_limited` with `retryAfterMs`) when there is none left.
+    func spendAPIBudget(userID: Int64) async -> APIError? {
+        await apiBudget?.admit(userID: userID)
+    }
+
+    // MARK: Events
+
+    /// Routes a gateway event of a connected socket.
+    func dispatch(_ request: SocketSessionMachine.EventRequest, from session: SocketSession) {
+        let userID = request.principal.userID
+        switch request.name {
+        case "getOnlineUsers":
+            guard let presence else {
+                return session.emitError(code: "presence_unavailable", message: "presence is not available on this gateway", ackID: request.ackID)
+            }
+            Task { @LoopActor in
+                if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
+                guard let list = await presence.onlineContacts(of: userID) else {
+                    return session.emitError(APIError.databaseUnavailable, ackID: request.ackID)
+                }
+                if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit("onlineUsers", list) }
+            }
+        case _ where SocketMessaging.events.contains(request.name):
+            guard let messaging else {
+                return session.emitError(code: "messaging_unavailable", message: "messaging is not available on this gateway", ackID: request.ackID)
+            }
+            messaging.handle(request.name, request.argument, ackID: request.ackID, session: session, userID: userID)
+        default:
+            session.emitError(code: "unknown_event", message: "unknown event '\(request.name)'", ackID: request.ackID)
+        }
     }
 
     // MARK: HTTPUpgrader
@@ -129,7 +216,33 @@ final class RealtimeHub: HTTPUpgrader {
         logger.info("pub/sub restored; telling sockets to resync", ["sockets": .int(Int64(sessions.count))])
         let frame = SocketSession.frame(for: .event("resync", [["reason": "subscription_restored"]]))
         for session in sessions.values { session.sendPublished(frame) }
+        recheckRevocations()
     }
+
+    /// Revocations published while the subscription was down were lost: every connected socket's
+    /// token is checked again (in batches, so a large gateway does not flood Redis).
+    private func recheckRevocations() {
+        let connected = sessions.values.filter { $0.principal != nil }
+        Task { @LoopActor in
+            var index = 0
+            while index < connected.count {
+                let end = min(index + Self.recheckBatch, connected.count)
+                let batch = Array(connected[index..<end])
+                index = end
+                // A socket that closed since is left out (its principal is gone).
+                let principals = batch.compactMap(\.principal)
+                guard let revoked = try? await self.tokens.revoked(principals) else {
+                    return self.logger.warn("cannot re-check revocations after resubscribing", ["sockets": .int(Int64(connected.count))])
+                }
+                for principal in revoked {
+                    let revocation = TokenRevocation(tokenID: principal.tokenID, sessionID: principal.sessionID)
+                    for session in batch where session.principal == principal { session.revoke(revocation) }
+                }
+            }
+        }
+    }
+
+    private static let recheckBatch = 500
 
     /// Refuses new sockets, closes open ones (WebSocket 1001, so clients reconnect
     /// elsewhere) and calls `completion` once they are gone or after `graceMilliseconds`.

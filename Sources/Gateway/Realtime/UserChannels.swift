@@ -17,6 +17,8 @@ final class UserChannels {
     private var gatewayHandler: (@LoopActor ([UInt8]) -> Void)?
     /// Whether the gateway channel is subscribed right now, i.e. replies can arrive.
     private(set) var gatewayChannelReady = false
+    /// Control messages on a user's channel (token revocations), for the user's local sockets.
+    var onControl: (@LoopActor (_ sockets: [SocketSession], _ control: UserChannelControl) -> Void)?
 
     nonisolated static let channelPrefix = ChatChannels.userPrefix
 
@@ -100,7 +102,8 @@ final class UserChannels {
     func sockets(of userID: Int64) -> [SocketSession] { socketsByUser[userID].map { Array($0.values) } ?? [] }
 
     /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
-    /// local socket of the user. Malformed payloads are logged and dropped.
+    /// local socket of the user; a control message (`{"control": ...}`) goes to `onControl`.
+    /// Malformed payloads are logged and dropped.
     private func deliver(channel: String, payload: [UInt8]) {
         if channel == gatewayChannel {
             gatewayHandler?(payload)
@@ -108,12 +111,22 @@ final class UserChannels {
         }
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
               let sockets = socketsByUser[userID], !sockets.isEmpty else { return }
-        guard let (event, frame) = Self.publishedEvent(payload) else {
+        switch Self.published(payload) {
+        case .event(let event, let frame)?:
+            for session in sockets.values { session.sendPublished(frame) }
+            GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
+        case .control(let control)?:
+            onControl?(Array(sockets.values), control)
+        case nil:
             logger.warn("dropped a malformed published event", ["channel": .string(channel), "bytes": .int(Int64(payload.count))])
-            return
         }
-        for session in sockets.values { session.sendPublished(frame) }
-        GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
+    }
+
+    /// What a user channel carries.
+    enum Published {
+        /// An event for the user's sockets: its name (for metrics) and its WebSocket frame.
+        case event(String, [UInt8])
+        case control(UserChannelControl)
     }
 
     /// The WebSocket frame for a published event, or nil if the payload is not `{"event", "data"}`.
@@ -123,9 +136,17 @@ final class UserChannels {
 
     /// The event name (for metrics) and the frame of a published event; nil as for `eventFrame`.
     nonisolated static func publishedEvent(_ payload: [UInt8]) -> (event: String, frame: [UInt8])? {
-        guard case .object(let object)? = try? JSONParser.parse(payload),
-              case .string(let event)? = object["event"], !event.isEmpty else { return nil }
-        let data = object["data"] ?? .null
-        return (event, SocketSession.frame(for: .event(event, [data])))
+        guard case .event(let event, let frame)? = published(payload) else { return nil }
+        return (event, frame)
+    }
+
+    /// A user channel's payload, parsed once; nil when it is neither an event nor a known control.
+    nonisolated static func published(_ payload: [UInt8]) -> Published? {
+        guard case .object(let object)? = try? JSONParser.parse(payload) else { return nil }
+        if case .string(let event)? = object["event"], !event.isEmpty {
+            let data = object["data"] ?? .null
+            return .event(event, SocketSession.frame(for: .event(event, [data])))
+        }
+        return UserChannelControl.parse(object).map { .control($0) }
     }
 }

@@ -6,11 +6,15 @@ extension APIError {
         case let error as APIError:
             return error
         case let error as JSONFieldError:
-            return .validation(error.message)
+            return .invalidField(error.field, error.message)
         case let error as PostgresError:
             switch error {
             case .server:
                 return .internalError("the database rejected the operation")
+            case .invalidParameter:
+                // A value the database cannot take (text with NUL): the request's fault, never a
+                // reason to retry. Validation should have named the field already.
+                return .validation("a text value contains a NUL character (U+0000), which cannot be stored")
             default:
                 return .databaseUnavailable
             }

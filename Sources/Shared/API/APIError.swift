@@ -37,6 +37,11 @@ package struct APIError: Error, Sendable, Equatable {
         APIError(.unprocessableContent, code: "validation_failed", message: message)
     }
 
+    /// 422 `validation_failed` about one field: the message names it for people, `field` for programs.
+    package static func invalidField(_ field: String, _ message: String) -> APIError {
+        APIError(.unprocessableContent, code: "validation_failed", message: message, details: ["field": .string(field)])
+    }
+
     package static func notFound(_ message: String = "no such resource") -> APIError {
         APIError(.notFound, code: "not_found", message: message)
     }

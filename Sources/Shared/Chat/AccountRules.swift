@@ -9,10 +9,10 @@ package enum AccountRules {
     package static func username(_ raw: String) throws(APIError) -> String {
         let bytes = Array(raw.utf8)
         guard usernameLength.contains(bytes.count) else {
-            throw APIError.validation("field 'username' must be \(usernameLength.lowerBound)-\(usernameLength.upperBound) characters")
+            throw APIError.invalidField("username", "field 'username' must be \(usernameLength.lowerBound)-\(usernameLength.upperBound) characters")
         }
         for byte in bytes where !isUsernameByte(byte) {
-            throw APIError.validation("field 'username' may contain only letters, digits, '_', '.' and '-'")
+            throw APIError.invalidField("username", "field 'username' may contain only letters, digits, '_', '.' and '-'")
         }
         return raw
     }
@@ -30,7 +30,7 @@ package enum AccountRules {
     /// A plausible address (`local@domain.tld`), trimmed and lower-cased for storage.
     package static func email(_ raw: String) throws(APIError) -> String {
         let email = String(Substring(raw).trimmingSpaces()).lowercased()
-        let invalid = APIError.validation("field 'email' must be a valid email address")
+        let invalid = APIError.invalidField("email", "field 'email' must be a valid email address")
         guard email.utf8.count <= maxEmailLength else { throw invalid }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2 else { throw invalid }
@@ -50,11 +50,29 @@ package enum AccountRules {
         return email
     }
 
+    /// Text bound to SQL as typed (login identifiers, tokens, search terms): PostgreSQL text
+    /// cannot hold NUL, so it is refused here with a 422 naming the field, not by the database.
+    package static func sqlText(_ raw: String?, field: String) throws(APIError) -> String? {
+        guard let raw else { return nil }
+        guard !raw.utf8.contains(0) else {
+            throw APIError.invalidField(field, "field '\(field)' must not contain NUL characters")
+        }
+        return raw
+    }
+
+    /// `sqlText` for a value that is present.
+    package static func sqlText(_ raw: String, field: String) throws(APIError) -> String {
+        guard !raw.utf8.contains(0) else {
+            throw APIError.invalidField(field, "field '\(field)' must not contain NUL characters")
+        }
+        return raw
+    }
+
     /// 8-128 characters (Unicode scalars).
     package static func password(_ raw: String) throws(APIError) {
         let length = raw.unicodeScalars.count
         guard passwordLength.contains(length) else {
-            throw APIError.validation("field 'password' must be \(passwordLength.lowerBound)-\(passwordLength.upperBound) characters")
+            throw APIError.invalidField("password", "field 'password' must be \(passwordLength.lowerBound)-\(passwordLength.upperBound) characters")
         }
     }
 
@@ -63,10 +81,10 @@ package enum AccountRules {
         guard let raw else { return username }
         let trimmed = String(Substring(raw).trimmingSpaces())
         guard displayNameLength.contains(trimmed.unicodeScalars.count) else {
-            throw APIError.validation("field 'displayName' must be \(displayNameLength.lowerBound)-\(displayNameLength.upperBound) characters")
+            throw APIError.invalidField("displayName", "field 'displayName' must be \(displayNameLength.lowerBound)-\(displayNameLength.upperBound) characters")
         }
         for scalar in trimmed.unicodeScalars where scalar.properties.generalCategory == .control {
-            throw APIError.validation("field 'displayName' must not contain control characters")
+            throw APIError.invalidField("displayName", "field 'displayName' must not contain control characters")
         }
         return trimmed
     }

@@ -157,3 +157,45 @@ package struct ChatEvent: Sendable, Equatable {
         return command
     }
 }
+
+/// A message on a user's channel for the gateways rather than the user's sockets:
+/// `{"control": "revoke", "jti"?: "...", "sid"?: "..."}`. Gateways act on it and never forward it.
+package enum UserChannelControl: Sendable, Equatable {
+    /// Tokens of the user stopped being valid: sockets running on them end.
+    case revoke(TokenRevocation)
+
+    /// The member that marks a control message (events have `event` instead).
+    package static let marker = "control"
+
+    /// The published bytes.
+    package func payload() -> [UInt8] {
+        switch self {
+        case .revoke(let revocation):
+            var object: JSONObject = [Self.marker: "revoke"]
+            if let tokenID = revocation.tokenID { object["jti"] = .string(tokenID) }
+            if let sessionID = revocation.sessionID { object["sid"] = .string(sessionID) }
+            return JSONValue.object(object).serialized()
+        }
+    }
+
+    /// `PUBLISH chat:user:<id> <payload>`.
+    package func publishCommand(userID: Int64) -> RedisCommand {
+        var command = RedisCommand(["PUBLISH", ChatChannels.user(userID)])
+        command.append(bytes: payload())
+        return command
+    }
+
+    /// The control message in a published object; nil when it is none (or one this version does
+    /// not know, which is then ignored).
+    package static func parse(_ object: JSONObject) -> UserChannelControl? {
+        guard case .string(let kind)? = object[marker] else { return nil }
+        switch kind {
+        case "revoke":
+            let revocation = TokenRevocation(tokenID: object["jti"]?.stringValue, sessionID: object["sid"]?.stringValue)
+            guard revocation.tokenID != nil || revocation.sessionID != nil else { return nil }
+            return .revoke(revocation)
+        default:
+            return nil
+        }
+    }
+}

@@ -31,12 +31,13 @@ package struct ReadPointer: Sendable, Equatable {
 package enum Unread {
     /// `last_seq − last_read_seq`, never negative (a pointer ahead of the conversation reads as 0).
     package static func inConversation(lastSeq: Int64, lastReadSeq: Int64) -> Int64 {
-        max(0, lastSeq - lastReadSeq)
+        // Saturating: both come from Postgres, and a corrupt row must not trap the process.
+        max(0, lastSeq.subtractingSaturated(lastReadSeq))
     }
 
     /// The sum over a user's memberships of `(lastSeq, lastReadSeq)`.
     package static func total(_ memberships: some Sequence<(lastSeq: Int64, lastReadSeq: Int64)>) -> Int64 {
-        memberships.reduce(0) { $0 + inConversation(lastSeq: $1.lastSeq, lastReadSeq: $1.lastReadSeq) }
+        memberships.reduce(0) { $0.addingSaturated(inConversation(lastSeq: $1.lastSeq, lastReadSeq: $1.lastReadSeq)) }
     }
 
     /// The SQL expression for one membership's unread count, with `c` = conversations and

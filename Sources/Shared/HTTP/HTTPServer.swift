@@ -331,8 +331,7 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
         if timer != nil && armedDeadline == deadline { return }
         armedDeadline = deadline
         if let timer { EventLoop.shared.cancel(timer) }
-        let now = MonotonicClock.now()
-        let millis = deadline > now ? Int64((deadline - now + 999_999) / 1_000_000) : 0
+        let millis = MonotonicClock.milliseconds(until: deadline, from: MonotonicClock.now())
         timer = EventLoop.shared.schedule(afterMilliseconds: millis) { [weak self] in
             guard let self else { return }
             self.timer = nil

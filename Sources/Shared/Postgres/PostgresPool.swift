@@ -168,7 +168,7 @@ package final class PostgresPool {
 
     /// Takes a free connection, opens one, or waits for one.
     func acquire() async throws(PostgresError) -> PostgresConnection {
-        let deadline = MonotonicClock.now() &+ UInt64(max(0, configuration.acquireTimeoutMilliseconds)) &* 1_000_000
+        let deadline = MonotonicClock.deadline(afterMilliseconds: configuration.acquireTimeoutMilliseconds, from: MonotonicClock.now())
         while true {
             if closed { throw .unavailable("the connection pool is closed") }
             while let candidate = idle.popLast() {
@@ -185,7 +185,7 @@ package final class PostgresPool {
             }
             let now = MonotonicClock.now()
             guard now < deadline, waiters.count < configuration.maxWaiters else { throw .poolExhausted }
-            let remainingMilliseconds = Int64((deadline - now + 999_999) / 1_000_000)
+            let remainingMilliseconds = MonotonicClock.milliseconds(until: deadline, from: now)
             switch await wait(milliseconds: remainingMilliseconds) {
             case .connection(let connection):
                 if connection.isReusable { return connection }

@@ -40,7 +40,7 @@ package struct RateLimitPolicy: Sendable, Equatable {
     }
 
     /// The window in whole seconds (at least 1), as the `w` parameter of `RateLimit-Policy`.
-    package var windowSeconds: Int64 { max(1, (windowMilliseconds + 999) / 1000) }
+    package var windowSeconds: Int64 { max(1, windowMilliseconds.dividedRoundingUp(by: 1000)) }
 
     /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers, structured form): `"api";q=100;w=60`.
     package var policyHeader: String { "\"\(name)\";q=\(limit);w=\(windowSeconds)" }
@@ -106,7 +106,7 @@ package struct RateLimitDecision: Sendable, Equatable {
     /// `Retry-After` seconds for a refusal: at least 1, rounded up.
     package var retryAfterSeconds: Int64 { APIError.retryAfterSeconds(milliseconds: retryAfterMilliseconds) }
 
-    private static func seconds(_ milliseconds: Int64) -> Int64 { max(0, (milliseconds + 999) / 1000) }
+    private static func seconds(_ milliseconds: Int64) -> Int64 { max(0, milliseconds.dividedRoundingUp(by: 1000)) }
 
     /// The error refusing this unit, nil when it is allowed: 429 `rate_limited` (saying `what` was
     /// too much), or 503 `rate_limiter_unavailable` when a `deny` limiter could not reach Redis.
@@ -133,12 +133,23 @@ extension APIError {
     }
 
     /// A wait as `Retry-After` seconds: rounded up, at least 1 (0 would invite an instant retry).
+    /// Any `Int64` is accepted: the wait may come from a Redis reply or a worker's JSON.
     package static func retryAfterSeconds(milliseconds: Int64) -> Int64 {
-        max(1, (milliseconds + 999) / 1000)
+        max(1, milliseconds.dividedRoundingUp(by: 1000))
     }
 
     /// 503 when a limiter set to `deny` cannot reach Redis.
     package static let rateLimiterUnavailable = APIError(
         .serviceUnavailable, code: "rate_limiter_unavailable",
         message: "the rate limiter is unavailable, retry shortly", headers: ["Retry-After": "1"])
+}
+
+extension Int64 {
+    /// `self / divisor` rounded toward positive infinity, for a positive `divisor`. Unlike
+    /// `(self + divisor - 1) / divisor` it cannot overflow, so a wait read from a reply (a Redis
+    /// script result, a worker's `retryAfterMs`) near `Int64.max` converts instead of trapping.
+    func dividedRoundingUp(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return self % divisor > 0 ? quotient + 1 : quotient
+    }
 }

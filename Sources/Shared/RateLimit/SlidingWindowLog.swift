@@ -64,8 +64,10 @@ package struct SlidingWindowLog: Sendable {
         logs[stalest.key] = nil
     }
 
-    /// Microseconds to whole milliseconds, rounded up (a client waiting this long is never early).
+    /// Microseconds to whole milliseconds, rounded up (a client waiting this long is never early);
+    /// 0 for a wait that has passed. Any `Int64` is accepted: the rate-limit script's wait is a
+    /// Redis reply.
     package static func milliseconds(microseconds: Int64) -> Int64 {
-        max(0, (microseconds + 999) / 1000)
+        max(0, microseconds.dividedRoundingUp(by: 1000))
     }
 }

@@ -133,7 +133,7 @@ package final class RedisConnection: IOHandler {
         guard state == .initial else { throw .unavailable }
         state = .connecting
         let timeout = max(1, configuration.connectTimeoutMilliseconds)
-        let deadline = MonotonicClock.now() &+ UInt64(timeout) &* 1_000_000
+        let deadline = MonotonicClock.deadline(afterMilliseconds: timeout, from: MonotonicClock.now())
 
         let resolved = await RedisHostResolver.resolve(configuration.host, timeoutMilliseconds: timeout)
         guard state == .connecting else { throw closeReason ?? .unavailable }
@@ -580,13 +580,11 @@ package final class RedisConnection: IOHandler {
     }
 
     private static func deadline(afterMilliseconds milliseconds: Int64) -> UInt64 {
-        MonotonicClock.now() &+ UInt64(max(1, milliseconds)) &* 1_000_000
+        MonotonicClock.deadline(afterMilliseconds: max(1, milliseconds), from: MonotonicClock.now())
     }
 
     private static func milliseconds(until deadline: UInt64) -> Int64 {
-        let now = MonotonicClock.now()
-        guard deadline > now else { return 0 }
-        return Int64((deadline - now + 999_999) / 1_000_000)
+        MonotonicClock.milliseconds(until: deadline, from: MonotonicClock.now())
     }
 
     // MARK: Loop integration

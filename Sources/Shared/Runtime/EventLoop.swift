@@ -157,9 +157,9 @@ package final class EventLoop: SerialExecutor, @unchecked Sendable {
         guard let deadline = reactor.timers.nextDeadline() else { return -1 }
         let now = MonotonicClock.now()
         if deadline <= now { return 0 }
-        // Round up so a timer never fires early and the loop never spins on a sub-millisecond remainder.
-        let millis = (deadline - now + 999_999) / 1_000_000
-        return CInt(min(millis, 60_000))
+        // Rounded up so a timer never fires early and the loop never spins on a sub-millisecond
+        // remainder; a saturated (never) deadline just waits the cap.
+        return CInt(min(MonotonicClock.milliseconds(until: deadline, from: now), 60_000))
     }
 
     private func drainInbox() {
@@ -222,11 +222,12 @@ extension EventLoop {
         reactor.deregister(epollFD: epollFD, registration)
     }
 
-    /// Runs `body` on the loop after `milliseconds`.
+    /// Runs `body` on the loop after `milliseconds` (at once when negative). A delay beyond the
+    /// clock's range saturates to a deadline that never comes, instead of wrapping into the past.
     @LoopActor
     @discardableResult
     package func schedule(afterMilliseconds milliseconds: Int64, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
-        let deadline = MonotonicClock.now() &+ UInt64(max(0, milliseconds)) &* 1_000_000
+        let deadline = MonotonicClock.deadline(afterMilliseconds: milliseconds, from: MonotonicClock.now())
         return TimerHandle(id: reactor.timers.schedule(at: deadline, body))
     }
 

@@ -101,6 +101,10 @@ package struct JWTSigner: Sendable {
     package static let maximumTokenLength = 8192
     /// RFC 7518 requires an HS256 key of at least 256 bits; configuration should enforce this.
     package static let minimumSecretLength = 32
+    /// `iat`, `exp` and `nbf` outside this range (1970-01-01 to 9999-12-31, in seconds) are refused as
+    /// malformed: no service issues them, and every later computation on a token time (expiry
+    /// timers in milliseconds, revocation TTLs) then stays far from overflow.
+    package static let timestampRange: ClosedRange<Int64> = 0...253_402_300_799
     /// Header and payload are flat objects; deeper JSON is not ours.
     private static let maximumClaimDepth = 8
     /// `{"alg":"HS256","typ":"JWT"}`, encoded once.
@@ -133,7 +137,7 @@ package struct JWTSigner: Sendable {
         JWTClaims(
             subject: subject,
             issuedAt: issuedAt,
-            expiresAt: issuedAt + lifetimeSeconds,
+            expiresAt: issuedAt.addingSaturated(lifetimeSeconds),
             id: SecureRandom.token(byteCount: 16),
             issuer: issuer,
             audience: audience,
@@ -207,14 +211,15 @@ package struct JWTSigner: Sendable {
         let claims = try readClaims(payload)
         try checkIssuerAndAudience(payload)
 
-        if claims.expiresAt <= now.subtractingClamped(leewaySeconds) {
+        if claims.expiresAt <= now.subtractingSaturated(leewaySeconds) {
             throw .expired
         }
-        let latestAcceptedStart = now.addingClamped(leewaySeconds)
+        let latestAcceptedStart = now.addingSaturated(leewaySeconds)
         if claims.issuedAt > latestAcceptedStart {
             throw .notYetValid
         }
         let notBefore = try claim(payload) { (object) throws(JSONFieldError) in try object.optionalInt64("nbf") }
+        if let notBefore { try Self.checkTime(notBefore, claim: "nbf") }
         if let notBefore, notBefore > latestAcceptedStart {
             throw .notYetValid
         }
@@ -238,7 +243,7 @@ package struct JWTSigner: Sendable {
     }
 
     private func readClaims(_ payload: JSONObject) throws(JWTError) -> JWTClaims {
-        try claim(payload) { (object) throws(JSONFieldError) in
+        let claims = try claim(payload) { (object) throws(JSONFieldError) in
             var claims = JWTClaims(
                 subject: try object.requiredString("sub"),
                 issuedAt: try object.requiredInt64("iat"),
@@ -250,6 +255,16 @@ package struct JWTSigner: Sendable {
             )
             claims.audience = try audienceClaim(object)
             return claims
+        }
+        try Self.checkTime(claims.issuedAt, claim: "iat")
+        try Self.checkTime(claims.expiresAt, claim: "exp")
+        return claims
+    }
+
+    /// Refuses a token time outside `timestampRange` as malformed.
+    private static func checkTime(_ seconds: Int64, claim: String) throws(JWTError) {
+        guard timestampRange.contains(seconds) else {
+            throw .malformed("claim '\(claim)' must be a time between 1970 and 9999 (seconds since the epoch)")
         }
     }
 
@@ -304,19 +319,5 @@ package struct JWTSigner: Sendable {
             case .invalid(let requirement): throw .malformed("claim '\(error.field)' \(requirement)")
             }
         }
-    }
-}
-
-extension Int64 {
-    /// `self + other`, clamped to the representable range (times from a token are attacker-chosen).
-    fileprivate func addingClamped(_ other: Int64) -> Int64 {
-        let (sum, overflow) = addingReportingOverflow(other)
-        return overflow ? (other > 0 ? .max : .min) : sum
-    }
-
-    /// `self - other`, clamped to the representable range.
-    fileprivate func subtractingClamped(_ other: Int64) -> Int64 {
-        let (difference, overflow) = subtractingReportingOverflow(other)
-        return overflow ? (other > 0 ? .min : .max) : difference
     }
 }

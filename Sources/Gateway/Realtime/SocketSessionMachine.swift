@@ -1,0 +1,466 @@
+import Shared
+
+/// The protocol logic of one Socket.IO client on one Engine.IO WebSocket session, without I/O:
+/// Engine.IO and Socket.IO decoding, the CONNECT handshake with token verification, the per-socket
+/// event budget, the session's own events (`ping`, `whoami`, `authenticate`, `requestServerAck`),
+/// server→client acks, token expiry and revocation. Every input returns the actions the session
+/// (`SocketSession`) performs: writes, a close, timers, and the asynchronous checks only it can make.
+///
+/// Pure and deterministic apart from the clock values passed in, so it is unit-tested without
+/// sockets and fuzzed with arbitrary packet sequences and arbitrary (validly signed) token claims.
+/// Every number that comes from the client or a token goes through saturating arithmetic or a
+/// range check here.
+struct SocketSessionMachine {
+    struct Configuration: Sendable {
+        /// Verifies tokens (algorithm, signature, times, issuer, audience).
+        var signer: JWTSigner
+        /// Time a socket has to send CONNECT.
+        var connectTimeoutMilliseconds: Int64
+        /// Per-socket event budget; nil admits everything.
+        var eventBudget: SocketEventBudget.Configuration?
+        /// Most server→client acks a socket may have outstanding (`requestServerAck`).
+        var maxPendingServerAcks = 16
+        /// Longest wait for a client's ack before `ack_timeout`.
+        var serverAckTimeoutMilliseconds: Int64 = 10_000
+        /// Longest timer armed at once: a token valid for years re-arms at this interval.
+        var maxTimerMilliseconds: Int64 = 86_400_000
+
+        /// Clock skew tolerated on the token's expiry.
+        var leewaySeconds: Int64 { signer.leewaySeconds }
+    }
+
+    /// Clock readings for one input.
+    struct Instant: Sendable, Equatable {
+        /// Monotonic nanoseconds (budgets).
+        var monotonic: UInt64
+        /// Milliseconds since the epoch (token times).
+        var wallMilliseconds: Int64
+
+        var wallSeconds: Int64 { wallMilliseconds / 1000 }
+    }
+
+    enum State: Sendable, Equatable {
+        /// Open sent; waiting for the Socket.IO CONNECT.
+        case awaitingConnect
+        /// CONNECT with a valid token; the session is subscribing and checking revocation.
+        case authenticating(Principal)
+        case connected(Principal)
+        case closed
+    }
+
+    /// A gateway event for the session to route (messaging, presence).
+    struct EventRequest: Sendable, Equatable {
+        var name: String
+        var arguments: [JSONValue]
+        var ackID: Int64?
+        var principal: Principal
+
+        /// The first argument, or null.
+        var argument: JSONValue { arguments.first ?? .null }
+    }
+
+    enum Action: Sendable, Equatable {
+        /// Write an Engine.IO packet.
+        case sendEngineIO(EngineIOPacket)
+        /// Write a Socket.IO packet (inside an Engine.IO message).
+        case send(SocketIOPacket)
+        /// The client answered a heartbeat ping.
+        case pongReceived
+        /// Close the WebSocket.
+        case close(code: UInt16, reason: String)
+        /// CONNECT carried a valid token: subscribe the user's channel, check revocation and that
+        /// the account exists, then call `admitted` or `refused`.
+        case admit(Principal)
+        /// `authenticate` carried a valid token: check revocation, then `reauthenticated` or
+        /// `reauthenticationFailed`.
+        case confirmToken(Principal, ackID: Int64?)
+        /// (Re-)arm the session's one deadline timer (connect deadline, then token expiry).
+        case armDeadline(milliseconds: Int64)
+        /// Count an incoming event (metrics).
+        case countEvent(String)
+        /// A gateway event to route.
+        case dispatch(EventRequest)
+        /// The socket is connected as this principal (presence).
+        case didConnect(Principal)
+        /// Arm the timeout of server ack `id`; on fire call `serverAckTimedOut(id)`.
+        case armServerAckTimeout(id: Int64, milliseconds: Int64)
+    }
+
+    /// Events this machine answers itself.
+    static let sessionEvents: Set<String> = ["ping", "whoami", "authenticate", "requestServerAck"]
+    /// Revocations remembered, for tokens whose check was in flight when one arrived.
+    private static let rememberedRevocations = 16
+
+    let configuration: Configuration
+    private(set) var state = State.awaitingConnect
+    /// The Socket.IO session id given at CONNECT.
+    private(set) var socketID = ""
+    private let headerToken: String?
+    private var budget: SocketEventBudget?
+    /// Set when the connect deadline passed while a CONNECT was being checked.
+    private var connectDeadlinePassed = false
+    /// Outstanding server→client acks: server ack id → the client's request ack id.
+    private var serverAcks: [Int64: Int64?] = [:]
+    private var nextServerAckID: Int64 = 0
+    private var revocations: [TokenRevocation] = []
+
+    init(configuration: Configuration, headerToken: String?, now: Instant) {
+        self.configuration = configuration
+        self.headerToken = headerToken
+        budget = configuration.eventBudget.map { SocketEventBudget(configuration: $0, now: now.monotonic) }
+    }
+
+    /// The user, once connected.
+    var principal: Principal? {
+        if case .connected(let principal) = state { return principal }
+        return nil
+    }
+
+    /// Server acks outstanding.
+    var pendingServerAcks: Int { serverAcks.count }
+
+    // MARK: Lifecycle
+
+    /// The session opened: the connect deadline starts.
+    mutating func start() -> [Action] {
+        [.armDeadline(milliseconds: clampTimer(configuration.connectTimeoutMilliseconds))]
+    }
+
+    /// The WebSocket closed.
+    mutating func closed() {
+        state = .closed
+        serverAcks = [:]
+    }
+
+    /// The deadline timer fired: no CONNECT in time, or the token may have expired.
+    mutating func deadlineFired(now: Instant) -> [Action] {
+        switch state {
+        case .awaitingConnect:
+            return close(WebSocketCloseCode.policyViolation, "no Socket.IO CONNECT in time")
+        case .authenticating:
+            connectDeadlinePassed = true
+            return []
+        case .connected(let principal):
+            let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds,
+                                                               leewaySeconds: configuration.leewaySeconds)
+            guard remaining <= 0 else { return [.armDeadline(milliseconds: clampTimer(remaining))] }
+            return end(code: "token_expired", message: "the access token expired; reconnect with a fresh token", reason: "token expired")
+        case .closed:
+            return []
+        }
+    }
+
+    // MARK: Input
+
+    /// A text WebSocket message: one Engine.IO packet.
+    mutating func received(text: String, now: Instant) -> [Action] {
+        guard state != .closed else { return [] }
+        let packet: EngineIOPacket
+        do {
+            packet = try EngineIOPacket.decode(text)
+        } catch {
+            return protocolViolation("malformed Engine.IO packet")
+        }
+        switch packet {
+        case .message(let body): return receivedSocketIO(body, now: now)
+        case .pong: return [.pongReceived]
+        case .ping(let probe): return [.sendEngineIO(.pong(probe))]
+        case .close: return close(WebSocketCloseCode.normalClosure, "")
+        case .noop, .upgrade: return []
+        case .open: return protocolViolation("clients do not send open packets")
+        }
+    }
+
+    /// A binary WebSocket message (not supported: Socket.IO binary events need attachments).
+    mutating func receivedBinary() -> [Action] {
+        guard state != .closed else { return [] }
+        return [error(code: "binary_not_supported", message: "binary packets are not supported; send JSON text", ackID: nil)]
+    }
+
+    private mutating func receivedSocketIO(_ body: String, now: Instant) -> [Action] {
+        let packet: SocketIOPacket
+        do {
+            packet = try SocketIOPacket.decode(body)
+        } catch {
+            return protocolViolation("malformed Socket.IO packet")
+        }
+        if packet.type == .connect { return connect(packet, now: now) }
+        if packet.type == .connectError { return protocolViolation("clients do not send CONNECT_ERROR") }
+        guard packet.namespace == "/" else { return otherNamespace(packet, now: now) }
+        switch packet.type {
+        case .event:
+            if let refusal = spend(now: now, ackID: packet.ackID) { return refusal }
+            guard case .connected(let principal) = state else {
+                return [error(code: "not_connected", message: "send CONNECT first", ackID: packet.ackID)]
+            }
+            return event(packet, principal: principal, now: now)
+        case .ack:
+            guard let id = packet.ackID, let requestAckID = serverAcks.removeValue(forKey: id) else { return [] }
+            return serverAckAnswered(requestAckID, .array(packet.eventArgumentsForAck))
+        case .disconnect:
+            return close(WebSocketCloseCode.normalClosure, "")
+        case .binaryEvent, .binaryAck:
+            if packet.type == .binaryEvent, let refusal = spend(now: now, ackID: packet.ackID) { return refusal }
+            return [error(code: "binary_not_supported", message: "binary events are not supported; send JSON", ackID: packet.ackID)]
+        case .connect, .connectError:
+            return []
+        }
+    }
+
+    /// A packet for a namespace this socket never joined (only `/` exists): not handled. Events
+    /// are refused with `invalid_namespace` on `/`; acks and disconnects for it change nothing.
+    private mutating func otherNamespace(_ packet: SocketIOPacket, now: Instant) -> [Action] {
+        guard packet.type == .event || packet.type == .binaryEvent else { return [] }
+        if let refusal = spend(now: now, ackID: nil) { return refusal }
+        return [error(code: "invalid_namespace",
+                      message: "not connected to namespace \(packet.namespace); only / exists", ackID: nil)]
+    }
+
+    // MARK: CONNECT
+
+    private mutating func connect(_ packet: SocketIOPacket, now: Instant) -> [Action] {
+        guard packet.namespace == "/" else {
+            return [.send(.connectError(message: "unknown namespace \(packet.namespace)", code: "invalid_namespace",
+                                        namespace: packet.namespace))]
+        }
+        switch state {
+        case .awaitingConnect: break
+        case .connected: return [.send(.connect(sid: socketID))]  // idempotent
+        case .authenticating, .closed: return []
+        }
+        var token = headerToken
+        if case .object(let auth)? = packet.payload, case .string(let given)? = auth["token"] { token = given }
+        guard let token, !token.isEmpty else {
+            return [.send(.connectError(message: "send the access token as auth {token} or an Authorization: Bearer header",
+                                        code: "token_missing"))]
+        }
+        let principal: Principal
+        do {
+            principal = try verify(token, now: now)
+        } catch {
+            return [.send(.connectError(message: error.message, code: error.code))]
+        }
+        state = .authenticating(principal)
+        return [.admit(principal)]
+    }
+
+    /// The checks of `admit` passed: the socket is connected.
+    mutating func admitted(socketID: String, now: Instant) -> [Action] {
+        guard case .authenticating(let principal) = state else { return [] }
+        if isRevoked(principal) {
+            return refused(code: "token_revoked", message: "this token has been revoked; log in again")
+        }
+        state = .connected(principal)
+        self.socketID = socketID
+        let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
+        return [.armDeadline(milliseconds: clampTimer(remaining)), .send(.connect(sid: socketID)), .didConnect(principal)]
+    }
+
+    /// The checks of `admit` failed: CONNECT_ERROR, and the socket may try again (until the connect
+    /// deadline, which closes it if it already passed).
+    mutating func refused(code: String, message: String) -> [Action] {
+        guard case .authenticating = state else { return [] }
+        state = .awaitingConnect
+        var actions: [Action] = [.send(.connectError(message: message, code: code))]
+        if connectDeadlinePassed { actions += close(WebSocketCloseCode.policyViolation, "no Socket.IO CONNECT in time") }
+        return actions
+    }
+
+    // MARK: Events
+
+    /// Spends one unit of the event budget; the refusal's actions when there is none left.
+    private mutating func spend(now: Instant, ackID: Int64?) -> [Action]? {
+        guard var budget else { return nil }
+        let decision = budget.admit(now: now.monotonic)
+        self.budget = budget
+        switch decision {
+        case .admitted:
+            return nil
+        case .refused(let wait):
+            let summary = "\(budget.configuration.ratePerSecond)/s, burst \(budget.configuration.burst)"
+            let refusal = APIError.rateLimited(limit: Self.eventBudgetLimit, retryAfterMilliseconds: wait,
+                                               message: "too many events on this socket (\(summary)); retry in \(max(1, wait)) ms")
+            return [error(code: refusal.code, message: refusal.message, details: refusal.details, ackID: ackID)]
+        case .flood:
+            return end(code: "event_flood", message: "this socket kept sending events past its limit and is closed", reason: "event flood")
+        }
+    }
+
+    /// The `limit` named in refusals by the per-socket budget.
+    static let eventBudgetLimit = "socket_events"
+
+    private mutating func event(_ packet: SocketIOPacket, principal: Principal, now: Instant) -> [Action] {
+        guard let name = packet.eventName else { return protocolViolation("event without a name") }
+        let arguments = packet.eventArguments
+        let first = arguments.first ?? .null
+        var actions: [Action] = [.countEvent(name)]
+        switch name {
+        case "ping":
+            var reply: JSONObject = ["pong": true, "time": .int(now.wallMilliseconds)]
+            if !arguments.isEmpty { reply["echo"] = first }
+            actions.append(answer(packet.ackID, event: "pong", .object(reply)))
+        case "whoami":
+            actions.append(answer(packet.ackID, event: "whoami", ["userId": .int(principal.userID), "socketId": .string(socketID)]))
+        case "authenticate":
+            actions += reauthenticate(first, ackID: packet.ackID, current: principal, now: now)
+        case "requestServerAck":
+            actions += requestServerAck(first, ackID: packet.ackID)
+        default:
+            actions.append(.dispatch(EventRequest(name: name, arguments: arguments, ackID: packet.ackID, principal: principal)))
+        }
+        return actions
+    }
+
+    /// The ack when asked for, else the event `name`.
+    private func answer(_ ackID: Int64?, event name: String, _ value: JSONValue) -> Action {
+        if let ackID { return .send(.ack(id: ackID, [value])) }
+        return .send(.event(name, [value]))
+    }
+
+    // MARK: authenticate
+
+    private mutating func reauthenticate(_ argument: JSONValue, ackID: Int64?, current: Principal, now: Instant) -> [Action] {
+        guard case .object(let body) = argument, case .string(let token)? = body["token"] else {
+            return [error(code: "validation_failed", message: "field 'token' is required", ackID: ackID)]
+        }
+        let principal: Principal
+        do {
+            principal = try verify(token, now: now)
+        } catch {
+            return [self.error(code: error.code, message: error.message, ackID: ackID)]
+        }
+        guard principal.userID == current.userID else {
+            return [error(code: "token_user_mismatch", message: "the token belongs to another user", ackID: ackID)]
+        }
+        return [.confirmToken(principal, ackID: ackID)]
+    }
+
+    /// The token of `authenticate` is not revoked: it becomes the socket's token.
+    mutating func reauthenticated(_ principal: Principal, ackID: Int64?, now: Instant) -> [Action] {
+        guard case .connected(let current) = state else { return [] }
+        guard principal.userID == current.userID else {
+            return [error(code: "token_user_mismatch", message: "the token belongs to another user", ackID: ackID)]
+        }
+        if isRevoked(principal) {
+            return [error(code: "token_revoked", message: "this token has been revoked; log in again", ackID: ackID)]
+        }
+        state = .connected(principal)
+        let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
+        var actions: [Action] = [.armDeadline(milliseconds: clampTimer(remaining))]
+        if let ackID { actions.append(.send(.ack(id: ackID, [["ok": true, "expiresAt": .int(principal.expiresAtMilliseconds)]]))) }
+        return actions
+    }
+
+    /// The token of `authenticate` was refused by the asynchronous check.
+    mutating func reauthenticationFailed(code: String, message: String, ackID: Int64?) -> [Action] {
+        guard case .connected = state else { return [] }
+        return [error(code: code, message: message, ackID: ackID)]
+    }
+
+    // MARK: Revocation
+
+    /// A token or login session was revoked (published on the user's channel): a socket running on
+    /// it gets `error {code: "token_revoked"}` and is disconnected; one still being checked is
+    /// refused when its check completes.
+    mutating func revoke(_ revocation: TokenRevocation) -> [Action] {
+        revocations.append(revocation)
+        if revocations.count > Self.rememberedRevocations { revocations.removeFirst() }
+        guard case .connected(let principal) = state, principal.isRevoked(by: revocation) else { return [] }
+        return end(code: "token_revoked", message: "this token has been revoked; log in again", reason: "token revoked")
+    }
+
+    private func isRevoked(_ principal: Principal) -> Bool {
+        revocations.contains { principal.isRevoked(by: $0) }
+    }
+
+    // MARK: Server → client acks
+
+    /// `requestServerAck {event, data}`: emits `event` with an ack id to this client; the request's
+    /// own ack carries what the client acknowledged (`{"clientAck": [...]}`) or `ack_timeout`. The
+    /// slot is reserved here, synchronously, so a burst in one read cannot exceed the cap.
+    private mutating func requestServerAck(_ argument: JSONValue, ackID: Int64?) -> [Action] {
+        guard case .object(let body) = argument, case .string(let event)? = body["event"], !event.isEmpty else {
+            return [error(code: "validation_failed", message: "field 'event' is required", ackID: ackID)]
+        }
+        guard serverAcks.count < configuration.maxPendingServerAcks else {
+            return [error(code: "too_many_pending_acks", message: "wait for earlier acks", ackID: ackID)]
+        }
+        nextServerAckID = nextServerAckID.addingSaturated(1)
+        let id = nextServerAckID
+        serverAcks[id] = ackID
+        return [.send(.event(event, [body["data"] ?? .null], ackID: id)),
+                .armServerAckTimeout(id: id, milliseconds: clampTimer(configuration.serverAckTimeoutMilliseconds))]
+    }
+
+    /// Server ack `id` got no answer in time.
+    mutating func serverAckTimedOut(_ id: Int64) -> [Action] {
+        guard case .connected = state, let requestAckID = serverAcks.removeValue(forKey: id) else { return [] }
+        guard let requestAckID else { return [] }
+        return [.send(.ack(id: requestAckID, [["error": ["code": "ack_timeout", "message": "the client did not acknowledge in time"]]]))]
+    }
+
+    private func serverAckAnswered(_ requestAckID: Int64?, _ arguments: JSONValue) -> [Action] {
+        guard case .connected = state, let requestAckID else { return [] }
+        return [.send(.ack(id: requestAckID, [["clientAck": arguments]]))]
+    }
+
+    // MARK: Helpers
+
+    /// Verifies an access token and reads the user from it.
+    private func verify(_ token: String, now: Instant) throws(APIError) -> Principal {
+        let claims: JWTClaims
+        do {
+            claims = try configuration.signer.verify(token, now: now.wallSeconds)
+        } catch {
+            throw APIError.unauthorized(error.code, error.message)
+        }
+        return try Principal(verified: claims)
+    }
+
+    /// An error for something the client sent: the ack's `{"error": {...}}` when it asked for one,
+    /// else the event `error`.
+    private func error(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> Action {
+        Self.errorAction(code: code, message: message, details: details, ackID: ackID)
+    }
+
+    /// See `error(code:message:details:ackID:)`.
+    static func errorAction(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> Action {
+        .send(errorPacket(code: code, message: message, details: details, ackID: ackID))
+    }
+
+    /// The packet reporting an error: `43<ackID>[{"error": {...}}]` or `42["error", {...}]`.
+    static func errorPacket(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> SocketIOPacket {
+        let error = ChatReply.errorObject(code: code, message: message, details: details)
+        if let ackID { return .ack(id: ackID, [["error": error]]) }
+        return .event("error", [error])
+    }
+
+    /// Ends a connected session for a reason the client should know: the `error` event, a
+    /// Socket.IO DISCONNECT, then WebSocket close 1008.
+    private mutating func end(code: String, message: String, reason: String) -> [Action] {
+        let actions: [Action] = [error(code: code, message: message, ackID: nil), .send(.disconnect)]
+        return actions + close(WebSocketCloseCode.policyViolation, reason)
+    }
+
+    private mutating func close(_ code: UInt16, _ reason: String) -> [Action] {
+        state = .closed
+        serverAcks = [:]
+        return [.close(code: code, reason: reason)]
+    }
+
+    private mutating func protocolViolation(_ reason: String) -> [Action] {
+        close(WebSocketCloseCode.protocolError, reason)
+    }
+
+    private func clampTimer(_ milliseconds: Int64) -> Int64 {
+        min(max(0, milliseconds), max(1, configuration.maxTimerMilliseconds))
+    }
+}
+
+extension SocketIOPacket {
+    /// The arguments of an ACK packet.
+    var eventArgumentsForAck: [JSONValue] {
+        if case .array(let values)? = payload { return values }
+        return []
+    }
+}
