@@ -264,6 +264,18 @@ start_gateways() { # <n> <count>
     wait_http "$GATEWAY_PORT" /health 60 200 || die "the gateways on port $GATEWAY_PORT do not answer /health"
 }
 
+# The connections' users must exist: a CONNECT with a valid token of an account that does not exist
+# is refused (token_revoked). One INSERT ... SELECT makes users USER_BASE...USER_BASE+n-1 (the
+# gateways have applied the migrations by now); existing ones are kept.
+seed_users() { # <n>
+    "$SVC_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" >/dev/null <<SQL
+INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
+SELECT g, 'bench' || g, 'bench' || g || '@bench.invalid', 'x', 'bench' || g
+FROM generate_series($USER_BASE::bigint, $USER_BASE::bigint + $1 - 1) AS g
+ON CONFLICT DO NOTHING;
+SQL
+}
+
 run_size() { # <n>
     local n="$1" gateways loads
     gateways="$(gateway_processes_for "$n")"
@@ -278,6 +290,7 @@ run_size() { # <n>
         return 0
     fi
     start_gateways "$n" "$gateways"
+    seed_users "$n"
     sleep 2
     local pid g
     local -a rss_before=() fds_before=()

@@ -453,6 +453,11 @@ def test_socket_events_spend_the_users_api_budget(cluster, procs, sio_session):
     ack = session.call("getOnlineUsers")
     assert isinstance(ack, dict) and ack_error(ack)[0] == "rate_limited", f"getOnlineUsers counts too: {ack!r}"
     check_rate_limited(ack["error"], "api", 60_000)
+    # The read commands too, as their REST twin mark-as-read (they never reach a worker when refused).
+    for event, argument in (("messageRead", {"messageId": MISSING_ID}), ("markAllAsRead", {"senderId": MISSING_ID})):
+        ack = session.call(event, argument)
+        assert isinstance(ack, dict) and ack_error(ack)[0] == "rate_limited", f"{event} spends the API budget: {ack!r}"
+        check_rate_limited(ack["error"], "api", 60_000)
 
 
 def test_event_flood_is_limited_and_closed_with_1008(procs, raw_eio, sio_session):

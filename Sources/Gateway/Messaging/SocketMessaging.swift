@@ -38,9 +38,10 @@ final class SocketMessaging {
                                                       generatedClientMsgID: ClientMessageID.generate)
                 enqueue(.send(message), userID: userID, ackID: ackID, session: session)
             case "messageRead":
-                enqueue(try MessagePayload.messageRead(argument), userID: userID, ackID: ackID, session: session)
+                enqueue(try MessagePayload.messageRead(argument), userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
             case "markAllAsRead":
-                enqueue(try MessagePayload.markAllAsRead(argument, readerID: userID), userID: userID, ackID: ackID, session: session)
+                enqueue(try MessagePayload.markAllAsRead(argument, readerID: userID), userID: userID, ackID: ackID, session: session,
+                        spendsAPIBudget: true)
             case "typing":
                 let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
                 guard typingRelay(of: session, userID: userID).typing(to: receiverID) else {
@@ -75,13 +76,28 @@ final class SocketMessaging {
 
     // MARK: Commands
 
-    private func enqueue(_ command: ChatCommand, userID: Int64, ackID: Int64?, session: SocketSession) {
+    /// Appends a socket's command to the stream, in the socket's order (`CommandLane`). Read
+    /// commands spend the user's API budget first, as their REST twin `mark-as-read` does; sends
+    /// are limited by the message limit in the workers instead.
+    private func enqueue(_ command: ChatCommand, userID: Int64, ackID: Int64?, session: SocketSession, spendsAPIBudget: Bool = false) {
         let socket = session.engineID
-        Task { @LoopActor in
-            do throws(APIError) {
-                try await self.submitter.submit(command, userID: userID, socket: socket, ackID: ackID)
-            } catch {
-                session.emitError(code: error.code, message: error.message, details: error.details, ackID: ackID)
+        let submitter = self.submitter
+        var admit: (@LoopActor () async -> Bool)?
+        if spendsAPIBudget {
+            let spend = spendAPIBudget
+            admit = { @LoopActor in
+                guard let refusal = await spend?(userID) else { return true }
+                session.emitError(refusal, ackID: ackID)
+                return false
+            }
+        }
+        session.commandLane.submit(admit: admit) {
+            Task { @LoopActor in
+                do throws(APIError) {
+                    try await submitter.submit(command, userID: userID, socket: socket, ackID: ackID)
+                } catch {
+                    session.emitError(error, ackID: ackID)
+                }
             }
         }
     }

@@ -20,6 +20,8 @@ final class SocketSession: WebSocketConnectionDelegate {
     private var admittedUserID: Int64?
     /// This socket's typing indicators, created by the first `typing` (see `SocketMessaging`).
     var typing: TypingRelay?
+    /// Keeps this socket's commands on the stream in the order it sent them.
+    let commandLane = CommandLane()
 
     init(connection: WebSocketConnection, hub: RealtimeHub, headerToken: String?, clientAddress: String) {
         self.connection = connection
