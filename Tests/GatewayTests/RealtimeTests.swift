@@ -40,6 +40,23 @@ import Testing
         #expect(UserChannels.eventFrame(Array(#"{"data":1}"#.utf8)) == nil)
         #expect(UserChannels.eventFrame(Array(#"{"event":""}"#.utf8)) == nil)
         #expect(UserChannels.eventFrame(Array(#"["event"]"#.utf8)) == nil)
+        // A lifecycle name would be a frame clients refuse.
+        #expect(UserChannels.eventFrame(Array(#"{"event":"disconnect","data":1}"#.utf8)) == nil)
+    }
+
+    @Test func revocationsAreControlMessagesNotEvents() throws {
+        let revocation = TokenRevocation(tokenID: "j1", sessionID: "s1")
+        let payload = UserChannelControl.revoke(revocation).payload()
+        #expect(String(decoding: payload, as: UTF8.self) == #"{"control":"revoke","jti":"j1","sid":"s1"}"#)
+        guard case .control(.revoke(let parsed))? = UserChannels.published(payload) else {
+            Issue.record("not parsed as a control message")
+            return
+        }
+        #expect(parsed == revocation)
+        #expect(UserChannels.eventFrame(payload) == nil)
+        // Unknown controls and empty revocations are dropped, never forwarded to sockets.
+        #expect(UserChannels.published(Array(#"{"control":"reboot"}"#.utf8)) == nil)
+        #expect(UserChannels.published(Array(#"{"control":"revoke"}"#.utf8)) == nil)
     }
 
     @Test func channelNames() {

@@ -175,6 +175,18 @@ import Testing
         #expect(machine.pendingServerAcks == 14)
     }
 
+    /// Found by fuzzing (fuzz/session/seeds/reserved-event-name): the client named a lifecycle
+    /// event and the server sent it back as a packet clients refuse.
+    @Test func serverAcksRefuseReservedEventNames() {
+        var machine = Self.connected()
+        for name in SocketIOPacket.reservedEventNames.sorted() {
+            let sent = Self.sent(machine.received(text: #"427["requestServerAck",{"event":"\#(name)"}]"#, now: Self.start))
+            #expect(sent.count == 1 && sent[0].hasPrefix(#"37[{"error":{"code":"validation_failed""#), "\(name): \(sent)")
+            for packet in sent { #expect((try? SocketIOPacket.decode(packet)) != nil, "\(packet)") }
+        }
+        #expect(machine.pendingServerAcks == 0)
+    }
+
     // MARK: Namespaces
 
     @Test func packetsForAnotherNamespaceAreNotHandledAsTheMainOne() {

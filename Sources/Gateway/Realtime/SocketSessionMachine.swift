@@ -123,7 +123,8 @@ struct SocketSessionMachine {
 
     /// The session opened: the connect deadline starts.
     mutating func start() -> [Action] {
-        [.armDeadline(milliseconds: clampTimer(configuration.connectTimeoutMilliseconds))]
+        guard state == .awaitingConnect else { return [] }
+        return [.armDeadline(milliseconds: clampTimer(configuration.connectTimeoutMilliseconds))]
     }
 
     /// The WebSocket closed.
@@ -381,6 +382,10 @@ struct SocketSessionMachine {
     private mutating func requestServerAck(_ argument: JSONValue, ackID: Int64?) -> [Action] {
         guard case .object(let body) = argument, case .string(let event)? = body["event"], !event.isEmpty else {
             return [error(code: "validation_failed", message: "field 'event' is required", ackID: ackID)]
+        }
+        // Found by fuzzing: a lifecycle name (`disconnect`, ...) would make a packet clients refuse.
+        guard !SocketIOPacket.reservedEventNames.contains(event) else {
+            return [error(code: "validation_failed", message: "field 'event' must not be a name Socket.IO reserves (\(event))", ackID: ackID)]
         }
         guard serverAcks.count < configuration.maxPendingServerAcks else {
             return [error(code: "too_many_pending_acks", message: "wait for earlier acks", ackID: ackID)]

@@ -143,7 +143,8 @@ final class UserChannels {
     /// A user channel's payload, parsed once; nil when it is neither an event nor a known control.
     nonisolated static func published(_ payload: [UInt8]) -> Published? {
         guard case .object(let object)? = try? JSONParser.parse(payload) else { return nil }
-        if case .string(let event)? = object["event"], !event.isEmpty {
+        // A name Socket.IO reserves (`disconnect`, ...) would make a frame clients refuse: malformed.
+        if case .string(let event)? = object["event"], !event.isEmpty, !SocketIOPacket.reservedEventNames.contains(event) {
             let data = object["data"] ?? .null
             return .event(event, SocketSession.frame(for: .event(event, [data])))
         }

@@ -99,6 +99,8 @@ package enum JWTError: Error, Sendable, Equatable, CustomStringConvertible {
 package struct JWTSigner: Sendable {
     /// Tokens longer than this are refused without further work.
     package static let maximumTokenLength = 8192
+    /// Most clock skew a signer tolerates: a leeway beyond a token's lifetime would accept expired tokens.
+    package static let maximumLeewaySeconds: Int64 = 3_600
     /// RFC 7518 requires an HS256 key of at least 256 bits; configuration should enforce this.
     package static let minimumSecretLength = 32
     /// `iat`, `exp` and `nbf` outside this range (1970-01-01 to 9999-12-31, in seconds) are refused as
@@ -123,7 +125,8 @@ package struct JWTSigner: Sendable {
         self.secret = secret
         self.issuer = issuer
         self.audience = audience
-        self.leewaySeconds = max(0, leewaySeconds)
+        // Configuration allows 0-300 s; an hour bounds it even for other callers.
+        self.leewaySeconds = min(max(0, leewaySeconds), Self.maximumLeewaySeconds)
     }
 
     /// Claims for a new token: this signer's issuer and audience, a random 128-bit `jti`.
