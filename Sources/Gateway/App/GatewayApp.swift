@@ -7,6 +7,9 @@ final class GatewayApp: ServiceApp {
     private let configuration: GatewayConfiguration
     private let logger: Logger
     private var database: PostgresPool?
+    /// One connection of its own for the account check of socket CONNECTs, so admission never
+    /// queues behind the main pool's reads during a reconnect storm.
+    private var admissionDatabase: PostgresPool?
     private var redis: RedisClient?
     private var server: HTTPServer?
     /// `/metrics`, `/health`, `/ready` on the admin port, apart from the public one.
@@ -125,7 +128,12 @@ final class GatewayApp: ServiceApp {
         realtime.presence = presence
         realtime.trustedProxies = limits.trustedProxies
         realtime.apiBudget = apiLimiter
-        realtime.accountExists = { [reader] userID in try await reader.userExists(userID) }
+        var admissionPool = PostgresPoolConfiguration(common: common, applicationName: "gateway-admission")
+        admissionPool.size = 1
+        let admissionDatabase = PostgresPool(configuration: admissionPool)
+        self.admissionDatabase = admissionDatabase
+        let accountExistence = AccountExistence(database: admissionDatabase)
+        realtime.accountExists = { userID in try await accountExistence.exists(userID) }
         realtime.onSessionClosed = { [weak submitter] engineID in submitter?.forgetSocket(engineID) }
         submitter.onSocketReply = { [weak realtime] reply in realtime?.deliver(reply) }
         // Without the reply channel a command's answer would be lost: refuse commands instead.
@@ -183,6 +191,7 @@ final class GatewayApp: ServiceApp {
         realtime?.close()
         redis?.close()
         database?.close()
+        admissionDatabase?.close()
         hashPool?.shutdown()
         logger.info("gateway stopped", ["exitCode": .int(Int64(exitCode))])
         EventLoop.shared.stop()

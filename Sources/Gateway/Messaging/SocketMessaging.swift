@@ -91,7 +91,9 @@ final class SocketMessaging {
                 return false
             }
         }
-        session.commandLane.submit(admit: admit) {
+        let lane = session.commandLane ?? CommandLane()
+        session.commandLane = lane
+        lane.submit(admit: admit) {
             Task { @LoopActor in
                 do throws(APIError) {
                     try await submitter.submit(command, userID: userID, socket: socket, ackID: ackID)

@@ -21,7 +21,7 @@ final class RealtimeHub: HTTPUpgrader {
     /// The per-user API budget that database-backed socket requests spend, as REST requests do.
     var apiBudget: APIRequestLimiter?
     /// What every session's protocol machine is configured with.
-    let sessionConfiguration: SocketSessionMachine.Configuration
+    let sessionConfiguration: SocketSessionMachine.SharedConfiguration
     private let tokens: SessionTokens
     private let logger: Logger
     /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
@@ -35,9 +35,9 @@ final class RealtimeHub: HTTPUpgrader {
         self.tokens = tokens
         self.leewaySeconds = leewaySeconds
         self.logger = logger
-        sessionConfiguration = SocketSessionMachine.Configuration(
+        sessionConfiguration = SocketSessionMachine.SharedConfiguration(SocketSessionMachine.Configuration(
             signer: tokens.verifier, connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
-            eventBudget: configuration.eventBudget)
+            eventBudget: configuration.eventBudget))
         channels = UserChannels(logger: logger)
         channels.onControl = { sessions, control in
             switch control {
@@ -64,10 +64,11 @@ final class RealtimeHub: HTTPUpgrader {
         } catch {
             return APIError(.serviceUnavailable, code: "redis_unavailable", message: error.message)
         }
-        async let revocation: APIError? = revocationRefusal(principal)
-        async let account: APIError? = accountRefusal(principal.userID)
-        if let refusal = await revocation { _ = await account; return refusal }
-        return await account
+        // Both checks at once, on the loop (no hop to the global executor).
+        let revocation = Task { @LoopActor in await self.revocationRefusal(principal) }
+        let account = await accountRefusal(principal.userID)
+        if let refusal = await revocation.value { return refusal }
+        return account
     }
 
     private func revocationRefusal(_ principal: Principal) async -> APIError? {

@@ -20,8 +20,8 @@ final class SocketSession: WebSocketConnectionDelegate {
     private var admittedUserID: Int64?
     /// This socket's typing indicators, created by the first `typing` (see `SocketMessaging`).
     var typing: TypingRelay?
-    /// Keeps this socket's commands on the stream in the order it sent them.
-    let commandLane = CommandLane()
+    /// Keeps this socket's commands on the stream in the order it sent them; made by the first command.
+    var commandLane: CommandLane?
 
     init(connection: WebSocketConnection, hub: RealtimeHub, headerToken: String?, clientAddress: String) {
         self.connection = connection
@@ -126,7 +126,13 @@ final class SocketSession: WebSocketConnectionDelegate {
     func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
         switch message {
         case .binary: perform(machine.receivedBinary())
-        case .text(let text): perform(machine.received(text: text, now: Self.now()))
+        case .text(let text):
+            // The heartbeat's pong, which every idle socket sends once per interval, goes straight to
+            // the heartbeat: no clock pair, no action list (the machine would only say .pongReceived).
+            if text.utf8.count == 1, text.utf8.first == UInt8(ascii: "3"), machine.state != .closed {
+                return perform(heartbeat.pongReceived(now: MonotonicClock.now()))
+            }
+            perform(machine.received(text: text, now: Self.now()))
         }
     }
 

@@ -91,11 +91,22 @@ struct SocketSessionMachine {
     /// Revocations remembered, for tokens whose check was in flight when one arrived.
     private static let rememberedRevocations = 16
 
-    let configuration: Configuration
+    /// Configuration shared by every session of a gateway: one allocation, not one copy per socket.
+    final class SharedConfiguration: Sendable {
+        let value: Configuration
+
+        init(_ value: Configuration) {
+            self.value = value
+        }
+    }
+
+    private let shared: SharedConfiguration
+    var configuration: Configuration { shared.value }
     private(set) var state = State.awaitingConnect
     /// The Socket.IO session id given at CONNECT.
     private(set) var socketID = ""
-    private let headerToken: String?
+    /// The upgrade request's bearer token, kept only until CONNECT succeeds.
+    private var headerToken: String?
     private var budget: SocketEventBudget?
     /// Set when the connect deadline passed while a CONNECT was being checked.
     private var connectDeadlinePassed = false
@@ -104,10 +115,15 @@ struct SocketSessionMachine {
     private var nextServerAckID: Int64 = 0
     private var revocations: [TokenRevocation] = []
 
-    init(configuration: Configuration, headerToken: String?, now: Instant) {
-        self.configuration = configuration
+    init(configuration: SharedConfiguration, headerToken: String?, now: Instant) {
+        shared = configuration
         self.headerToken = headerToken
-        budget = configuration.eventBudget.map { SocketEventBudget(configuration: $0, now: now.monotonic) }
+        budget = configuration.value.eventBudget.map { SocketEventBudget(configuration: $0, now: now.monotonic) }
+    }
+
+    /// A machine with a configuration of its own (tests, fuzzing).
+    init(configuration: Configuration, headerToken: String?, now: Instant) {
+        self.init(configuration: SharedConfiguration(configuration), headerToken: headerToken, now: now)
     }
 
     /// The user, once connected.
@@ -253,6 +269,7 @@ struct SocketSessionMachine {
         }
         state = .connected(principal)
         self.socketID = socketID
+        headerToken = nil
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
         return [.armDeadline(milliseconds: clampTimer(remaining)), .send(.connect(sid: socketID)), .didConnect(principal)]
     }
