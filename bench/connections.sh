@@ -224,6 +224,9 @@ else
 fi
 
 header "PostgreSQL and Redis in .data/bench-conn"
+# Fresh servers every run: presence keys, last-seen times and users left by an earlier run would
+# otherwise make this run's gateways sweep and announce them, and the figures depend on history.
+svc_wipe "$DATA_DIR"
 bench_start_services "$DATA_DIR"
 JWT_SECRET="$(head -c 48 /dev/urandom | base64 -w 0)"
 CLK_TCK="$(getconf CLK_TCK)"

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs one libFuzzer + AddressSanitizer harness over the project's pure parsers.
 #   fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|session> [seconds]      (default 300)
-# Each harness is compiled with swiftc directly from the few pure source files it needs (no
-# package, no C library), seeded from fuzz/<target>/seeds into fuzz/corpus-<target> (seeds never
+# Each harness is compiled with swiftc directly (no package build): the Shared layers it needs are
+# first compiled, instrumented, as modules of their own (as SwiftPM builds them), then the harness
+# module imports them. It is seeded from fuzz/<target>/seeds into fuzz/corpus-<target> (seeds never
 # overwrite what earlier runs found), run for the given time, and the execution count is printed.
-# jwt and session need OpenSSL (HMAC) and Shared files that reference Redis and Postgres: for them
-# all of Sources/Shared is first compiled (instrumented) as the module Shared, and the harness
-# module imports it, with the Gateway files it needs, as the Gateway does (package access).
 # Crashing inputs land in fuzz/artifacts/<target>/: keep each one as a regression unit test.
 set -euo pipefail
 
@@ -14,35 +12,28 @@ target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|sessi
 seconds="${2:-300}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$root/Sources/Shared"
-json=(JSON/JSONValue.swift JSON/JSONObject.swift JSON/JSONParseError.swift JSON/JSONParser.swift JSON/JSONSerializer.swift)
 
-# Per target: files (under Sources/Shared), or link_shared=1 with gateway (under Sources/Gateway);
-# extra harness files (under fuzz/); max_len.
-files=() gateway=() extra=() link_shared=0 max_len=4096
+# Per target: the Shared layers the harness imports (the layers are built as modules, in the order
+# Package.swift declares them, up to the highest one needed), Gateway files compiled into the
+# harness module, extra harness files (under fuzz/), and max_len. `all` builds every layer and the
+# `Shared` umbrella.
+layers=() gateway=() extra=() max_len=4096
 case "$target" in
     http)
-        module=HTTPFuzz harness=HTTPParserFuzz.swift binary=http-parser-fuzz
-        files=(HTTP/HTTPTypes.swift HTTP/HTTPParserLimits.swift HTTP/HTTPRequestParser.swift HTTP/PercentDecoding.swift HTTP/Router.swift) ;;
+        module=HTTPFuzz harness=HTTPParserFuzz.swift binary=http-parser-fuzz layers=(HTTP) ;;
     json)
-        module=JSONFuzz harness=JSONParserFuzz.swift binary=json-parser-fuzz
-        files=("${json[@]}" JSON/JSONObject+Fields.swift JSON/ISO8601Timestamp.swift Security/Base64.swift) ;;
+        module=JSONFuzz harness=JSONParserFuzz.swift binary=json-parser-fuzz layers=(JSON Security) ;;
     websocket)
-        module=WebSocketFuzz harness=WebSocketParserFuzz.swift binary=websocket-parser-fuzz
-        files=(WebSocket/WebSocketTypes.swift WebSocket/WebSocketCloseCode.swift WebSocket/WebSocketMasking.swift
-               WebSocket/UTF8Validator.swift WebSocket/WebSocketParser.swift WebSocket/WebSocketFrameEncoder.swift) ;;
+        module=WebSocketFuzz harness=WebSocketParserFuzz.swift binary=websocket-parser-fuzz layers=(WebSocket) ;;
     socketio)
-        module=SocketIOFuzz harness=SocketIOPacketFuzz.swift binary=socketio-packet-fuzz
-        files=(SocketIO/EngineIOPacket.swift SocketIO/EngineIOParseError.swift SocketIO/SocketIOPacket.swift
-               SocketIO/SocketIOParseError.swift "${json[@]}") ;;
+        module=SocketIOFuzz harness=SocketIOPacketFuzz.swift binary=socketio-packet-fuzz layers=(SocketIO) ;;
     address)
-        module=AddressFuzz harness=ClientAddressFuzz.swift binary=client-address-fuzz
-        files=(HTTP/ClientAddress.swift HTTP/HTTPTypes.swift HTTP/HTTPParserLimits.swift HTTP/HTTPRequestParser.swift
-               HTTP/PercentDecoding.swift HTTP/Router.swift Support/Settings.swift) ;;
+        module=AddressFuzz harness=ClientAddressFuzz.swift binary=client-address-fuzz layers=(HTTP) ;;
     jwt)
-        module=JWTFuzz harness=JWTFuzz.swift binary=jwt-fuzz link_shared=1
+        module=JWTFuzz harness=JWTFuzz.swift binary=jwt-fuzz layers=(all)
         extra=(jwt/FuzzInput.swift) ;;
     session)
-        module=SessionFuzz harness=SessionFuzz.swift binary=session-fuzz link_shared=1 max_len=8192
+        module=SessionFuzz harness=SessionFuzz.swift binary=session-fuzz layers=(all) max_len=8192
         gateway=(Realtime/SocketSessionMachine.swift Realtime/SocketEventBudget.swift
                  Messaging/MessagePayload.swift Messaging/SyncCursor.swift)
         extra=(jwt/FuzzInput.swift) ;;
@@ -57,43 +48,56 @@ artifacts="$root/fuzz/artifacts/$target/"
 swiftc="${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}"
 mkdir -p "$bin" "$corpus" "$artifacts"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+work="$(mktemp -d)"
+trap 'rm -f "$log"; rm -rf "$work"' EXIT
 
 sources=()
-for file in "${files[@]}"; do sources+=("$shared/$file"); done
 for file in "${gateway[@]}"; do sources+=("$root/Sources/Gateway/$file"); done
 for file in "${extra[@]}"; do sources+=("$root/fuzz/$file"); done
 
 flags=(-parse-as-library -O -wmo -sanitize=fuzzer,address -swift-version 6 -package-name SwiftChat
        -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility)
-module_flags=() link_flags=()
-if [ "$link_shared" -eq 1 ]; then
-    # The C module maps of Sources/C*, their headers' directories, and the libraries they name.
-    work="$(mktemp -d)"
-    trap 'rm -f "$log"; rm -rf "$work"' EXIT
-    module_flags=(-I "$work" -I "$root/Sources/CHiredis" -I "$root/Sources/CLibPQ" -I "$root/Sources/COpenSSL"
-                  -I "$root/Sources/CLinux")
-    for flag in $(pkg-config --cflags-only-I libpq hiredis openssl) -D_FILE_OFFSET_BITS=64; do
-        module_flags+=(-Xcc "$flag")
+# The C module maps of Sources/C*, their headers' directories, and the libraries they name.
+module_flags=(-I "$work" -I "$root/Sources/CHiredis" -I "$root/Sources/CLibPQ" -I "$root/Sources/COpenSSL"
+              -I "$root/Sources/CLinux")
+for flag in $(pkg-config --cflags-only-I libpq hiredis openssl) -D_FILE_OFFSET_BITS=64; do
+    module_flags+=(-Xcc "$flag")
+done
+read -r -a link_flags <<<"$(pkg-config --libs libpq hiredis openssl)"
+
+# The layers, lowest first, as Package.swift declares them; build up to the highest one needed.
+# (the `let layers` list of Package.swift, then the Umbrella folder, whose module is `Shared`).
+mapfile -t all_layers < <(sed -n '/^let layers/,/^]/p' "$root/Package.swift" | grep -oE '^    \("[A-Za-z]+"' | tr -d ' ("')
+all_layers+=(Umbrella)
+wanted=-1
+for index in "${!all_layers[@]}"; do
+    for layer in "${layers[@]}"; do
+        if [ "$layer" = all ] || [ "$layer" = "${all_layers[$index]}" ]; then wanted=$index; fi
     done
-    read -r -a link_flags <<<"$(pkg-config --libs libpq hiredis openssl)"
-    echo "building the Shared module (all of Sources/Shared)"
+done
+objects=()
+for ((index = 0; index <= wanted; index++)); do
+    layer="${all_layers[$index]}"
+    name="$layer"
+    [ "$layer" = Umbrella ] && name=Shared
+    echo "building the $name module (Sources/Shared/$layer)"
     build_status=0
-    mapfile -t shared_sources < <(find "$shared" -name '*.swift' | sort)
-    "$swiftc" "${flags[@]}" -module-name Shared "${module_flags[@]}" -c "${shared_sources[@]}" \
-        -emit-module -emit-module-path "$work/Shared.swiftmodule" -o "$work/Shared.o" >"$log" 2>&1 || build_status=$?
+    mapfile -t layer_sources < <(find "$shared/$layer" -name '*.swift' | sort)
+    # -enable-testing: harnesses may `@testable import` a layer to reach its internal helpers.
+    "$swiftc" "${flags[@]}" -enable-testing -module-name "$name" "${module_flags[@]}" -c "${layer_sources[@]}" \
+        -emit-module -emit-module-path "$work/$name.swiftmodule" -o "$work/$name.o" >"$log" 2>&1 || build_status=$?
     grep -v "Cannot export local symbol '__asan" "$log" || true
     if [ "$build_status" -ne 0 ]; then
-        echo "build of Shared FAILED (exit $build_status)" >&2
+        echo "build of $name FAILED (exit $build_status)" >&2
         exit "$build_status"
     fi
-    link_flags=("$work/Shared.o" "${link_flags[@]}")
-fi
+    objects+=("$work/$name.o")
+done
 
 echo "building $bin/$binary"
 build_status=0
 "$swiftc" "${flags[@]}" -module-name "$module" "${module_flags[@]}" \
-    "${sources[@]}" "$root/fuzz/$target/$harness" "${link_flags[@]}" \
+    "${sources[@]}" "$root/fuzz/$target/$harness" "${objects[@]}" "${link_flags[@]}" \
     -o "$bin/$binary" >"$log" 2>&1 || build_status=$?
 # gold warns once per ASan helper symbol; those lines are noise, everything else is shown.
 grep -v "Cannot export local symbol '__asan" "$log" || true

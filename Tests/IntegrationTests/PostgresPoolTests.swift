@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import Shared
+@testable import Postgres
 
 /// `PostgresPool` against a real server.
 @Suite struct PostgresPoolTests {

@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import Shared
+@testable import Redis
 
 /// The command client against a real Redis (`TEST_REDIS_URL`).
 ///

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Shared
+@testable import HTTP
 
 @Suite struct HTTPDateTests {
     @Test(arguments: [

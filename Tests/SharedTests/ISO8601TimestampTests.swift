@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Shared
+@testable import JSON
 
 @Suite struct ISO8601TimestampTests {
     private static let knownInstants: [(String, Int64)] = [

@@ -138,11 +138,11 @@ import Testing
     }
 
     @Test func statusClasses() {
-        #expect(ChatMetrics.statusClass(101) == "1xx")
-        #expect(ChatMetrics.statusClass(204) == "2xx")
-        #expect(ChatMetrics.statusClass(304) == "3xx")
-        #expect(ChatMetrics.statusClass(429) == "4xx")
-        #expect(ChatMetrics.statusClass(503) == "5xx")
+        #expect(HTTPMetrics.statusClass(101) == "1xx")
+        #expect(HTTPMetrics.statusClass(204) == "2xx")
+        #expect(HTTPMetrics.statusClass(304) == "3xx")
+        #expect(HTTPMetrics.statusClass(429) == "4xx")
+        #expect(HTTPMetrics.statusClass(503) == "5xx")
     }
 }
 

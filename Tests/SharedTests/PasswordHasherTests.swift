@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Shared
+@testable import Security
 
 @Suite struct PasswordHasherTests {
     /// Cheap parameters so the suite stays fast; one test below uses the defaults.

@@ -1,5 +1,6 @@
 import Testing
 @testable import Shared
+@testable import Runtime
 
 /// Transitions of the libpq connection state machine, driven without a server.
 @Suite struct PostgresConnectionStateMachineTests {

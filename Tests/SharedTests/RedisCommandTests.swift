@@ -1,5 +1,6 @@
 import Testing
 @testable import Shared
+@testable import Redis
 
 /// Argument vectors: flat storage, binary safety, and the pointers handed to hiredis.
 @Suite struct RedisCommandTests {

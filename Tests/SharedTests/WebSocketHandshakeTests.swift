@@ -21,7 +21,7 @@ private func upgradeRequest(
     return HTTPRequest(method: method, target: "/socket.io/?EIO=4&transport=websocket", version: version, headers: headers)
 }
 
-private func error(_ result: Result<HTTPResponse, APIError>) -> APIError? {
+private func error(_ result: Result<HTTPResponse, WebSocketHandshakeError>) -> WebSocketHandshakeError? {
     if case .failure(let error) = result { return error }
     return nil
 }

@@ -3,6 +3,9 @@
 // address prints in a form that parses back to the same address; resolve returns the peer or one
 // of the header's entries (normalised), never anything else. Built by fuzz/run-address-fuzz.sh.
 
+@testable import HTTP
+@testable import Support
+
 private let trusted: TrustedProxies = {
     (try? TrustedProxies(parsing: "127.0.0.1, 10.0.0.0/8, fd00::/8, ::1")) ?? .none
 }()

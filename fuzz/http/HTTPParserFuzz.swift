@@ -3,6 +3,8 @@
 // pieces; all three must give the same requests and the same final error. Built by
 // fuzz/run-http-fuzz.sh with -sanitize=fuzzer,address, so memory errors are caught as well.
 
+@testable import HTTP
+
 /// Small limits so that inputs of a few hundred bytes reach every limit path.
 private let smallLimits = HTTPParserLimits(
     maxRequestLineBytes: 64,

@@ -8,6 +8,9 @@
 // - ISO8601.parse and Base64URL.decode, when they accept, round-trip through their encoders.
 // Built by fuzz/run-json-fuzz.sh with -sanitize=fuzzer,address, so memory errors are caught too.
 
+@testable import JSON
+@testable import Security
+
 private func parseOutcome(_ bytes: some Collection<UInt8>, maxDepth: Int) -> Result<JSONValue, JSONParseError> {
     Result { () throws(JSONParseError) in try JSONParser.parse(bytes, maxDepth: maxDepth) }
 }

@@ -9,6 +9,9 @@
 // - error messages can be built, and the accessors run.
 // Built by fuzz/run-socketio-fuzz.sh with -sanitize=fuzzer,address, so memory errors are caught too.
 
+@testable import SocketIO
+@testable import JSON
+
 private func socketIOOutcome(_ text: Substring, maxDepth: Int) -> Result<SocketIOPacket, SocketIOParseError> {
     Result { () throws(SocketIOParseError) in try SocketIOPacket.decode(text, maxDepth: maxDepth) }
 }

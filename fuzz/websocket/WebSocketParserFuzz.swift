@@ -5,6 +5,8 @@
 // client) and parsed again, which must give them back. Finally the UTF-8 validator must agree with the
 // standard library on the stream. Built by fuzz/run-websocket-fuzz.sh with -sanitize=fuzzer,address.
 
+@testable import WebSocket
+
 /// Small limits so that short inputs reach the 1009 paths.
 private let smallLimits = WebSocketLimits(maxMessageBytes: 64, maxFrameBytes: 24)
 

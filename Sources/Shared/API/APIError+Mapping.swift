@@ -1,3 +1,8 @@
+import JSON
+import Postgres
+import Redis
+import Runtime
+
 extension APIError {
     /// The client-facing form of any error a handler throws: infrastructure failures become 503
     /// with a code saying which dependency, validation problems 422, the rest 500 (logged).

@@ -1,3 +1,7 @@
+import HTTP
+import JSON
+import Runtime
+
 /// An error a client can act on: HTTP status, a stable machine `code`, a human `message`.
 /// Serialized as `{"error":{"code":"...","message":"..."}}`, plus any `details` fields inside `error`.
 package struct APIError: Error, Sendable, Equatable {
@@ -65,4 +69,25 @@ package struct APIError: Error, Sendable, Equatable {
     package static let overloaded = APIError(
         .serviceUnavailable, code: "overloaded",
         message: "the server is busy, retry shortly", headers: ["Retry-After": "1"])
+}
+
+extension APIError {
+    /// 429 `rate_limited` with the limit's name and the wait in milliseconds.
+    package static func rateLimited(limit: String, retryAfterMilliseconds: Int64, message: String) -> APIError {
+        let wait = max(1, retryAfterMilliseconds)
+        return APIError(.tooManyRequests, code: "rate_limited", message: message,
+                        headers: ["Retry-After": String(retryAfterSeconds(milliseconds: wait))],
+                        details: ["limit": .string(limit), "retryAfterMs": .int(wait)])
+    }
+
+    /// A wait as `Retry-After` seconds: rounded up, at least 1 (0 would invite an instant retry).
+    /// Any `Int64` is accepted: the wait may come from a Redis reply or a worker's JSON.
+    package static func retryAfterSeconds(milliseconds: Int64) -> Int64 {
+        max(1, milliseconds.dividedRoundingUp(by: 1000))
+    }
+
+    /// 503 when a limiter set to `deny` cannot reach Redis.
+    package static let rateLimiterUnavailable = APIError(
+        .serviceUnavailable, code: "rate_limiter_unavailable",
+        message: "the rate limiter is unavailable, retry shortly", headers: ["Retry-After": "1"])
 }

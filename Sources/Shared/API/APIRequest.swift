@@ -1,3 +1,9 @@
+import HTTP
+import JSON
+import Runtime
+import Security
+import Support
+
 /// A routed request as handlers see it: the HTTP request, its context, path parameters and,
 /// after authentication, the caller.
 package struct APIRequest: Sendable {
@@ -139,15 +145,5 @@ package struct TokenRevocation: Sendable, Equatable {
     package init(tokenID: String? = nil, sessionID: String? = nil) {
         self.tokenID = tokenID
         self.sessionID = sessionID
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    package func trimmingSpaces() -> Substring {
-        var slice = self
-        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
-        return slice
     }
 }

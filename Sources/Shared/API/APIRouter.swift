@@ -1,3 +1,8 @@
+import HTTP
+import JSON
+import Runtime
+import Support
+
 /// Checks a request's credentials and returns the caller, or throws the 401/503 to send.
 @LoopActor
 package protocol RequestAuthenticator: AnyObject {

@@ -1,3 +1,7 @@
+import HTTP
+import JSON
+import Runtime
+
 /// `GET /health` (the process answers) and `GET /ready` (its dependencies answer too).
 @LoopActor
 package enum HealthRoutes {

@@ -1,3 +1,6 @@
+import API
+import Support
+
 /// The rules every account obeys, checked before anything touches the database.
 package enum AccountRules {
     package static let usernameLength = 3...32

@@ -1,3 +1,6 @@
+import API
+import JSON
+
 /// Limits on what a chat command may carry. Defaults here; the content limit is configurable
 /// (`MESSAGE_MAX_LENGTH`) and passed to the validators.
 package enum ChatLimits {

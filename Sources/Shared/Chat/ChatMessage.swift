@@ -1,3 +1,6 @@
+import JSON
+import Postgres
+
 /// A stored message as every part of the system shows it (REST history, events, acks).
 ///
 /// Query with `SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE ...`:

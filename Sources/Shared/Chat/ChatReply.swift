@@ -1,3 +1,8 @@
+import API
+import HTTP
+import JSON
+import Redis
+
 /// Redis names of the message path (DESIGN.md section 5).
 package enum ChatChannels {
     /// The command stream gateways `XADD` to (default of `COMMAND_STREAM`).

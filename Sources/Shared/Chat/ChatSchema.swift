@@ -1,3 +1,5 @@
+import Postgres
+
 /// The database schema, as versioned migrations applied at start-up under an advisory lock.
 /// Append new versions; never edit one that has shipped.
 package enum ChatSchema {

@@ -1,3 +1,8 @@
+import JSON
+import Postgres
+import Runtime
+import Support
+
 /// Applies `ChatSchema` at start-up, waiting for the database when asked to.
 @LoopActor
 package enum Migrations {

@@ -1,3 +1,5 @@
+import Runtime
+
 /// A member's read position in one conversation (`conversation_members.last_read_seq`).
 ///
 /// "Message N is read by X" means `X.lastReadSeq >= N.seq`; marking N read marks everything before

@@ -1,3 +1,5 @@
+import Support
+
 /// An IPv4 or IPv6 address as 128 bits, IPv4 held in its IPv4-mapped form (`::ffff:a.b.c.d`).
 ///
 /// One representation for both families means `10.0.0.1` and `::ffff:10.0.0.1` are the same

@@ -1,3 +1,5 @@
+import JSON
+
 // IMF-fixdate for the `Date` response header (RFC 9110 §5.6.7), by civil-calendar arithmetic so
 // it needs neither Foundation nor the C library's time-zone state.
 

@@ -1,4 +1,8 @@
 import Glibc
+import JSON
+import Runtime
+import Security
+import Support
 
 /// Settings of the HTTP server; every size and wait is bounded.
 package struct HTTPServerConfiguration: Sendable {
@@ -147,7 +151,7 @@ package final class HTTPServer {
     }
 
     fileprivate func logRequest(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
-        ChatMetrics.httpRequests.increment(ChatMetrics.statusClass(response.status.code))
+        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(response.status.code))
         guard logger.enabled(.info) else { return }
         let micros = (MonotonicClock.now() &- context.receivedAt) / 1_000
         logger.info("request", [
@@ -162,7 +166,7 @@ package final class HTTPServer {
     }
 
     fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
-        ChatMetrics.httpRequests.increment(ChatMetrics.statusClass(error.status.code))
+        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(error.status.code))
         logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code), "peer": .string(peer)])
     }
 

@@ -54,16 +54,57 @@ extension RouteMatch: Sendable where Handler: Sendable {}
 /// Rules: a static segment wins over a parameter at the same position; a trailing slash is ignored
 /// (`/x/` matches `/x`); empty segments (`/a//b`) match nothing; `HEAD` is served by the `GET`
 /// handler unless one is registered for `HEAD`.
+///
+/// A generic shell over `RouteTrie`, which does the work with handler indices, so the matching code
+/// is compiled once, here. The shell is inlinable: a router of another module's handler type is
+/// specialized in that module instead of resolving generic metadata on every request.
 package struct Router<Handler> {
+    package var trie: RouteTrie
+    package var handlers: [Handler]
+
+    /// An empty router.
+    @inlinable
+    package init() {
+        trie = RouteTrie()
+        handlers = []
+    }
+
+    /// Registers `handler` for `method` and `pattern` (e.g. `/api/users/:id`). Registering the same
+    /// method and pattern again replaces the handler.
+    @inlinable
+    package mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Handler) {
+        if let replaced = trie.add(method, pattern, handlers.count) {
+            handlers[replaced] = handler
+        } else {
+            handlers.append(handler)
+        }
+    }
+
+    /// Routes a request path (still percent-encoded, without the query).
+    @inlinable
+    package func match(_ method: HTTPMethod, path: String) -> RouteMatch<Handler> {
+        switch trie.match(method, path: path) {
+        case .found(let index, let parameters): .found(handlers[index], parameters: parameters)
+        case .methodNotAllowed(let allowed): .methodNotAllowed(allowed: allowed)
+        case .notFound: .notFound
+        }
+    }
+}
+
+extension Router: Sendable where Handler: Sendable {}
+
+/// The routing work of `Router`, without its handler type: routes map to handler indices, so the
+/// matching code is compiled once, in this module, whatever module `Router` is specialized in.
+package struct RouteTrie: Sendable {
     /// A handler registered at a node, with the names of its pattern's parameters in path order.
-    fileprivate struct Route {
+    fileprivate struct Route: Sendable {
         var method: HTTPMethod
-        var handler: Handler
+        var handler: Int
         var parameterNames: [String]
     }
 
     /// One trie node; children are indices into `nodes` so the router is a plain value.
-    fileprivate struct Node {
+    fileprivate struct Node: Sendable {
         /// Static children by segment text. Few per node, so a linear scan beats hashing and lets
         /// a request segment be compared without building a String.
         var staticChildren: [(segment: String, node: Int)] = []
@@ -77,10 +118,11 @@ package struct Router<Handler> {
     /// An empty router.
     package init() {}
 
-    /// Registers `handler` for `method` and `pattern` (e.g. `/api/users/:id`). Registering the same
-    /// method and pattern again replaces the handler. Patterns must start with `/` and have no empty
-    /// segments or empty parameter names: those are programming errors and stop the process.
-    package mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Handler) {
+    /// Registers handler index `handler` for `method` and `pattern`; returns the index it replaces
+    /// when the same method and pattern were registered before. Patterns must start with `/` and
+    /// have no empty segments or empty parameter names: those are programming errors.
+    @discardableResult
+    package mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Int) -> Int? {
         precondition(pattern.utf8.first == UInt8(ascii: "/"), "route pattern '\(pattern)' must start with '/'")
         var current = 0
         var parameterNames: [String] = []
@@ -108,16 +150,18 @@ package struct Router<Handler> {
                 }
             }
         }
-        let route = Route(method: method, handler: handler, parameterNames: parameterNames)
         if let index = nodes[current].routes.firstIndex(where: { $0.method == method }) {
-            nodes[current].routes[index] = route
-        } else {
-            nodes[current].routes.append(route)
+            // The route keeps its handler index: the caller replaces the handler stored there.
+            let replaced = nodes[current].routes[index].handler
+            nodes[current].routes[index] = Route(method: method, handler: replaced, parameterNames: parameterNames)
+            return replaced
         }
+        nodes[current].routes.append(Route(method: method, handler: handler, parameterNames: parameterNames))
+        return nil
     }
 
     /// Routes a request path (still percent-encoded, without the query).
-    package func match(_ method: HTTPMethod, path: String) -> RouteMatch<Handler> {
+    package func match(_ method: HTTPMethod, path: String) -> RouteMatch<Int> {
         guard var segments = Self.rawSegments(of: path) else { return .notFound }
         for index in segments.indices {
             let segment = segments[index]
@@ -214,6 +258,3 @@ package struct Router<Handler> {
     }
 }
 
-extension Router: Sendable where Handler: Sendable {}
-extension Router.Node: Sendable where Handler: Sendable {}
-extension Router.Route: Sendable where Handler: Sendable {}

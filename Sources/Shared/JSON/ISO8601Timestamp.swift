@@ -107,7 +107,7 @@ package enum ISO8601 {
     }
 
     /// The proleptic Gregorian date of a day count since 1970-01-01.
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+    package static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let shifted = days + 719_468
         let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
         let dayOfEra = shifted - era * 146_097
@@ -185,28 +185,5 @@ private struct DigitScanner {
         guard index < bytes.count, bytes[index] == UInt8(ascii: character) else { return false }
         index += 1
         return true
-    }
-}
-
-/// The system's real-time clock (CLOCK_REALTIME): for timestamps and token lifetimes, never for
-/// measuring durations (it can jump; use a monotonic clock for that). Named `WallClock` so it does not
-/// shadow the standard library's `Clock` protocol.
-package enum WallClock {
-    /// Milliseconds since 1970-01-01T00:00:00Z.
-    package static func milliseconds() -> Int64 {
-        let now = timespecNow()
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
-
-    /// Whole seconds since 1970-01-01T00:00:00Z.
-    package static func seconds() -> Int64 {
-        Int64(timespecNow().tv_sec)
-    }
-
-    private static func timespecNow() -> timespec {
-        var now = timespec()
-        // Cannot fail with a valid clock id and a valid pointer.
-        _ = clock_gettime(CLOCK_REALTIME, &now)
-        return now
     }
 }

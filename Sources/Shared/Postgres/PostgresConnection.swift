@@ -1,5 +1,6 @@
 import CLibPQ
 import Glibc
+import Runtime
 
 /// One PostgreSQL connection driven by libpq's non-blocking API on the event loop.
 ///

@@ -1,3 +1,5 @@
+import Runtime
+
 /// The life of one libpq connection, without I/O: events in, actions out.
 ///
 /// `PostgresConnection` calls libpq, reports what libpq said as events, and performs the returned

@@ -1,3 +1,5 @@
+import Runtime
+
 /// One versioned schema change. `sql` may hold several statements but no transaction control
 /// (`BEGIN`/`COMMIT`) and nothing that refuses to run in a transaction (`CREATE INDEX CONCURRENTLY`):
 /// the migrator wraps it in a transaction of its own.

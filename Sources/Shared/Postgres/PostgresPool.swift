@@ -1,3 +1,6 @@
+import Runtime
+import Support
+
 /// A snapshot of a pool's connections, for metrics and tests.
 package struct PostgresPoolStatistics: Sendable, Equatable {
     /// Connected and free.
@@ -82,7 +85,7 @@ package final class PostgresPool {
                        timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
         var attempts = 0
         let started = MonotonicClock.now()
-        defer { ChatMetrics.postgresQueryDuration.observeSince(started) }
+        defer { PostgresMetrics.queryDuration.observeSince(started) }
         while true {
             attempts += 1
             let connection = try await acquire()
@@ -124,7 +127,7 @@ package final class PostgresPool {
     package func transaction<T>(_ body: @LoopActor (PostgresConnection) async throws -> T) async throws -> T {
         var attempts = 0
         let started = MonotonicClock.now()
-        defer { ChatMetrics.postgresQueryDuration.observeSince(started) }
+        defer { PostgresMetrics.queryDuration.observeSince(started) }
         while true {
             attempts += 1
             let connection = try await acquire()

@@ -1,3 +1,9 @@
+import API
+import HTTP
+import JSON
+import Runtime
+import Support
+
 /// A limit of `limit` units per sliding window, e.g. 5 messages per 10 s, with a name used in the
 /// `RateLimit-Policy` header, in error bodies (`"limit": "messages"`) and in metrics.
 package struct RateLimitPolicy: Sendable, Equatable {
@@ -122,34 +128,5 @@ extension APIError {
     package static func rateLimited(_ policy: RateLimitPolicy, _ decision: RateLimitDecision, message: String? = nil) -> APIError {
         rateLimited(limit: policy.name, retryAfterMilliseconds: decision.retryAfterMilliseconds,
                     message: message ?? "rate limit exceeded (\(policy.summary)); retry in \(decision.retryAfterSeconds) s")
-    }
-
-    /// 429 `rate_limited` with the limit's name and the wait in milliseconds.
-    package static func rateLimited(limit: String, retryAfterMilliseconds: Int64, message: String) -> APIError {
-        let wait = max(1, retryAfterMilliseconds)
-        return APIError(.tooManyRequests, code: "rate_limited", message: message,
-                        headers: ["Retry-After": String(retryAfterSeconds(milliseconds: wait))],
-                        details: ["limit": .string(limit), "retryAfterMs": .int(wait)])
-    }
-
-    /// A wait as `Retry-After` seconds: rounded up, at least 1 (0 would invite an instant retry).
-    /// Any `Int64` is accepted: the wait may come from a Redis reply or a worker's JSON.
-    package static func retryAfterSeconds(milliseconds: Int64) -> Int64 {
-        max(1, milliseconds.dividedRoundingUp(by: 1000))
-    }
-
-    /// 503 when a limiter set to `deny` cannot reach Redis.
-    package static let rateLimiterUnavailable = APIError(
-        .serviceUnavailable, code: "rate_limiter_unavailable",
-        message: "the rate limiter is unavailable, retry shortly", headers: ["Retry-After": "1"])
-}
-
-extension Int64 {
-    /// `self / divisor` rounded toward positive infinity, for a positive `divisor`. Unlike
-    /// `(self + divisor - 1) / divisor` it cannot overflow, so a wait read from a reply (a Redis
-    /// script result, a worker's `retryAfterMs`) near `Int64.max` converts instead of trapping.
-    func dividedRoundingUp(by divisor: Int64) -> Int64 {
-        let quotient = self / divisor
-        return self % divisor > 0 ? quotient + 1 : quotient
     }
 }

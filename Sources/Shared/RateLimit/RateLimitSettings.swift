@@ -1,3 +1,5 @@
+import Support
+
 extension SettingsReader {
     /// A `RateLimitPolicy` from `<count>/<window>` or `off` (nil).
     package func rateLimit(_ name: String, policyName: String) throws(ConfigurationError) -> RateLimitPolicy? {

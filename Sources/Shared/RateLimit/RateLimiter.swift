@@ -1,3 +1,9 @@
+import JSON
+import Redis
+import Runtime
+import Security
+import Support
+
 /// The sliding-log limit in Redis: one atomic script per decision, time from `redis.call('TIME')`
 /// (so every instance shares one clock), one sorted set per subject that expires with its window.
 ///
@@ -102,12 +108,12 @@ package final class RateLimiter {
             decisions = fallback(subject, members: members, error: error)
         }
         let refused = decisions.count(where: { !$0.allowed && $0.source != .failClosed })
-        if refused > 0 { ChatMetrics.rateLimitRejections.increment(policy.name, by: Double(refused)) }
+        if refused > 0 { RateLimitMetrics.rejections.increment(policy.name, by: Double(refused)) }
         return decisions
     }
 
     private func fallback(_ subject: String, members: [String], error: RedisError) -> [RateLimitDecision] {
-        ChatMetrics.rateLimitFallbacks.increment(policy.name, by: Double(members.count))
+        RateLimitMetrics.fallbacks.increment(policy.name, by: Double(members.count))
         let now = MonotonicClock.now()
         if now - lastFailureLog >= 10_000_000_000 || lastFailureLog == 0 {
             lastFailureLog = now

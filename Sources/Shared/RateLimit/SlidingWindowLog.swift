@@ -1,3 +1,5 @@
+import Runtime
+
 /// The sliding-log rule, in memory: the same decisions as `RateLimitScript` makes in Redis, for
 /// unit tests of the window edges and as the per-process fallback (`RateLimitFailureMode.local`).
 ///

@@ -1,3 +1,6 @@
+import Runtime
+import Support
+
 /// The process's command connection to Redis, reconnecting by itself.
 ///
 /// While disconnected every command fails at once with `.unavailable` (answer HTTP 503
@@ -55,7 +58,7 @@ package final class RedisClient {
     package func send(_ command: RedisCommand) async throws(RedisError) -> RedisValue {
         guard let connection = connector.connection else { throw .unavailable }
         let started = MonotonicClock.now()
-        defer { if recordsLatency { ChatMetrics.redisCommandDuration.observeSince(started) } }
+        defer { if recordsLatency { RedisMetrics.commandDuration.observeSince(started) } }
         return try await connection.send(command)
     }
 
@@ -73,7 +76,7 @@ package final class RedisClient {
     package func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         guard let connection = connector.connection else { throw .unavailable }
         let started = MonotonicClock.now()
-        defer { if recordsLatency { ChatMetrics.redisCommandDuration.observeSince(started) } }
+        defer { if recordsLatency { RedisMetrics.commandDuration.observeSince(started) } }
         return try await connection.pipeline(commands)
     }
 

@@ -1,5 +1,6 @@
 import CHiredis
 import Glibc
+import Runtime
 
 /// One hiredis async connection driven by the process's epoll loop.
 ///

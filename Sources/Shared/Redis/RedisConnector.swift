@@ -1,3 +1,5 @@
+import Runtime
+
 /// Keeps one `RedisConnection` alive: connects, and after a failed attempt or a lost connection tries
 /// again with backoff, forever, until `close()`. Shared by `RedisClient` and `RedisSubscriber`.
 @LoopActor

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Runtime
 
 /// Turns a Redis host name into a numeric address without blocking the loop.
 ///

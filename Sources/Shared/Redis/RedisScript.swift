@@ -1,3 +1,5 @@
+import Security
+
 /// A Lua script with its SHA1 computed once, for `EVALSHA` (Redis caches scripts by this digest).
 package struct RedisScript: Sendable, Hashable {
     /// The Lua source.

@@ -1,3 +1,5 @@
+import Runtime
+
 /// The process's pub/sub connection to Redis, separate from the command connection (a subscribed
 /// hiredis context accepts nothing but (UN)SUBSCRIBE).
 ///

@@ -1,3 +1,6 @@
+import JSON
+import Runtime
+
 /// The claims this service puts in, and reads from, its access and refresh tokens.
 package struct JWTClaims: Sendable, Equatable {
     /// `sub`: the user id.

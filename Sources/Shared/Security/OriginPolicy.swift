@@ -1,3 +1,5 @@
+import Support
+
 /// Which browser origins may open sockets (the `Origin` header of the upgrade request).
 ///
 /// Requests without `Origin` come from non-browser clients (mobile apps, servers, python-socketio)

@@ -1,3 +1,5 @@
+import JSON
+
 // Engine.IO v4 packet codec for the WebSocket transport (socketio/engine.io-protocol): one packet per
 // text frame, `<type digit>[<data>]`. Binary frames would carry raw binary messages; the gateway refuses
 // them, so this codec only knows text, and text starting with `b` (base64 binary, a polling form) is an

@@ -1,3 +1,5 @@
+import JSON
+
 /// Why `EngineIOPacket.decode` rejected a WebSocket text frame.
 package enum EngineIOParseError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The frame was empty.

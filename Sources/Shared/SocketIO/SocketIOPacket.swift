@@ -1,3 +1,5 @@
+import JSON
+
 // Socket.IO v5 packet codec (socketio/socket.io-protocol, "Packet encoding"), a pure value: text in,
 // packet out, and back. The wire form is
 //     <type>[<attachments>-][<namespace>,][<ack id>][<JSON payload>]

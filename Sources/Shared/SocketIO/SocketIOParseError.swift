@@ -1,3 +1,5 @@
+import JSON
+
 /// Why `SocketIOPacket.decode` rejected a packet. A server closes the connection on any of these
 /// (the protocol says a malformed packet ends the session); `message` tells the client's developer why.
 package enum SocketIOParseError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,4 +1,6 @@
 import Glibc
+import JSON
+import Runtime
 
 /// Severity of a log line, ordered.
 package enum LogLevel: Int, Sendable, Comparable, CaseIterable {

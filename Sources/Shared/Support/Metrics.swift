@@ -1,4 +1,5 @@
 import Glibc
+import Runtime
 
 // Prometheus metrics without a client library: a loop-confined registry of counters, gauges and
 // fixed-bucket histograms, and a pure renderer for the text exposition format 0.0.4.

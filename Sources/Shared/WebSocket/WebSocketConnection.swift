@@ -1,3 +1,5 @@
+import Runtime
+
 /// Receives a WebSocket connection's messages. Calls happen on the loop.
 @LoopActor
 package protocol WebSocketConnectionDelegate: AnyObject {

@@ -1,3 +1,6 @@
+import HTTP
+import Security
+
 /// The server side of the WebSocket opening handshake (RFC 6455 §4.2). No extension or subprotocol
 /// is negotiated: `Sec-WebSocket-Extensions` (e.g. permessage-deflate) and `Sec-WebSocket-Protocol`
 /// offers are ignored, which tells the client none was accepted.
@@ -18,9 +21,9 @@ package enum WebSocketHandshake {
     /// 405 for a method other than GET, 426 (with `Sec-WebSocket-Version: 13`) for a missing or other
     /// protocol version, 400 for any other missing or malformed handshake field. The caller writes the
     /// 101 and then speaks WebSocket on the connection.
-    package static func response(to request: HTTPRequest) -> Result<HTTPResponse, APIError> {
+    package static func response(to request: HTTPRequest) -> Result<HTTPResponse, WebSocketHandshakeError> {
         guard request.method == .GET else {
-            return .failure(APIError(
+            return .failure(WebSocketHandshakeError(
                 .methodNotAllowed, code: "method_not_allowed",
                 message: "a WebSocket upgrade must use GET, not \(request.method)", headers: ["Allow": "GET"]))
         }
@@ -36,7 +39,7 @@ package enum WebSocketHandshake {
         let versions = request.headers.values("Sec-WebSocket-Version")
         guard versions.count == 1, trimmed(versions[0]) == supportedVersion else {
             let found = versions.isEmpty ? "no Sec-WebSocket-Version header" : "Sec-WebSocket-Version '\(versions.joined(separator: ", "))'"
-            return .failure(APIError(
+            return .failure(WebSocketHandshakeError(
                 .upgradeRequired, code: "websocket_version_unsupported",
                 message: "\(found): this server speaks WebSocket version \(supportedVersion) only",
                 headers: ["Sec-WebSocket-Version": supportedVersion]))
@@ -60,8 +63,8 @@ package enum WebSocketHandshake {
         return .success(response)
     }
 
-    private static func badHandshake(_ message: String) -> APIError {
-        APIError(.badRequest, code: "bad_websocket_handshake", message: message)
+    private static func badHandshake(_ message: String) -> WebSocketHandshakeError {
+        WebSocketHandshakeError(.badRequest, code: "bad_websocket_handshake", message: message)
     }
 
     /// The value without surrounding spaces and tabs (the HTTP parser already strips them; this
@@ -71,5 +74,29 @@ package enum WebSocketHandshake {
         while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
         while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
         return slice
+    }
+}
+
+/// Why an upgrade request was refused: the HTTP status, a stable code and a sentence, answered as
+/// the house error body (`{"error": {"code", "message"}}`) with any extra headers.
+package struct WebSocketHandshakeError: Error, Sendable, Equatable {
+    package var status: HTTPStatus
+    package var code: String
+    package var message: String
+    /// `Allow` for 405, `Sec-WebSocket-Version` for 426.
+    package var headers: HTTPHeaders
+
+    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+    }
+
+    /// The response refusing the upgrade.
+    package var response: HTTPResponse {
+        var response = HTTPResponse.error(status, code: code, message: message)
+        response.headers.replaceOrAdd(contentsOf: headers)
+        return response
     }
 }

@@ -1,4 +1,7 @@
 import Glibc
+import JSON
+import Runtime
+import Support
 
 /// The common `main` of both executables: parse the command line, load the configuration, run the
 /// loop on the main thread, exit with the status the app recorded.

@@ -1,3 +1,6 @@
+import Postgres
+import Redis
+
 extension PostgresPoolConfiguration {
     /// The pool the process's settings describe; `applicationName` shows in `pg_stat_activity`.
     package init(common: CommonConfiguration, applicationName: String) {

@@ -23,3 +23,13 @@ extension FixedWidthInteger {
         return (self < 0) == (other < 0) ? .max : .min
     }
 }
+
+extension Int64 {
+    /// `self / divisor` rounded toward positive infinity, for a positive `divisor`. Unlike
+    /// `(self + divisor - 1) / divisor` it cannot overflow, so a wait read from a reply (a Redis
+    /// script result, a worker's `retryAfterMs`) near `Int64.max` converts instead of trapping.
+    package func dividedRoundingUp(by divisor: Int64) -> Int64 {
+        let quotient = self / divisor
+        return self % divisor > 0 ? quotient + 1 : quotient
+    }
+}

@@ -1,3 +1,6 @@
+import HTTP
+import Support
+
 extension HTTPServerConfiguration {
     /// The admin server of a process (`/metrics`, `/health`, `/ready`) from `ADMIN_HOST` and
     /// `ADMIN_PORT`: few connections and tiny bodies, since only probes and scrapers talk to it.

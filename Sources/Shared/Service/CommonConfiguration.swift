@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import Runtime
+import Support
 
 /// Settings both executables read: environment mode, logging, Postgres and Redis.
 package struct CommonConfiguration: Sendable {

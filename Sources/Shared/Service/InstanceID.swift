@@ -1,4 +1,5 @@
 import Glibc
+import Security
 
 /// Names a process instance in logs, presence and consumer groups.
 package enum InstanceID {
