@@ -34,7 +34,7 @@ case "$target" in
         extra=(jwt/FuzzInput.swift) ;;
     session)
         module=SessionFuzz harness=SessionFuzz.swift binary=session-fuzz layers=(all) max_len=8192
-        gateway=(Realtime/SocketSessionMachine.swift Realtime/SocketEventBudget.swift
+        gateway=(Realtime/SocketSessionMachine.swift Realtime/SocketEventBudget.swift App/GatewayErrorCodes.swift
                  Messaging/MessagePayload.swift Messaging/SyncCursor.swift)
         extra=(jwt/FuzzInput.swift) ;;
     *)

@@ -219,7 +219,7 @@ final class CommandConsumer {
                 logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
                 outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
             case .failure(.rejected(let error, let userID, let reply)):
-                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code)])
+                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
                 outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
             }
         }

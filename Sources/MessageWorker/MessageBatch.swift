@@ -158,14 +158,14 @@ struct MessageBatch: Sendable {
     mutating func recordExistingUsers(_ existing: Set<Int64>) {
         for (index, command) in commands.enumerated() where planned[index] == nil && command.rateLimited == nil {
             if case .readAll(let senderID) = command.envelope.command, !existing.contains(senderID) {
-                planned[index] = .failed(APIError(.notFound, code: "user_not_found", message: "no user with id \(senderID)"))
+                planned[index] = .failed(APIError(.userNotFound, message: "no user with id \(senderID)"))
                 continue
             }
             guard case .send(let message) = command.envelope.command else { continue }
             if !existing.contains(message.receiverID) {
                 planned[index] = .failed(ChatErrors.userNotFound)
             } else if !existing.contains(command.envelope.userID) {
-                planned[index] = .failed(APIError(.notFound, code: "user_not_found", message: "your account does not exist"))
+                planned[index] = .failed(APIError(.userNotFound, message: "your account does not exist"))
             }
         }
     }
@@ -322,27 +322,24 @@ struct MessageBatch: Sendable {
                 var bySender = read.json
                 bySender["readerId"] = .int(userID)
                 planned[index] = .done(result: ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))], events: [
-                    ChatEvent(userID: userID, name: "messageReadConfirmed", data: .object(read.json)),
-                    ChatEvent(userID: record.senderID, name: "messageReadByReceiver", data: .object(bySender)),
+                    ChatEvent(userID: userID, event: .messageReadConfirmed, data: .object(read.json)),
+                    ChatEvent(userID: record.senderID, event: .messageReadByReceiver, data: .object(bySender)),
                 ])
 
             case .readAll(let senderID):
                 guard let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)],
                       senderID != userID, ledger.isMember(MemberKey(conversationID: conversation.id, userID: userID)) else {
-                    planned[index] = .done(result: ["count": 0, "lastReadSeq": 0, "conversationId": .null], events: [
-                        ChatEvent(userID: userID, name: "allMessagesRead",
-                                  data: ["senderId": .int(senderID), "count": 0, "conversationId": .null, "lastReadSeq": 0]),
+                    planned[index] = .done(result: ReadProgress.none.readAllResult, events: [
+                        ChatEvent(userID: userID, event: .allMessagesRead, data: ReadProgress.none.allMessagesRead(senderID: senderID)),
                     ])
                     continue
                 }
                 let member = MemberKey(conversationID: conversation.id, userID: userID)
                 let count = ledger.advance(member, to: ledger.lastSeq(conversation.id))
-                let pointer = ledger.pointer(member)
-                planned[index] = .done(result: ["count": .int(count), "lastReadSeq": .int(pointer), "conversationId": .int(conversation.id)], events: [
-                    ChatEvent(userID: userID, name: "allMessagesRead",
-                              data: ["senderId": .int(senderID), "count": .int(count), "conversationId": .int(conversation.id), "lastReadSeq": .int(pointer)]),
-                    ChatEvent(userID: senderID, name: "messagesReadByReceiver",
-                              data: ["receiverId": .int(userID), "count": .int(count), "conversationId": .int(conversation.id), "lastReadSeq": .int(pointer)]),
+                let progress = ReadProgress(conversationID: conversation.id, count: count, lastReadSeq: ledger.pointer(member))
+                planned[index] = .done(result: progress.readAllResult, events: [
+                    ChatEvent(userID: userID, event: .allMessagesRead, data: progress.allMessagesRead(senderID: senderID)),
+                    ChatEvent(userID: senderID, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)),
                 ])
 
             case .readMany(let ids):
@@ -381,13 +378,12 @@ struct MessageBatch: Sendable {
                 for conversationID in newest.keys.sorted() {
                     let member = MemberKey(conversationID: conversationID, userID: userID)
                     let count = ledger.advance(member, to: newest[conversationID] ?? 0)
-                    let pointer = ledger.pointer(member)
+                    let progress = ReadProgress(conversationID: conversationID, count: count, lastReadSeq: ledger.pointer(member))
                     total = total.addingSaturated(count)
-                    highest = max(highest, pointer)
-                    perConversation.append(["conversationId": .int(conversationID), "count": .int(count), "lastReadSeq": .int(pointer)])
+                    highest = max(highest, progress.lastReadSeq)
+                    perConversation.append(progress.conversationEntry)
                     for sender in (senders[conversationID] ?? []).sorted() {
-                        events.append(ChatEvent(userID: sender, name: "messagesReadByReceiver",
-                                                data: ["receiverId": .int(userID), "count": .int(count), "conversationId": .int(conversationID), "lastReadSeq": .int(pointer)]))
+                        events.append(ChatEvent(userID: sender, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)))
                     }
                 }
                 planned[index] = .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)], events: events)
@@ -458,8 +454,8 @@ struct MessageBatch: Sendable {
                 outcomes.append(CommandOutcome(
                     entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) },
                     events: [
-                        ChatEvent(userID: record.senderID, name: "messageSent", data: .object(message)),
-                        ChatEvent(userID: receiverID, name: "receiveMessage", data: .object(received)),
+                        ChatEvent(userID: record.senderID, event: .messageSent, data: .object(message)),
+                        ChatEvent(userID: receiverID, event: .receiveMessage, data: .object(received)),
                     ]))
             case nil:
                 // Not planned: `plan` was not called (a batch refused entirely before the transaction).

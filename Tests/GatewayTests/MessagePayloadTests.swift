@@ -15,7 +15,7 @@ import Testing
             try body()
             return nil
         } catch let error as APIError {
-            return error.code == "validation_failed" ? error.message : "code \(error.code)"
+            return error.code.name == "validation_failed" ? error.message : "code \(error.code)"
         } catch {
             return "unexpected \(error)"
         }

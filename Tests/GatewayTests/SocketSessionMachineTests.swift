@@ -116,7 +116,7 @@ import Testing
         var machine = SocketSessionMachine(configuration: Self.configuration(), headerToken: nil, now: Self.start)
         _ = machine.received(text: Self.connectFrame(Self.token()), now: Self.start)
         #expect(machine.deadlineFired(now: Self.later(45_000)).isEmpty)
-        let actions = machine.refused(code: "redis_unavailable", message: "down")
+        let actions = machine.refused(APIError(.redisUnavailable, message: "down"))
         #expect(Self.sent(actions) == [#"4{"message":"down","data":{"code":"redis_unavailable"}}"#])
         #expect(Self.closeCode(actions) == WebSocketCloseCode.policyViolation)
     }
@@ -256,7 +256,7 @@ import Testing
         machine = Self.connected()
         let actions = machine.received(text: #"424["sync",{"limit":5}]"#, now: Self.start)
         guard case .dispatch(let request)? = actions.last else { Issue.record("\(actions)"); return }
-        #expect(request.name == "sync")
+        #expect(request.event == .sync)
         #expect(request.ackID == 4)
         #expect(request.argument == ["limit": 5])
         #expect(actions.first == .countEvent("sync"))

@@ -8,7 +8,7 @@ import Testing
             try body()
             return false
         } catch {
-            return (error as? APIError)?.code == "validation_failed"
+            return (error as? APIError)?.code.name == "validation_failed"
         }
     }
 

@@ -13,7 +13,7 @@ import Testing
             _ = try AccountRules.username(name)
             Issue.record("accepted \(name)")
         } catch {
-            #expect(error.code == "validation_failed")
+            #expect(error.code.name == "validation_failed")
             #expect(error.message.contains("'username'"))
         }
     }

@@ -31,12 +31,12 @@ import Testing
         #expect(ChatErrors.apiError(code: "cannot_message_self", message: "m").status == .unprocessableContent)
         #expect(ChatErrors.apiError(code: "processing_failed", message: "m").status == .internalServerError)
         for error in [ChatErrors.userNotFound, ChatErrors.messageNotFound, ChatErrors.notARecipient, ChatErrors.cannotMessageSelf, ChatErrors.processingFailed] {
-            #expect(ChatErrors.apiError(code: error.code, message: error.message) == APIError(error.status, code: error.code, message: error.message))
+            #expect(ChatErrors.apiError(code: error.code.name, message: error.message) == APIError(error.code, message: error.message))
         }
     }
 
     @Test func eventsAreWrappedForTheUserChannel() {
-        let event = ChatEvent(userID: 12, name: "messageSent", data: ["id": 1])
+        let event = ChatEvent(userID: 12, event: .messageSent, data: ["id": 1])
         #expect(event.channel == "chat:user:12")
         #expect(String(decoding: event.payload(), as: UTF8.self) == #"{"event":"messageSent","data":{"id":1}}"#)
     }

@@ -312,7 +312,7 @@ import Testing
         let policy = RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000)
         let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 1_500))
         #expect(error.status == .tooManyRequests)
-        #expect(error.code == "rate_limited")
+        #expect(error.code.name == "rate_limited")
         #expect(error.message == "rate limit exceeded (100 per 1m); retry in 2 s")
         #expect(error.headers["Retry-After"] == "2")
         let response = error.response
@@ -343,7 +343,7 @@ import Testing
     }
 
     @Test func errorsWithoutDetailsKeepTheirBody() throws {
-        let error = APIError(.notFound, code: "user_not_found", message: "no \"such\" user")
+        let error = APIError(ErrorCode("user_not_found", .notFound, "unused"), message: "no \"such\" user")
         #expect(error.response == HTTPResponse.error(.notFound, code: "user_not_found", message: "no \"such\" user"))
         #expect(String(decoding: error.response.body, as: UTF8.self) == #"{"error":{"code":"user_not_found","message":"no \"such\" user"}}"#)
         #expect(String(decoding: ChatErrors.workerUnavailable.response.body, as: UTF8.self)
@@ -352,7 +352,7 @@ import Testing
     }
 
     @Test func detailsCannotOverrideCodeOrMessage() throws {
-        let error = APIError(.badRequest, code: "real", message: "real message", details: ["code": "fake", "message": "fake", "extra": true])
+        let error = APIError(ErrorCode("real", .badRequest, "unused"), message: "real message", details: ["code": "fake", "message": "fake", "extra": true])
         #expect(error.json == ["code": "real", "message": "real message", "extra": true])
         let body = try JSONParser.parse(error.response.body)
         #expect(body == ["error": ["code": "real", "message": "real message", "extra": true]])
@@ -361,9 +361,9 @@ import Testing
     @Test func rateLimiterUnavailableIsA503() {
         let error = APIError.rateLimiterUnavailable
         #expect(error.status == .serviceUnavailable)
-        #expect(error.code == "rate_limiter_unavailable")
+        #expect(error.code.name == "rate_limiter_unavailable")
         #expect(error.headers["Retry-After"] == "1")
-        #expect(ChatErrors.apiError(code: error.code, message: error.message).status == .serviceUnavailable)
+        #expect(ChatErrors.apiError(code: error.code.name, message: error.message).status == .serviceUnavailable)
     }
 
     // MARK: Worker replies
@@ -389,7 +389,7 @@ import Testing
         #expect(api.details == ["limit": "messages", "retryAfterMs": 4_321])
         let body = try JSONParser.parse(api.response.body)
         #expect(body == ["error": ["code": "rate_limited", "message": "too many messages", "limit": "messages", "retryAfterMs": 4_321]])
-        #expect(ChatReply.errorObject(code: code, message: message, details: details)
+        #expect(APIError.errorObject(code: code, message: message, details: details)
             == ["code": "rate_limited", "message": "too many messages", "limit": "messages", "retryAfterMs": 4_321])
     }
 

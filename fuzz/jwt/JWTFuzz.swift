@@ -71,7 +71,7 @@ private func checkAccepted(_ claims: JWTClaims, token: String, signer: JWTSigner
     do {
         principal = try Principal(verified: claims)
     } catch {
-        invariant(error.code == "token_malformed", "unexpected principal error \(error.code)")
+        invariant(error.code == .tokenMalformed, "unexpected principal error \(error.code)")
         invariant(Int64(claims.subject).map { $0 <= 0 } ?? true, "subject \(claims.subject.debugDescription) refused")
         return
     }
@@ -216,7 +216,7 @@ private func typedMode(_ input: inout FuzzInput) {
         invariant(verified == claims, "sign/verify changed the claims: \(claims) -> \(verified)")
         checkAccepted(verified, token: token, signer: signer, now: now, input: &input)
     case .failure(let error):
-        invariant(error.code == expected, "sign/verify refused with \(error.code), expected \(expected ?? "success"): \(claims) at \(now)")
+        invariant(ErrorCode.token(error).name == expected, "sign/verify refused with \(ErrorCode.token(error)), expected \(expected ?? "success"): \(claims) at \(now)")
     }
     checkTampered(token, signer: signer, now: now, input: &input)
 }

@@ -291,13 +291,15 @@ private struct SessionProgram {
             apply(machine.admitted(socketID: socketID, now: now), from: .admitted)
         case 15:
             admitting = nil
-            let code = input.pick(["token_revoked", "user_not_found", "redis_unavailable"]) { $0.text(maximum: 12) }
-            apply(machine.refused(code: code, message: input.text(maximum: 24)), from: .refused)
+            let code = input.pick([ErrorCode.tokenRevoked, .redisUnavailable, .databaseUnavailable]) {
+                ErrorCode($0.text(maximum: 12), .internalServerError, "fuzzed")
+            }
+            apply(machine.refused(APIError(code, message: input.text(maximum: 24))), from: .refused)
         case 16:
             guard !confirming.isEmpty else { return connect() }
             let (principal, ackID) = confirming.remove(at: input.below(confirming.count))
             if input.below(4) == 3 {
-                apply(machine.reauthenticationFailed(code: "token_revoked", message: input.text(maximum: 16), ackID: ackID),
+                apply(machine.reauthenticationFailed(APIError(.tokenRevoked, message: input.text(maximum: 16)), ackID: ackID),
                       from: .reauthenticationFailed)
             } else {
                 apply(machine.reauthenticated(principal, ackID: ackID, now: now), from: .reauthenticated)
@@ -394,7 +396,9 @@ private struct SessionProgram {
                 invariant(machine.state == .connected(principal), ".didConnect(\(principal)) but state \(machine.state)")
             case .dispatch(let request):
                 invariant(request.principal == machine.principal, "dispatch as \(request.principal), connected as \(String(describing: machine.principal))")
-                invariant(!Machine.sessionEvents.contains(request.name), "session event \(request.name) dispatched")
+                invariant(![SocketEvent.ping, .whoami, .authenticate, .requestServerAck].contains(request.event),
+                          "session event \(request.event) dispatched")
+                invariant(SocketEvent.client.contains(request.event), "unknown event \(request.event) dispatched")
                 validate(request)
             case .countEvent, .pongReceived:
                 break

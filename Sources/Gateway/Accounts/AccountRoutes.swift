@@ -35,10 +35,10 @@ final class AccountRoutes: RequestAuthenticator {
 
     func authenticate(_ request: HTTPRequest) async throws -> Principal {
         guard let header = request.headers["Authorization"] else {
-            throw APIError.unauthorized("token_missing", "send 'Authorization: Bearer <token>'")
+            throw APIError.unauthorized(.tokenMissing, "send 'Authorization: Bearer <token>'")
         }
         guard let token = BearerToken.parse(header) else {
-            throw APIError.unauthorized("token_malformed", "the Authorization header must be 'Bearer <token>'")
+            throw APIError.unauthorized(.tokenMalformed, "the Authorization header must be 'Bearer <token>'")
         }
         return try await tokens.authenticate(bearer: token)
     }
@@ -85,8 +85,8 @@ final class AccountRoutes: RequestAuthenticator {
         }
     }
 
-    private static let usernameTaken = APIError(.conflict, code: "username_taken", message: "field 'username': this username is already taken")
-    private static let emailTaken = APIError(.conflict, code: "email_taken", message: "field 'email': an account with this email already exists")
+    private static let usernameTaken = APIError(.usernameTaken)
+    private static let emailTaken = APIError(.emailTaken)
 
     private static func duplicateError(_ error: PostgresError) -> APIError? {
         guard case .server(let server) = error, server.sqlState == "23505" else { return nil }
@@ -130,7 +130,7 @@ final class AccountRoutes: RequestAuthenticator {
         return .json(.ok, Self.tokenBody(issued, user: user))
     }
 
-    private static let invalidCredentials = APIError.unauthorized("invalid_credentials", "email/username or password is incorrect")
+    private static let invalidCredentials = APIError.unauthorized(.invalidCredentials)
 
     private static func tokenBody(_ issued: SessionTokens.IssuedTokens, user: UserRecord) -> JSONValue {
         [

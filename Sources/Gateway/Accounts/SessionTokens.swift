@@ -57,7 +57,7 @@ final class SessionTokens {
         do {
             claims = try signer.verify(token, now: WallClock.seconds())
         } catch {
-            throw APIError.unauthorized(error.code, error.message)
+            throw APIError.unauthorized(error)
         }
         return try Principal(verified: claims)
     }
@@ -83,9 +83,9 @@ final class SessionTokens {
         return keys
     }
 
-    static let revokedError = APIError.unauthorized("token_revoked", "this token has been revoked; log in again")
+    static let revokedError = APIError.unauthorized(.tokenRevoked)
     /// A valid token of an account that was deleted: treated as a dead token.
-    static let accountGone = APIError.unauthorized("token_revoked", "this account no longer exists")
+    static let accountGone = APIError.unauthorized(.tokenRevoked, "this account no longer exists")
 
     /// The signer (for checks that need no revocation lookup).
     var verifier: JWTSigner { signer }
@@ -123,7 +123,7 @@ final class SessionTokens {
 
     /// Exchanges a refresh token for a new pair. Reuse of a rotated token revokes the session.
     func refresh(_ presented: String) async throws -> (userID: Int64, tokens: IssuedTokens) {
-        let invalid = APIError.unauthorized("refresh_token_invalid", "the refresh token is not valid; log in again")
+        let invalid = APIError.unauthorized(.refreshTokenInvalid)
         let parts = presented.split(separator: ".", maxSplits: 1)
         guard parts.count == 2, presented.utf8.count <= 256 else { throw invalid }
         let tokenID = String(parts[0]), secret = String(parts[1])
@@ -138,15 +138,14 @@ final class SessionTokens {
         let userID = try row.int64("user_id")
         let familyID = try row.string("family_id")
         if try row.bool("revoked") {
-            throw APIError.unauthorized("refresh_token_revoked", "this session has ended; log in again")
+            throw APIError.unauthorized(.refreshTokenRevoked)
         }
         if try row.bool("rotated") {
             try await revokeSession(familyID, userID: userID)
-            throw APIError.unauthorized("refresh_token_reused",
-                                        "this refresh token was already used; the session has been revoked for safety")
+            throw APIError.unauthorized(.refreshTokenReused)
         }
         guard try row.bool("live") else {
-            throw APIError.unauthorized("refresh_token_expired", "the refresh token has expired; log in again")
+            throw APIError.unauthorized(.refreshTokenExpired)
         }
         let rotated: String? = try await database.transaction { connection in
             // Conditional update: of two concurrent refreshes with the same token, exactly one wins.
@@ -159,8 +158,7 @@ final class SessionTokens {
         }
         guard let rotated else {
             try await revokeSession(familyID, userID: userID)
-            throw APIError.unauthorized("refresh_token_reused",
-                                        "this refresh token was already used; the session has been revoked for safety")
+            throw APIError.unauthorized(.refreshTokenReused)
         }
         return (userID, IssuedTokens(accessToken: makeAccessToken(userID: userID, sessionID: familyID),
                                      refreshToken: rotated, expiresIn: accessTokenTTLSeconds))

@@ -5,7 +5,7 @@ import Shared
 enum GatewayMetrics {
     /// Socket.IO event names with their own series; anything else is counted as `other` so a
     /// client cannot grow the label set.
-    static let knownEvents: Set<String> = SocketMessaging.events.union(["ping", "whoami", "authenticate", "requestServerAck"])
+    static let knownEvents: Set<String> = Set(SocketEvent.client.map(\.name))
 
     /// Socket.IO events received from clients, by event name.
     static let socketEventsIn = MetricsRegistry.shared.counter(
@@ -13,10 +13,7 @@ enum GatewayMetrics {
         labelName: "event", initialLabels: knownEvents.sorted() + ["other"])
 
     /// Event names the workers and gateways publish to users; anything else is counted as `other`.
-    nonisolated static let publishedEvents: Set<String> = [
-        "receiveMessage", "messageSent", "messageReadConfirmed", "messageReadByReceiver", "allMessagesRead",
-        "messagesReadByReceiver", "typing", "stopTyping",
-    ]
+    nonisolated static let publishedEvents: Set<String> = Set(SocketEvent.server.map(\.name))
 
     /// Published events written to local sockets (one per socket), by event name.
     static let publishedEventsDelivered = MetricsRegistry.shared.counter(

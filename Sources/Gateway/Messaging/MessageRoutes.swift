@@ -58,7 +58,7 @@ final class MessageRoutes {
                                    limit: http.queryParameter("limit"), defaultLimit: configuration.historyDefaultLimit,
                                    maxLimit: configuration.historyMaxLimit)
         guard let history = try await reader.history(userID: userID, otherUserID: otherUserID, page: page) else {
-            throw APIError(.notFound, code: "user_not_found", message: "no user with id \(otherUserID)")
+            throw APIError(.userNotFound, message: "no user with id \(otherUserID)")
         }
         var response = HTTPResponse.json(.ok, .array(history.messages))
         response.headers.replaceOrAdd(name: "X-Has-More", value: history.hasMore ? "true" : "false")

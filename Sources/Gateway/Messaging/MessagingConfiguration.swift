@@ -24,7 +24,7 @@ struct MessagingConfiguration: Sendable {
     var maxConversations: Int
 
     static let settings: [Setting] = [
-        Setting("COMMAND_STREAM", "chat:cmd", "Redis stream the gateway appends message commands to (same as the workers')"),
+        Setting("COMMAND_STREAM", ChatChannels.commandStream, "Redis stream the gateway appends message commands to (same as the workers')"),
         Setting("COMMAND_REPLY_TIMEOUT_MS", "10000", "how long a write waits for a message worker before answering 503 worker_unavailable"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "most characters (Unicode scalars) in a message's content"),
         Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),

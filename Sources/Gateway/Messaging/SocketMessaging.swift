@@ -16,8 +16,6 @@ final class SocketMessaging {
     /// refusal when none is left. nil (unwired) admits everything.
     var spendAPIBudget: (@LoopActor (_ userID: Int64) async -> APIError?)?
 
-    /// The events this class answers.
-    static let events: Set<String> = ["sendMessage", "messageRead", "markAllAsRead", "typing", "stopTyping", "sync"]
 
     init(configuration: MessagingConfiguration, submitter: CommandSubmitter, reader: ConversationReader, redis: RedisClient) {
         self.configuration = configuration
@@ -30,36 +28,36 @@ final class SocketMessaging {
     }
 
     /// Handles a messaging event of a connected socket.
-    func handle(_ name: String, _ argument: JSONValue, ackID: Int64?, session: SocketSession, userID: Int64) {
+    func handle(_ event: SocketEvent, _ argument: JSONValue, ackID: Int64?, session: SocketSession, userID: Int64) {
         do throws(APIError) {
-            switch name {
-            case "sendMessage":
+            switch event {
+            case .sendMessage:
                 let message = try MessagePayload.send(argument, senderID: userID, maxContentLength: configuration.maxContentLength,
                                                       generatedClientMsgID: ClientMessageID.generate)
                 enqueue(.send(message), userID: userID, ackID: ackID, session: session)
-            case "messageRead":
+            case .messageRead:
                 enqueue(try MessagePayload.messageRead(argument), userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
-            case "markAllAsRead":
+            case .markAllAsRead:
                 enqueue(try MessagePayload.markAllAsRead(argument, readerID: userID), userID: userID, ackID: ackID, session: session,
                         spendsAPIBudget: true)
-            case "typing":
+            case .typing:
                 let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
                 guard typingRelay(of: session, userID: userID).typing(to: receiverID) else {
-                    throw APIError(.tooManyRequests, code: "too_many_typing_targets",
+                    throw APIError(.tooManyTypingTargets,
                                    message: "typing to at most \(configuration.maxTypingReceivers) users at once")
                 }
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
-            case "stopTyping":
+            case .stopTyping:
                 let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
                 session.typing?.stopTyping(to: receiverID)
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
-            case "sync":
+            case .sync:
                 sync(argument, userID: userID, ackID: ackID, session: session)
             default:
-                session.emitError(code: "unknown_event", message: "unknown event '\(name)'", ackID: ackID)
+                session.emitError(APIError(.unknownEvent, message: "unknown event '\(event)'"), ackID: ackID)
             }
         } catch {
-            session.emitError(code: error.code, message: error.message, ackID: ackID)
+            session.emitError(error, ackID: ackID)
         }
     }
 
@@ -69,7 +67,7 @@ final class SocketMessaging {
         if let ack = reply.reply.ack {
             session.sendAck(ack, [reply.outcome.ackArgument])
         } else if case .failed(let code, let message, let details) = reply.outcome {
-            session.emitError(code: code, message: message, details: details, ackID: nil)
+            session.emitError(ChatErrors.apiError(code: code, message: message, details: details), ackID: nil)
         }
         // Success without an ack: the events on the user's channel (messageSent, ...) say it all.
     }
@@ -117,10 +115,10 @@ final class SocketMessaging {
                 let limit = try Self.limit(body["limit"], max: self.configuration.syncMaxLimit)
                 let answer = try await self.reader.sync(userID: userID, cursor: cursor, limit: limit,
                                                         maxConversations: self.configuration.maxConversations)
-                if let ackID { session.sendAck(ackID, [answer]) } else { session.emit("sync", answer) }
+                if let ackID { session.sendAck(ackID, [answer]) } else { session.emit(.sync, answer) }
             } catch {
                 let apiError = APIError.from(error)
-                session.emitError(code: apiError.code, message: apiError.message, ackID: ackID)
+                session.emitError(apiError, ackID: ackID)
             }
         }
     }
@@ -139,8 +137,7 @@ final class SocketMessaging {
         if let relay = session.typing { return relay }
         let redis = self.redis
         let relay = TypingRelay(senderID: userID, limits: typingLimits) { event, payload, receiverID in
-            let message: JSONValue = ["event": .string(event), "data": payload]
-            let command = ["PUBLISH", ChatChannels.user(receiverID), message.jsonString]
+            let command = ChatEvent(userID: receiverID, event: event, data: payload).publishCommand
             // Ephemeral: a lost indicator is corrected by the next one or by the automatic stop.
             Task { @LoopActor in _ = try? await redis.send(command) }
         }
@@ -154,7 +151,7 @@ extension ChatReply.Outcome {
     var ackArgument: JSONValue {
         switch self {
         case .ok(let result): result
-        case .failed(let code, let message, let details): ["error": ChatReply.errorObject(code: code, message: message, details: details)]
+        case .failed(let code, let message, let details): ["error": APIError.errorObject(code: code, message: message, details: details)]
         }
     }
 }

@@ -8,12 +8,12 @@ import Shared
 final class TypingRelay {
     private let senderID: Int64
     private var state: TypingState
-    private let publish: @LoopActor (_ event: String, _ payload: JSONValue, _ receiverID: Int64) -> Void
+    private let publish: @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void
     private var timer: TimerHandle?
     private var timerDeadline: UInt64?
 
     init(senderID: Int64, limits: TypingState.Limits,
-         publish: @escaping @LoopActor (_ event: String, _ payload: JSONValue, _ receiverID: Int64) -> Void) {
+         publish: @escaping @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void) {
         self.senderID = senderID
         state = TypingState(limits: limits)
         self.publish = publish
@@ -23,7 +23,7 @@ final class TypingRelay {
     func typing(to receiverID: Int64) -> Bool {
         switch state.typing(to: receiverID, now: MonotonicClock.now()) {
         case .publish:
-            relay("typing", to: receiverID)
+            relay(.typing, to: receiverID)
         case .rearmed:
             break
         case .refused:
@@ -35,17 +35,17 @@ final class TypingRelay {
 
     /// `stopTyping {receiverId}`: relayed only when this socket was typing to that receiver.
     func stopTyping(to receiverID: Int64) {
-        if state.stopTyping(to: receiverID) { relay("stopTyping", to: receiverID) }
+        if state.stopTyping(to: receiverID) { relay(.stopTyping, to: receiverID) }
         armTimer()
     }
 
     /// The socket closed: every live indicator stops now.
     func stopAll() {
-        for receiverID in state.stopAll() { relay("stopTyping", to: receiverID) }
+        for receiverID in state.stopAll() { relay(.stopTyping, to: receiverID) }
         cancelTimer()
     }
 
-    private func relay(_ event: String, to receiverID: Int64) {
+    private func relay(_ event: SocketEvent, to receiverID: Int64) {
         publish(event, ["senderId": .int(senderID), "receiverId": .int(receiverID)], receiverID)
     }
 
@@ -62,7 +62,7 @@ final class TypingRelay {
             guard let self else { return }
             self.timer = nil
             self.timerDeadline = nil
-            for receiverID in self.state.expire(now: MonotonicClock.now()) { self.relay("stopTyping", to: receiverID) }
+            for receiverID in self.state.expire(now: MonotonicClock.now()) { self.relay(.stopTyping, to: receiverID) }
             self.armTimer()
         }
     }

@@ -28,7 +28,7 @@ final class Presence {
         registry.add(userID)
         Task { @LoopActor in
             guard let list = await self.onlineContacts(of: userID) else { return }
-            session.emit("onlineUsers", list)
+            session.emit(.onlineUsers, list)
         }
     }
 
@@ -57,12 +57,12 @@ final class Presence {
             case .online(let userID):
                 guard let (user, contacts) = try await directory.contacts(of: userID) else { return }
                 let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username)]
-                events = contacts.map { ChatEvent(userID: $0.id, name: "userOnline", data: data) }
+                events = contacts.map { ChatEvent(userID: $0.id, event: .userOnline, data: data) }
             case .offline(let users):
                 for (user, contacts) in try await directory.recordLastSeen(users.map { ($0.userID, $0.lastSeenMilliseconds) }) {
                     let lastSeen = user.lastSeenMilliseconds.map { JSONValue.string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null
                     let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username), "lastSeen": lastSeen]
-                    events += contacts.map { ChatEvent(userID: $0, name: "userOffline", data: data) }
+                    events += contacts.map { ChatEvent(userID: $0, event: .userOffline, data: data) }
                 }
             }
         } catch {

@@ -14,10 +14,20 @@ import Shared
 /// The scripts read liveness keys they are not passed (fine on one Redis or a primary with
 /// replicas; Redis Cluster would need hash tags).
 enum PresenceScripts {
-    static func userKey(_ userID: Int64) -> String { "chat:presence:\(userID)" }
-    static func aliveKey(_ instance: String) -> String { "chat:gw:\(instance):alive" }
-    static func usersKey(_ instance: String) -> String { "chat:gw:\(instance):users" }
+    /// What every user's presence hash is named after (then the decimal user id).
+    private static let userKeyPrefix = "chat:presence:"
+    /// Gateway instance keys are `<prefix><instance><suffix>`.
+    private static let instancePrefix = "chat:gw:"
+    private static let aliveSuffix = ":alive"
+    private static let usersSuffix = ":users"
+
+    static func userKey(_ userID: Int64) -> String { userKeyPrefix + String(userID) }
+    static func aliveKey(_ instance: String) -> String { instancePrefix + instance + aliveSuffix }
+    static func usersKey(_ instance: String) -> String { instancePrefix + instance + usersSuffix }
     static let gatewaysKey = "chat:presence:gateways"
+
+    // The scripts build the same names from these constants (keys they are not passed).
+    private static let luaAliveKey = "'\(instancePrefix)' .. instance .. '\(aliveSuffix)'"
 
     /// Shared Lua: the live connection count of a user (`self` counts as alive), and the
     /// announce step. `transition` returns 1 (now online), -1 (now offline) or 0.
@@ -29,7 +39,7 @@ enum PresenceScripts {
             local field = fields[i]
             if string.sub(field, 1, 2) == 'g:' then
               local instance = string.sub(field, 3)
-              if instance == self or redis.call('EXISTS', 'chat:gw:' .. instance .. ':alive') == 1 then
+              if instance == self or redis.call('EXISTS', \(luaAliveKey)) == 1 then
                 total = total + tonumber(fields[i + 1])
               end
             end
@@ -109,12 +119,12 @@ enum PresenceScripts {
         for i = 1, #stale, 2 do
           local instance, last = stale[i], stale[i + 1]
           if budget <= 0 then break end
-          if instance ~= ARGV[1] and redis.call('EXISTS', 'chat:gw:' .. instance .. ':alive') == 0 then
-            local set = 'chat:gw:' .. instance .. ':users'
+          if instance ~= ARGV[1] and redis.call('EXISTS', \(luaAliveKey)) == 0 then
+            local set = '\(instancePrefix)' .. instance .. '\(usersSuffix)'
             local users = redis.call('SPOP', set, budget)
             budget = budget - #users
             for _, user in ipairs(users) do
-              local key = 'chat:presence:' .. user
+              local key = '\(userKeyPrefix)' .. user
               redis.call('HDEL', key, 'g:' .. instance)
               if transition(key, ARGV[1]) == -1 then
                 result[#result + 1] = user

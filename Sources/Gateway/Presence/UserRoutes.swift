@@ -45,7 +45,7 @@ final class UserRoutes {
 
     /// 404 for an id that names no user (any decimal, even beyond 64 bits).
     private static func noSuchUser(_ id: String) -> APIError {
-        APIError(.notFound, code: "user_not_found", message: "no user with id \(id)")
+        APIError(.userNotFound, message: "no user with id \(id)")
     }
 
     private static func noSuchUser(_ id: Int64) -> APIError { noSuchUser(String(id)) }

@@ -62,7 +62,7 @@ final class RealtimeHub: HTTPUpgrader {
         do {
             try await channels.register(session, userID: principal.userID)
         } catch {
-            return APIError(.serviceUnavailable, code: "redis_unavailable", message: error.message)
+            return APIError(.redisUnavailable, message: error.message)
         }
         // Both checks at once, on the loop (no hop to the global executor).
         let revocation = Task { @LoopActor in await self.revocationRefusal(principal) }
@@ -110,25 +110,23 @@ final class RealtimeHub: HTTPUpgrader {
     /// Routes a gateway event of a connected socket.
     func dispatch(_ request: SocketSessionMachine.EventRequest, from session: SocketSession) {
         let userID = request.principal.userID
-        switch request.name {
-        case "getOnlineUsers":
+        switch request.event {
+        case .getOnlineUsers:
             guard let presence else {
-                return session.emitError(code: "presence_unavailable", message: "presence is not available on this gateway", ackID: request.ackID)
+                return session.emitError(APIError(.presenceUnavailable), ackID: request.ackID)
             }
             Task { @LoopActor in
                 if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
                 guard let list = await presence.onlineContacts(of: userID) else {
                     return session.emitError(APIError.databaseUnavailable, ackID: request.ackID)
                 }
-                if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit("onlineUsers", list) }
+                if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit(.onlineUsers, list) }
             }
-        case _ where SocketMessaging.events.contains(request.name):
-            guard let messaging else {
-                return session.emitError(code: "messaging_unavailable", message: "messaging is not available on this gateway", ackID: request.ackID)
-            }
-            messaging.handle(request.name, request.argument, ackID: request.ackID, session: session, userID: userID)
         default:
-            session.emitError(code: "unknown_event", message: "unknown event '\(request.name)'", ackID: request.ackID)
+            guard let messaging else {
+                return session.emitError(APIError(.messagingUnavailable), ackID: request.ackID)
+            }
+            messaging.handle(request.event, request.argument, ackID: request.ackID, session: session, userID: userID)
         }
     }
 
@@ -157,25 +155,24 @@ final class RealtimeHub: HTTPUpgrader {
     private func refusal(for request: HTTPRequest, peer: String) -> APIError? {
         let transport = request.queryParameter("transport")
         if transport == "polling" {
-            return APIError(.badRequest, code: "transport_unsupported",
+            return APIError(.transportUnsupported,
                             message: "HTTP long-polling is not supported yet: connect with the websocket transport (transports: [\"websocket\"])")
         }
         guard request.queryParameter("EIO") == "4" else {
-            return APIError(.badRequest, code: "protocol_unsupported",
-                            message: "only Engine.IO v4 is supported (EIO=4; Socket.IO v3/v4 clients)")
+            return APIError(.protocolUnsupported)
         }
         guard transport == "websocket" else {
-            return APIError(.badRequest, code: "transport_unsupported", message: "use transport=websocket")
+            return APIError(.transportUnsupported)
         }
         if draining {
-            return APIError(.serviceUnavailable, code: "shutting_down", message: "this gateway is shutting down; reconnect",
+            return APIError(.shuttingDown,
                             headers: ["Retry-After": "1"])
         }
         guard configuration.origins.allows(request.headers["Origin"], host: request.headers["Host"]) else {
-            return APIError(.forbidden, code: "origin_not_allowed", message: "this origin may not open sockets")
+            return APIError(.originNotAllowed)
         }
         guard connectionsPerIP[peer, default: 0] < configuration.maxConnectionsPerIP else {
-            return APIError(.tooManyRequests, code: "too_many_connections",
+            return APIError(.tooManyConnections,
                             message: "too many sockets from this address (limit \(configuration.maxConnectionsPerIP))",
                             headers: ["Retry-After": "5"])
         }
@@ -215,7 +212,7 @@ final class RealtimeHub: HTTPUpgrader {
         // Also runs after the first connection (the gateway's reply channel is wanted from the start).
         guard !sessions.isEmpty else { return }
         logger.info("pub/sub restored; telling sockets to resync", ["sockets": .int(Int64(sessions.count))])
-        let frame = SocketSession.frame(for: .event("resync", [["reason": "subscription_restored"]]))
+        let frame = SocketSession.frame(for: .event(SocketEvent.resync.name, [["reason": "subscription_restored"]]))
         for session in sessions.values { session.sendPublished(frame) }
         recheckRevocations()
     }

@@ -89,8 +89,8 @@ final class SocketSession: WebSocketConnectionDelegate {
     }
 
     /// Emits an event to this client.
-    func emit(_ event: String, _ data: JSONValue) {
-        send(.event(event, [data]))
+    func emit(_ event: SocketEvent, _ data: JSONValue) {
+        send(.event(event.name, [data]))
     }
 
     /// A frame published on the user's channel, already encoded.
@@ -110,15 +110,10 @@ final class SocketSession: WebSocketConnectionDelegate {
         sendAck(ackID, [value])
     }
 
-    /// Reports a problem with something the client sent: as the ack's `{"error": {code, message}}`
-    /// when it asked for one, as the event `error` otherwise.
-    func emitError(code: String, message: String, details: JSONObject = [:], ackID: Int64?) {
-        send(SocketSessionMachine.errorPacket(code: code, message: message, details: details, ackID: ackID))
-    }
-
-    /// Reports an `APIError` (a refusal, a failed read) the same way.
+    /// Reports a problem with something the client sent (a refusal, a failed read): as the ack's
+    /// `{"error": {code, message}}` when it asked for one, as the event `error` otherwise.
     func emitError(_ error: APIError, ackID: Int64?) {
-        emitError(code: error.code, message: error.message, details: error.details, ackID: ackID)
+        send(SocketSessionMachine.errorPacket(error, ackID: ackID))
     }
 
     // MARK: WebSocketConnectionDelegate
@@ -200,7 +195,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// from now on reaches this socket), then check revocation and the account.
     private func admit(_ principal: Principal) async {
         if let refusal = await hub.admit(self, principal: principal) {
-            perform(machine.refused(code: refusal.code, message: refusal.message))
+            perform(machine.refused(refusal))
             if machine.principal == nil { hub.channels.unregister(self, userID: principal.userID) }
             return
         }
@@ -215,7 +210,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             perform(machine.reauthenticated(principal, ackID: ackID, now: Self.now()))
         } catch {
             let refusal = APIError.from(error)
-            perform(machine.reauthenticationFailed(code: refusal.code, message: refusal.message, ackID: ackID))
+            perform(machine.reauthenticationFailed(refusal, ackID: ackID))
         }
     }
 

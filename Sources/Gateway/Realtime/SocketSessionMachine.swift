@@ -50,7 +50,7 @@ struct SocketSessionMachine {
 
     /// A gateway event for the session to route (messaging, presence).
     struct EventRequest: Sendable, Equatable {
-        var name: String
+        var event: SocketEvent
         var arguments: [JSONValue]
         var ackID: Int64?
         var principal: Principal
@@ -86,8 +86,6 @@ struct SocketSessionMachine {
         case armServerAckTimeout(id: Int64, milliseconds: Int64)
     }
 
-    /// Events this machine answers itself.
-    static let sessionEvents: Set<String> = ["ping", "whoami", "authenticate", "requestServerAck"]
     /// Revocations remembered, for tokens whose check was in flight when one arrived.
     private static let rememberedRevocations = 16
 
@@ -161,7 +159,7 @@ struct SocketSessionMachine {
             let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds,
                                                                leewaySeconds: configuration.leewaySeconds)
             guard remaining <= 0 else { return [.armDeadline(milliseconds: clampTimer(remaining))] }
-            return end(code: "token_expired", message: "the access token expired; reconnect with a fresh token", reason: "token expired")
+            return end(.tokenExpired, message: "the access token expired; reconnect with a fresh token", reason: "token expired")
         case .closed:
             return []
         }
@@ -191,7 +189,7 @@ struct SocketSessionMachine {
     /// A binary WebSocket message (not supported: Socket.IO binary events need attachments).
     mutating func receivedBinary() -> [Action] {
         guard state != .closed else { return [] }
-        return [error(code: "binary_not_supported", message: "binary packets are not supported; send JSON text", ackID: nil)]
+        return [error(.binaryNotSupported, ackID: nil)]
     }
 
     private mutating func receivedSocketIO(_ body: String, now: Instant) -> [Action] {
@@ -208,7 +206,7 @@ struct SocketSessionMachine {
         case .event:
             if let refusal = spend(now: now, ackID: packet.ackID) { return refusal }
             guard case .connected(let principal) = state else {
-                return [error(code: "not_connected", message: "send CONNECT first", ackID: packet.ackID)]
+                return [error(.notConnected, ackID: packet.ackID)]
             }
             return event(packet, principal: principal, now: now)
         case .ack:
@@ -218,7 +216,7 @@ struct SocketSessionMachine {
             return close(WebSocketCloseCode.normalClosure, "")
         case .binaryEvent, .binaryAck:
             if packet.type == .binaryEvent, let refusal = spend(now: now, ackID: packet.ackID) { return refusal }
-            return [error(code: "binary_not_supported", message: "binary events are not supported; send JSON", ackID: packet.ackID)]
+            return [error(.binaryNotSupported, message: "binary events are not supported; send JSON", ackID: packet.ackID)]
         case .connect, .connectError:
             return []
         }
@@ -229,15 +227,14 @@ struct SocketSessionMachine {
     private mutating func otherNamespace(_ packet: SocketIOPacket, now: Instant) -> [Action] {
         guard packet.type == .event || packet.type == .binaryEvent else { return [] }
         if let refusal = spend(now: now, ackID: nil) { return refusal }
-        return [error(code: "invalid_namespace",
-                      message: "not connected to namespace \(packet.namespace); only / exists", ackID: nil)]
+        return [error(.invalidNamespace, message: "not connected to namespace \(packet.namespace); only / exists", ackID: nil)]
     }
 
     // MARK: CONNECT
 
     private mutating func connect(_ packet: SocketIOPacket, now: Instant) -> [Action] {
         guard packet.namespace == "/" else {
-            return [.send(.connectError(message: "unknown namespace \(packet.namespace)", code: "invalid_namespace",
+            return [.send(.connectError(message: "unknown namespace \(packet.namespace)", code: ErrorCode.invalidNamespace.name,
                                         namespace: packet.namespace))]
         }
         switch state {
@@ -249,13 +246,13 @@ struct SocketSessionMachine {
         if case .object(let auth)? = packet.payload, case .string(let given)? = auth["token"] { token = given }
         guard let token, !token.isEmpty else {
             return [.send(.connectError(message: "send the access token as auth {token} or an Authorization: Bearer header",
-                                        code: "token_missing"))]
+                                        code: ErrorCode.tokenMissing.name))]
         }
         let principal: Principal
         do {
             principal = try verify(token, now: now)
         } catch {
-            return [.send(.connectError(message: error.message, code: error.code))]
+            return [.send(.connectError(message: error.message, code: error.code.name))]
         }
         state = .authenticating(principal)
         return [.admit(principal)]
@@ -265,7 +262,7 @@ struct SocketSessionMachine {
     mutating func admitted(socketID: String, now: Instant) -> [Action] {
         guard case .authenticating(let principal) = state else { return [] }
         if isRevoked(principal) {
-            return refused(code: "token_revoked", message: "this token has been revoked; log in again")
+            return refused(APIError(.tokenRevoked))
         }
         state = .connected(principal)
         self.socketID = socketID
@@ -276,10 +273,10 @@ struct SocketSessionMachine {
 
     /// The checks of `admit` failed: CONNECT_ERROR, and the socket may try again (until the connect
     /// deadline, which closes it if it already passed).
-    mutating func refused(code: String, message: String) -> [Action] {
+    mutating func refused(_ refusal: APIError) -> [Action] {
         guard case .authenticating = state else { return [] }
         state = .awaitingConnect
-        var actions: [Action] = [.send(.connectError(message: message, code: code))]
+        var actions: [Action] = [.send(.connectError(message: refusal.message, code: refusal.code.name))]
         if connectDeadlinePassed { actions += close(WebSocketCloseCode.policyViolation, "no Socket.IO CONNECT in time") }
         return actions
     }
@@ -298,9 +295,9 @@ struct SocketSessionMachine {
             let summary = "\(budget.configuration.ratePerSecond)/s, burst \(budget.configuration.burst)"
             let refusal = APIError.rateLimited(limit: Self.eventBudgetLimit, retryAfterMilliseconds: wait,
                                                message: "too many events on this socket (\(summary)); retry in \(max(1, wait)) ms")
-            return [error(code: refusal.code, message: refusal.message, details: refusal.details, ackID: ackID)]
+            return [Self.errorAction(refusal, ackID: ackID)]
         case .flood:
-            return end(code: "event_flood", message: "this socket kept sending events past its limit and is closed", reason: "event flood")
+            return end(.eventFlood, reason: "event flood")
         }
     }
 
@@ -312,43 +309,47 @@ struct SocketSessionMachine {
         let arguments = packet.eventArguments
         let first = arguments.first ?? .null
         var actions: [Action] = [.countEvent(name)]
-        switch name {
-        case "ping":
+        guard let event = SocketEvent(client: name) else {
+            actions.append(error(.unknownEvent, message: "unknown event '\(name)'", ackID: packet.ackID))
+            return actions
+        }
+        switch event {
+        case .ping:
             var reply: JSONObject = ["pong": true, "time": .int(now.wallMilliseconds)]
             if !arguments.isEmpty { reply["echo"] = first }
-            actions.append(answer(packet.ackID, event: "pong", .object(reply)))
-        case "whoami":
-            actions.append(answer(packet.ackID, event: "whoami", ["userId": .int(principal.userID), "socketId": .string(socketID)]))
-        case "authenticate":
+            actions.append(answer(packet.ackID, event: .pong, .object(reply)))
+        case .whoami:
+            actions.append(answer(packet.ackID, event: .whoami, ["userId": .int(principal.userID), "socketId": .string(socketID)]))
+        case .authenticate:
             actions += reauthenticate(first, ackID: packet.ackID, current: principal, now: now)
-        case "requestServerAck":
+        case .requestServerAck:
             actions += requestServerAck(first, ackID: packet.ackID)
         default:
-            actions.append(.dispatch(EventRequest(name: name, arguments: arguments, ackID: packet.ackID, principal: principal)))
+            actions.append(.dispatch(EventRequest(event: event, arguments: arguments, ackID: packet.ackID, principal: principal)))
         }
         return actions
     }
 
-    /// The ack when asked for, else the event `name`.
-    private func answer(_ ackID: Int64?, event name: String, _ value: JSONValue) -> Action {
+    /// The ack when asked for, else `event`.
+    private func answer(_ ackID: Int64?, event: SocketEvent, _ value: JSONValue) -> Action {
         if let ackID { return .send(.ack(id: ackID, [value])) }
-        return .send(.event(name, [value]))
+        return .send(.event(event.name, [value]))
     }
 
     // MARK: authenticate
 
     private mutating func reauthenticate(_ argument: JSONValue, ackID: Int64?, current: Principal, now: Instant) -> [Action] {
         guard case .object(let body) = argument, case .string(let token)? = body["token"] else {
-            return [error(code: "validation_failed", message: "field 'token' is required", ackID: ackID)]
+            return [error(.validationFailed, message: "field 'token' is required", ackID: ackID)]
         }
         let principal: Principal
         do {
             principal = try verify(token, now: now)
         } catch {
-            return [self.error(code: error.code, message: error.message, ackID: ackID)]
+            return [Self.errorAction(error, ackID: ackID)]
         }
         guard principal.userID == current.userID else {
-            return [error(code: "token_user_mismatch", message: "the token belongs to another user", ackID: ackID)]
+            return [error(.tokenUserMismatch, ackID: ackID)]
         }
         return [.confirmToken(principal, ackID: ackID)]
     }
@@ -357,10 +358,10 @@ struct SocketSessionMachine {
     mutating func reauthenticated(_ principal: Principal, ackID: Int64?, now: Instant) -> [Action] {
         guard case .connected(let current) = state else { return [] }
         guard principal.userID == current.userID else {
-            return [error(code: "token_user_mismatch", message: "the token belongs to another user", ackID: ackID)]
+            return [error(.tokenUserMismatch, ackID: ackID)]
         }
         if isRevoked(principal) {
-            return [error(code: "token_revoked", message: "this token has been revoked; log in again", ackID: ackID)]
+            return [error(.tokenRevoked, ackID: ackID)]
         }
         state = .connected(principal)
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
@@ -370,9 +371,9 @@ struct SocketSessionMachine {
     }
 
     /// The token of `authenticate` was refused by the asynchronous check.
-    mutating func reauthenticationFailed(code: String, message: String, ackID: Int64?) -> [Action] {
+    mutating func reauthenticationFailed(_ refusal: APIError, ackID: Int64?) -> [Action] {
         guard case .connected = state else { return [] }
-        return [error(code: code, message: message, ackID: ackID)]
+        return [Self.errorAction(refusal, ackID: ackID)]
     }
 
     // MARK: Revocation
@@ -384,7 +385,7 @@ struct SocketSessionMachine {
         revocations.append(revocation)
         if revocations.count > Self.rememberedRevocations { revocations.removeFirst() }
         guard case .connected(let principal) = state, principal.isRevoked(by: revocation) else { return [] }
-        return end(code: "token_revoked", message: "this token has been revoked; log in again", reason: "token revoked")
+        return end(.tokenRevoked, reason: "token revoked")
     }
 
     private func isRevoked(_ principal: Principal) -> Bool {
@@ -398,14 +399,14 @@ struct SocketSessionMachine {
     /// slot is reserved here, synchronously, so a burst in one read cannot exceed the cap.
     private mutating func requestServerAck(_ argument: JSONValue, ackID: Int64?) -> [Action] {
         guard case .object(let body) = argument, case .string(let event)? = body["event"], !event.isEmpty else {
-            return [error(code: "validation_failed", message: "field 'event' is required", ackID: ackID)]
+            return [error(.validationFailed, message: "field 'event' is required", ackID: ackID)]
         }
         // Found by fuzzing: a lifecycle name (`disconnect`, ...) would make a packet clients refuse.
         guard !SocketIOPacket.reservedEventNames.contains(event) else {
-            return [error(code: "validation_failed", message: "field 'event' must not be a name Socket.IO reserves (\(event))", ackID: ackID)]
+            return [error(.validationFailed, message: "field 'event' must not be a name Socket.IO reserves (\(event))", ackID: ackID)]
         }
         guard serverAcks.count < configuration.maxPendingServerAcks else {
-            return [error(code: "too_many_pending_acks", message: "wait for earlier acks", ackID: ackID)]
+            return [error(.tooManyPendingAcks, ackID: ackID)]
         }
         nextServerAckID = nextServerAckID.addingSaturated(1)
         let id = nextServerAckID
@@ -418,7 +419,7 @@ struct SocketSessionMachine {
     mutating func serverAckTimedOut(_ id: Int64) -> [Action] {
         guard case .connected = state, let requestAckID = serverAcks.removeValue(forKey: id) else { return [] }
         guard let requestAckID else { return [] }
-        return [.send(.ack(id: requestAckID, [["error": ["code": "ack_timeout", "message": "the client did not acknowledge in time"]]]))]
+        return [Self.errorAction(APIError(.ackTimeout), ackID: requestAckID)]
     }
 
     private func serverAckAnswered(_ requestAckID: Int64?, _ arguments: JSONValue) -> [Action] {
@@ -434,33 +435,32 @@ struct SocketSessionMachine {
         do {
             claims = try configuration.signer.verify(token, now: now.wallSeconds)
         } catch {
-            throw APIError.unauthorized(error.code, error.message)
+            throw APIError.unauthorized(error)
         }
         return try Principal(verified: claims)
     }
 
     /// An error for something the client sent: the ack's `{"error": {...}}` when it asked for one,
     /// else the event `error`.
-    private func error(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> Action {
-        Self.errorAction(code: code, message: message, details: details, ackID: ackID)
+    private func error(_ code: ErrorCode, message: String? = nil, ackID: Int64?) -> Action {
+        Self.errorAction(APIError(code, message: message), ackID: ackID)
     }
 
-    /// See `error(code:message:details:ackID:)`.
-    static func errorAction(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> Action {
-        .send(errorPacket(code: code, message: message, details: details, ackID: ackID))
+    /// See `error(_:message:ackID:)`.
+    static func errorAction(_ error: APIError, ackID: Int64?) -> Action {
+        .send(errorPacket(error, ackID: ackID))
     }
 
     /// The packet reporting an error: `43<ackID>[{"error": {...}}]` or `42["error", {...}]`.
-    static func errorPacket(code: String, message: String, details: JSONObject = [:], ackID: Int64?) -> SocketIOPacket {
-        let error = ChatReply.errorObject(code: code, message: message, details: details)
-        if let ackID { return .ack(id: ackID, [["error": error]]) }
-        return .event("error", [error])
+    static func errorPacket(_ error: APIError, ackID: Int64?) -> SocketIOPacket {
+        if let ackID { return .ack(id: ackID, [["error": error.json]]) }
+        return .event(SocketEvent.error.name, [error.json])
     }
 
     /// Ends a connected session for a reason the client should know: the `error` event, a
     /// Socket.IO DISCONNECT, then WebSocket close 1008.
-    private mutating func end(code: String, message: String, reason: String) -> [Action] {
-        let actions: [Action] = [error(code: code, message: message, ackID: nil), .send(.disconnect)]
+    private mutating func end(_ code: ErrorCode, message: String? = nil, reason: String) -> [Action] {
+        let actions: [Action] = [error(code, message: message, ackID: nil), .send(.disconnect)]
         return actions + close(WebSocketCloseCode.policyViolation, reason)
     }
 

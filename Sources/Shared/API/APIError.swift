@@ -1,29 +1,36 @@
 import HTTP
 import JSON
 import Runtime
+import Security
 
-/// An error a client can act on: HTTP status, a stable machine `code`, a human `message`.
-/// Serialized as `{"error":{"code":"...","message":"..."}}`, plus any `details` fields inside `error`.
+/// An error a client can act on: a stable machine `code` (which carries the HTTP status) and a human
+/// `message`. Serialized as `{"error":{"code":"...","message":"..."}}`, plus any `details` fields
+/// inside `error`; the same object is the socket `error` event and the ack error.
 package struct APIError: Error, Sendable, Equatable {
-    package var status: HTTPStatus
-    package var code: String
+    package var code: ErrorCode
     package var message: String
     /// Extra response headers (`Allow`, `Retry-After`, `WWW-Authenticate`).
     package var headers: HTTPHeaders
-    /// Extra machine-readable fields of the error object (`retryAfterMs`, `limit`).
+    /// Extra machine-readable fields of the error object (`retryAfterMs`, `limit`, `field`).
     package var details: JSONObject
 
-    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders(),
-                 details: JSONObject = [:]) {
-        self.status = status
+    /// An error with `code`; `message` defaults to the code's own.
+    package init(_ code: ErrorCode, message: String? = nil, headers: HTTPHeaders = HTTPHeaders(), details: JSONObject = [:]) {
         self.code = code
-        self.message = message
+        self.message = message ?? code.defaultMessage
         self.headers = headers
         self.details = details
     }
 
+    /// The HTTP status REST answers with.
+    package var status: HTTPStatus { code.status }
+
     /// The error object: `{"code", "message", ...details}`.
-    package var json: JSONValue {
+    package var json: JSONValue { Self.errorObject(code: code.name, message: message, details: details) }
+
+    /// An error object as clients see it, in REST bodies, socket `error` events and ack errors:
+    /// `{code, message, ...details}`.
+    package static func errorObject(code: String, message: String, details: JSONObject) -> JSONValue {
         var object: JSONObject = ["code": .string(code), "message": .string(message)]
         for (key, value) in details where key != "code" && key != "message" { object[key] = value }
         return .object(object)
@@ -31,51 +38,56 @@ package struct APIError: Error, Sendable, Equatable {
 
     /// The response carrying this error.
     package var response: HTTPResponse {
-        var response = details.isEmpty ? HTTPResponse.error(status, code: code, message: message)
+        var response = details.isEmpty ? HTTPResponse.error(code, message: message)
                                         : HTTPResponse.json(status, JSONValue.object(["error": json]))
         response.headers.replaceOrAdd(contentsOf: headers)
         return response
     }
 
     package static func validation(_ message: String) -> APIError {
-        APIError(.unprocessableContent, code: "validation_failed", message: message)
+        APIError(.validationFailed, message: message)
     }
 
     /// 422 `validation_failed` about one field: the message names it for people, `field` for programs.
     package static func invalidField(_ field: String, _ message: String) -> APIError {
-        APIError(.unprocessableContent, code: "validation_failed", message: message, details: ["field": .string(field)])
+        APIError(.validationFailed, message: message, details: ["field": .string(field)])
     }
 
-    package static func notFound(_ message: String = "no such resource") -> APIError {
-        APIError(.notFound, code: "not_found", message: message)
+    package static func notFound(_ message: String = ErrorCode.notFound.defaultMessage) -> APIError {
+        APIError(.notFound, message: message)
     }
 
-    package static func unauthorized(_ code: String, _ message: String) -> APIError {
-        APIError(.unauthorized, code: code, message: message, headers: ["WWW-Authenticate": "Bearer"])
+    /// 401 with `WWW-Authenticate: Bearer`.
+    package static func unauthorized(_ code: ErrorCode, _ message: String? = nil) -> APIError {
+        APIError(code, message: message, headers: ["WWW-Authenticate": "Bearer"])
     }
 
-    package static func internalError(_ message: String = "internal error") -> APIError {
-        APIError(.internalServerError, code: "internal_error", message: message)
+    /// 401 for a token the verifier refused, with the verifier's reason.
+    package static func unauthorized(_ error: JWTError) -> APIError {
+        unauthorized(.token(error), error.message)
     }
 
-    package static let databaseUnavailable = APIError(
-        .serviceUnavailable, code: "database_unavailable",
-        message: "the database is unavailable, retry shortly", headers: ["Retry-After": "1"])
+    package static func internalError(_ message: String = ErrorCode.internalError.defaultMessage) -> APIError {
+        APIError(.internalError, message: message)
+    }
 
-    package static let redisUnavailable = APIError(
-        .serviceUnavailable, code: "redis_unavailable",
-        message: "the message bus is unavailable, retry shortly", headers: ["Retry-After": "1"])
+    /// A dependency is down: 503 with `Retry-After: 1`.
+    package static func unavailable(_ code: ErrorCode) -> APIError {
+        APIError(code, headers: ["Retry-After": "1"])
+    }
 
-    package static let overloaded = APIError(
-        .serviceUnavailable, code: "overloaded",
-        message: "the server is busy, retry shortly", headers: ["Retry-After": "1"])
+    package static let databaseUnavailable = unavailable(.databaseUnavailable)
+
+    package static let redisUnavailable = unavailable(.redisUnavailable)
+
+    package static let overloaded = unavailable(.overloaded)
 }
 
 extension APIError {
     /// 429 `rate_limited` with the limit's name and the wait in milliseconds.
     package static func rateLimited(limit: String, retryAfterMilliseconds: Int64, message: String) -> APIError {
         let wait = max(1, retryAfterMilliseconds)
-        return APIError(.tooManyRequests, code: "rate_limited", message: message,
+        return APIError(.rateLimited, message: message,
                         headers: ["Retry-After": String(retryAfterSeconds(milliseconds: wait))],
                         details: ["limit": .string(limit), "retryAfterMs": .int(wait)])
     }
@@ -87,7 +99,5 @@ extension APIError {
     }
 
     /// 503 when a limiter set to `deny` cannot reach Redis.
-    package static let rateLimiterUnavailable = APIError(
-        .serviceUnavailable, code: "rate_limiter_unavailable",
-        message: "the rate limiter is unavailable, retry shortly", headers: ["Retry-After": "1"])
+    package static let rateLimiterUnavailable = unavailable(.rateLimiterUnavailable)
 }

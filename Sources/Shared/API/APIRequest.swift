@@ -23,7 +23,7 @@ package struct APIRequest: Sendable {
     /// The caller of an authenticated route (a programming error to ask on a public route).
     package var caller: Principal {
         get throws(APIError) {
-            guard let principal else { throw APIError.unauthorized("token_missing", "this endpoint needs a bearer token") }
+            guard let principal else { throw APIError.unauthorized(.tokenMissing) }
             return principal
         }
     }
@@ -36,7 +36,7 @@ package struct APIRequest: Sendable {
             $0.trimmingSpaces().lowercased()
         } ?? ""
         guard mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type",
+            throw APIError(.unsupportedMediaType,
                            message: contentType.isEmpty ? "send the body as application/json (Content-Type is missing)"
                                                         : "send the body as application/json, not \(contentType)")
         }
@@ -44,7 +44,7 @@ package struct APIRequest: Sendable {
         do {
             value = try JSONParser.parse(http.body)
         } catch {
-            throw APIError(.badRequest, code: "invalid_json", message: "invalid JSON: \(error.message)")
+            throw APIError(.invalidJSON, message: "invalid JSON: \(error.message)")
         }
         guard case .object(let object) = value else {
             throw APIError.validation("the request body must be a JSON object")
@@ -103,7 +103,7 @@ package struct Principal: Sendable, Equatable {
     /// The caller a verified token names; its `sub` must be a positive user id.
     package init(verified claims: JWTClaims) throws(APIError) {
         guard let userID = Int64(claims.subject), userID > 0 else {
-            throw APIError.unauthorized("token_malformed", "the token's subject is not a user id")
+            throw APIError.unauthorized(.tokenMalformed, "the token's subject is not a user id")
         }
         self.init(userID: userID, tokenID: claims.id, sessionID: claims.sessionID, expiresAt: claims.expiresAt)
     }

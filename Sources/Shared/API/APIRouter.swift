@@ -110,7 +110,7 @@ package final class APIRouter: HTTPResponder {
             completion(APIError.notFound("no route for \(request.method.rawValue) \(request.path)").response)
         case .methodNotAllowed(let allowed):
             let allow = allowed.map(\.rawValue).joined(separator: ", ")
-            completion(APIError(.methodNotAllowed, code: "method_not_allowed",
+            completion(APIError(.methodNotAllowed,
                                 message: "\(request.method.rawValue) is not allowed here; use \(allow)",
                                 headers: ["Allow": allow]).response)
         case .found(let endpoint, let parameters):
@@ -145,7 +145,7 @@ package final class APIRouter: HTTPResponder {
         } catch {
             let apiError = APIError.from(error)
             if apiError.status.code >= 500 {
-                logger.warn("request failed", ["path": .string(request.http.path), "code": .string(apiError.code),
+                logger.warn("request failed", ["path": .string(request.http.path), "code": .string(apiError.code.name),
                                                "error": .string(String(describing: error)),
                                                "requestId": .string(request.context.requestID)])
             }

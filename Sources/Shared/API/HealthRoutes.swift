@@ -21,9 +21,10 @@ package enum HealthRoutes {
             if ready { return .json(.ok, ["status": "ready", "checks": .object(results)]) }
             let down = results.filter { $0.value == .string("down") }.map(\.key).joined(separator: ", ")
             return .json(.serviceUnavailable, [
-                "status": "not_ready",
+                // The readiness status and the error code are the same word.
+                "status": .string(ErrorCode.notReady.name),
                 "checks": .object(results),
-                "error": ["code": "not_ready", "message": .string("unavailable: \(down)")],
+                "error": APIError(.notReady, message: "unavailable: \(down)").json,
             ])
         }
     }

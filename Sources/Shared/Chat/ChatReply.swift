@@ -17,42 +17,35 @@ package enum ChatChannels {
     package static func gateway(_ gatewayID: String) -> String { "chat:gw:\(gatewayID)" }
 }
 
-/// The errors of the message path, shared so a code means the same status everywhere.
+/// The errors of the message path, shared so a code means the same thing in workers and gateways.
 package enum ChatErrors {
     /// The receiver of a send does not exist.
-    package static let userNotFound = APIError(.notFound, code: "user_not_found", message: "the receiver does not exist")
+    package static let userNotFound = APIError(.userNotFound, message: "the receiver does not exist")
     /// A read names a message that does not exist.
-    package static let messageNotFound = APIError(.notFound, code: "message_not_found", message: "no such message")
+    package static let messageNotFound = APIError(.messageNotFound)
     /// A read names a message the user did not receive.
-    package static let notARecipient = APIError(.forbidden, code: "not_a_recipient", message: "only the receiver of a message can mark it read")
+    package static let notARecipient = APIError(.notARecipient)
     /// A send to oneself (refused: a direct conversation needs two people).
-    package static let cannotMessageSelf = APIError(.unprocessableContent, code: "cannot_message_self", message: "you cannot send a message to yourself")
+    package static let cannotMessageSelf = APIError(.cannotMessageSelf)
     /// A worker gave up on the command (it kept failing, see the dead-letter stream).
-    package static let processingFailed = APIError(.internalServerError, code: "processing_failed", message: "the message could not be processed")
+    package static let processingFailed = APIError(.processingFailed)
     /// No worker answered in time (gateways; the command may still be applied later).
-    package static let workerUnavailable = APIError(
-        .serviceUnavailable, code: "worker_unavailable", message: "no message worker answered in time, retry shortly", headers: ["Retry-After": "1"])
+    package static let workerUnavailable = APIError.unavailable(.workerUnavailable)
 
     /// A command type this worker does not know (a newer gateway?).
     package static func unsupportedCommand(_ type: String) -> APIError {
-        APIError(.unprocessableContent, code: "unsupported_command", message: "unknown command type '\(type.prefix(32))'")
+        APIError(.unsupportedCommand, message: "unknown command type '\(type.prefix(32))'")
     }
 
-    /// The `APIError` for an error received in a worker reply, so REST answers with the right status.
-    package static func apiError(code: String, message: String, details: JSONObject = [:]) -> APIError {
-        let status: HTTPStatus
-        switch code {
-        case "user_not_found", "message_not_found", "not_found": status = .notFound
-        case "not_a_recipient": status = .forbidden
-        case "validation_failed", "cannot_message_self", "unsupported_command": status = .unprocessableContent
-        case "worker_unavailable", "database_unavailable", "redis_unavailable", "overloaded", "rate_limiter_unavailable": status = .serviceUnavailable
-        case "rate_limited": status = .tooManyRequests
-        default: status = .internalServerError
-        }
-        var error = APIError(status, code: code, message: message, details: details)
-        if status == .serviceUnavailable {
+    /// The `APIError` for an error received in a worker reply, so REST answers with the right
+    /// status: the code as declared (`ErrorCode.replyCodes`), or a 500 for a name this version does
+    /// not know.
+    package static func apiError(code name: String, message: String, details: JSONObject = [:]) -> APIError {
+        let code = ErrorCode.named(name, in: ErrorCode.replyCodes) ?? ErrorCode(name, .internalServerError, message)
+        var error = APIError(code, message: message, details: details)
+        if code.status == .serviceUnavailable {
             error.headers.replaceOrAdd(name: "Retry-After", value: "1")
-        } else if status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
+        } else if code.status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
             error.headers.replaceOrAdd(name: "Retry-After", value: String(APIError.retryAfterSeconds(milliseconds: wait)))
         }
         return error
@@ -84,18 +77,11 @@ package struct ChatReply: Sendable, Equatable {
 
     /// A failure reply carrying `error`'s code and message.
     package init(reply: ReplyAddress, error: APIError) {
-        self.init(reply: reply, outcome: .failed(code: error.code, message: error.message, details: error.details))
+        self.init(reply: reply, outcome: .failed(code: error.code.name, message: error.message, details: error.details))
     }
 
     /// The channel to publish on.
     package var channel: String { ChatChannels.gateway(reply.gateway) }
-
-    /// An error object as clients see it: `{code, message, ...details}`.
-    package static func errorObject(code: String, message: String, details: JSONObject) -> JSONValue {
-        var error: JSONObject = ["code": .string(code), "message": .string(message)]
-        for (key, value) in details where key != "code" && key != "message" { error[key] = value }
-        return .object(error)
-    }
 
     /// The JSON document.
     package var json: JSONValue {
@@ -103,7 +89,7 @@ package struct ChatReply: Sendable, Equatable {
         case .ok(let result):
             return ["reply": reply.json, "ok": true, "result": result]
         case .failed(let code, let message, let details):
-            return ["reply": reply.json, "ok": false, "error": Self.errorObject(code: code, message: message, details: details)]
+            return ["reply": reply.json, "ok": false, "error": APIError.errorObject(code: code, message: message, details: details)]
         }
     }
 
@@ -135,17 +121,20 @@ package struct ChatReply: Sendable, Equatable {
 package struct ChatEvent: Sendable, Equatable {
     /// Whose devices get it.
     package var userID: Int64
-    /// The Socket.IO event name, e.g. `receiveMessage`.
-    package var name: String
+    /// The Socket.IO event, e.g. `receiveMessage`.
+    package var event: SocketEvent
     /// The event's argument.
     package var data: JSONValue
 
     /// An event for `userID`.
-    package init(userID: Int64, name: String, data: JSONValue) {
+    package init(userID: Int64, event: SocketEvent, data: JSONValue) {
         self.userID = userID
-        self.name = name
+        self.event = event
         self.data = data
     }
+
+    /// The event's wire name.
+    package var name: String { event.name }
 
     /// The channel to publish on.
     package var channel: String { ChatChannels.user(userID) }

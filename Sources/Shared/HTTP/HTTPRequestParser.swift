@@ -27,30 +27,19 @@ package enum HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible
     case expectationFailed(String)
 
     /// The status to answer with.
-    package var status: HTTPStatus {
+    package var status: HTTPStatus { code.status }
+
+    /// The error code of the JSON error body (it carries the status).
+    package var code: ErrorCode {
         switch self {
         case .badRequest: .badRequest
         case .uriTooLong: .uriTooLong
-        case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
-        case .bodyTooLarge: .contentTooLarge
+        case .headersTooLarge, .tooManyHeaders: .headersTooLarge
+        case .bodyTooLarge: .bodyTooLarge
         case .lengthRequired: .lengthRequired
         case .notImplemented: .notImplemented
-        case .versionNotSupported: .httpVersionNotSupported
+        case .versionNotSupported: .versionNotSupported
         case .expectationFailed: .expectationFailed
-        }
-    }
-
-    /// A stable machine-readable code for the JSON error body.
-    package var code: String {
-        switch self {
-        case .badRequest: "bad_request"
-        case .uriTooLong: "uri_too_long"
-        case .headersTooLarge, .tooManyHeaders: "headers_too_large"
-        case .bodyTooLarge: "body_too_large"
-        case .lengthRequired: "length_required"
-        case .notImplemented: "not_implemented"
-        case .versionNotSupported: "version_not_supported"
-        case .expectationFailed: "expectation_failed"
         }
     }
 
@@ -83,7 +72,7 @@ package enum HTTPParseError: Error, Sendable, Equatable, CustomStringConvertible
 
     /// The JSON error response to send before closing.
     package var response: HTTPResponse {
-        .error(status, code: code, message: message)
+        .error(code, message: message)
     }
 }
 

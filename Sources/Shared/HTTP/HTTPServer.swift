@@ -95,7 +95,7 @@ package final class HTTPServer {
     private func accept(fd: CInt, peer: SocketAddress) {
         guard connectionCount < configuration.maxConnections else {
             // Over the cap: a short, honest answer instead of a silent reset.
-            let response = HTTPResponse.error(.serviceUnavailable, code: "server_busy", message: "too many connections, retry later")
+            let response = HTTPResponse.error(.serverBusy)
             let bytes = response.serialize(keepAlive: false, date: currentDate())
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
             close(fd)
@@ -167,7 +167,7 @@ package final class HTTPServer {
 
     fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
         HTTPMetrics.requests.increment(HTTPMetrics.statusClass(error.status.code))
-        logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code), "peer": .string(peer)])
+        logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code.name), "peer": .string(peer)])
     }
 
     fileprivate func connectionClosed(_ connection: HTTPServerConnection) {
@@ -321,7 +321,7 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
         case .parseNext:
             parseAvailable()
         case .timeoutRequest:
-            let response = HTTPResponse.error(.requestTimeout, code: "request_timeout", message: "the request did not arrive in time")
+            let response = HTTPResponse.error(.requestTimeout)
             tcp.write(response.serialize(keepAlive: false, date: server.currentDate()))
             tcp.closeAfterFlush()
         case .closeAfterFlush:

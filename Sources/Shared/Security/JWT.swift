@@ -44,7 +44,7 @@ package struct JWTClaims: Sendable, Equatable {
     }
 }
 
-/// Why a token was refused. `code` is the stable API error code, `message` a sentence for people.
+/// Why a token was refused; `message` is a sentence for people (the API layer names the code, `ErrorCode.token`).
 package enum JWTError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Not a well-formed JWS compact token of ours; the text says which part is wrong.
     case malformed(String)
@@ -60,19 +60,6 @@ package enum JWTError: Error, Sendable, Equatable, CustomStringConvertible {
     case wrongIssuer
     /// `aud` does not contain the configured audience.
     case wrongAudience
-
-    /// Stable machine-readable code for API error bodies.
-    package var code: String {
-        switch self {
-        case .malformed: "token_malformed"
-        case .unsupportedAlgorithm: "token_algorithm"
-        case .badSignature: "token_signature"
-        case .expired: "token_expired"
-        case .notYetValid: "token_not_yet_valid"
-        case .wrongIssuer: "token_issuer"
-        case .wrongAudience: "token_audience"
-        }
-    }
 
     /// A sentence explaining the refusal.
     package var message: String {

@@ -24,7 +24,7 @@ package enum WebSocketHandshake {
     package static func response(to request: HTTPRequest) -> Result<HTTPResponse, WebSocketHandshakeError> {
         guard request.method == .GET else {
             return .failure(WebSocketHandshakeError(
-                .methodNotAllowed, code: "method_not_allowed",
+                .methodNotAllowed,
                 message: "a WebSocket upgrade must use GET, not \(request.method)", headers: ["Allow": "GET"]))
         }
         guard request.version.major > 1 || (request.version.major == 1 && request.version.minor >= 1) else {
@@ -40,7 +40,7 @@ package enum WebSocketHandshake {
         guard versions.count == 1, trimmed(versions[0]) == supportedVersion else {
             let found = versions.isEmpty ? "no Sec-WebSocket-Version header" : "Sec-WebSocket-Version '\(versions.joined(separator: ", "))'"
             return .failure(WebSocketHandshakeError(
-                .upgradeRequired, code: "websocket_version_unsupported",
+                .websocketVersionUnsupported,
                 message: "\(found): this server speaks WebSocket version \(supportedVersion) only",
                 headers: ["Sec-WebSocket-Version": supportedVersion]))
         }
@@ -64,7 +64,7 @@ package enum WebSocketHandshake {
     }
 
     private static func badHandshake(_ message: String) -> WebSocketHandshakeError {
-        WebSocketHandshakeError(.badRequest, code: "bad_websocket_handshake", message: message)
+        WebSocketHandshakeError(.badWebSocketHandshake, message: message)
     }
 
     /// The value without surrounding spaces and tabs (the HTTP parser already strips them; this
@@ -77,26 +77,34 @@ package enum WebSocketHandshake {
     }
 }
 
-/// Why an upgrade request was refused: the HTTP status, a stable code and a sentence, answered as
-/// the house error body (`{"error": {"code", "message"}}`) with any extra headers.
+/// Why an upgrade request was refused: a code (with its status) and a sentence, answered as the
+/// house error body (`{"error": {"code", "message"}}`) with any extra headers.
 package struct WebSocketHandshakeError: Error, Sendable, Equatable {
-    package var status: HTTPStatus
-    package var code: String
+    package var code: ErrorCode
     package var message: String
     /// `Allow` for 405, `Sec-WebSocket-Version` for 426.
     package var headers: HTTPHeaders
 
-    package init(_ status: HTTPStatus, code: String, message: String, headers: HTTPHeaders = HTTPHeaders()) {
-        self.status = status
+    package init(_ code: ErrorCode, message: String, headers: HTTPHeaders = HTTPHeaders()) {
         self.code = code
         self.message = message
         self.headers = headers
     }
 
+    /// The status the refusal is answered with.
+    package var status: HTTPStatus { code.status }
+
     /// The response refusing the upgrade.
     package var response: HTTPResponse {
-        var response = HTTPResponse.error(status, code: code, message: message)
+        var response = HTTPResponse.error(code, message: message)
         response.headers.replaceOrAdd(contentsOf: headers)
         return response
     }
+}
+
+extension ErrorCode {
+    /// An upgrade request that is not a valid RFC 6455 handshake.
+    package static let badWebSocketHandshake = ErrorCode("bad_websocket_handshake", .badRequest, "this is not a valid WebSocket handshake")
+    /// A `Sec-WebSocket-Version` other than 13 (answered with `Sec-WebSocket-Version: 13`).
+    package static let websocketVersionUnsupported = ErrorCode("websocket_version_unsupported", .upgradeRequired, "this server speaks WebSocket version 13 only")
 }

@@ -1,0 +1,85 @@
+/// The name of a Socket.IO event of the chat protocol, declared once here: what clients send
+/// (`client`), what the server emits (`server`). Gateways route and count events by these values,
+/// workers and gateways publish them, and docs/PROTOCOL.md describes each.
+package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
+    /// The event name on the wire.
+    package let name: String
+
+    private init(_ name: String) {
+        self.name = name
+    }
+
+    package var description: String { name }
+
+    // MARK: Client → server
+
+    /// `ping [any]` → `{pong, time, echo?}` (ack or event `pong`).
+    package static let ping = SocketEvent("ping")
+    /// `whoami` → `{userId, socketId}` (ack or event `whoami`).
+    package static let whoami = SocketEvent("whoami")
+    /// `authenticate {token}`: a fresh token extends the socket's life.
+    package static let authenticate = SocketEvent("authenticate")
+    /// `requestServerAck {event, data}`: a diagnostic of server→client acks.
+    package static let requestServerAck = SocketEvent("requestServerAck")
+    /// `sendMessage {receiverId, content, ...}`.
+    package static let sendMessage = SocketEvent("sendMessage")
+    /// `messageRead {messageId}`.
+    package static let messageRead = SocketEvent("messageRead")
+    /// `markAllAsRead {senderId}`.
+    package static let markAllAsRead = SocketEvent("markAllAsRead")
+    /// `typing {receiverId}`; also relayed to the receiver as `typing {senderId, receiverId}`.
+    package static let typing = SocketEvent("typing")
+    /// `stopTyping {receiverId}`; also relayed to the receiver.
+    package static let stopTyping = SocketEvent("stopTyping")
+    /// `sync {since?, limit?}`; also the event answering it without an ack.
+    package static let sync = SocketEvent("sync")
+    /// `getOnlineUsers` → `[{userId, username}]` (ack or event `onlineUsers`).
+    package static let getOnlineUsers = SocketEvent("getOnlineUsers")
+
+    // MARK: Server → client
+
+    /// The answer to `ping` without an ack.
+    package static let pong = SocketEvent("pong")
+    /// A problem with something the client sent, or why the socket is closing.
+    package static let error = SocketEvent("error")
+    /// The gateway's subscription came back: reload state.
+    package static let resync = SocketEvent("resync")
+    /// The client's online contacts (after CONNECT, or for `getOnlineUsers`).
+    package static let onlineUsers = SocketEvent("onlineUsers")
+    /// A contact's first connection opened.
+    package static let userOnline = SocketEvent("userOnline")
+    /// A contact's last connection closed.
+    package static let userOffline = SocketEvent("userOffline")
+    /// To every device of the sender: a message was stored.
+    package static let messageSent = SocketEvent("messageSent")
+    /// To every device of the receiver: a new message.
+    package static let receiveMessage = SocketEvent("receiveMessage")
+    /// To every device of the reader after `messageRead`.
+    package static let messageReadConfirmed = SocketEvent("messageReadConfirmed")
+    /// To every device of the sender after `messageRead`.
+    package static let messageReadByReceiver = SocketEvent("messageReadByReceiver")
+    /// To every device of the reader after `markAllAsRead`.
+    package static let allMessagesRead = SocketEvent("allMessagesRead")
+    /// To every device of the sender after `markAllAsRead` or `mark-as-read`.
+    package static let messagesReadByReceiver = SocketEvent("messagesReadByReceiver")
+
+    // MARK: Lists
+
+    /// Every event a client may send.
+    package static let client: [SocketEvent] = [
+        .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
+        .stopTyping, .sync, .getOnlineUsers,
+    ]
+
+    /// Every event the server emits.
+    package static let server: [SocketEvent] = [
+        .pong, .whoami, .error, .resync, .sync, .onlineUsers, .userOnline, .userOffline, .messageSent, .receiveMessage,
+        .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
+    ]
+
+    /// The client event named `name`, if the protocol has one.
+    package init?(client name: String) {
+        guard let event = Self.client.first(where: { $0.name == name }) else { return nil }
+        self = event
+    }
+}
