@@ -20,7 +20,7 @@ import Testing
         submitter.canReceiveReplies = { false }
         await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.read(messageID: 1), userID: 2) }
         await #expect(throws: APIError.redisUnavailable) {
-            try await submitter.submit(.read(messageID: 1), userID: 2, socket: "sid", ackID: 1)
+            try await submitter.submit(.read(messageID: 1), userID: 2, engineSession: "sid", ackID: 1)
         }
         #expect(submitter.waitingCount == 0)
     }
@@ -29,7 +29,7 @@ import Testing
         let submitter = submitter()
         await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.readAll(senderID: 3), userID: 2) }
         await #expect(throws: APIError.redisUnavailable) {
-            try await submitter.submit(.readAll(senderID: 3), userID: 2, socket: "sid", ackID: 7)
+            try await submitter.submit(.readAll(senderID: 3), userID: 2, engineSession: "sid", ackID: 7)
         }
         #expect(submitter.waitingCount == 0, "no waiter may stay behind")
     }
@@ -37,23 +37,23 @@ import Testing
     @Test @LoopActor func socketRepliesAreRoutedOnceAndOnlyWhenExpected() {
         let submitter = submitter()
         var delivered: [ChatReply] = []
-        submitter.onSocketReply = { delivered.append($0) }
-        #expect(submitter.handleReply(Array("not json".utf8)) == false)
-        #expect(submitter.handleReply(Array(#"{"reply":{"gateway":"gw-test"}}"#.utf8)) == false)
+        submitter.answerSocket = { delivered.append($0) }
+        #expect(submitter.receive(replyPayload: Array("not json".utf8)) == false)
+        #expect(submitter.receive(replyPayload: Array(#"{"reply":{"gateway":"gw-test"}}"#.utf8)) == false)
 
         // An error for a socket that asked for no ack: delivered (it becomes an `error` event).
-        let failure = ChatReply(reply: ReplyAddress(gateway: "gw-test", socket: "sid"), error: ChatErrors.userNotFound)
-        #expect(submitter.handleReply(Self.payload(failure)))
+        let failure = ChatReply(reply: ReplyAddress(gateway: "gw-test", engineSession: "sid"), error: ChatErrors.userNotFound)
+        #expect(submitter.receive(replyPayload: Self.payload(failure)))
         #expect(delivered == [failure])
 
         // An ack nobody waits for (already answered by the timeout): dropped.
-        let late = ChatReply(reply: ReplyAddress(gateway: "gw-test", socket: "sid", ack: 4), outcome: .ok(["id": 1]))
-        #expect(submitter.handleReply(Self.payload(late)))
+        let late = ChatReply(reply: ReplyAddress(gateway: "gw-test", engineSession: "sid", ack: 4), outcome: .ok(["id": 1]))
+        #expect(submitter.receive(replyPayload: Self.payload(late)))
         #expect(delivered.count == 1)
 
         // A REST reply nobody waits for: dropped quietly.
         let rest = ChatReply(reply: ReplyAddress(gateway: "gw-test", request: "x-1"), outcome: .ok(["count": 1]))
-        #expect(submitter.handleReply(Self.payload(rest)))
+        #expect(submitter.receive(replyPayload: Self.payload(rest)))
         #expect(delivered.count == 1)
     }
 

@@ -4,7 +4,7 @@ import Testing
 
 /// The pure batch planner: seqs, idempotency, pointers, unread counts, replies and events.
 @Suite struct MessageBatchTests {
-    private static let gateway = ReplyAddress(gateway: "gw", socket: "s", ack: 1)
+    private static let gateway = ReplyAddress(gateway: "gw", engineSession: "s", ack: 1)
 
     private static func send(_ entry: String, from sender: Int64, to receiver: Int64, _ content: String = "hi", key: String? = nil) -> BatchCommand {
         BatchCommand(entryID: entry, envelope: CommandEnvelope(

@@ -42,7 +42,7 @@ import Testing
     private static let reply = #"{"gateway":"gw-1","socket":"sid","ack":7}"#
 
     @Test func everyCommandRoundTripsThroughStreamFields() throws {
-        let address = ReplyAddress(gateway: "gw-1", socket: "abc", ack: 3, request: nil)
+        let address = ReplyAddress(gateway: "gw-1", engineSession: "abc", ack: 3, request: nil)
         let commands: [ChatCommand] = [
             .send(SendMessage(receiverID: 2, content: "héllo \"world\"\n", type: .image, attachmentURL: "https://x.test/a.png", clientMsgID: "c-1")),
             .send(SendMessage(receiverID: 9, content: "plain", clientMsgID: "0f8e:12.3_x")),
@@ -74,7 +74,7 @@ import Testing
         ]))
         #expect(envelope.command == .read(messageID: 17))
         #expect(envelope.userID == 3)
-        #expect(envelope.reply == ReplyAddress(gateway: "gw-1", socket: "sid", ack: 7))
+        #expect(envelope.reply == ReplyAddress(gateway: "gw-1", engineSession: "sid", ack: 7))
     }
 
     @Test func typeDefaultsToText() throws {

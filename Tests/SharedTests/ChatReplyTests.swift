@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct ChatReplyTests {
     @Test func successRepliesCarryTheAddressAndResult() throws {
-        let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", socket: "s1", ack: 4), outcome: .ok(["count": 2, "lastReadSeq": 9]))
+        let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", engineSession: "s1", ack: 4), outcome: .ok(["count": 2, "lastReadSeq": 9]))
         #expect(reply.channel == "chat:gw:gw-1")
         #expect(String(decoding: reply.payload(), as: UTF8.self)
             == #"{"reply":{"gateway":"gw-1","socket":"s1","ack":4},"ok":true,"result":{"count":2,"lastReadSeq":9}}"#)

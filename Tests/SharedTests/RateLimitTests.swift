@@ -372,7 +372,7 @@ import Testing
         let policy = RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000)
         let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 4_321),
                                          message: "too many messages")
-        let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", socket: "s1", ack: 7), error: error)
+        let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", engineSession: "s1", ack: 7), error: error)
         #expect(reply.outcome == .failed(code: "rate_limited", message: "too many messages",
                                          details: ["limit": "messages", "retryAfterMs": 4_321]))
         #expect(String(decoding: reply.payload(), as: UTF8.self)

@@ -9,13 +9,15 @@ final class AccountRoutes: RequestAuthenticator {
     private let hashPool: ThreadPool
     private let logger: Logger
     /// Attempts per account and per address, checked before any password hashing.
-    var loginLimits: LoginLimits?
+    private let loginLimits: LoginLimits
 
-    init(database: PostgresPool, tokens: SessionTokens, hasher: PasswordHasher, hashPool: ThreadPool, logger: Logger) {
+    init(database: PostgresPool, tokens: SessionTokens, hasher: PasswordHasher, hashPool: ThreadPool, loginLimits: LoginLimits,
+         logger: Logger) {
         self.database = database
         self.tokens = tokens
         self.hasher = hasher
         self.hashPool = hashPool
+        self.loginLimits = loginLimits
         self.logger = logger
     }
 
@@ -46,7 +48,7 @@ final class AccountRoutes: RequestAuthenticator {
     // MARK: Handlers
 
     private func signup(_ request: APIRequest) async throws -> HTTPResponse {
-        try await loginLimits?.checkSignup(request: request)
+        try await loginLimits.checkSignup(request: request)
         let body = try request.jsonObject()
         let username = try AccountRules.username(try body.requiredString("username"))
         let email = try AccountRules.email(try body.requiredString("email"))
@@ -103,7 +105,7 @@ final class AccountRoutes: RequestAuthenticator {
         let username = try AccountRules.sqlText(try body.optionalString("username"), field: "username")
         let password = try body.requiredString("password")
         guard let identifier = email ?? username else { throw APIError.validation("field 'email' or 'username' is required") }
-        try await loginLimits?.checkLoginAddress(request: request)
+        try await loginLimits.checkLoginAddress(request: request)
         let rows: PostgresRows
         if let email {
             rows = try await database.query("SELECT \(UserRecord.columns), password_hash FROM users WHERE email = $1",
@@ -114,7 +116,7 @@ final class AccountRoutes: RequestAuthenticator {
         }
         // One budget per account, whichever identifier named it; misses on unknown names are limited per name.
         let accountKey = try rows.first.map { LoginLimits.accountKey(userID: try $0.int64("id")) } ?? LoginLimits.unknownAccountKey(identifier)
-        try await loginLimits?.checkLoginAccount(accountKey)
+        try await loginLimits.checkLoginAccount(accountKey)
         let hasher = self.hasher
         guard let row = rows.first, password.utf8.count <= 1024 else {
             // Same work as a real check, so timing does not reveal whether the account exists.

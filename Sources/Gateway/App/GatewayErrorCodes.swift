@@ -53,8 +53,4 @@ extension ErrorCode {
     static let eventFlood = ErrorCode("event_flood", .tooManyRequests, "this socket kept sending events past its limit and is closed")
     /// Typing to more users at once than allowed.
     static let tooManyTypingTargets = ErrorCode("too_many_typing_targets", .tooManyRequests, "typing to too many users at once")
-    /// This gateway runs without presence (never in production).
-    static let presenceUnavailable = ErrorCode("presence_unavailable", .serviceUnavailable, "presence is not available on this gateway")
-    /// This gateway runs without messaging (never in production).
-    static let messagingUnavailable = ErrorCode("messaging_unavailable", .serviceUnavailable, "messaging is not available on this gateway")
 }

@@ -1,16 +1,17 @@
 import Shared
 
 /// Appends commands to the command stream and routes the workers' replies back to whoever waits:
-/// a REST request (suspended in `submit`) or a socket (through `onSocketReply`).
+/// a REST request (suspended in `submit`) or a socket (through `answerSocket`, the one path a
+/// socket's answer takes, a worker's reply or a timeout alike).
 ///
 /// Replies arrive on this gateway's channel `chat:gw:{gatewayId}` (subscribed by `UserChannels`).
 /// A REST request, and a socket command that asked for an ack, waits at most `replyTimeout`; after
 /// that it is answered `worker_unavailable` and a late reply is dropped (an ack is answered once).
 @LoopActor
 final class CommandSubmitter {
-    /// Where a socket command's answer goes: the socket's Engine.IO id and its ack id, if any.
-    struct SocketAddress: Hashable, Sendable {
-        var socket: String
+    /// A socket command waiting for its ack: the socket's Engine.IO session id and the ack id.
+    struct SocketAck: Hashable, Sendable {
+        var engineSession: String
         var ack: Int64
     }
 
@@ -27,7 +28,7 @@ final class CommandSubmitter {
     /// REST requests waiting for their reply, by request id.
     private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
     /// Socket acks waiting for their reply (the timer answers `worker_unavailable`).
-    private var socketAcks: [SocketAddress: TimerHandle] = [:]
+    private var socketAcks: [SocketAck: TimerHandle] = [:]
     /// Request ids are this prefix (random per process, so a restarted gateway with the same id
     /// never matches an old reply) and a counter.
     private let requestPrefix = SecureRandom.token(byteCount: 6)
@@ -36,8 +37,8 @@ final class CommandSubmitter {
     /// Whether replies can reach this gateway now (its channel is subscribed); when not, commands
     /// are refused with `redis_unavailable` rather than left to time out.
     var canReceiveReplies: @LoopActor () -> Bool = { true }
-    /// Delivers a reply (or a synthesized timeout) to a socket.
-    var onSocketReply: (@LoopActor (ChatReply) -> Void)?
+    /// Answers a socket: a worker's reply for it, or the `worker_unavailable` of an ack that timed out.
+    var answerSocket: (@LoopActor (ChatReply) -> Void)?
 
     init(redis: RedisClient, gatewayID: String, stream: String, replyTimeoutMilliseconds: Int64) {
         self.redis = redis
@@ -91,12 +92,12 @@ final class CommandSubmitter {
     /// Appends a socket's command; the outcome reaches the socket later through `onSocketReply`
     /// (with `ackID`: always, a timeout included; without: only errors). Throws when the command was
     /// not appended, so the caller answers at once.
-    func submit(_ command: ChatCommand, userID: Int64, socket: String, ackID: Int64?) async throws(APIError) {
+    func submit(_ command: ChatCommand, userID: Int64, engineSession: String, ackID: Int64?) async throws(APIError) {
         guard canReceiveReplies() else { throw APIError.redisUnavailable }
         let envelope = CommandEnvelope(command: command, userID: userID,
-                                       reply: ReplyAddress(gateway: gatewayID, socket: socket, ack: ackID))
+                                       reply: ReplyAddress(gateway: gatewayID, engineSession: engineSession, ack: ackID))
         if let ackID {
-            let address = SocketAddress(socket: socket, ack: ackID)
+            let address = SocketAck(engineSession: engineSession, ack: ackID)
             if let previous = socketAcks[address] { EventLoop.shared.cancel(previous) }
             socketAcks[address] = EventLoop.shared.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
                 self?.socketAckTimedOut(address)
@@ -105,7 +106,7 @@ final class CommandSubmitter {
         do throws(RedisError) {
             try await append(envelope)
         } catch .unavailable {
-            if let ackID, let timer = socketAcks.removeValue(forKey: SocketAddress(socket: socket, ack: ackID)) {
+            if let ackID, let timer = socketAcks.removeValue(forKey: SocketAck(engineSession: engineSession, ack: ackID)) {
                 EventLoop.shared.cancel(timer)
             }
             throw APIError.redisUnavailable
@@ -123,24 +124,24 @@ final class CommandSubmitter {
 
     /// A payload published on this gateway's reply channel. Returns false when it is not a reply.
     @discardableResult
-    func handleReply(_ payload: [UInt8]) -> Bool {
+    func receive(replyPayload payload: [UInt8]) -> Bool {
         guard let reply = ChatReply.parse(payload) else { return false }
         if let requestID = reply.reply.request {
             finishRequest(requestID, .reply(reply.outcome))
-        } else if let socket = reply.reply.socket {
+        } else if let engineSession = reply.reply.engineSession {
             if let ack = reply.reply.ack {
                 // Answered already (timed out) or never asked for: an ack id is answered once.
-                guard let timer = socketAcks.removeValue(forKey: SocketAddress(socket: socket, ack: ack)) else { return true }
+                guard let timer = socketAcks.removeValue(forKey: SocketAck(engineSession: engineSession, ack: ack)) else { return true }
                 EventLoop.shared.cancel(timer)
             }
-            onSocketReply?(reply)
+            answerSocket?(reply)
         }
         return true
     }
 
     /// A socket closed: its pending acks can no longer be answered.
-    func forgetSocket(_ socket: String) {
-        for (address, timer) in socketAcks where address.socket == socket {
+    func forget(engineSession: String) {
+        for (address, timer) in socketAcks where address.engineSession == engineSession {
             EventLoop.shared.cancel(timer)
             socketAcks.removeValue(forKey: address)
         }
@@ -152,9 +153,9 @@ final class CommandSubmitter {
         entry.continuation.resume(returning: waiting)
     }
 
-    private func socketAckTimedOut(_ address: SocketAddress) {
+    private func socketAckTimedOut(_ address: SocketAck) {
         guard socketAcks.removeValue(forKey: address) != nil else { return }
-        onSocketReply?(ChatReply(reply: ReplyAddress(gateway: gatewayID, socket: address.socket, ack: address.ack),
+        answerSocket?(ChatReply(reply: ReplyAddress(gateway: gatewayID, engineSession: address.engineSession, ack: address.ack),
                                  error: ChatErrors.workerUnavailable))
     }
 

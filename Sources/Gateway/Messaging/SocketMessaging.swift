@@ -11,17 +11,17 @@ final class SocketMessaging {
     private let reader: ConversationReader
     private let redis: RedisClient
     private let typingLimits: TypingState.Limits
+    /// The per-user API budget that database-backed events spend, as REST requests do; nil when
+    /// the API limit is off.
+    private let apiBudget: APIRequestLimiter?
 
-    /// Spends a unit of the user's API budget for a database-backed read (`sync`); returns the
-    /// refusal when none is left. nil (unwired) admits everything.
-    var spendAPIBudget: (@LoopActor (_ userID: Int64) async -> APIError?)?
-
-
-    init(configuration: MessagingConfiguration, submitter: CommandSubmitter, reader: ConversationReader, redis: RedisClient) {
+    init(configuration: MessagingConfiguration, submitter: CommandSubmitter, reader: ConversationReader, redis: RedisClient,
+         apiBudget: APIRequestLimiter?) {
         self.configuration = configuration
         self.submitter = submitter
         self.reader = reader
         self.redis = redis
+        self.apiBudget = apiBudget
         typingLimits = TypingState.Limits(timeout: UInt64(configuration.typingTimeoutMilliseconds) * 1_000_000,
                                           repeatInterval: UInt64(configuration.typingRepeatMilliseconds) * 1_000_000,
                                           maxReceivers: configuration.maxTypingReceivers)
@@ -61,15 +61,9 @@ final class SocketMessaging {
         }
     }
 
-    /// A worker's reply for a socket of this gateway: the ack (`[<result>]` or
-    /// `[{"error": {code, message}}]`) when the socket asked for one, else the event `error` on failure.
-    static func deliver(_ reply: ChatReply, to session: SocketSession) {
-        if let ack = reply.reply.ack {
-            session.sendAck(ack, [reply.outcome.ackArgument])
-        } else if case .failed(let code, let message, let details) = reply.outcome {
-            session.emitError(ChatErrors.apiError(code: code, message: message, details: details), ackID: nil)
-        }
-        // Success without an ack: the events on the user's channel (messageSent, ...) say it all.
+    /// One unit of the user's API budget; the refusal when none is left.
+    private func spendAPIBudget(_ userID: Int64) async -> APIError? {
+        await apiBudget?.admit(userID: userID)
     }
 
     // MARK: Commands
@@ -78,13 +72,12 @@ final class SocketMessaging {
     /// commands spend the user's API budget first, as their REST twin `mark-as-read` does; sends
     /// are limited by the message limit in the workers instead.
     private func enqueue(_ command: ChatCommand, userID: Int64, ackID: Int64?, session: SocketSession, spendsAPIBudget: Bool = false) {
-        let socket = session.engineID
+        let engineSession = session.engineID
         let submitter = self.submitter
         var admit: (@LoopActor () async -> Bool)?
         if spendsAPIBudget {
-            let spend = spendAPIBudget
-            admit = { @LoopActor in
-                guard let refusal = await spend?(userID) else { return true }
+            admit = { @LoopActor [unowned self] in
+                guard let refusal = await self.spendAPIBudget(userID) else { return true }
                 session.emitError(refusal, ackID: ackID)
                 return false
             }
@@ -94,7 +87,7 @@ final class SocketMessaging {
         lane.submit(admit: admit) {
             Task { @LoopActor in
                 do throws(APIError) {
-                    try await submitter.submit(command, userID: userID, socket: socket, ackID: ackID)
+                    try await submitter.submit(command, userID: userID, engineSession: engineSession, ackID: ackID)
                 } catch {
                     session.emitError(error, ackID: ackID)
                 }
@@ -108,7 +101,7 @@ final class SocketMessaging {
     /// `GET /api/sync` does (the budget is checked before the arguments, as for REST).
     private func sync(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
         Task { @LoopActor in
-            if let refusal = await self.spendAPIBudget?(userID) { return session.emitError(refusal, ackID: ackID) }
+            if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
                 let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
                 let cursor = try SyncCursor(object: body["since"])

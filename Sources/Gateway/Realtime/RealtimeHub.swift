@@ -1,28 +1,30 @@
 import Shared
 
 /// The gateway's socket endpoint: decides WebSocket upgrades at `/socket.io/`, owns the sessions,
-/// the per-IP counts and the user channels, and drains sockets on shutdown.
+/// the per-IP counts and the user channels, routes the workers' answers to sockets, and drains
+/// sockets on shutdown.
+///
+/// A command's answer takes one path: the gateway channel (`UserChannels`) → `CommandSubmitter`
+/// (which settles REST waiters and each ack once) → `answer(_:)` → `SocketSession.answer(_:)`.
 @LoopActor
 final class RealtimeHub: HTTPUpgrader {
     let configuration: RealtimeConfiguration
     let channels: UserChannels
-    /// Clock skew tolerated on token expiry, as for REST.
-    let leewaySeconds: Int64
-    /// The messaging events (`sendMessage`, `typing`, `sync`, ...); nil until wired.
-    var messaging: SocketMessaging?
-    /// Online/offline of connected users; nil until wired.
-    var presence: Presence?
-    /// Load balancers whose `X-Forwarded-For` names the client (for the per-IP socket cap).
-    var trustedProxies = TrustedProxies.none
-    /// Told when a socket closes, so replies still addressed to it are forgotten.
-    var onSessionClosed: (@LoopActor (_ engineID: String) -> Void)?
-    /// Whether an account exists (CONNECT refuses tokens of deleted accounts); nil skips the check.
-    var accountExists: (@LoopActor (_ userID: Int64) async throws -> Bool)?
-    /// The per-user API budget that database-backed socket requests spend, as REST requests do.
-    var apiBudget: APIRequestLimiter?
+    /// The messaging events (`sendMessage`, `typing`, `sync`, ...).
+    let messaging: SocketMessaging
+    /// Online/offline of connected users.
+    let presence: Presence
     /// What every session's protocol machine is configured with.
     let sessionConfiguration: SocketSessionMachine.SharedConfiguration
     private let tokens: SessionTokens
+    private let submitter: CommandSubmitter
+    /// Whether accounts exist (CONNECT refuses tokens of deleted accounts).
+    private let accounts: AccountExistence
+    /// The per-user API budget that database-backed socket requests spend, as REST requests do;
+    /// nil when the API limit is off.
+    private let apiBudget: APIRequestLimiter?
+    /// Load balancers whose `X-Forwarded-For` names the client (for the per-IP socket cap).
+    private let trustedProxies: TrustedProxies
     private let logger: Logger
     /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
     private var sessions: [String: SocketSession] = [:]
@@ -30,10 +32,17 @@ final class RealtimeHub: HTTPUpgrader {
     private var draining = false
     private var drainWaiters: [@LoopActor () -> Void] = []
 
-    init(configuration: RealtimeConfiguration, tokens: SessionTokens, leewaySeconds: Int64, logger: Logger) {
+    init(configuration: RealtimeConfiguration, tokens: SessionTokens, messaging: SocketMessaging, presence: Presence,
+         submitter: CommandSubmitter, accounts: AccountExistence, apiBudget: APIRequestLimiter?, trustedProxies: TrustedProxies,
+         logger: Logger) {
         self.configuration = configuration
         self.tokens = tokens
-        self.leewaySeconds = leewaySeconds
+        self.messaging = messaging
+        self.presence = presence
+        self.submitter = submitter
+        self.accounts = accounts
+        self.apiBudget = apiBudget
+        self.trustedProxies = trustedProxies
         self.logger = logger
         sessionConfiguration = SocketSessionMachine.SharedConfiguration(SocketSessionMachine.Configuration(
             signer: tokens.verifier, connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
@@ -44,6 +53,14 @@ final class RealtimeHub: HTTPUpgrader {
             case .revoke(let revocation):
                 for session in sessions { session.revoke(revocation) }
             }
+        }
+        submitter.answerSocket = { [unowned self] reply in self.answer(reply) }
+        // Without the reply channel a command's answer would be lost: commands are refused instead.
+        submitter.canReceiveReplies = { [unowned self] in self.channels.gatewayChannelReady }
+        let replyChannel = ChatChannels.gateway(submitter.gatewayID)
+        channels.listen(gatewayChannel: replyChannel) { [unowned self] payload in
+            guard !self.submitter.receive(replyPayload: payload) else { return }
+            self.logger.warn("dropped a malformed command reply", ["channel": .string(replyChannel), "bytes": .int(Int64(payload.count))])
         }
     }
 
@@ -84,9 +101,8 @@ final class RealtimeHub: HTTPUpgrader {
     /// the socket is admitted: its token is valid and not revoked, and a database outage must not
     /// take every socket of the cluster down with it.
     private func accountRefusal(_ userID: Int64) async -> APIError? {
-        guard let accountExists else { return nil }
         do {
-            return try await accountExists(userID) ? nil : SessionTokens.accountGone
+            return try await accounts.exists(userID) ? nil : SessionTokens.accountGone
         } catch {
             logger.warn("cannot check the account of a connecting socket; admitting it", ["userId": .int(userID),
                                                                                          "error": .string(String(describing: error))])
@@ -112,20 +128,14 @@ final class RealtimeHub: HTTPUpgrader {
         let userID = request.principal.userID
         switch request.event {
         case .getOnlineUsers:
-            guard let presence else {
-                return session.emitError(APIError(.presenceUnavailable), ackID: request.ackID)
-            }
             Task { @LoopActor in
                 if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
-                guard let list = await presence.onlineContacts(of: userID) else {
+                guard let list = await self.presence.onlineContacts(of: userID) else {
                     return session.emitError(APIError.databaseUnavailable, ackID: request.ackID)
                 }
                 if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit(.onlineUsers, list) }
             }
         default:
-            guard let messaging else {
-                return session.emitError(APIError(.messagingUnavailable), ackID: request.ackID)
-            }
             messaging.handle(request.event, request.argument, ackID: request.ackID, session: session, userID: userID)
         }
     }
@@ -184,22 +194,22 @@ final class RealtimeHub: HTTPUpgrader {
     /// The open socket with this Engine.IO session id.
     func session(engineID: String) -> SocketSession? { sessions[engineID] }
 
-    /// A worker's reply to a command of one of this gateway's sockets; dropped if the socket is gone.
-    func deliver(_ reply: ChatReply) {
-        guard let socket = reply.reply.socket, let session = sessions[socket] else { return }
-        SocketMessaging.deliver(reply, to: session)
+    /// The answer to a command of one of this gateway's sockets; dropped if the socket is gone.
+    func answer(_ reply: ChatReply) {
+        guard let engineSession = reply.reply.engineSession, let session = sessions[engineSession] else { return }
+        session.answer(reply)
     }
 
     func sessionClosed(_ session: SocketSession, userID: Int64?) {
         guard sessions.removeValue(forKey: session.engineID) != nil else { return }
-        onSessionClosed?(session.engineID)
+        submitter.forget(engineSession: session.engineID)
         let client = session.clientAddress
         if let count = connectionsPerIP[client] {
             connectionsPerIP[client] = count > 1 ? count - 1 : nil
         }
         if let userID {
             channels.unregister(session, userID: userID)
-            presence?.socketClosed(userID: userID)
+            presence.socketClosed(userID: userID)
         }
         if sessions.isEmpty && !drainWaiters.isEmpty {
             let waiters = drainWaiters

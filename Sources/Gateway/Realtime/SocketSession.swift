@@ -110,6 +110,18 @@ final class SocketSession: WebSocketConnectionDelegate {
         sendAck(ackID, [value])
     }
 
+    /// A worker's answer to one of this socket's commands (or the timeout standing in for it): the
+    /// ack (`[<result>]` or `[{"error": {code, message}}]`) when the socket asked for one, else the
+    /// event `error` on failure. Success without an ack says nothing: the events on the user's
+    /// channel (`messageSent`, ...) say it all.
+    func answer(_ reply: ChatReply) {
+        if let ack = reply.reply.ack {
+            sendAck(ack, [reply.outcome.ackArgument])
+        } else if case .failed(let code, let message, let details) = reply.outcome {
+            emitError(ChatErrors.apiError(code: code, message: message, details: details), ackID: nil)
+        }
+    }
+
     /// Reports a problem with something the client sent (a refusal, a failed read): as the ack's
     /// `{"error": {code, message}}` when it asked for one, as the event `error` otherwise.
     func emitError(_ error: APIError, ackID: Int64?) {
@@ -181,7 +193,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             // Writing the CONNECT answer may have closed the socket already (a full output queue).
             guard machine.principal != nil else { break }
             admittedUserID = principal.userID
-            hub.presence?.socketConnected(self, userID: principal.userID)
+            hub.presence.socketConnected(self, userID: principal.userID)
         case .armServerAckTimeout(let id, let milliseconds):
             serverAckTimers[id] = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
                 guard let self else { return }

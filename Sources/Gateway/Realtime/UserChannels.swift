@@ -31,7 +31,7 @@ final class UserChannels {
     /// Connects the subscription; `onResubscribed` runs after Redis came back (clients must resync).
     func start(configuration: RedisConfiguration, onResubscribed: @escaping @LoopActor () -> Void) {
         let subscriber = RedisSubscriber(configuration: configuration) { [weak self] channel, payload in
-            self?.deliver(channel: channel, payload: payload)
+            self?.route(channel: channel, payload: payload)
         }
         subscriber.onResubscribed = { [weak self] in
             // Every wanted channel, the gateway's included, is subscribed again.
@@ -104,7 +104,7 @@ final class UserChannels {
     /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
     /// local socket of the user; a control message (`{"control": ...}`) goes to `onControl`.
     /// Malformed payloads are logged and dropped.
-    private func deliver(channel: String, payload: [UInt8]) {
+    private func route(channel: String, payload: [UInt8]) {
         if channel == gatewayChannel {
             gatewayHandler?(payload)
             return

@@ -275,17 +275,18 @@ package enum ChatCommand: Sendable, Equatable {
 package struct ReplyAddress: Sendable, Equatable {
     /// The gateway's id; replies are published on `chat:gw:{gateway}`.
     package var gateway: String
-    /// The Engine.IO session id of the originating socket.
-    package var socket: String?
+    /// The Engine.IO session id (`sid` of the open packet) of the originating socket: the key of a
+    /// gateway's sessions, not the Socket.IO `socketId` clients see. On the wire: `socket`.
+    package var engineSession: String?
     /// The Socket.IO ack id the client asked for.
     package var ack: Int64?
     /// The id of a REST request waiting for the outcome.
     package var request: String?
 
     /// An address; at least `gateway`.
-    package init(gateway: String, socket: String? = nil, ack: Int64? = nil, request: String? = nil) {
+    package init(gateway: String, engineSession: String? = nil, ack: Int64? = nil, request: String? = nil) {
         self.gateway = gateway
-        self.socket = socket
+        self.engineSession = engineSession
         self.ack = ack
         self.request = request
     }
@@ -293,7 +294,7 @@ package struct ReplyAddress: Sendable, Equatable {
     /// `{"gateway", "socket"?, "ack"?, "request"?}`.
     package var json: JSONValue {
         var object: JSONObject = ["gateway": .string(gateway)]
-        if let socket { object["socket"] = .string(socket) }
+        if let engineSession { object["socket"] = .string(engineSession) }
         if let ack { object["ack"] = .int(ack) }
         if let request { object["request"] = .string(request) }
         return .object(object)
@@ -303,7 +304,7 @@ package struct ReplyAddress: Sendable, Equatable {
     package init?(json: JSONValue) {
         guard case .object(let object) = json, case .string(let gateway)? = object["gateway"], !gateway.isEmpty else { return nil }
         self.gateway = gateway
-        socket = object["socket"]?.stringValue
+        engineSession = object["socket"]?.stringValue
         ack = object["ack"]?.int64Value
         request = object["request"]?.stringValue
     }

@@ -1,0 +1,100 @@
+import Shared
+
+/// The gateway's object graph, built in one place, in dependency order, every service given what
+/// it needs at init (nothing wired later, no optional service production lacks). `GatewayApp`
+/// owns one and starts, stops and closes what it holds.
+@LoopActor
+final class GatewayServices {
+    let database: PostgresPool
+    /// One connection of its own for the account check of socket CONNECTs, so admission never
+    /// queues behind the main pool's reads during a reconnect storm.
+    let admissionDatabase: PostgresPool
+    let redis: RedisClient
+    let hashPool: ThreadPool
+    /// The public routes (REST, health, OpenAPI).
+    let router: APIRouter
+    /// `/metrics`, `/health`, `/ready` for the admin port.
+    let adminRouter: APIRouter
+    let presence: Presence
+    let submitter: CommandSubmitter
+    let realtime: RealtimeHub
+    /// Route owners: the router's handlers hold them unowned, so they live here.
+    private let accounts: AccountRoutes
+    private let userRoutes: UserRoutes
+    private let messageRoutes: MessageRoutes
+
+    init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, logger: Logger) {
+        self.database = database
+        self.redis = redis
+        let limits = configuration.limits
+        let messagingConfiguration = configuration.messaging
+
+        // Accounts and tokens.
+        hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth, name: "scrypt")
+        let signer = JWTSigner(secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience,
+                               leewaySeconds: configuration.jwtLeewaySeconds)
+        let tokens = SessionTokens(signer: signer, database: database, redis: redis,
+                                   accessTokenTTLSeconds: configuration.accessTokenTTLSeconds,
+                                   refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds)
+        let limiter = { (policy: RateLimitPolicy, mode: RateLimitFailureMode) in
+            RateLimiter(policy: policy, failureMode: mode, redis: redis, logger: logger)
+        }
+        let loginLimits = LoginLimits(perAccount: limits.loginAccount.map { limiter($0, limits.loginFailureMode) },
+                                      perAddress: limits.loginAddress.map { limiter($0, limits.loginFailureMode) },
+                                      trustedProxies: limits.trustedProxies)
+        accounts = AccountRoutes(database: database, tokens: tokens, hasher: PasswordHasher(parameters: configuration.scrypt),
+                                 hashPool: hashPool, loginLimits: loginLimits, logger: logger)
+        let apiBudget = limits.api.map { policy in
+            APIRequestLimiter(limiter: limiter(policy, limits.apiFailureMode), signer: signer, trustedProxies: limits.trustedProxies)
+        }
+
+        // Presence and messaging.
+        let registry = PresenceRegistry(redis: redis, configuration: configuration.presence, gatewayID: configuration.gatewayID, logger: logger)
+        let directory = ContactDirectory(database: database)
+        presence = Presence(registry: registry, directory: directory, redis: redis, logger: logger)
+        userRoutes = UserRoutes(directory: directory, presence: registry)
+        let reader = ConversationReader(database: database, presence: registry)
+        submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messagingConfiguration.commandStream,
+                                     replyTimeoutMilliseconds: messagingConfiguration.replyTimeoutMilliseconds)
+        messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
+        let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
+                                              apiBudget: apiBudget)
+
+        // Sockets.
+        var admissionPool = PostgresPoolConfiguration(common: configuration.common, applicationName: "gateway-admission")
+        admissionPool.size = 1
+        admissionDatabase = PostgresPool(configuration: admissionPool)
+        realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens, messaging: socketMessaging, presence: presence,
+                               submitter: submitter, accounts: AccountExistence(database: admissionDatabase), apiBudget: apiBudget,
+                               trustedProxies: limits.trustedProxies, logger: logger)
+
+        // Routes.
+        router = APIRouter(authenticator: accounts, logger: logger)
+        router.limiter = apiBudget
+        let healthChecks: [(name: String, probe: @LoopActor () async -> Bool)] = [
+            ("postgres", { await database.ping() }),
+            ("redis", { await redis.ping() }),
+        ]
+        HealthRoutes.register(on: router, service: "gateway", checks: healthChecks)
+        router.addImmediate(.GET, "/api/openapi.yaml") { _ in
+            HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml; charset=utf-8"], body: PackageResources.openapi_yaml)
+        }
+        accounts.register(on: router)
+        userRoutes.register(on: router)
+        messageRoutes.register(on: router)
+        // Metrics are for the monitoring network only: the admin port, never the public one.
+        adminRouter = APIRouter(authenticator: nil, logger: logger)
+        HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)
+        adminRouter.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
+    }
+
+    /// Closes every client and pool (after the servers drained).
+    func close() {
+        submitter.close()
+        realtime.close()
+        redis.close()
+        database.close()
+        admissionDatabase.close()
+        hashPool.shutdown()
+    }
+}
