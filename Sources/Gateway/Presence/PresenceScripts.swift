@@ -1,6 +1,7 @@
 import Shared
 
-/// The presence registry's Redis layout (DESIGN.md section 5) and its atomic scripts.
+/// The presence registry's Redis layout (one hash per user, one liveness key and one user set per
+/// gateway instance) and its atomic scripts.
 ///
 /// - `chat:presence:{userId}`: hash; `g:<instance>` → that gateway instance's connection count for
 ///   the user, `s` → the state last announced to contacts (`1` online; absent or `0` offline).

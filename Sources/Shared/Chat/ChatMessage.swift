@@ -5,8 +5,8 @@ import Postgres
 ///
 /// Query with `SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE ...`:
 /// `m` is `messages`, `c` its conversation. `receiver_id` is derived from the direct conversation's
-/// key, `is_read` from the read pointers (DESIGN.md section 4: read when another member's
-/// `last_read_seq` reached the message's `seq`).
+/// key, `is_read` from the read pointers (one per member per conversation: a message is read when
+/// another member's `last_read_seq` reached its `seq`).
 package struct ChatMessageRecord: Sendable, Equatable {
     /// `messages.id`.
     package var id: Int64

@@ -3,7 +3,8 @@ import HTTP
 import JSON
 import Redis
 
-/// Redis names of the message path (DESIGN.md section 5).
+/// Redis names of the message path: the command stream, per-user event channels, per-gateway
+/// reply channels.
 package enum ChatChannels {
     /// The command stream gateways `XADD` to (default of `COMMAND_STREAM`).
     package static let commandStream = "chat:cmd"

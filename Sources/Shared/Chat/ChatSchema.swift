@@ -35,7 +35,8 @@ package enum ChatSchema {
             CREATE INDEX refresh_tokens_user_idx ON refresh_tokens (user_id);
             """),
         // Conversations with a gap-free seq, members with read pointers, messages with an idempotency
-        // key (DESIGN.md sections 3, 4, 6). unique(conversation_id, seq) is also the history index.
+        // key (the message path, read pointers and data model of docs/ARCHITECTURE.md).
+        // unique(conversation_id, seq) is also the history index.
         // conversations.last_message_id has no foreign key: it is written with the message in one
         // transaction, and a key would cost an index probe on every send. Deleting a user who sent
         // messages is refused (no cascade): it would punch holes in conversations' seq sequences.

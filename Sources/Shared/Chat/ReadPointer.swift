@@ -3,7 +3,8 @@ import Runtime
 /// A member's read position in one conversation (`conversation_members.last_read_seq`).
 ///
 /// "Message N is read by X" means `X.lastReadSeq >= N.seq`; marking N read marks everything before
-/// it, and the pointer never moves backwards (DESIGN.md section 4).
+/// it, and the pointer never moves backwards (the read-state model of Slack, Matrix and Telegram:
+/// one pointer per member, no flag per message per reader).
 package struct ReadPointer: Sendable, Equatable {
     /// The highest seq the member has read (0: nothing).
     package private(set) var lastReadSeq: Int64
