@@ -104,7 +104,7 @@ final class CommandConsumer {
                 }
             } catch {
                 var groupMissing = false
-                if case .server(let message) = error as? RedisError, message.hasPrefix("NOGROUP") { groupMissing = true }
+                if (error as? RedisError)?.serverCode == .noGroup { groupMissing = true }
                 cycle.failed(action, groupMissing: groupMissing, now: MonotonicClock.now())
                 if running {
                     logger.warn("command stream operation failed", ["action": .string(String(describing: action)), "error": .string(String(describing: error))])
@@ -119,7 +119,7 @@ final class CommandConsumer {
             logger.info("consumer group created", ["stream": .string(configuration.stream), "group": .string(configuration.group)])
         } catch {
             // Another worker created it first: that is the normal case in a cluster.
-            guard case .server(let message) = error, message.hasPrefix("BUSYGROUP") else { throw error }
+            guard error.serverCode == .busyGroup else { throw error }
         }
     }
 

@@ -91,7 +91,7 @@ final class AccountRoutes: RequestAuthenticator {
     private static let emailTaken = APIError(.emailTaken)
 
     private static func duplicateError(_ error: PostgresError) -> APIError? {
-        guard case .server(let server) = error, server.sqlState == "23505" else { return nil }
+        guard case .server(let server) = error, server.sqlState == PostgresSQLState.uniqueViolation else { return nil }
         switch server.constraint {
         case "users_username_key": return usernameTaken
         case "users_email_key": return emailTaken

@@ -128,7 +128,7 @@ package final class RedisClient {
         do throws(RedisError) {
             return try await send(command("EVALSHA", script.sha1))
         } catch {
-            guard case .server(let message) = error, message.hasPrefix("NOSCRIPT") else { throw error }
+            guard error.serverCode == .noScript else { throw error }
         }
         return try await send(command("EVAL", script.source))
     }

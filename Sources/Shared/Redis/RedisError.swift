@@ -52,3 +52,38 @@ package enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `code: message`, for logs.
     package var description: String { "\(code): \(message)" }
 }
+
+/// The error prefix of a Redis error reply (`NOGROUP No such key ...` → `.noGroup`), typed so call
+/// sites compare codes rather than message text. Open: any prefix Redis sends is a code; the ones
+/// this product acts on are named.
+package struct RedisErrorCode: Sendable, Hashable, CustomStringConvertible {
+    /// The first word of the reply, as Redis spells it.
+    package let prefix: String
+
+    package init(_ prefix: String) {
+        self.prefix = prefix
+    }
+
+    package var description: String { prefix }
+
+    /// A consumer group (or its stream) does not exist: create it.
+    package static let noGroup = RedisErrorCode("NOGROUP")
+    /// `XGROUP CREATE` of a group that exists.
+    package static let busyGroup = RedisErrorCode("BUSYGROUP")
+    /// `EVALSHA` of a script the server has not cached (after a restart or `SCRIPT FLUSH`).
+    package static let noScript = RedisErrorCode("NOSCRIPT")
+    /// A command against a key of another type.
+    package static let wrongType = RedisErrorCode("WRONGTYPE")
+    /// A generic error (bad arguments, unknown command).
+    package static let generic = RedisErrorCode("ERR")
+}
+
+extension RedisError {
+    /// The code of an error reply (`.server`), parsed from its first word; nil for the other cases.
+    package var serverCode: RedisErrorCode? {
+        guard case .server(let text) = self, let word = text.split(separator: " ", maxSplits: 1).first, !word.isEmpty else {
+            return nil
+        }
+        return RedisErrorCode(String(word))
+    }
+}
