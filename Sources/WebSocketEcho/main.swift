@@ -21,7 +21,7 @@ final class EchoServer: HTTPUpgrader, WebSocketConnectionDelegate {
             return .reject(error.response)
         case .success(let response):
             return .accept(response) { [unowned self] tcp, leftover, release in
-                let connection = WebSocketConnection(tcp: tcp, configuration: self.configuration, release: release)
+                let connection = WebSocketConnection(transport: tcp, configuration: self.configuration, release: release)
                 self.connections[ObjectIdentifier(connection)] = connection
                 connection.delegate = self
                 connection.start(leftover: leftover)

@@ -53,12 +53,12 @@ import Testing
     }
 
     @Test @LoopActor func tcpEchoRoundTrip() async throws {
-        final class Echo: TCPConnectionDelegate {
+        final class Echo: TransportDelegate {
             var closed = false
-            func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) { connection.write(Array(bytes)) }
-            func connectionDidReadEOF(_ connection: TCPConnection) { connection.closeAfterFlush() }
-            func connectionDidDrain(_ connection: TCPConnection) {}
-            func connectionDidClose(_ connection: TCPConnection, error: SystemError?) { closed = true }
+            func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) { connection.write(Array(bytes)) }
+            func connectionDidReadEOF(_ connection: any Transport) { connection.closeAfterFlush() }
+            func connectionDidDrain(_ connection: any Transport) {}
+            func connectionDidClose(_ connection: any Transport, error: SystemError?) { closed = true }
         }
         let echo = Echo()
         var accepted: TCPConnection?

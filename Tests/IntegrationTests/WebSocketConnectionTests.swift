@@ -30,7 +30,7 @@ import Testing
         init(configuration: WebSocketConfiguration) throws {
             listener = try TCPListener(host: "127.0.0.1", port: 0) { [unowned self] fd, peer in
                 guard let tcp = try? TCPConnection(fd: fd, peer: peer, limits: TCPConnectionLimits()) else { return }
-                let connection = WebSocketConnection(tcp: tcp, configuration: configuration, release: {})
+                let connection = WebSocketConnection(transport: tcp, configuration: configuration, release: {})
                 connection.delegate = self.recorder
                 self.connections.append(connection)
                 connection.start(leftover: [])

@@ -23,7 +23,9 @@ final class GatewayServices {
     private let userRoutes: UserRoutes
     private let messageRoutes: MessageRoutes
 
-    init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, logger: Logger) {
+    /// `clock` drives the sockets' and commands' timers: the loop's, or a manual clock in tests.
+    init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, logger: Logger,
+         clock: any LoopClock = SystemClock.shared) {
         self.database = database
         self.redis = redis
         let limits = configuration.limits
@@ -55,10 +57,10 @@ final class GatewayServices {
         userRoutes = UserRoutes(directory: directory, presence: registry)
         let reader = ConversationReader(database: database, presence: registry)
         submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messagingConfiguration.commandStream,
-                                     replyTimeoutMilliseconds: messagingConfiguration.replyTimeoutMilliseconds)
+                                     replyTimeoutMilliseconds: messagingConfiguration.replyTimeoutMilliseconds, clock: clock)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
-                                              apiBudget: apiBudget)
+                                              apiBudget: apiBudget, clock: clock)
 
         // Sockets.
         var admissionPool = PostgresPoolConfiguration(common: configuration.common, applicationName: "gateway-admission")
@@ -66,7 +68,7 @@ final class GatewayServices {
         admissionDatabase = PostgresPool(configuration: admissionPool)
         realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens, messaging: socketMessaging, presence: presence,
                                submitter: submitter, accounts: AccountExistence(database: admissionDatabase), apiBudget: apiBudget,
-                               trustedProxies: limits.trustedProxies, logger: logger)
+                               trustedProxies: limits.trustedProxies, logger: logger, clock: clock)
 
         // Routes.
         router = APIRouter(authenticator: accounts, logger: logger)

@@ -25,6 +25,7 @@ final class CommandSubmitter {
     let gatewayID: String
     private let stream: String
     private let replyTimeoutMilliseconds: Int64
+    private let clock: any LoopClock
     /// REST requests waiting for their reply, by request id.
     private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
     /// Socket acks waiting for their reply (the timer answers `worker_unavailable`).
@@ -40,11 +41,12 @@ final class CommandSubmitter {
     /// Answers a socket: a worker's reply for it, or the `worker_unavailable` of an ack that timed out.
     var answerSocket: (@LoopActor (ChatReply) -> Void)?
 
-    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeoutMilliseconds: Int64) {
+    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeoutMilliseconds: Int64, clock: any LoopClock = SystemClock.shared) {
         self.redis = redis
         self.gatewayID = gatewayID
         self.stream = stream
         self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
+        self.clock = clock
     }
 
     /// Commands waiting for a reply (REST requests and socket acks).
@@ -63,7 +65,7 @@ final class CommandSubmitter {
                                        reply: ReplyAddress(gateway: gatewayID, request: requestID))
         // The waiter is registered before XADD is sent: the reply may arrive before XADD's own answer.
         let waiting = await withCheckedContinuation { (continuation: CheckedContinuation<Waiting, Never>) in
-            let timer = EventLoop.shared.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+            let timer = clock.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
                 self?.finishRequest(requestID, .timedOut)
             }
             requests[requestID] = (continuation, timer)
@@ -98,8 +100,8 @@ final class CommandSubmitter {
                                        reply: ReplyAddress(gateway: gatewayID, engineSession: engineSession, ack: ackID))
         if let ackID {
             let address = SocketAck(engineSession: engineSession, ack: ackID)
-            if let previous = socketAcks[address] { EventLoop.shared.cancel(previous) }
-            socketAcks[address] = EventLoop.shared.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+            if let previous = socketAcks[address] { clock.cancel(previous) }
+            socketAcks[address] = clock.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
                 self?.socketAckTimedOut(address)
             }
         }
@@ -107,7 +109,7 @@ final class CommandSubmitter {
             try await append(envelope)
         } catch .unavailable {
             if let ackID, let timer = socketAcks.removeValue(forKey: SocketAck(engineSession: engineSession, ack: ackID)) {
-                EventLoop.shared.cancel(timer)
+                clock.cancel(timer)
             }
             throw APIError.redisUnavailable
         } catch {
@@ -132,7 +134,7 @@ final class CommandSubmitter {
             if let ack = reply.reply.ack {
                 // Answered already (timed out) or never asked for: an ack id is answered once.
                 guard let timer = socketAcks.removeValue(forKey: SocketAck(engineSession: engineSession, ack: ack)) else { return true }
-                EventLoop.shared.cancel(timer)
+                clock.cancel(timer)
             }
             answerSocket?(reply)
         }
@@ -142,14 +144,14 @@ final class CommandSubmitter {
     /// A socket closed: its pending acks can no longer be answered.
     func forget(engineSession: String) {
         for (address, timer) in socketAcks where address.engineSession == engineSession {
-            EventLoop.shared.cancel(timer)
+            clock.cancel(timer)
             socketAcks.removeValue(forKey: address)
         }
     }
 
     private func finishRequest(_ requestID: String, _ waiting: Waiting) {
         guard let entry = requests.removeValue(forKey: requestID) else { return }
-        EventLoop.shared.cancel(entry.timer)
+        clock.cancel(entry.timer)
         entry.continuation.resume(returning: waiting)
     }
 
@@ -162,7 +164,7 @@ final class CommandSubmitter {
     /// Shutdown: every waiting REST request is answered `worker_unavailable` now.
     func close() {
         for requestID in Array(requests.keys) { finishRequest(requestID, .timedOut) }
-        for timer in socketAcks.values { EventLoop.shared.cancel(timer) }
+        for timer in socketAcks.values { clock.cancel(timer) }
         socketAcks.removeAll()
     }
 }

@@ -14,10 +14,12 @@ final class SocketMessaging {
     /// The per-user API budget that database-backed events spend, as REST requests do; nil when
     /// the API limit is off.
     private let apiBudget: APIRequestLimiter?
+    private let clock: any LoopClock
 
     init(configuration: MessagingConfiguration, submitter: CommandSubmitter, reader: ConversationReader, redis: RedisClient,
-         apiBudget: APIRequestLimiter?) {
+         apiBudget: APIRequestLimiter?, clock: any LoopClock = SystemClock.shared) {
         self.configuration = configuration
+        self.clock = clock
         self.submitter = submitter
         self.reader = reader
         self.redis = redis
@@ -129,7 +131,7 @@ final class SocketMessaging {
     private func typingRelay(of session: SocketSession, userID: Int64) -> TypingRelay {
         if let relay = session.typing { return relay }
         let redis = self.redis
-        let relay = TypingRelay(senderID: userID, limits: typingLimits) { event, payload, receiverID in
+        let relay = TypingRelay(senderID: userID, limits: typingLimits, clock: clock) { event, payload, receiverID in
             let command = ChatEvent(userID: receiverID, event: event, data: payload).publishCommand
             // Ephemeral: a lost indicator is corrected by the next one or by the automatic stop.
             Task { @LoopActor in _ = try? await redis.send(command) }

@@ -11,17 +11,19 @@ final class TypingRelay {
     private let publish: @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void
     private var timer: TimerHandle?
     private var timerDeadline: UInt64?
+    private let clock: any LoopClock
 
-    init(senderID: Int64, limits: TypingState.Limits,
+    init(senderID: Int64, limits: TypingState.Limits, clock: any LoopClock,
          publish: @escaping @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void) {
         self.senderID = senderID
         state = TypingState(limits: limits)
         self.publish = publish
+        self.clock = clock
     }
 
     /// `typing {receiverId}`; false when refused (too many receivers at once).
     func typing(to receiverID: Int64) -> Bool {
-        switch state.typing(to: receiverID, now: MonotonicClock.now()) {
+        switch state.typing(to: receiverID, now: clock.now()) {
         case .publish:
             relay(.typing, to: receiverID)
         case .rearmed:
@@ -55,20 +57,20 @@ final class TypingRelay {
         guard let deadline = state.nextDeadline else { return cancelTimer() }
         if let timerDeadline, timerDeadline <= deadline, timer != nil { return }
         cancelTimer()
-        let now = MonotonicClock.now()
+        let now = clock.now()
         let milliseconds = MonotonicClock.milliseconds(until: deadline, from: now)
         timerDeadline = deadline
-        timer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        timer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
             guard let self else { return }
             self.timer = nil
             self.timerDeadline = nil
-            for receiverID in self.state.expire(now: MonotonicClock.now()) { self.relay(.stopTyping, to: receiverID) }
+            for receiverID in self.state.expire(now: self.clock.now()) { self.relay(.stopTyping, to: receiverID) }
             self.armTimer()
         }
     }
 
     private func cancelTimer() {
-        if let timer { EventLoop.shared.cancel(timer) }
+        if let timer { clock.cancel(timer) }
         timer = nil
         timerDeadline = nil
     }

@@ -26,6 +26,8 @@ final class RealtimeHub: HTTPUpgrader {
     /// Load balancers whose `X-Forwarded-For` names the client (for the per-IP socket cap).
     private let trustedProxies: TrustedProxies
     private let logger: Logger
+    /// Time and timers of the sockets (the loop's; a manual clock in tests).
+    let clock: any LoopClock
     /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
     private var sessions: [String: SocketSession] = [:]
     private var connectionsPerIP: [String: Int] = [:]
@@ -34,8 +36,9 @@ final class RealtimeHub: HTTPUpgrader {
 
     init(configuration: RealtimeConfiguration, tokens: SessionTokens, messaging: SocketMessaging, presence: Presence,
          submitter: CommandSubmitter, accounts: AccountExistence, apiBudget: APIRequestLimiter?, trustedProxies: TrustedProxies,
-         logger: Logger) {
+         logger: Logger, clock: any LoopClock = SystemClock.shared) {
         self.configuration = configuration
+        self.clock = clock
         self.tokens = tokens
         self.messaging = messaging
         self.presence = presence
@@ -152,9 +155,10 @@ final class RealtimeHub: HTTPUpgrader {
         case .success(let response):
             let headerToken = BearerToken.parse(request.headers["Authorization"])
             connectionsPerIP[client, default: 0] += 1
-            return .accept(response) { [weak self] tcp, leftover, release in
-                guard let self else { return tcp.closeNow() }
-                let connection = WebSocketConnection(tcp: tcp, configuration: self.configuration.webSocket, release: release)
+            return .accept(response) { [weak self] transport, leftover, release in
+                guard let self else { return transport.closeNow() }
+                let connection = WebSocketConnection(transport: transport, configuration: self.configuration.webSocket, clock: self.clock,
+                                                     release: release)
                 let session = SocketSession(connection: connection, hub: self, headerToken: headerToken, clientAddress: client)
                 self.sessions[session.engineID] = session
                 session.start(leftover: leftover)
@@ -266,7 +270,7 @@ final class RealtimeHub: HTTPUpgrader {
         drainWaiters.append(finish)
         logger.info("closing sockets", ["sockets": .int(Int64(sessions.count))])
         for session in Array(sessions.values) { session.shutdown() }
-        EventLoop.shared.schedule(afterMilliseconds: graceMilliseconds) { finish() }
+        clock.schedule(afterMilliseconds: graceMilliseconds) { finish() }
     }
 
     func close() { channels.close() }

@@ -28,7 +28,8 @@ final class SocketSession: WebSocketConnectionDelegate {
         self.clientAddress = clientAddress
         self.hub = hub
         engineID = SecureRandom.token(byteCount: 15)
-        machine = SocketSessionMachine(configuration: hub.sessionConfiguration, headerToken: headerToken, now: Self.now())
+        machine = SocketSessionMachine(configuration: hub.sessionConfiguration, headerToken: headerToken,
+                                       now: SocketSessionMachine.Instant(monotonic: hub.clock.now(), wallMilliseconds: hub.clock.wallMilliseconds()))
         heartbeat = EngineIOHeartbeat(interval: UInt64(hub.configuration.pingIntervalMilliseconds) * 1_000_000,
                                       timeout: UInt64(hub.configuration.pingTimeoutMilliseconds) * 1_000_000)
     }
@@ -43,8 +44,10 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// the key of the per-IP socket cap.
     let clientAddress: String
 
-    private static func now() -> SocketSessionMachine.Instant {
-        SocketSessionMachine.Instant(monotonic: MonotonicClock.now(), wallMilliseconds: WallClock.milliseconds())
+    private var clock: any LoopClock { hub.clock }
+
+    private func now() -> SocketSessionMachine.Instant {
+        SocketSessionMachine.Instant(monotonic: clock.now(), wallMilliseconds: clock.wallMilliseconds())
     }
 
     // MARK: Lifecycle
@@ -59,7 +62,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             "maxPayload": .int(Int64(hub.configuration.maxPayloadBytes)),
         ]
         connection.send(text: EngineIOPacket.open(open).encoded)
-        perform(heartbeat.start(now: MonotonicClock.now()))
+        perform(heartbeat.start(now: clock.now()))
         perform(machine.start())
         connection.start(leftover: leftover)
     }
@@ -137,16 +140,16 @@ final class SocketSession: WebSocketConnectionDelegate {
             // The heartbeat's pong, which every idle socket sends once per interval, goes straight to
             // the heartbeat: no clock pair, no action list (the machine would only say .pongReceived).
             if text.utf8.count == 1, text.utf8.first == UInt8(ascii: "3"), machine.state != .closed {
-                return perform(heartbeat.pongReceived(now: MonotonicClock.now()))
+                return perform(heartbeat.pongReceived(now: clock.now()))
             }
-            perform(machine.received(text: text, now: Self.now()))
+            perform(machine.received(text: text, now: now()))
         }
     }
 
     func webSocketDidClose(_ connection: WebSocketConnection, code: UInt16) {
-        if let heartbeatTimer { EventLoop.shared.cancel(heartbeatTimer) }
-        if let deadlineTimer { EventLoop.shared.cancel(deadlineTimer) }
-        for timer in serverAckTimers.values { EventLoop.shared.cancel(timer) }
+        if let heartbeatTimer { clock.cancel(heartbeatTimer) }
+        if let deadlineTimer { clock.cancel(deadlineTimer) }
+        for timer in serverAckTimers.values { clock.cancel(timer) }
         heartbeatTimer = nil
         deadlineTimer = nil
         serverAckTimers = [:]
@@ -171,7 +174,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .send(let packet):
             send(packet)
         case .pongReceived:
-            perform(heartbeat.pongReceived(now: MonotonicClock.now()))
+            perform(heartbeat.pongReceived(now: clock.now()))
         case .close(let code, let reason):
             connection.close(code: code, reason: reason)
         case .admit(let principal):
@@ -179,11 +182,11 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .confirmToken(let principal, let ackID):
             Task { @LoopActor in await self.confirm(principal, ackID: ackID) }
         case .armDeadline(let milliseconds):
-            if let deadlineTimer { EventLoop.shared.cancel(deadlineTimer) }
-            deadlineTimer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+            if let deadlineTimer { clock.cancel(deadlineTimer) }
+            deadlineTimer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
                 guard let self else { return }
                 self.deadlineTimer = nil
-                self.perform(self.machine.deadlineFired(now: Self.now()))
+                self.perform(self.machine.deadlineFired(now: self.now()))
             }
         case .countEvent(let name):
             GatewayMetrics.socketEventsIn.increment(GatewayMetrics.eventLabel(name))
@@ -195,7 +198,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             admittedUserID = principal.userID
             hub.presence.socketConnected(self, userID: principal.userID)
         case .armServerAckTimeout(let id, let milliseconds):
-            serverAckTimers[id] = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+            serverAckTimers[id] = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
                 guard let self else { return }
                 self.serverAckTimers[id] = nil
                 self.perform(self.machine.serverAckTimedOut(id))
@@ -211,7 +214,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             if machine.principal == nil { hub.channels.unregister(self, userID: principal.userID) }
             return
         }
-        perform(machine.admitted(socketID: SecureRandom.token(byteCount: 15), now: Self.now()))
+        perform(machine.admitted(socketID: SecureRandom.token(byteCount: 15), now: now()))
         // Refused after all (a revocation arrived during the checks), or closed meanwhile.
         if machine.principal != principal { hub.channels.unregister(self, userID: principal.userID) }
     }
@@ -219,7 +222,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     private func confirm(_ principal: Principal, ackID: Int64?) async {
         do {
             try await hub.checkNotRevoked(principal)
-            perform(machine.reauthenticated(principal, ackID: ackID, now: Self.now()))
+            perform(machine.reauthenticated(principal, ackID: ackID, now: now()))
         } catch {
             let refusal = APIError.from(error)
             perform(machine.reauthenticationFailed(refusal, ackID: ackID))
@@ -250,13 +253,13 @@ final class SocketSession: WebSocketConnectionDelegate {
     private static let heartbeatGrainNanoseconds: UInt64 = 100_000_000
 
     private func armHeartbeat(_ deadline: UInt64) {
-        if let heartbeatTimer { EventLoop.shared.cancel(heartbeatTimer) }
+        if let heartbeatTimer { clock.cancel(heartbeatTimer) }
         let grain = Self.heartbeatGrainNanoseconds
         let rounded = deadline.addingSaturated(grain - 1) / grain * grain
-        let milliseconds = MonotonicClock.milliseconds(until: rounded, from: MonotonicClock.now())
-        heartbeatTimer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        let milliseconds = MonotonicClock.milliseconds(until: rounded, from: clock.now())
+        heartbeatTimer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
             guard let self else { return }
-            self.perform(self.heartbeat.timerFired(now: MonotonicClock.now()))
+            self.perform(self.heartbeat.timerFired(now: self.clock.now()))
         }
     }
 }

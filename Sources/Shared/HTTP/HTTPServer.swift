@@ -45,7 +45,7 @@ package enum HTTPUpgradeDecision {
     /// Write `response` (a 101), then hand the connection and any bytes that followed the request
     /// to `takeOver`. Call `release` when that connection closes, so the server's connection cap
     /// keeps counting it.
-    case accept(HTTPResponse, takeOver: @LoopActor (_ connection: TCPConnection, _ leftover: [UInt8], _ release: @escaping @LoopActor () -> Void) -> Void)
+    case accept(HTTPResponse, takeOver: @LoopActor (_ connection: any Transport, _ leftover: [UInt8], _ release: @escaping @LoopActor () -> Void) -> Void)
 }
 
 /// Decides protocol upgrades (WebSocket) before a request reaches the responder.
@@ -62,6 +62,8 @@ package final class HTTPServer {
     private let configuration: HTTPServerConfiguration
     private let responder: any HTTPResponder
     private let logger: Logger
+    /// Time and timers (the loop's, or a manual clock in tests).
+    private let clock: any LoopClock
     private var listener: TCPListener?
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     /// Connections handed over to another protocol; they still count against the cap.
@@ -73,10 +75,12 @@ package final class HTTPServer {
     private var cachedDate: (second: Int64, text: String) = (0, "")
     private var shutdownWaiters: [@LoopActor () -> Void] = []
 
-    package init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger) {
+    package init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
+                 clock: any LoopClock = SystemClock.shared) {
         self.configuration = configuration
         self.responder = responder
         self.logger = logger
+        self.clock = clock
     }
 
     /// Binds and starts accepting.
@@ -109,18 +113,34 @@ package final class HTTPServer {
             logger.warn("cannot register connection", ["error": .string(error.description)])
             return
         }
-        let connection = HTTPServerConnection(server: self, tcp: tcp)
+        serve(tcp)
+    }
+
+    /// Serves a connection that did not come from the listener (an `InMemoryConnection` in tests),
+    /// under the same connection cap.
+    package func accept(_ transport: any Transport) {
+        guard connectionCount < configuration.maxConnections else {
+            transport.write(HTTPResponse.error(.serverBusy).serialize(keepAlive: false, date: currentDate()))
+            transport.closeAfterFlush()
+            return
+        }
+        serve(transport)
+    }
+
+    private func serve(_ transport: any Transport) {
+        let connection = HTTPServerConnection(server: self, tcp: transport)
         connections[ObjectIdentifier(connection)] = connection
         connection.start()
     }
 
     fileprivate var parserLimits: HTTPParserLimits { configuration.parserLimits }
+    fileprivate var loopClock: any LoopClock { clock }
     fileprivate var requestReadTimeout: UInt64 { UInt64(configuration.requestReadTimeoutMilliseconds) * 1_000_000 }
     fileprivate var idleTimeout: UInt64 { UInt64(configuration.idleTimeoutMilliseconds) * 1_000_000 }
 
     fileprivate func makeContext(peer: String) -> HTTPRequestContext {
         nextRequestNumber &+= 1
-        return HTTPRequestContext(peerAddress: peer, requestID: "\(requestIDPrefix)-\(nextRequestNumber)", receivedAt: MonotonicClock.now())
+        return HTTPRequestContext(peerAddress: peer, requestID: "\(requestIDPrefix)-\(nextRequestNumber)", receivedAt: clock.now())
     }
 
     fileprivate func dispatch(_ request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void) {
@@ -145,7 +165,7 @@ package final class HTTPServer {
 
     /// The `Date` header value, formatted at most once per second.
     fileprivate func currentDate() -> String {
-        let now = WallClock.seconds()
+        let now = clock.wallSeconds()
         if now != cachedDate.second { cachedDate = (now, HTTPDate.format(secondsSinceEpoch: Int(now))) }
         return cachedDate.text
     }
@@ -153,7 +173,7 @@ package final class HTTPServer {
     fileprivate func logRequest(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
         HTTPMetrics.requests.increment(HTTPMetrics.statusClass(response.status.code))
         guard logger.enabled(.info) else { return }
-        let micros = (MonotonicClock.now() &- context.receivedAt) / 1_000
+        let micros = (clock.now() &- context.receivedAt) / 1_000
         logger.info("request", [
             "method": .string(request.method.rawValue),
             "path": .string(request.path),
@@ -193,7 +213,7 @@ package final class HTTPServer {
         if connections.isEmpty { finish(); return }
         shutdownWaiters.append(finish)
         for connection in Array(connections.values) { connection.shutdown() }
-        EventLoop.shared.schedule(afterMilliseconds: graceMilliseconds) { [weak self] in
+        clock.schedule(afterMilliseconds: graceMilliseconds) { [weak self] in
             guard let self else { return finish() }
             for connection in Array(self.connections.values) { connection.forceClose() }
             finish()
@@ -203,42 +223,44 @@ package final class HTTPServer {
 
 /// One client connection: feeds the parser, runs the state machine, performs its actions.
 @LoopActor
-private final class HTTPServerConnection: TCPConnectionDelegate {
+private final class HTTPServerConnection: TransportDelegate {
     private unowned let server: HTTPServer
-    private let tcp: TCPConnection
+    private let tcp: any Transport
+    private let clock: any LoopClock
     private var parser: HTTPRequestParser
     private var machine: HTTPConnectionStateMachine
     private var timer: TimerHandle?
     /// The deadline `timer` is armed for, so re-reading the same deadline costs nothing.
     private var armedDeadline: UInt64 = 0
 
-    init(server: HTTPServer, tcp: TCPConnection) {
+    init(server: HTTPServer, tcp: any Transport) {
         self.server = server
         self.tcp = tcp
+        clock = server.loopClock
         parser = HTTPRequestParser(limits: server.parserLimits)
         machine = HTTPConnectionStateMachine(requestReadTimeout: server.requestReadTimeout, idleTimeout: server.idleTimeout)
     }
 
     func start() {
         tcp.delegate = self
-        perform(machine.opened(now: MonotonicClock.now()))
+        perform(machine.opened(now: clock.now()))
     }
 
-    // MARK: TCPConnectionDelegate
+    // MARK: TransportDelegate
 
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         parser.append(bytes)
         parseAvailable()
     }
 
-    func connectionDidReadEOF(_ connection: TCPConnection) {
+    func connectionDidReadEOF(_ connection: any Transport) {
         perform(machine.peerClosedInput())
     }
 
-    func connectionDidDrain(_ connection: TCPConnection) {}
+    func connectionDidDrain(_ connection: any Transport) {}
 
-    func connectionDidClose(_ connection: TCPConnection, error: SystemError?) {
-        if let timer { EventLoop.shared.cancel(timer) }
+    func connectionDidClose(_ connection: any Transport, error: SystemError?) {
+        if let timer { clock.cancel(timer) }
         timer = nil
         server.connectionClosed(self)
     }
@@ -258,7 +280,7 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
                 dispatch(request)
                 return
             case .needMoreData:
-                perform(machine.awaitingMoreData(partial: parser.isMidRequest, now: MonotonicClock.now()))
+                perform(machine.awaitingMoreData(partial: parser.isMidRequest, now: clock.now()))
                 return
             case .expectContinue:
                 tcp.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
@@ -272,7 +294,7 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
     }
 
     private func dispatch(_ request: HTTPRequest) {
-        if let timer { EventLoop.shared.cancel(timer) }
+        if let timer { clock.cancel(timer) }
         timer = nil
         tcp.pauseReading()
         let context = server.makeContext(peer: tcp.peer.host)
@@ -334,12 +356,12 @@ private final class HTTPServerConnection: TCPConnectionDelegate {
     private func arm(_ deadline: UInt64) {
         if timer != nil && armedDeadline == deadline { return }
         armedDeadline = deadline
-        if let timer { EventLoop.shared.cancel(timer) }
-        let millis = MonotonicClock.milliseconds(until: deadline, from: MonotonicClock.now())
-        timer = EventLoop.shared.schedule(afterMilliseconds: millis) { [weak self] in
+        if let timer { clock.cancel(timer) }
+        let millis = MonotonicClock.milliseconds(until: deadline, from: clock.now())
+        timer = clock.schedule(afterMilliseconds: millis) { [weak self] in
             guard let self else { return }
             self.timer = nil
-            self.perform(self.machine.timerFired(now: MonotonicClock.now()))
+            self.perform(self.machine.timerFired(now: self.clock.now()))
         }
     }
 

@@ -33,7 +33,9 @@ package struct IORegistration: Sendable, Equatable {
 
 /// A scheduled timer, for cancellation.
 package struct TimerHandle: Sendable, Equatable {
-    fileprivate let id: UInt64
+    /// The id in the owning clock's `TimerQueue`.
+    package let id: UInt64
+    package init(id: UInt64) { self.id = id }
 }
 
 /// The process's event loop: epoll, a timer heap, and a cross-thread queue woken by an eventfd.

@@ -1,19 +1,6 @@
 import CLinux
 import Glibc
 
-/// Receives a connection's events. All calls happen on the loop.
-@LoopActor
-package protocol TCPConnectionDelegate: AnyObject {
-    /// Bytes arrived. They are only valid during the call: copy what you keep.
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer)
-    /// The peer closed its sending side; the connection may still write.
-    func connectionDidReadEOF(_ connection: TCPConnection)
-    /// Every pending byte has been handed to the kernel.
-    func connectionDidDrain(_ connection: TCPConnection)
-    /// The connection is closed (once). `error` is nil for an orderly close.
-    func connectionDidClose(_ connection: TCPConnection, error: SystemError?)
-}
-
 /// Limits of one connection's buffers.
 package struct TCPConnectionLimits: Sendable {
     /// Output queued beyond this closes the connection: a slow consumer must not grow our memory.
@@ -28,7 +15,7 @@ package struct TCPConnectionLimits: Sendable {
 /// A non-blocking TCP socket on the loop, with a bounded write queue and no per-connection read buffer:
 /// reads land in one loop-wide buffer and are handed to the delegate.
 @LoopActor
-package final class TCPConnection: IOHandler {
+package final class TCPConnection: IOHandler, Transport {
     private enum State {
         case open
         /// Close once the write queue is empty.
@@ -42,7 +29,7 @@ package final class TCPConnection: IOHandler {
     package let peer: SocketAddress
     /// Where events go. Held strongly (the delegate usually owns nothing else keeping it alive) and
     /// cleared on close, which breaks the delegate <-> connection cycle.
-    package var delegate: (any TCPConnectionDelegate)?
+    package var delegate: (any TransportDelegate)?
     private let fd: CInt
     private var registration: IORegistration?
     private var state = State.open
@@ -201,7 +188,7 @@ package final class TCPConnection: IOHandler {
     }
 
     /// Closes at once, dropping queued output.
-    package func closeNow(error: SystemError? = nil) {
+    package func closeNow(error: SystemError?) {
         guard state != .closed else { return }
         state = .closed
         if let lingerTimer { EventLoop.shared.cancel(lingerTimer) }

@@ -24,11 +24,11 @@ package struct WebSocketConfiguration: Sendable {
     package init() {}
 }
 
-/// A server-side RFC 6455 connection over an upgraded `TCPConnection`: frames in through the pure
+/// A server-side RFC 6455 connection over an upgraded `Transport`: frames in through the pure
 /// `WebSocketParser`, automatic pongs, the closing handshake, an optional idle timeout, and a cap on
 /// queued output.
 @LoopActor
-package final class WebSocketConnection: TCPConnectionDelegate {
+package final class WebSocketConnection: TransportDelegate {
     private enum State {
         case open
         /// We sent a close frame and wait for the peer's.
@@ -37,7 +37,8 @@ package final class WebSocketConnection: TCPConnectionDelegate {
     }
 
     package var delegate: (any WebSocketConnectionDelegate)?
-    private let tcp: TCPConnection
+    private let tcp: any Transport
+    private let clock: any LoopClock
     private var parser: WebSocketParser
     private let configuration: WebSocketConfiguration
     private var state = State.open
@@ -48,12 +49,14 @@ package final class WebSocketConnection: TCPConnectionDelegate {
 
     /// Takes over an upgraded connection. `leftover` are bytes that followed the upgrade request;
     /// `release` is called once when the connection closes.
-    package init(tcp: TCPConnection, configuration: WebSocketConfiguration, release: @escaping @LoopActor () -> Void) {
-        self.tcp = tcp
+    package init(transport: any Transport, configuration: WebSocketConfiguration, clock: any LoopClock = SystemClock.shared,
+                 release: @escaping @LoopActor () -> Void) {
+        tcp = transport
+        self.clock = clock
         self.configuration = configuration
         self.release = release
         parser = WebSocketParser(role: .server, limits: configuration.limits)
-        lastActivity = MonotonicClock.now()
+        lastActivity = clock.now()
         tcp.limits.maxPendingWriteBytes = configuration.maxPendingWriteBytes
     }
 
@@ -98,15 +101,15 @@ package final class WebSocketConnection: TCPConnectionDelegate {
         closeCode = code
         tcp.write(WebSocketFrameEncoder.close(code: code, reason: reason))
         cancelTimer()
-        timer = EventLoop.shared.schedule(afterMilliseconds: configuration.closeTimeoutMilliseconds) { [weak self] in
+        timer = clock.schedule(afterMilliseconds: configuration.closeTimeoutMilliseconds) { [weak self] in
             self?.tcp.closeNow()
         }
     }
 
-    // MARK: TCPConnectionDelegate
+    // MARK: TransportDelegate
 
-    package func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
-        lastActivity = MonotonicClock.now()
+    package func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+        lastActivity = clock.now()
         parser.append(bytes)
         drain()
     }
@@ -142,14 +145,14 @@ package final class WebSocketConnection: TCPConnectionDelegate {
         }
     }
 
-    package func connectionDidReadEOF(_ connection: TCPConnection) {
+    package func connectionDidReadEOF(_ connection: any Transport) {
         // The peer went away without a closing handshake.
         tcp.closeNow()
     }
 
-    package func connectionDidDrain(_ connection: TCPConnection) {}
+    package func connectionDidDrain(_ connection: any Transport) {}
 
-    package func connectionDidClose(_ connection: TCPConnection, error: SystemError?) {
+    package func connectionDidClose(_ connection: any Transport, error: SystemError?) {
         finish()
         release?()
         release = nil
@@ -168,7 +171,7 @@ package final class WebSocketConnection: TCPConnectionDelegate {
     // MARK: Idle timeout
 
     private func armIdleTimer(afterMilliseconds milliseconds: Int64) {
-        timer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        timer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
             self?.idleTimerFired()
         }
     }
@@ -177,7 +180,7 @@ package final class WebSocketConnection: TCPConnectionDelegate {
         timer = nil
         guard state == .open, let idle = configuration.idleTimeoutMilliseconds else { return }
         // Activity only stamps a time; the timer re-arms lazily for the remainder.
-        let idleFor = Int64((MonotonicClock.now() - lastActivity) / 1_000_000)
+        let idleFor = Int64((clock.now() - lastActivity) / 1_000_000)
         if idleFor >= idle {
             close(code: WebSocketCloseCode.goingAway, reason: "idle timeout")
         } else {
@@ -186,7 +189,7 @@ package final class WebSocketConnection: TCPConnectionDelegate {
     }
 
     private func cancelTimer() {
-        if let timer { EventLoop.shared.cancel(timer) }
+        if let timer { clock.cancel(timer) }
         timer = nil
     }
 }
