@@ -115,7 +115,7 @@ final class CommandConsumer {
 
     private func ensureGroup() async throws {
         do {
-            _ = try await commands.send(["XGROUP", "CREATE", configuration.stream, configuration.group, "0", "MKSTREAM"])
+            _ = try await commands.send(.xgroupCreate(configuration.stream, group: configuration.group, startID: "0", makeStream: true))
             logger.info("consumer group created", ["stream": .string(configuration.stream), "group": .string(configuration.group)])
         } catch {
             // Another worker created it first: that is the normal case in a cluster.
@@ -124,18 +124,18 @@ final class CommandConsumer {
     }
 
     private func readGroup(from start: String) async throws -> [StreamEntry] {
-        let reply = try await reader.send([
-            "XREADGROUP", "GROUP", configuration.group, configuration.workerID,
-            "COUNT", String(configuration.batchSize), "BLOCK", String(configuration.blockMilliseconds),
-            "STREAMS", configuration.stream, start,
-        ])
+        let reply = try await reader.send(.xreadgroup(
+            group: configuration.group, consumer: configuration.workerID, count: configuration.batchSize,
+            blockMilliseconds: configuration.blockMilliseconds, stream: configuration.stream, id: start))
         return StreamEntry.parse(readReply: reply)
     }
 
     /// Delivery counts of entries that were delivered before (own pending, claimed): one
     /// `XPENDING key group id id 1` per entry, in one pipeline.
     private func deliveryCounts(_ entries: [StreamEntry]) async throws -> [String: Int] {
-        let replies = try await commands.pipeline(entries.map { ["XPENDING", configuration.stream, configuration.group, $0.id, $0.id, "1"] })
+        let replies = try await commands.pipeline(entries.map {
+            .xpending(configuration.stream, group: configuration.group, start: $0.id, end: $0.id, count: 1)
+        })
         var counts: [String: Int] = [:]
         for reply in replies { counts.merge(PendingDetails.deliveryCounts(reply)) { $1 } }
         return counts
@@ -143,10 +143,9 @@ final class CommandConsumer {
 
     /// One `XAUTOCLAIM` page: takes over entries idle longer than the threshold and handles them.
     private func claimIdle(cursor: String) async throws -> String {
-        let reply = try await commands.send([
-            "XAUTOCLAIM", configuration.stream, configuration.group, configuration.workerID,
-            String(configuration.claimIdleMilliseconds), cursor, "COUNT", String(configuration.batchSize),
-        ])
+        let reply = try await commands.send(.xautoclaim(
+            configuration.stream, group: configuration.group, consumer: configuration.workerID,
+            minIdleMilliseconds: configuration.claimIdleMilliseconds, start: cursor, count: configuration.batchSize))
         guard let page = AutoclaimReply(reply) else { throw RedisError.protocolError("unexpected XAUTOCLAIM reply") }
         if !page.deletedIDs.isEmpty {
             logger.warn("pending commands were trimmed from the stream before being processed", ["ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
@@ -161,21 +160,21 @@ final class CommandConsumer {
 
     /// Trims entries every group has acknowledged: `XTRIM key MINID <oldest pending or last delivered>`.
     private func trim() async throws {
-        let groups = GroupInfo.parse(try await commands.send(["XINFO", "GROUPS", configuration.stream]))
+        let groups = GroupInfo.parse(try await commands.send(.xinfoGroups(configuration.stream)))
         if let own = groups.first(where: { $0.name == configuration.group }) { WorkerMetrics.streamPending.set(Double(own.pending)) }
         var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
         for group in groups {
             var oldest: StreamID?
             if group.pending > 0 {
-                oldest = PendingDetails.oldestPending(try await commands.send(["XPENDING", configuration.stream, group.name]))
+                oldest = PendingDetails.oldestPending(try await commands.send(.xpending(configuration.stream, group: group.name)))
             }
             bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
         }
         guard let point = TrimPoint.minimumID(bounds) else { return }
-        let removed = try await commands.send(["XTRIM", configuration.stream, "MINID", point.description])
+        let removed = try await commands.send(.xtrim(configuration.stream, minID: point.description))
         lastTrimID = point.description
         // Only a gauge: a failed XLEN must not fail the trim.
-        if let length = (try? await commands.send(["XLEN", configuration.stream]))?.int { WorkerMetrics.streamLength.set(Double(length)) }
+        if let length = (try? await commands.send(.xlen(configuration.stream)))?.int { WorkerMetrics.streamLength.set(Double(length)) }
         if let count = removed.int, count > 0 {
             logger.debug("command stream trimmed", ["minID": .string(point.description), "removed": .int(count)])
         }
@@ -263,7 +262,7 @@ final class CommandConsumer {
         attempt = 0
         while !acknowledgeable.isEmpty {
             do {
-                _ = try await commands.send(["XACK", configuration.stream, configuration.group] + acknowledgeable)
+                _ = try await commands.send(.xack(configuration.stream, group: configuration.group, ids: acknowledgeable))
                 processed += acknowledgeable.count
                 for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(types[id] ?? WorkerMetrics.invalidType) }
                 WorkerMetrics.batchDuration.observeSince(started)
@@ -285,7 +284,8 @@ final class CommandConsumer {
         let now = MonotonicClock.now()
         guard now - lastHold >= refreshEvery else { return }
         lastHold = now
-        _ = try? await commands.send(["XCLAIM", configuration.stream, configuration.group, configuration.workerID, "0"] + ids + ["JUSTID"])
+        _ = try? await commands.send(.xclaimJustID(configuration.stream, group: configuration.group, consumer: configuration.workerID,
+                                                   minIdleMilliseconds: 0, ids: ids))
     }
 
     /// Dead letters, events and replies in one pipeline. Returns the entries that may be
@@ -295,13 +295,11 @@ final class CommandConsumer {
         var deadLetterSlots: [(index: Int, entryID: String)] = []
         for outcome in outcomes {
             if let reason = outcome.deadLetterReason {
-                var command = RedisCommand(["XADD", configuration.deadLetterStream, "MAXLEN", "~", String(configuration.deadLetterMaxLength), "*",
-                                            "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
-                                            "consumer", configuration.workerID])
-                for (name, value) in fields[outcome.entryID] ?? [] {
-                    command.append(name)
-                    command.append(bytes: value)
-                }
+                var command = RedisCommand.xadd(configuration.deadLetterStream, maxLength: .approximately(configuration.deadLetterMaxLength), fields: [
+                    "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
+                    "consumer", configuration.workerID,
+                ])
+                for (name, value) in fields[outcome.entryID] ?? [] { command.appendField(name, value: value) }
                 deadLetterSlots.append((index: pipeline.count, entryID: outcome.entryID))
                 pipeline.append(command)
             }

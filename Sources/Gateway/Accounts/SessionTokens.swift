@@ -70,17 +70,18 @@ final class SessionTokens {
 
     /// Which of `principals` were revoked (one pipelined `EXISTS` each).
     func revoked(_ principals: [Principal]) async throws(RedisError) -> [Principal] {
-        let replies = try await redis.pipeline(principals.map { RedisCommand(Self.revocationKeysCommand($0)) })
+        let replies = try await redis.pipeline(principals.map(Self.revocationKeysCommand))
         return zip(principals, replies).compactMap { principal, reply in
             if case .integer(let count) = reply, count > 0 { return principal }
             return nil
         }
     }
 
-    private static func revocationKeysCommand(_ principal: Principal) -> [String] {
-        var keys = ["EXISTS", revokedTokenKey(principal.tokenID)]
-        if let sessionID = principal.sessionID { keys.append(revokedSessionKey(sessionID)) }
-        return keys
+    /// `EXISTS` of the token's revocation key and, for a token of a session, the session's.
+    private static func revocationKeysCommand(_ principal: Principal) -> RedisCommand {
+        let tokenKey = revokedTokenKey(principal.tokenID)
+        guard let sessionID = principal.sessionID else { return .exists(CollectionOfOne(tokenKey)) }
+        return .exists([tokenKey, revokedSessionKey(sessionID)])
     }
 
     static let revokedError = APIError.unauthorized(.tokenRevoked)
@@ -178,14 +179,14 @@ final class SessionTokens {
             [.string(sessionID)])
         // Every access token of the session is younger than the access TTL, so the mark can expire then.
         let ttl = accessTokenTTLSeconds.addingSaturated(signer.leewaySeconds)
-        _ = try await redis.send(["SET", Self.revokedSessionKey(sessionID), "1", "EX", String(ttl)])
+        _ = try await redis.send(.set(Self.revokedSessionKey(sessionID), "1", expireSeconds: ttl))
     }
 
     /// Logout: revokes the presented access token and its session.
     func logout(_ principal: Principal) async throws {
         let ttl = principal.revocationTTLSeconds(now: WallClock.seconds(), leewaySeconds: signer.leewaySeconds,
                                                  maximum: JWTSigner.timestampRange.upperBound)
-        _ = try await redis.send(["SET", Self.revokedTokenKey(principal.tokenID), "1", "EX", String(ttl)])
+        _ = try await redis.send(.set(Self.revokedTokenKey(principal.tokenID), "1", expireSeconds: ttl))
         if let sessionID = principal.sessionID { try await markRevoked(sessionID: sessionID) }
         await publish(TokenRevocation(tokenID: principal.tokenID, sessionID: principal.sessionID), userID: principal.userID)
     }
