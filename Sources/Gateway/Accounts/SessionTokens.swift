@@ -104,16 +104,14 @@ final class SessionTokens {
     private func insertRefreshToken(userID: Int64, familyID: String, connection: PostgresConnection?) async throws -> String {
         let tokenID = SecureRandom.token(byteCount: 12)
         let secret = SecureRandom.token(byteCount: 32)
-        let sql = """
+        let insert: PostgresQuery = """
             INSERT INTO refresh_tokens (id, family_id, user_id, secret_hash, expires_at)
-            VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+            VALUES (\(tokenID), \(familyID), \(userID), \(Self.hashSecret(secret)), now() + make_interval(secs => \(refreshTokenTTLSeconds)))
             """
-        let parameters: [PostgresValue?] = [.string(tokenID), .string(familyID), .int64(userID),
-                                            .string(Self.hashSecret(secret)), .int64(refreshTokenTTLSeconds)]
         if let connection {
-            _ = try await connection.query(sql, parameters)
+            _ = try await connection.query(insert)
         } else {
-            _ = try await database.query(sql, parameters)
+            _ = try await database.query(insert)
         }
         return "\(tokenID).\(secret)"
     }
