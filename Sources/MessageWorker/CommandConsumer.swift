@@ -185,92 +185,112 @@ final class CommandConsumer {
     /// Carries entries through to acknowledgement. Returns early (without acknowledging) only when
     /// the worker stops while a dependency is down.
     private func handle(_ entries: [StreamEntry], deliveries: [String: Int]) async {
-        var outcomes: [String: CommandOutcome] = [:]
-        var batch: [BatchCommand] = []
         let started = MonotonicClock.now()
         if !entries.isEmpty { WorkerMetrics.batchSize.observe(Double(entries.count)) }
-        // Metric label per entry: the command type, or `invalid`.
-        var types: [String: String] = [:]
-        for entry in entries {
-            let count = deliveries[entry.id] ?? 1
-            let decoded = Result { () throws(ChatCommandError) in
-                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
-            }
-            types[entry.id] = (try? decoded.get())?.command.typeName ?? WorkerMetrics.invalidType
-            if count > configuration.maxDeliveries {
-                var reply: ReplyAddress?
-                switch decoded {
-                case .success(let envelope): reply = envelope.reply
-                case .failure(.rejected(_, _, let address)): reply = address
-                case .failure(.malformed): break
-                }
-                logger.error("command keeps failing; moving it to the dead-letter stream", [
-                    "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
-                ])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
-                                                    events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
-                continue
-            }
-            switch decoded {
-            case .success(let envelope):
-                batch.append(BatchCommand(entryID: entry.id, envelope: envelope))
-            case .failure(.malformed(let reason)):
-                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
-            case .failure(.rejected(let error, let userID, let reply)):
-                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
-            }
-        }
-
+        var decoded = decode(entries, deliveries: deliveries)
         // Decided once per batch, before any retry: a retried transaction must not count the sends again
         // (the script would admit them anyway, being keyed by client message id).
-        if let messageLimit, !batch.isEmpty { batch = await messageLimit.apply(to: batch) }
+        if let messageLimit, !decoded.commands.isEmpty { decoded.commands = await messageLimit.apply(to: decoded.commands) }
 
         let ids = entries.map(\.id)
-        var attempt = 0
         var lastHold = MonotonicClock.now()
-        while !batch.isEmpty {
-            do {
-                for outcome in try await processor.process(batch) { outcomes[outcome.entryID] = outcome }
-                break
-            } catch {
-                guard running else { return }
-                attempt += 1
-                logger.warn("batch not applied; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt)),
-                                                           "commands": .int(Int64(batch.count))])
-                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+        let batch = decoded.commands
+        if !batch.isEmpty {
+            let applied = await retrying("batch not applied; retrying", details: ["commands": .int(Int64(batch.count))],
+                                         holding: ids, lastHold: &lastHold) {
+                try await processor.process(batch)
             }
+            guard let applied else { return }
+            for outcome in applied { decoded.outcomes[outcome.entryID] = outcome }
         }
 
-        let ordered = entries.compactMap { outcomes[$0.id] }
+        let ordered = entries.compactMap { decoded.outcomes[$0.id] }
         let fields = Dictionary(entries.map { ($0.id, $0.fields) }) { first, _ in first }
-        var acknowledgeable: [String] = []
-        attempt = 0
+        let published = await retrying("publishing a batch failed; retrying", holding: ids, lastHold: &lastHold) {
+            try await publish(ordered, fields: fields, deliveries: deliveries)
+        }
+        guard let acknowledgeable = published, !acknowledgeable.isEmpty else { return }
+
+        let acknowledge = RedisCommand.xack(configuration.stream, group: configuration.group, ids: acknowledgeable)
+        let acknowledged = await retrying("acknowledging a batch failed; retrying", holding: ids, lastHold: &lastHold) {
+            try await commands.send(acknowledge)
+        }
+        guard acknowledged != nil else { return }
+        processed += acknowledgeable.count
+        for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(decoded.types[id] ?? WorkerMetrics.invalidType) }
+        WorkerMetrics.batchDuration.observeSince(started)
+    }
+
+    /// A batch's entries sorted out before the transaction.
+    private struct DecodedEntries {
+        /// The commands to apply.
+        var commands: [BatchCommand] = []
+        /// Outcomes decided without the database (refused, undecodable, delivered too often), by entry id.
+        var outcomes: [String: CommandOutcome] = [:]
+        /// Metric label per entry: the command type, or `invalid`.
+        var types: [String: String] = [:]
+    }
+
+    /// Decodes each entry into a command to apply, or an outcome already decided.
+    private func decode(_ entries: [StreamEntry], deliveries: [String: Int]) -> DecodedEntries {
+        var decoded = DecodedEntries()
+        for entry in entries {
+            let count = deliveries[entry.id] ?? 1
+            let result = Result { () throws(ChatCommandError) in
+                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
+            }
+            decoded.types[entry.id] = (try? result.get())?.command.typeName ?? WorkerMetrics.invalidType
+            if count > configuration.maxDeliveries {
+                decoded.outcomes[entry.id] = deliveredTooOften(entry, count: count, decoded: result)
+                continue
+            }
+            switch result {
+            case .success(let envelope):
+                decoded.commands.append(BatchCommand(entryID: entry.id, envelope: envelope))
+            case .failure(.malformed(let reason)):
+                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
+                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
+            case .failure(.rejected(let error, let userID, let reply)):
+                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
+                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
+            }
+        }
+        return decoded
+    }
+
+    /// An entry delivered more than `maxDeliveries` times: dead-lettered, and answered
+    /// `processing_failed` when it has a reply address.
+    private func deliveredTooOften(_ entry: StreamEntry, count: Int, decoded: Result<CommandEnvelope, ChatCommandError>) -> CommandOutcome {
+        var reply: ReplyAddress?
+        switch decoded {
+        case .success(let envelope): reply = envelope.reply
+        case .failure(.rejected(_, _, let address)): reply = address
+        case .failure(.malformed): break
+        }
+        logger.error("command keeps failing; moving it to the dead-letter stream", [
+            "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
+        ])
+        return CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
+                              events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
+    }
+
+    /// Runs one step of a batch until it succeeds: after each failure logs `failure` (with the
+    /// error, the attempt and `details`), waits `WorkerCycle.retryDelay(attempt:)` and holds the
+    /// batch's entries (`hold`). Nil when the worker stops while the step keeps failing.
+    private func retrying<T>(
+        _ failure: String, details: JSONObject = [:], holding ids: [String], lastHold: inout UInt64,
+        _ step: @LoopActor () async throws -> T
+    ) async -> T? {
+        var attempt = 0
         while true {
             do {
-                acknowledgeable = try await publish(ordered, fields: fields, deliveries: deliveries)
-                break
+                return try await step()
             } catch {
-                guard running else { return }
+                guard running else { return nil }
                 attempt += 1
-                logger.warn("publishing a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
-                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
-            }
-        }
-
-        attempt = 0
-        while !acknowledgeable.isEmpty {
-            do {
-                _ = try await commands.send(.xack(configuration.stream, group: configuration.group, ids: acknowledgeable))
-                processed += acknowledgeable.count
-                for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(types[id] ?? WorkerMetrics.invalidType) }
-                WorkerMetrics.batchDuration.observeSince(started)
-                break
-            } catch {
-                guard running else { return }
-                attempt += 1
-                logger.warn("acknowledging a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
+                var fields: JSONObject = ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))]
+                for (key, value) in details { fields[key] = value }
+                logger.warn(failure, fields)
                 await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
             }
         }
