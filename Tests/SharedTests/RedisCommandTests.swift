@@ -93,7 +93,6 @@ import Testing
     @Test func keyCommands() {
         #expect(RedisCommand.set("chat:revoked:j", "1", expireSeconds: 900) == RedisCommand(["SET", "chat:revoked:j", "1", "EX", "900"]))
         #expect(RedisCommand.exists(["a"]) == RedisCommand(["EXISTS", "a"]))
-        #expect(RedisCommand.exists(CollectionOfOne("a")) == RedisCommand(["EXISTS", "a"]))
         #expect(RedisCommand.exists(["a", "b"]) == RedisCommand(["EXISTS", "a", "b"]))
     }
 

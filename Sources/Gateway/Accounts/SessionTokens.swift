@@ -79,9 +79,8 @@ final class SessionTokens {
 
     /// `EXISTS` of the token's revocation key and, for a token of a session, the session's.
     private static func revocationKeysCommand(_ principal: Principal) -> RedisCommand {
-        let tokenKey = revokedTokenKey(principal.tokenID)
-        guard let sessionID = principal.sessionID else { return .exists(CollectionOfOne(tokenKey)) }
-        return .exists([tokenKey, revokedSessionKey(sessionID)])
+        guard let sessionID = principal.sessionID else { return .exists([revokedTokenKey(principal.tokenID)]) }
+        return .exists([revokedTokenKey(principal.tokenID), revokedSessionKey(sessionID)])
     }
 
     static let revokedError = APIError.unauthorized(.tokenRevoked)

@@ -12,7 +12,7 @@ extension RedisCommand {
     }
 
     /// `EXISTS <key> ...`: how many of the keys exist.
-    package static func exists(_ keys: some Collection<String>) -> RedisCommand {
+    package static func exists(_ keys: [String]) -> RedisCommand {
         var command = RedisCommand(reservingArguments: 1 + keys.count)
         command.append("EXISTS")
         for key in keys { command.append(key) }

@@ -1,7 +1,7 @@
 /// Pub/sub commands, as typed builders of `RedisCommand`.
 extension RedisCommand {
     /// `PUBLISH <channel> <payload>`: the payload goes to every current subscriber of the channel.
-    package static func publish(_ channel: String, payload: some Collection<UInt8>) -> RedisCommand {
+    package static func publish(_ channel: String, payload: [UInt8]) -> RedisCommand {
         var command = RedisCommand(reservingArguments: 3)
         command.append("PUBLISH")
         command.append(channel)
