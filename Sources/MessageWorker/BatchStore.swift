@@ -27,8 +27,7 @@ final class BatchStore: BatchApplier {
         var batch = MessageBatch(commands: commands)
         let users = batch.userIDsToCheck
         if !users.isEmpty {
-            let rows = try await database.query("SELECT id FROM users WHERE id = ANY($1::bigint[])",
-                                                [.string(PostgresArrayLiteral.integers(users))])
+            let rows = try await database.query(BatchStatements.existingUsers(users))
             batch.recordExistingUsers(Set(try rows.map { try $0.int64("id") }))
         }
         let inserted = try await database.transaction { connection in
@@ -37,109 +36,33 @@ final class BatchStore: BatchApplier {
         return try batch.outcomes(inserted: inserted)
     }
 
-    /// Everything between BEGIN and COMMIT; returns the inserted messages.
+    /// Everything between BEGIN and COMMIT: read and lock, plan, write. Returns the inserted messages.
     private static func write(_ batch: inout MessageBatch, on connection: PostgresConnection) async throws -> [InsertedMessage] {
-        var snapshot = BatchSnapshot()
-        try await lockConversations(batch, into: &snapshot, on: connection)
-
-        let messageIDs = batch.messageIDs
-        if !messageIDs.isEmpty {
-            let rows = try await connection.query("""
-                SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE m.id = ANY($1::bigint[])
-                """, [.string(PostgresArrayLiteral.integers(messageIDs))])
-            for row in rows {
-                let record = try ChatMessageRecord(row: row)
-                snapshot.messages[record.id] = record
-            }
-        }
-
-        let keys = batch.idempotencyKeys
-        if !keys.isEmpty {
-            let rows = try await connection.query("""
-                SELECT \(ChatMessageRecord.columns), c.last_seq AS conversation_last_seq
-                FROM \(ChatMessageRecord.tables)
-                JOIN unnest($1::bigint[], $2::text[]) AS k(sender_id, client_msg_id)
-                  ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
-                """, [.string(PostgresArrayLiteral.integers(keys.map(\.senderID))), .string(PostgresArrayLiteral.texts(keys.map(\.clientMsgID)))])
-            for row in rows {
-                let record = try ChatMessageRecord(row: row)
-                snapshot.existing[IdempotencyKey(senderID: record.senderID, clientMsgID: record.clientMsgID)] =
-                    (record: record, conversationLastSeq: try row.int64("conversation_last_seq"))
-            }
-        }
-
-        let members = batch.memberKeys(snapshot)
-        if !members.isEmpty {
-            let rows = try await connection.query("""
-                SELECT cm.conversation_id, cm.user_id, cm.last_read_seq
-                FROM conversation_members cm
-                JOIN unnest($1::bigint[], $2::bigint[]) AS k(conversation_id, user_id)
-                  ON cm.conversation_id = k.conversation_id AND cm.user_id = k.user_id
-                ORDER BY cm.conversation_id, cm.user_id
-                FOR NO KEY UPDATE OF cm
-                """, [.string(PostgresArrayLiteral.integers(members.map(\.conversationID))),
-                      .string(PostgresArrayLiteral.integers(members.map(\.userID)))])
-            for row in rows {
-                snapshot.pointers[MemberKey(conversationID: try row.int64("conversation_id"), userID: try row.int64("user_id"))] =
-                    try row.int64("last_read_seq")
-            }
-        }
-
-        let totalUsers = batch.totalUserIDs(snapshot)
-        if !totalUsers.isEmpty {
-            let rows = try await connection.query("""
-                SELECT cm.user_id, sum(\(Unread.sqlExpression))::bigint AS unread
-                FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
-                WHERE cm.user_id = ANY($1::bigint[])
-                GROUP BY cm.user_id
-                """, [.string(PostgresArrayLiteral.integers(totalUsers))])
-            for row in rows { snapshot.totals[try row.int64("user_id")] = try row.int64("unread") }
-        }
-
+        let snapshot = try await readSnapshot(for: batch, on: connection)
         let writes = batch.plan(snapshot)
-
         var inserted: [InsertedMessage] = []
         if !writes.messages.isEmpty {
-            let rows = try await connection.query("""
-                INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url)
-                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
-                """, [
-                    .string(PostgresArrayLiteral.integers(writes.messages.map(\.conversationID))),
-                    .string(PostgresArrayLiteral.integers(writes.messages.map(\.seq))),
-                    .string(PostgresArrayLiteral.integers(writes.messages.map(\.senderID))),
-                    .string(PostgresArrayLiteral.texts(writes.messages.map(\.clientMsgID))),
-                    .string(PostgresArrayLiteral.texts(writes.messages.map(\.type.rawValue))),
-                    .string(PostgresArrayLiteral.texts(writes.messages.map(\.content))),
-                    .string(PostgresArrayLiteral.texts(writes.messages.map(\.attachmentURL))),
-                ])
-            inserted = try rows.map { row throws(PostgresError) in
-                InsertedMessage(id: try row.int64("id"), conversationID: try row.int64("conversation_id"),
-                                seq: try row.int64("seq"), createdAtMilliseconds: try row.int64("created_ms"))
-            }
-            let heads = batch.conversationUpdates(inserted: inserted)
-            try await connection.query("""
-                UPDATE conversations c
-                SET last_seq = t.last_seq, last_message_id = t.message_id, last_message_at = now()
-                FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, last_seq, message_id)
-                WHERE c.id = t.id
-                """, [.string(PostgresArrayLiteral.integers(heads.map(\.conversationID))),
-                      .string(PostgresArrayLiteral.integers(heads.map(\.lastSeq))),
-                      .string(PostgresArrayLiteral.integers(heads.map(\.lastMessageID)))])
+            inserted = try await insertMessages(writes.messages, on: connection)
+            try await connection.query(BatchStatements.updateConversationHeads(batch.conversationUpdates(inserted: inserted)))
         }
-
         if !writes.pointers.isEmpty {
-            // GREATEST: a pointer never moves backwards, whatever the plan says.
-            try await connection.query("""
-                UPDATE conversation_members cm
-                SET last_read_seq = GREATEST(cm.last_read_seq, t.seq)
-                FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(conversation_id, user_id, seq)
-                WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
-                """, [.string(PostgresArrayLiteral.integers(writes.pointers.map(\.key.conversationID))),
-                      .string(PostgresArrayLiteral.integers(writes.pointers.map(\.key.userID))),
-                      .string(PostgresArrayLiteral.integers(writes.pointers.map(\.lastReadSeq)))])
+            try await connection.query(BatchStatements.movePointers(writes.pointers))
         }
         return inserted
+    }
+
+    // MARK: Reading the snapshot
+
+    /// What the plan depends on, read in lock order: conversations (created when missing), the
+    /// messages named, stored sends, then the memberships and totals those lead to.
+    private static func readSnapshot(for batch: MessageBatch, on connection: PostgresConnection) async throws -> BatchSnapshot {
+        var snapshot = BatchSnapshot()
+        try await lockConversations(batch, into: &snapshot, on: connection)
+        snapshot.messages = try await messages(batch.messageIDs, on: connection)
+        snapshot.existing = try await storedSends(batch.idempotencyKeys, on: connection)
+        snapshot.pointers = try await lockMemberships(batch.memberKeys(snapshot), on: connection)
+        snapshot.totals = try await totalUnread(batch.totalUserIDs(snapshot), on: connection)
+        return snapshot
     }
 
     /// Finds, creates (sends only) and locks the batch's direct conversations.
@@ -150,14 +73,7 @@ final class BatchStore: BatchApplier {
 
         let missing = batch.conversationsToCreate.filter { snapshot.conversations[$0.directKey] == nil }
         guard !missing.isEmpty else { return }
-        // Sorted by key, so two workers creating the same pairs take the unique-index locks in one order.
-        let created = try await connection.query("""
-            INSERT INTO conversations (kind, direct_key, created_by)
-            SELECT 'direct', k, u FROM unnest($1::text[], $2::bigint[]) AS t(k, u) ORDER BY k
-            ON CONFLICT (direct_key) DO NOTHING
-            RETURNING id, direct_key, last_seq
-            """, [.string(PostgresArrayLiteral.texts(missing.map(\.directKey))),
-                  .string(PostgresArrayLiteral.integers(missing.map(\.createdBy)))])
+        let created = try await connection.query(BatchStatements.createConversations(missing))
         var newMembers: [MemberKey] = []
         for row in created {
             let id = try row.int64("id")
@@ -168,12 +84,7 @@ final class BatchStore: BatchApplier {
             }
         }
         if !newMembers.isEmpty {
-            try await connection.query("""
-                INSERT INTO conversation_members (conversation_id, user_id)
-                SELECT * FROM unnest($1::bigint[], $2::bigint[])
-                ON CONFLICT DO NOTHING
-                """, [.string(PostgresArrayLiteral.integers(newMembers.map(\.conversationID))),
-                      .string(PostgresArrayLiteral.integers(newMembers.map(\.userID)))])
+            try await connection.query(BatchStatements.addMembers(newMembers))
         }
         // Created meanwhile by another worker (its insert won the conflict): now committed, lock it.
         let raced = missing.map(\.directKey).filter { snapshot.conversations[$0] == nil }
@@ -181,14 +92,62 @@ final class BatchStore: BatchApplier {
     }
 
     private static func selectConversations(_ keys: [String], into snapshot: inout BatchSnapshot, on connection: PostgresConnection) async throws {
-        let rows = try await connection.query("""
-            SELECT id, direct_key, last_seq FROM conversations
-            WHERE direct_key = ANY($1::text[])
-            ORDER BY id
-            FOR NO KEY UPDATE
-            """, [.string(PostgresArrayLiteral.texts(keys))])
-        for row in rows {
+        for row in try await connection.query(BatchStatements.lockConversations(keys)) {
             snapshot.conversations[try row.string("direct_key")] = (id: try row.int64("id"), lastSeq: try row.int64("last_seq"))
+        }
+    }
+
+    /// The messages read commands name, by id.
+    private static func messages(_ ids: [Int64], on connection: PostgresConnection) async throws -> [Int64: ChatMessageRecord] {
+        var messages: [Int64: ChatMessageRecord] = [:]
+        guard !ids.isEmpty else { return messages }
+        for row in try await connection.query(BatchStatements.messages(ids)) {
+            let record = try ChatMessageRecord(row: row)
+            messages[record.id] = record
+        }
+        return messages
+    }
+
+    /// Messages already stored under the sends' idempotency keys.
+    private static func storedSends(
+        _ keys: [IdempotencyKey], on connection: PostgresConnection
+    ) async throws -> [IdempotencyKey: (record: ChatMessageRecord, conversationLastSeq: Int64)] {
+        var stored: [IdempotencyKey: (record: ChatMessageRecord, conversationLastSeq: Int64)] = [:]
+        guard !keys.isEmpty else { return stored }
+        for row in try await connection.query(BatchStatements.storedSends(keys)) {
+            let record = try ChatMessageRecord(row: row)
+            stored[IdempotencyKey(senderID: record.senderID, clientMsgID: record.clientMsgID)] =
+                (record: record, conversationLastSeq: try row.int64("conversation_last_seq"))
+        }
+        return stored
+    }
+
+    /// The read pointers of the memberships, locked (absent: not a member).
+    private static func lockMemberships(_ members: [MemberKey], on connection: PostgresConnection) async throws -> [MemberKey: Int64] {
+        var pointers: [MemberKey: Int64] = [:]
+        guard !members.isEmpty else { return pointers }
+        for row in try await connection.query(BatchStatements.lockMemberships(members)) {
+            pointers[MemberKey(conversationID: try row.int64("conversation_id"), userID: try row.int64("user_id"))] =
+                try row.int64("last_read_seq")
+        }
+        return pointers
+    }
+
+    /// Each user's total unread count before the batch.
+    private static func totalUnread(_ users: [Int64], on connection: PostgresConnection) async throws -> [Int64: Int64] {
+        var totals: [Int64: Int64] = [:]
+        guard !users.isEmpty else { return totals }
+        for row in try await connection.query(BatchStatements.totalUnread(users)) { totals[try row.int64("user_id")] = try row.int64("unread") }
+        return totals
+    }
+
+    // MARK: Writing the plan
+
+    /// Inserts the planned rows; returns what `RETURNING` gave back.
+    private static func insertMessages(_ rows: [NewMessageRow], on connection: PostgresConnection) async throws -> [InsertedMessage] {
+        try await connection.query(BatchStatements.insertMessages(rows)).map { row throws(PostgresError) in
+            InsertedMessage(id: try row.int64("id"), conversationID: try row.int64("conversation_id"),
+                            seq: try row.int64("seq"), createdAtMilliseconds: try row.int64("created_ms"))
         }
     }
 }

@@ -115,7 +115,7 @@ final class CommandConsumer {
 
     private func ensureGroup() async throws {
         do {
-            _ = try await commands.send(["XGROUP", "CREATE", configuration.stream, configuration.group, "0", "MKSTREAM"])
+            _ = try await commands.send(.xgroupCreate(configuration.stream, group: configuration.group, startID: "0", makeStream: true))
             logger.info("consumer group created", ["stream": .string(configuration.stream), "group": .string(configuration.group)])
         } catch {
             // Another worker created it first: that is the normal case in a cluster.
@@ -124,18 +124,18 @@ final class CommandConsumer {
     }
 
     private func readGroup(from start: String) async throws -> [StreamEntry] {
-        let reply = try await reader.send([
-            "XREADGROUP", "GROUP", configuration.group, configuration.workerID,
-            "COUNT", String(configuration.batchSize), "BLOCK", String(configuration.blockMilliseconds),
-            "STREAMS", configuration.stream, start,
-        ])
+        let reply = try await reader.send(.xreadgroup(
+            group: configuration.group, consumer: configuration.workerID, count: configuration.batchSize,
+            blockMilliseconds: configuration.blockMilliseconds, stream: configuration.stream, id: start))
         return StreamEntry.parse(readReply: reply)
     }
 
     /// Delivery counts of entries that were delivered before (own pending, claimed): one
     /// `XPENDING key group id id 1` per entry, in one pipeline.
     private func deliveryCounts(_ entries: [StreamEntry]) async throws -> [String: Int] {
-        let replies = try await commands.pipeline(entries.map { ["XPENDING", configuration.stream, configuration.group, $0.id, $0.id, "1"] })
+        let replies = try await commands.pipeline(entries.map {
+            .xpending(configuration.stream, group: configuration.group, start: $0.id, end: $0.id, count: 1)
+        })
         var counts: [String: Int] = [:]
         for reply in replies { counts.merge(PendingDetails.deliveryCounts(reply)) { $1 } }
         return counts
@@ -143,10 +143,9 @@ final class CommandConsumer {
 
     /// One `XAUTOCLAIM` page: takes over entries idle longer than the threshold and handles them.
     private func claimIdle(cursor: String) async throws -> String {
-        let reply = try await commands.send([
-            "XAUTOCLAIM", configuration.stream, configuration.group, configuration.workerID,
-            String(configuration.claimIdleMilliseconds), cursor, "COUNT", String(configuration.batchSize),
-        ])
+        let reply = try await commands.send(.xautoclaim(
+            configuration.stream, group: configuration.group, consumer: configuration.workerID,
+            minIdleMilliseconds: configuration.claimIdleMilliseconds, start: cursor, count: configuration.batchSize))
         guard let page = AutoclaimReply(reply) else { throw RedisError.protocolError("unexpected XAUTOCLAIM reply") }
         if !page.deletedIDs.isEmpty {
             logger.warn("pending commands were trimmed from the stream before being processed", ["ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
@@ -161,21 +160,21 @@ final class CommandConsumer {
 
     /// Trims entries every group has acknowledged: `XTRIM key MINID <oldest pending or last delivered>`.
     private func trim() async throws {
-        let groups = GroupInfo.parse(try await commands.send(["XINFO", "GROUPS", configuration.stream]))
+        let groups = GroupInfo.parse(try await commands.send(.xinfoGroups(configuration.stream)))
         if let own = groups.first(where: { $0.name == configuration.group }) { WorkerMetrics.streamPending.set(Double(own.pending)) }
         var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
         for group in groups {
             var oldest: StreamID?
             if group.pending > 0 {
-                oldest = PendingDetails.oldestPending(try await commands.send(["XPENDING", configuration.stream, group.name]))
+                oldest = PendingDetails.oldestPending(try await commands.send(.xpending(configuration.stream, group: group.name)))
             }
             bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
         }
         guard let point = TrimPoint.minimumID(bounds) else { return }
-        let removed = try await commands.send(["XTRIM", configuration.stream, "MINID", point.description])
+        let removed = try await commands.send(.xtrim(configuration.stream, minID: point.description))
         lastTrimID = point.description
         // Only a gauge: a failed XLEN must not fail the trim.
-        if let length = (try? await commands.send(["XLEN", configuration.stream]))?.int { WorkerMetrics.streamLength.set(Double(length)) }
+        if let length = (try? await commands.send(.xlen(configuration.stream)))?.int { WorkerMetrics.streamLength.set(Double(length)) }
         if let count = removed.int, count > 0 {
             logger.debug("command stream trimmed", ["minID": .string(point.description), "removed": .int(count)])
         }
@@ -186,92 +185,112 @@ final class CommandConsumer {
     /// Carries entries through to acknowledgement. Returns early (without acknowledging) only when
     /// the worker stops while a dependency is down.
     private func handle(_ entries: [StreamEntry], deliveries: [String: Int]) async {
-        var outcomes: [String: CommandOutcome] = [:]
-        var batch: [BatchCommand] = []
         let started = MonotonicClock.now()
         if !entries.isEmpty { WorkerMetrics.batchSize.observe(Double(entries.count)) }
-        // Metric label per entry: the command type, or `invalid`.
-        var types: [String: String] = [:]
-        for entry in entries {
-            let count = deliveries[entry.id] ?? 1
-            let decoded = Result { () throws(ChatCommandError) in
-                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
-            }
-            types[entry.id] = (try? decoded.get())?.command.typeName ?? WorkerMetrics.invalidType
-            if count > configuration.maxDeliveries {
-                var reply: ReplyAddress?
-                switch decoded {
-                case .success(let envelope): reply = envelope.reply
-                case .failure(.rejected(_, _, let address)): reply = address
-                case .failure(.malformed): break
-                }
-                logger.error("command keeps failing; moving it to the dead-letter stream", [
-                    "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
-                ])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
-                                                    events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
-                continue
-            }
-            switch decoded {
-            case .success(let envelope):
-                batch.append(BatchCommand(entryID: entry.id, envelope: envelope))
-            case .failure(.malformed(let reason)):
-                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
-            case .failure(.rejected(let error, let userID, let reply)):
-                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
-                outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
-            }
-        }
-
+        var decoded = decode(entries, deliveries: deliveries)
         // Decided once per batch, before any retry: a retried transaction must not count the sends again
         // (the script would admit them anyway, being keyed by client message id).
-        if let messageLimit, !batch.isEmpty { batch = await messageLimit.apply(to: batch) }
+        if let messageLimit, !decoded.commands.isEmpty { decoded.commands = await messageLimit.apply(to: decoded.commands) }
 
         let ids = entries.map(\.id)
-        var attempt = 0
         var lastHold = MonotonicClock.now()
-        while !batch.isEmpty {
-            do {
-                for outcome in try await processor.process(batch) { outcomes[outcome.entryID] = outcome }
-                break
-            } catch {
-                guard running else { return }
-                attempt += 1
-                logger.warn("batch not applied; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt)),
-                                                           "commands": .int(Int64(batch.count))])
-                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+        let batch = decoded.commands
+        if !batch.isEmpty {
+            let applied = await retrying("batch not applied; retrying", details: ["commands": .int(Int64(batch.count))],
+                                         holding: ids, lastHold: &lastHold) {
+                try await processor.process(batch)
             }
+            guard let applied else { return }
+            for outcome in applied { decoded.outcomes[outcome.entryID] = outcome }
         }
 
-        let ordered = entries.compactMap { outcomes[$0.id] }
+        let ordered = entries.compactMap { decoded.outcomes[$0.id] }
         let fields = Dictionary(entries.map { ($0.id, $0.fields) }) { first, _ in first }
-        var acknowledgeable: [String] = []
-        attempt = 0
+        let published = await retrying("publishing a batch failed; retrying", holding: ids, lastHold: &lastHold) {
+            try await publish(ordered, fields: fields, deliveries: deliveries)
+        }
+        guard let acknowledgeable = published, !acknowledgeable.isEmpty else { return }
+
+        let acknowledge = RedisCommand.xack(configuration.stream, group: configuration.group, ids: acknowledgeable)
+        let acknowledged = await retrying("acknowledging a batch failed; retrying", holding: ids, lastHold: &lastHold) {
+            try await commands.send(acknowledge)
+        }
+        guard acknowledged != nil else { return }
+        processed += acknowledgeable.count
+        for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(decoded.types[id] ?? WorkerMetrics.invalidType) }
+        WorkerMetrics.batchDuration.observeSince(started)
+    }
+
+    /// A batch's entries sorted out before the transaction.
+    private struct DecodedEntries {
+        /// The commands to apply.
+        var commands: [BatchCommand] = []
+        /// Outcomes decided without the database (refused, undecodable, delivered too often), by entry id.
+        var outcomes: [String: CommandOutcome] = [:]
+        /// Metric label per entry: the command type, or `invalid`.
+        var types: [String: String] = [:]
+    }
+
+    /// Decodes each entry into a command to apply, or an outcome already decided.
+    private func decode(_ entries: [StreamEntry], deliveries: [String: Int]) -> DecodedEntries {
+        var decoded = DecodedEntries()
+        for entry in entries {
+            let count = deliveries[entry.id] ?? 1
+            let result = Result { () throws(ChatCommandError) in
+                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
+            }
+            decoded.types[entry.id] = (try? result.get())?.command.typeName ?? WorkerMetrics.invalidType
+            if count > configuration.maxDeliveries {
+                decoded.outcomes[entry.id] = deliveredTooOften(entry, count: count, decoded: result)
+                continue
+            }
+            switch result {
+            case .success(let envelope):
+                decoded.commands.append(BatchCommand(entryID: entry.id, envelope: envelope))
+            case .failure(.malformed(let reason)):
+                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
+                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
+            case .failure(.rejected(let error, let userID, let reply)):
+                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
+                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
+            }
+        }
+        return decoded
+    }
+
+    /// An entry delivered more than `maxDeliveries` times: dead-lettered, and answered
+    /// `processing_failed` when it has a reply address.
+    private func deliveredTooOften(_ entry: StreamEntry, count: Int, decoded: Result<CommandEnvelope, ChatCommandError>) -> CommandOutcome {
+        var reply: ReplyAddress?
+        switch decoded {
+        case .success(let envelope): reply = envelope.reply
+        case .failure(.rejected(_, _, let address)): reply = address
+        case .failure(.malformed): break
+        }
+        logger.error("command keeps failing; moving it to the dead-letter stream", [
+            "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
+        ])
+        return CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
+                              events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
+    }
+
+    /// Runs one step of a batch until it succeeds: after each failure logs `failure` (with the
+    /// error, the attempt and `details`), waits `WorkerCycle.retryDelay(attempt:)` and holds the
+    /// batch's entries (`hold`). Nil when the worker stops while the step keeps failing.
+    private func retrying<T>(
+        _ failure: String, details: JSONObject = [:], holding ids: [String], lastHold: inout UInt64,
+        _ step: @LoopActor () async throws -> T
+    ) async -> T? {
+        var attempt = 0
         while true {
             do {
-                acknowledgeable = try await publish(ordered, fields: fields, deliveries: deliveries)
-                break
+                return try await step()
             } catch {
-                guard running else { return }
+                guard running else { return nil }
                 attempt += 1
-                logger.warn("publishing a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
-                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
-            }
-        }
-
-        attempt = 0
-        while !acknowledgeable.isEmpty {
-            do {
-                _ = try await commands.send(["XACK", configuration.stream, configuration.group] + acknowledgeable)
-                processed += acknowledgeable.count
-                for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(types[id] ?? WorkerMetrics.invalidType) }
-                WorkerMetrics.batchDuration.observeSince(started)
-                break
-            } catch {
-                guard running else { return }
-                attempt += 1
-                logger.warn("acknowledging a batch failed; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
+                var fields: JSONObject = ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))]
+                for (key, value) in details { fields[key] = value }
+                logger.warn(failure, fields)
                 await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
             }
         }
@@ -285,7 +304,8 @@ final class CommandConsumer {
         let now = MonotonicClock.now()
         guard now - lastHold >= refreshEvery else { return }
         lastHold = now
-        _ = try? await commands.send(["XCLAIM", configuration.stream, configuration.group, configuration.workerID, "0"] + ids + ["JUSTID"])
+        _ = try? await commands.send(.xclaimJustID(configuration.stream, group: configuration.group, consumer: configuration.workerID,
+                                                   minIdleMilliseconds: 0, ids: ids))
     }
 
     /// Dead letters, events and replies in one pipeline. Returns the entries that may be
@@ -295,13 +315,11 @@ final class CommandConsumer {
         var deadLetterSlots: [(index: Int, entryID: String)] = []
         for outcome in outcomes {
             if let reason = outcome.deadLetterReason {
-                var command = RedisCommand(["XADD", configuration.deadLetterStream, "MAXLEN", "~", String(configuration.deadLetterMaxLength), "*",
-                                            "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
-                                            "consumer", configuration.workerID])
-                for (name, value) in fields[outcome.entryID] ?? [] {
-                    command.append(name)
-                    command.append(bytes: value)
-                }
+                var command = RedisCommand.xadd(configuration.deadLetterStream, maxLength: .approximately(configuration.deadLetterMaxLength), fields: [
+                    "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
+                    "consumer", configuration.workerID,
+                ])
+                for (name, value) in fields[outcome.entryID] ?? [] { command.appendField(name, value: value) }
                 deadLetterSlots.append((index: pipeline.count, entryID: outcome.entryID))
                 pipeline.append(command)
             }

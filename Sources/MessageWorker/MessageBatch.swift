@@ -267,130 +267,153 @@ struct MessageBatch: Sendable {
     /// Applies the commands in stream order to the snapshot: assigns seqs, moves pointers (never
     /// backwards), keeps unread counts, and returns the rows to write.
     mutating func plan(_ snapshot: BatchSnapshot) -> BatchWrites {
-        var ledger = UnreadLedger(snapshot: snapshot, trackedUsers: Set(totalUserIDs(snapshot)))
-        var newByKey: [IdempotencyKey: Int] = [:]
-        var messages: [NewMessageRow] = []
-
+        var planner = Planner(snapshot: snapshot, ledger: UnreadLedger(snapshot: snapshot, trackedUsers: Set(totalUserIDs(snapshot))))
         for (index, command) in commands.enumerated() where planned[index] == nil {
+            planned[index] = planner.plan(command)
+        }
+        writes = BatchWrites(messages: planner.messages, pointers: planner.ledger.movedPointers())
+        return writes
+    }
+
+    /// Plans one command at a time, in stream order, against the snapshot and the counts the
+    /// commands before it left in the ledger: one planner per command kind.
+    private struct Planner {
+        let snapshot: BatchSnapshot
+        var ledger: UnreadLedger
+        /// New rows, in stream order.
+        var messages: [NewMessageRow] = []
+        /// The row each idempotency key got in this batch.
+        var newByKey: [IdempotencyKey: Int] = [:]
+
+        mutating func plan(_ command: BatchCommand) -> Planned {
             let userID = command.envelope.userID
             switch command.envelope.command {
-            case .send(let message):
-                let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
-                if let stored = snapshot.existing[key] {
-                    // Stored by an earlier attempt or batch: the same message again, no new seq.
-                    let record = stored.record
-                    let receiver = record.receiverID ?? message.receiverID
-                    let member = MemberKey(conversationID: record.conversationID, userID: receiver)
-                    planned[index] = .send(.stored(record), receiverID: receiver, unreadCount: ledger.unread(member),
-                                           totalUnread: ledger.total(receiver), isRead: ledger.pointer(member) >= record.seq)
-                } else if let refusal = command.rateLimited {
-                    planned[index] = .failed(refusal)
-                } else if let earlier = newByKey[key] {
-                    // The same key twice in one batch (a client retry): one row.
-                    let row = messages[earlier]
-                    let member = MemberKey(conversationID: row.conversationID, userID: row.receiverID)
-                    planned[index] = .send(.new(earlier), receiverID: row.receiverID, unreadCount: ledger.unread(member),
-                                           totalUnread: ledger.total(row.receiverID), isRead: ledger.pointer(member) >= row.seq)
-                } else if let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] {
-                    let seq = ledger.append(conversationID: conversation.id, members: [userID, message.receiverID])
-                    ledger.advance(MemberKey(conversationID: conversation.id, userID: userID), to: seq)
-                    messages.append(NewMessageRow(
-                        conversationID: conversation.id, seq: seq, senderID: userID, receiverID: message.receiverID,
-                        clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
-                    newByKey[key] = messages.count - 1
-                    let member = MemberKey(conversationID: conversation.id, userID: message.receiverID)
-                    planned[index] = .send(.new(messages.count - 1), receiverID: message.receiverID, unreadCount: ledger.unread(member),
-                                           totalUnread: ledger.total(message.receiverID), isRead: false)
-                } else {
-                    // The conversation was created or found earlier in the transaction; absent means a bug.
-                    planned[index] = .failed(ChatErrors.processingFailed)
-                }
-
-            case .read(let messageID):
-                guard let record = snapshot.messages[messageID] else {
-                    planned[index] = .failed(ChatErrors.messageNotFound)
-                    continue
-                }
-                let member = MemberKey(conversationID: record.conversationID, userID: userID)
-                guard record.senderID != userID, ledger.isMember(member) else {
-                    planned[index] = .failed(ChatErrors.notARecipient)
-                    continue
-                }
-                let count = ledger.advance(member, to: record.seq)
-                var read = record
-                read.isRead = true
-                var bySender = read.json
-                bySender["readerId"] = .int(userID)
-                planned[index] = .done(result: ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))], events: [
-                    ChatEvent(userID: userID, event: .messageReadConfirmed, data: .object(read.json)),
-                    ChatEvent(userID: record.senderID, event: .messageReadByReceiver, data: .object(bySender)),
-                ])
-
-            case .readAll(let senderID):
-                guard let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)],
-                      senderID != userID, ledger.isMember(MemberKey(conversationID: conversation.id, userID: userID)) else {
-                    planned[index] = .done(result: ReadProgress.none.readAllResult, events: [
-                        ChatEvent(userID: userID, event: .allMessagesRead, data: ReadProgress.none.allMessagesRead(senderID: senderID)),
-                    ])
-                    continue
-                }
-                let member = MemberKey(conversationID: conversation.id, userID: userID)
-                let count = ledger.advance(member, to: ledger.lastSeq(conversation.id))
-                let progress = ReadProgress(conversationID: conversation.id, count: count, lastReadSeq: ledger.pointer(member))
-                planned[index] = .done(result: progress.readAllResult, events: [
-                    ChatEvent(userID: userID, event: .allMessagesRead, data: progress.allMessagesRead(senderID: senderID)),
-                    ChatEvent(userID: senderID, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)),
-                ])
-
-            case .readMany(let ids):
-                // All or nothing, as `read` for one message: every id must be a message the reader
-                // received (404 for ids that name no message, else 403 for one the reader did not receive).
-                let missing = ids.filter { snapshot.messages[$0] == nil }
-                if !missing.isEmpty {
-                    var error = ChatErrors.messageNotFound
-                    error.message = missing.count == 1 ? "no message with id \(missing[0])" : "no messages with ids \(missing.prefix(20).map(String.init).joined(separator: ", "))"
-                    error.details["messageIds"] = .array(missing.prefix(100).map { .int($0) })
-                    planned[index] = .failed(error)
-                    continue
-                }
-                let foreign = ids.filter { id in
-                    guard let record = snapshot.messages[id] else { return true }
-                    return record.senderID == userID || !ledger.isMember(MemberKey(conversationID: record.conversationID, userID: userID))
-                }
-                if !foreign.isEmpty {
-                    var error = ChatErrors.notARecipient
-                    error.details["messageIds"] = .array(foreign.prefix(100).map { .int($0) })
-                    planned[index] = .failed(error)
-                    continue
-                }
-                // Per conversation: the newest message, and who sent them.
-                var newest: [Int64: Int64] = [:]
-                var senders: [Int64: Set<Int64>] = [:]
-                for id in ids {
-                    guard let record = snapshot.messages[id] else { continue }
-                    newest[record.conversationID] = max(newest[record.conversationID] ?? 0, record.seq)
-                    senders[record.conversationID, default: []].insert(record.senderID)
-                }
-                var total: Int64 = 0
-                var highest: Int64 = 0
-                var perConversation: [JSONValue] = []
-                var events: [ChatEvent] = []
-                for conversationID in newest.keys.sorted() {
-                    let member = MemberKey(conversationID: conversationID, userID: userID)
-                    let count = ledger.advance(member, to: newest[conversationID] ?? 0)
-                    let progress = ReadProgress(conversationID: conversationID, count: count, lastReadSeq: ledger.pointer(member))
-                    total = total.addingSaturated(count)
-                    highest = max(highest, progress.lastReadSeq)
-                    perConversation.append(progress.conversationEntry)
-                    for sender in (senders[conversationID] ?? []).sorted() {
-                        events.append(ChatEvent(userID: sender, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)))
-                    }
-                }
-                planned[index] = .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)], events: events)
+            case .send(let message): return send(message, of: command)
+            case .read(let messageID): return read(messageID, by: userID)
+            case .readAll(let senderID): return readAll(from: senderID, by: userID)
+            case .readMany(let ids): return readMany(ids, by: userID)
             }
         }
-        writes = BatchWrites(messages: messages, pointers: ledger.movedPointers())
-        return writes
+
+        /// A send: the stored message again for a known key, else a new row with the next seq.
+        mutating func send(_ message: SendMessage, of command: BatchCommand) -> Planned {
+            let userID = command.envelope.userID
+            let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
+            if let stored = snapshot.existing[key] {
+                // Stored by an earlier attempt or batch: the same message again, no new seq.
+                let record = stored.record
+                let receiver = record.receiverID ?? message.receiverID
+                let member = MemberKey(conversationID: record.conversationID, userID: receiver)
+                return sent(.stored(record), to: member, isRead: ledger.pointer(member) >= record.seq)
+            }
+            if let refusal = command.rateLimited { return .failed(refusal) }
+            if let earlier = newByKey[key] {
+                // The same key twice in one batch (a client retry): one row.
+                let row = messages[earlier]
+                let member = MemberKey(conversationID: row.conversationID, userID: row.receiverID)
+                return sent(.new(earlier), to: member, isRead: ledger.pointer(member) >= row.seq)
+            }
+            guard let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] else {
+                // The conversation was created or found earlier in the transaction; absent means a bug.
+                return .failed(ChatErrors.processingFailed)
+            }
+            let seq = ledger.append(conversationID: conversation.id, members: [userID, message.receiverID])
+            ledger.advance(MemberKey(conversationID: conversation.id, userID: userID), to: seq)
+            messages.append(NewMessageRow(
+                conversationID: conversation.id, seq: seq, senderID: userID, receiverID: message.receiverID,
+                clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
+            newByKey[key] = messages.count - 1
+            return sent(.new(messages.count - 1), to: MemberKey(conversationID: conversation.id, userID: message.receiverID), isRead: false)
+        }
+
+        /// A send answered with `reference`, carrying the receiver's counts as they are now.
+        private func sent(_ reference: MessageReference, to receiver: MemberKey, isRead: Bool) -> Planned {
+            .send(reference, receiverID: receiver.userID, unreadCount: ledger.unread(receiver),
+                  totalUnread: ledger.total(receiver.userID), isRead: isRead)
+        }
+
+        /// `messageRead`: the reader's pointer moves up to one message it received.
+        mutating func read(_ messageID: Int64, by userID: Int64) -> Planned {
+            guard let record = snapshot.messages[messageID] else { return .failed(ChatErrors.messageNotFound) }
+            let member = MemberKey(conversationID: record.conversationID, userID: userID)
+            guard record.senderID != userID, ledger.isMember(member) else { return .failed(ChatErrors.notARecipient) }
+            let count = ledger.advance(member, to: record.seq)
+            var read = record
+            read.isRead = true
+            var bySender = read.json
+            bySender["readerId"] = .int(userID)
+            return .done(result: ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))], events: [
+                ChatEvent(userID: userID, event: .messageReadConfirmed, data: .object(read.json)),
+                ChatEvent(userID: record.senderID, event: .messageReadByReceiver, data: .object(bySender)),
+            ])
+        }
+
+        /// `markAllAsRead`: the reader's pointer in the conversation with `senderID` moves to its end.
+        mutating func readAll(from senderID: Int64, by userID: Int64) -> Planned {
+            guard let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)],
+                  senderID != userID, ledger.isMember(MemberKey(conversationID: conversation.id, userID: userID)) else {
+                return .done(result: ReadProgress.none.readAllResult, events: [
+                    ChatEvent(userID: userID, event: .allMessagesRead, data: ReadProgress.none.allMessagesRead(senderID: senderID)),
+                ])
+            }
+            let member = MemberKey(conversationID: conversation.id, userID: userID)
+            let count = ledger.advance(member, to: ledger.lastSeq(conversation.id))
+            let progress = ReadProgress(conversationID: conversation.id, count: count, lastReadSeq: ledger.pointer(member))
+            return .done(result: progress.readAllResult, events: [
+                ChatEvent(userID: userID, event: .allMessagesRead, data: progress.allMessagesRead(senderID: senderID)),
+                ChatEvent(userID: senderID, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)),
+            ])
+        }
+
+        /// Mark-as-read of several messages: all or nothing, then each conversation's pointer moves
+        /// to its newest message among them.
+        mutating func readMany(_ ids: [Int64], by userID: Int64) -> Planned {
+            if let refusal = readManyRefusal(ids, by: userID) { return .failed(refusal) }
+            // Per conversation: the newest message, and who sent them.
+            var newest: [Int64: Int64] = [:]
+            var senders: [Int64: Set<Int64>] = [:]
+            for id in ids {
+                guard let record = snapshot.messages[id] else { continue }
+                newest[record.conversationID] = max(newest[record.conversationID] ?? 0, record.seq)
+                senders[record.conversationID, default: []].insert(record.senderID)
+            }
+            var total: Int64 = 0
+            var highest: Int64 = 0
+            var perConversation: [JSONValue] = []
+            var events: [ChatEvent] = []
+            for conversationID in newest.keys.sorted() {
+                let member = MemberKey(conversationID: conversationID, userID: userID)
+                let count = ledger.advance(member, to: newest[conversationID] ?? 0)
+                let progress = ReadProgress(conversationID: conversationID, count: count, lastReadSeq: ledger.pointer(member))
+                total = total.addingSaturated(count)
+                highest = max(highest, progress.lastReadSeq)
+                perConversation.append(progress.conversationEntry)
+                for sender in (senders[conversationID] ?? []).sorted() {
+                    events.append(ChatEvent(userID: sender, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)))
+                }
+            }
+            return .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)], events: events)
+        }
+
+        /// Why a mark-as-read of `ids` is refused, as `read` refuses one message: 404 for ids that
+        /// name no message, else 403 for one the reader did not receive.
+        private func readManyRefusal(_ ids: [Int64], by userID: Int64) -> APIError? {
+            let missing = ids.filter { snapshot.messages[$0] == nil }
+            if !missing.isEmpty {
+                var error = ChatErrors.messageNotFound
+                error.message = missing.count == 1 ? "no message with id \(missing[0])" : "no messages with ids \(missing.prefix(20).map(String.init).joined(separator: ", "))"
+                error.details["messageIds"] = .array(missing.prefix(100).map { .int($0) })
+                return error
+            }
+            let foreign = ids.filter { id in
+                guard let record = snapshot.messages[id] else { return true }
+                return record.senderID == userID || !ledger.isMember(MemberKey(conversationID: record.conversationID, userID: userID))
+            }
+            guard !foreign.isEmpty else { return nil }
+            var error = ChatErrors.notARecipient
+            error.details["messageIds"] = .array(foreign.prefix(100).map { .int($0) })
+            return error
+        }
     }
 
     // MARK: After the insert

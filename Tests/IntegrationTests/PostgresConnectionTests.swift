@@ -121,6 +121,30 @@ enum PostgresTestDatabase {
         #expect(try stacked.string("v") == "1; SELECT pg_sleep(5)")
     }
 
+    @Test @LoopActor func interpolatedQueryBindsItsValues() async throws {
+        let url = try PostgresTestDatabase.url()
+        let connection = try await PostgresConnection.connect(PostgresTestDatabase.configuration(url))
+        defer { connection.close() }
+        let attack = "x'); DROP TABLE users; --"
+        let missing: String? = nil
+        let query: PostgresQuery = """
+            SELECT \(attack)::text AS s, \(Int64.max) AS i, \(missing)::text AS n, \(unescaped: "'spliced'") AS u,
+                   cardinality(\(integers: [Int64(1), 2, 3])) AS ints, (\(texts: ["a", #"b"c"#]))[2] AS second
+            """
+        let row = try await connection.query(query)[0]
+        #expect(try row.string("s") == attack)
+        #expect(try row.int64("i") == Int64.max)
+        #expect(try row.isNull("n"))
+        #expect(try row.string("u") == "spliced")
+        #expect(try row.int64("ints") == 3)
+        #expect(try row.string("second") == #"b"c"#)
+
+        let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: url, applicationName: PostgresTestDatabase.uniqueName("pgquery"), size: 1))
+        defer { pool.close() }
+        let doubled: PostgresQuery = "SELECT \(21)::int * 2 AS v"
+        #expect(try await pool.query(doubled).int64("v") == 42)
+    }
+
     @Test @LoopActor func byteaColumnRoundTrip() async throws {
         let connection = try await PostgresConnection.connect(PostgresTestDatabase.configuration(try PostgresTestDatabase.url()))
         defer { connection.close() }

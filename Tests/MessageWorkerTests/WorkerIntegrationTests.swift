@@ -118,9 +118,10 @@ import Testing
             return StreamEntry.parse(readReply: reply).map(\.id)
         }
 
-        /// Starts a consumer (its own reader connection), with a configuration tweak if given.
+        /// Starts a consumer (its own reader connection), with a configuration tweak if given, writing
+        /// through `applier` (default: a `BatchStore` on the test schema).
         @discardableResult
-        func startConsumer(workerID: String? = nil) -> CommandConsumer {
+        func startConsumer(workerID: String? = nil, applier: (any BatchApplier)? = nil) -> CommandConsumer {
             var configuration = self.configuration
             if let workerID { configuration.workerID = workerID }
             let reader = RedisClient(configuration: redisConfiguration)
@@ -129,7 +130,7 @@ import Testing
             commands.start()
             clients += [reader, commands]
             let logger = Logger(service: "worker-test", minimumLevel: .error)
-            let processor = BatchProcessor(applier: BatchStore(database: database), logger: logger)
+            let processor = BatchProcessor(applier: applier ?? BatchStore(database: database), logger: logger)
             let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, configuration: configuration, logger: logger)
             consumer.start()
             consumers.append(consumer)
@@ -475,6 +476,45 @@ import Testing
         // An undecodable entry is dead-lettered at its first delivery.
         try await harness.addFields(["v", "9", "junk", "x"])
         #expect(await Harness.eventually { consumer.deadLettered == 2 })
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        await harness.close()
+    }
+
+    /// Fails the first `failures` batches as if the database were down, then writes through `store`.
+    @LoopActor
+    private final class UnavailableAtFirst: BatchApplier {
+        private let store: any BatchApplier
+        private var failures: Int
+        private(set) var calls = 0
+
+        init(store: any BatchApplier, failures: Int) {
+            self.store = store
+            self.failures = failures
+        }
+
+        func apply(_ commands: [BatchCommand]) async throws -> [CommandOutcome] {
+            calls += 1
+            if failures > 0 {
+                failures -= 1
+                throw PostgresError.unavailable("test: database down")
+            }
+            return try await store.apply(commands)
+        }
+    }
+
+    @Test @LoopActor func aBatchIsRetriedInPlaceWhileTheDatabaseIsDown() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        try await harness.listen(users: users)
+        try await harness.send("after the outage", from: users[0], to: users[1], key: "outage")
+        let applier = UnavailableAtFirst(store: BatchStore(database: harness.database), failures: 2)
+        let consumer = harness.startConsumer(applier: applier)
+        try await harness.waitForReplies(["outage"])
+        #expect(harness.replies("outage").first?["ok"] == true)
+        #expect(applier.calls == 3)
+        #expect(await Harness.eventually { consumer.processed == 1 })
+        #expect(consumer.deadLettered == 0)
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 1)
         #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
         await harness.close()
     }

@@ -61,12 +61,13 @@ final class AccountRoutes: RequestAuthenticator {
         let hasher = self.hasher
         let hash = try await hashPool.run { () -> String? in try? hasher.hash(password) }
         guard let hash else { throw APIError.internalError("could not hash the password") }
+        let insert: PostgresQuery = """
+            INSERT INTO users (username, email, password_hash, display_name) VALUES (\(username), \(email), \(hash), \(displayName))
+            RETURNING \(unescaped: UserRecord.columns)
+            """
         let rows: PostgresRows
         do {
-            rows = try await database.query("""
-                INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, $3, $4)
-                RETURNING \(UserRecord.columns)
-                """, [.string(username), .string(email), .string(hash), .string(displayName)])
+            rows = try await database.query(insert)
         } catch {
             throw Self.duplicateError(error) ?? error
         }

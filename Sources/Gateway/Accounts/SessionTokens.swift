@@ -70,17 +70,17 @@ final class SessionTokens {
 
     /// Which of `principals` were revoked (one pipelined `EXISTS` each).
     func revoked(_ principals: [Principal]) async throws(RedisError) -> [Principal] {
-        let replies = try await redis.pipeline(principals.map { RedisCommand(Self.revocationKeysCommand($0)) })
+        let replies = try await redis.pipeline(principals.map(Self.revocationKeysCommand))
         return zip(principals, replies).compactMap { principal, reply in
             if case .integer(let count) = reply, count > 0 { return principal }
             return nil
         }
     }
 
-    private static func revocationKeysCommand(_ principal: Principal) -> [String] {
-        var keys = ["EXISTS", revokedTokenKey(principal.tokenID)]
-        if let sessionID = principal.sessionID { keys.append(revokedSessionKey(sessionID)) }
-        return keys
+    /// `EXISTS` of the token's revocation key and, for a token of a session, the session's.
+    private static func revocationKeysCommand(_ principal: Principal) -> RedisCommand {
+        guard let sessionID = principal.sessionID else { return .exists([revokedTokenKey(principal.tokenID)]) }
+        return .exists([revokedTokenKey(principal.tokenID), revokedSessionKey(sessionID)])
     }
 
     static let revokedError = APIError.unauthorized(.tokenRevoked)
@@ -103,16 +103,14 @@ final class SessionTokens {
     private func insertRefreshToken(userID: Int64, familyID: String, connection: PostgresConnection?) async throws -> String {
         let tokenID = SecureRandom.token(byteCount: 12)
         let secret = SecureRandom.token(byteCount: 32)
-        let sql = """
+        let insert: PostgresQuery = """
             INSERT INTO refresh_tokens (id, family_id, user_id, secret_hash, expires_at)
-            VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+            VALUES (\(tokenID), \(familyID), \(userID), \(Self.hashSecret(secret)), now() + make_interval(secs => \(refreshTokenTTLSeconds)))
             """
-        let parameters: [PostgresValue?] = [.string(tokenID), .string(familyID), .int64(userID),
-                                            .string(Self.hashSecret(secret)), .int64(refreshTokenTTLSeconds)]
         if let connection {
-            _ = try await connection.query(sql, parameters)
+            _ = try await connection.query(insert)
         } else {
-            _ = try await database.query(sql, parameters)
+            _ = try await database.query(insert)
         }
         return "\(tokenID).\(secret)"
     }
@@ -178,14 +176,14 @@ final class SessionTokens {
             [.string(sessionID)])
         // Every access token of the session is younger than the access TTL, so the mark can expire then.
         let ttl = accessTokenTTLSeconds.addingSaturated(signer.leewaySeconds)
-        _ = try await redis.send(["SET", Self.revokedSessionKey(sessionID), "1", "EX", String(ttl)])
+        _ = try await redis.send(.set(Self.revokedSessionKey(sessionID), "1", expireSeconds: ttl))
     }
 
     /// Logout: revokes the presented access token and its session.
     func logout(_ principal: Principal) async throws {
         let ttl = principal.revocationTTLSeconds(now: WallClock.seconds(), leewaySeconds: signer.leewaySeconds,
                                                  maximum: JWTSigner.timestampRange.upperBound)
-        _ = try await redis.send(["SET", Self.revokedTokenKey(principal.tokenID), "1", "EX", String(ttl)])
+        _ = try await redis.send(.set(Self.revokedTokenKey(principal.tokenID), "1", expireSeconds: ttl))
         if let sessionID = principal.sessionID { try await markRevoked(sessionID: sessionID) }
         await publish(TokenRevocation(tokenID: principal.tokenID, sessionID: principal.sessionID), userID: principal.userID)
     }

@@ -119,7 +119,7 @@ final class CommandSubmitter {
 
     private func append(_ envelope: CommandEnvelope) async throws(RedisError) {
         // No MAXLEN here: the workers trim the stream without dropping unacknowledged entries.
-        _ = try await redis.send(["XADD", stream, "*"] + envelope.streamFields())
+        _ = try await redis.send(.xadd(stream, fields: envelope.streamFields()))
     }
 
     // MARK: Replies

@@ -43,11 +43,12 @@ final class ConversationReader {
     /// message. `hasMore` says whether the page stopped short of the requested range's end.
     func history(userID: Int64, otherUserID: Int64, page: HistoryPage) async throws(PostgresError)
         -> (messages: [JSONValue], hasMore: Bool)? {
-        let people = try await database.query("""
+        let peopleQuery: PostgresQuery = """
             SELECT id, username, email,
-                   (SELECT c.id FROM conversations c WHERE c.direct_key = $3) AS conversation_id
-            FROM users WHERE id = $1 OR id = $2
-            """, [.int64(userID), .int64(otherUserID), .string(Self.directKey(userID, otherUserID))])
+                   (SELECT c.id FROM conversations c WHERE c.direct_key = \(Self.directKey(userID, otherUserID))) AS conversation_id
+            FROM users WHERE id = \(userID) OR id = \(otherUserID)
+            """
+        let people = try await database.query(peopleQuery)
         var persons: [Int64: JSONValue] = [:]
         var conversationID: Int64?
         for row in people {
@@ -62,11 +63,12 @@ final class ConversationReader {
         guard let conversationID, userID != otherUserID else { return ([], false) }
 
         let order = page.fromOldest ? "ASC" : "DESC"
-        let rows = try await database.query("""
-            SELECT \(Self.columns) FROM \(ChatMessageRecord.tables)
-            WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3
-            ORDER BY m.seq \(order) LIMIT $4
-            """, [.int64(conversationID), .int64(page.after ?? 0), .int64(page.before ?? Int64.max), .int(page.limit + 1)])
+        let pageQuery: PostgresQuery = """
+            SELECT \(unescaped: Self.columns) FROM \(unescaped: ChatMessageRecord.tables)
+            WHERE m.conversation_id = \(conversationID) AND m.seq > \(page.after ?? 0) AND m.seq < \(page.before ?? Int64.max)
+            ORDER BY m.seq \(unescaped: order) LIMIT \(page.limit + 1)
+            """
+        let rows = try await database.query(pageQuery)
         var messages: [JSONValue] = []
         messages.reserveCapacity(min(rows.count, page.limit))
         for row in rows.prefix(page.limit) {

@@ -138,13 +138,14 @@ final class ContactDirectory {
         // The range [prefix, prefix + DEL) in byte order holds exactly the names starting with
         // prefix (usernames are ASCII); the expression matches users_username_search_idx.
         let lower = max(prefix, cursor ?? "")
-        let rows = try await database.query("""
-            SELECT \(PublicUser.columns) FROM users u
-            WHERE lower(u.username) COLLATE "C" >= $1 AND lower(u.username) COLLATE "C" < $2
-              AND ($3::text IS NULL OR lower(u.username) COLLATE "C" > $3) AND u.id <> $4
+        let query: PostgresQuery = """
+            SELECT \(unescaped: PublicUser.columns) FROM users u
+            WHERE lower(u.username) COLLATE "C" >= \(lower) AND lower(u.username) COLLATE "C" < \(prefix + "\u{7F}")
+              AND (\(cursor)::text IS NULL OR lower(u.username) COLLATE "C" > \(cursor)) AND u.id <> \(callerID)
             ORDER BY lower(u.username) COLLATE "C"
-            LIMIT $5
-            """, [.string(lower), .string(prefix + "\u{7F}"), cursor.map { .string($0) }, .int64(callerID), .int64(Int64(limit + 1))])
+            LIMIT \(limit + 1)
+            """
+        let rows = try await database.query(query)
         return try rows.map { try PublicUser(row: $0) }
     }
 }

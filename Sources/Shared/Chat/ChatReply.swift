@@ -99,9 +99,7 @@ package struct ChatReply: Sendable, Equatable {
 
     /// `PUBLISH <channel> <payload>`.
     package var publishCommand: RedisCommand {
-        var command = RedisCommand(["PUBLISH", channel])
-        command.append(bytes: payload())
-        return command
+        .publish(channel, payload: payload())
     }
 
     /// Reads a published reply; nil if it is not one.
@@ -147,9 +145,7 @@ package struct ChatEvent: Sendable, Equatable {
 
     /// `PUBLISH <channel> <payload>`.
     package var publishCommand: RedisCommand {
-        var command = RedisCommand(["PUBLISH", channel])
-        command.append(bytes: payload())
-        return command
+        .publish(channel, payload: payload())
     }
 }
 
@@ -175,9 +171,7 @@ package enum UserChannelControl: Sendable, Equatable {
 
     /// `PUBLISH chat:user:<id> <payload>`.
     package func publishCommand(userID: Int64) -> RedisCommand {
-        var command = RedisCommand(["PUBLISH", ChatChannels.user(userID)])
-        command.append(bytes: payload())
-        return command
+        .publish(ChatChannels.user(userID), payload: payload())
     }
 
     /// The control message in a published object; nil when it is none (or one this version does

@@ -117,6 +117,13 @@ package final class PostgresConnection: IOHandler {
         return try await run(.parameters(sql, parameters), timeoutMilliseconds: timeoutMilliseconds)
     }
 
+    /// Runs a statement built with its parameters in place (see `PostgresQuery`); otherwise as
+    /// `query(_:_:timeoutMilliseconds:)`.
+    @discardableResult
+    package func query(_ query: PostgresQuery, timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
+        try await self.query(query.sql, query.parameters, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
     /// Runs a script of one or more `;`-separated statements without parameters (simple protocol),
     /// e.g. a migration. Without explicit `BEGIN`/`COMMIT` the whole script is one transaction.
     /// Returns the rows of the last statement.

@@ -101,6 +101,13 @@ package final class PostgresPool {
         }
     }
 
+    /// Runs a statement built with its parameters in place (see `PostgresQuery`) on a pooled
+    /// connection; otherwise as `query(_:_:timeoutMilliseconds:)`.
+    @discardableResult
+    package func query(_ query: PostgresQuery, timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
+        try await self.query(query.sql, query.parameters, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
     /// Runs `body` with a connection of its own, released afterwards (closed instead if `body` left
     /// it broken or inside a transaction).
     ///

@@ -93,7 +93,7 @@ package final class RedisClient {
     /// Whether Redis answers `PING` with `PONG` right now (health checks).
     package func ping() async -> Bool {
         do throws(RedisError) {
-            return try await send(["PING"]) == .simpleString("PONG")
+            return try await send(.ping()) == .simpleString("PONG")
         } catch {
             return false
         }
@@ -104,33 +104,26 @@ package final class RedisClient {
     /// Runs `script` with `EVALSHA`; if Redis does not have it cached (`NOSCRIPT`, e.g. after a restart
     /// or `SCRIPT FLUSH`) runs it with `EVAL`, which also caches it. An error reply is thrown as `.server`.
     package func evaluate(_ script: RedisScript, keys: [String] = [], arguments: [String] = []) async throws(RedisError) -> RedisValue {
-        try await evaluate(script, keys: keys) { command in
-            for argument in arguments { command.append(argument) }
+        try await evaluate(cached: .evalsha(script.sha1, keys: keys, arguments: arguments)) {
+            .eval(script.source, keys: keys, arguments: arguments)
         }
     }
 
     /// `evaluate` with byte-string arguments.
     package func evaluate(_ script: RedisScript, keys: [String] = [], arguments: [[UInt8]]) async throws(RedisError) -> RedisValue {
-        try await evaluate(script, keys: keys) { command in
-            for argument in arguments { command.append(bytes: argument) }
+        try await evaluate(cached: .evalsha(script.sha1, keys: keys, arguments: arguments)) {
+            .eval(script.source, keys: keys, arguments: arguments)
         }
     }
 
-    private func evaluate(
-        _ script: RedisScript, keys: [String], appendArguments: (inout RedisCommand) -> Void
-    ) async throws(RedisError) -> RedisValue {
-        func command(_ verb: String, _ body: String) -> RedisCommand {
-            var command = RedisCommand([verb, body, String(keys.count)])
-            for key in keys { command.append(key) }
-            appendArguments(&command)
-            return command
-        }
+    /// Sends `cached` (the `EVALSHA`), and `uncached()` (the `EVAL`) only when Redis answers `NOSCRIPT`.
+    private func evaluate(cached: RedisCommand, uncached: () -> RedisCommand) async throws(RedisError) -> RedisValue {
         do throws(RedisError) {
-            return try await send(command("EVALSHA", script.sha1))
+            return try await send(cached)
         } catch {
             guard error.serverCode == .noScript else { throw error }
         }
-        return try await send(command("EVAL", script.source))
+        return try await send(uncached())
     }
 
     // MARK: Closing

@@ -11,6 +11,11 @@ package struct RedisCommand: Sendable, Equatable {
     /// An empty command; add arguments with `append`.
     package init() {}
 
+    /// An empty command with room for `count` argument lengths (the builders know their count).
+    init(reservingArguments count: Int) {
+        lengths.reserveCapacity(count)
+    }
+
     /// A command of text arguments, e.g. `["SET", key, value]`.
     package init(_ arguments: [String]) {
         lengths.reserveCapacity(arguments.count)

@@ -175,20 +175,16 @@ package final class RedisConnection: IOHandler {
     private func handshakeCommands() -> [RedisCommand] {
         var commands: [RedisCommand] = []
         if let password = configuration.password {
-            if let username = configuration.username {
-                commands.append(RedisCommand(["AUTH", username, password]))
-            } else {
-                commands.append(RedisCommand(["AUTH", password]))
-            }
+            commands.append(.auth(username: configuration.username, password: password))
         }
         if configuration.database != 0 {
-            commands.append(RedisCommand(["SELECT", String(configuration.database)]))
+            commands.append(.select(database: configuration.database))
         }
         if let name = configuration.clientName {
-            commands.append(RedisCommand(["CLIENT", "SETNAME", name]))
+            commands.append(.clientSetName(name))
         }
         // Proves the server answers (not just that the kernel accepted the TCP connection).
-        commands.append(RedisCommand(["PING"]))
+        commands.append(.ping())
         return commands
     }
 
@@ -417,8 +413,7 @@ package final class RedisConnection: IOHandler {
             while start < channels.count {
                 let chunk = channels[start..<min(start + Self.maxChannelsPerCommand, channels.count)]
                 start += chunk.count
-                var command = RedisCommand([subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE"])
-                for channel in chunk { command.append(channel) }
+                let command: RedisCommand = subscribe ? .subscribe(chunk) : .unsubscribe(chunk)
                 let status = command.withArgv { argc, argv, lengths in
                     redisAsyncCommandArgv(ac, { context, reply, _ in
                         guard let context, let reply else { return }

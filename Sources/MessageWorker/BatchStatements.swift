@@ -1,0 +1,117 @@
+import Shared
+
+/// The statements of a batch, each built with its parameters in place (`PostgresQuery`): arrays
+/// travel as one parameter each and are `unnest`ed, so the statement count is fixed whatever the
+/// batch size. `BatchStore` runs them; `MessageBatch` decides what goes in them.
+enum BatchStatements {
+    /// Which of `ids` are users (run before the transaction).
+    static func existingUsers(_ ids: [Int64]) -> PostgresQuery {
+        "SELECT id FROM users WHERE id = ANY(\(integers: ids))"
+    }
+
+    // MARK: Reads, under locks where the plan depends on them
+
+    /// The direct conversations of `keys`, locked in id order (the global lock order).
+    static func lockConversations(_ keys: [String]) -> PostgresQuery {
+        """
+        SELECT id, direct_key, last_seq FROM conversations
+        WHERE direct_key = ANY(\(texts: keys))
+        ORDER BY id
+        FOR NO KEY UPDATE
+        """
+    }
+
+    /// Creates the missing direct conversations, in key order so two workers creating the same
+    /// pairs take the unique-index locks in one order; a pair another worker created meanwhile is
+    /// skipped (and then locked by `lockConversations`).
+    static func createConversations(_ missing: [ConversationToCreate]) -> PostgresQuery {
+        """
+        INSERT INTO conversations (kind, direct_key, created_by)
+        SELECT 'direct', k, u FROM unnest(\(texts: missing.map(\.directKey)), \(integers: missing.map(\.createdBy))) AS t(k, u) ORDER BY k
+        ON CONFLICT (direct_key) DO NOTHING
+        RETURNING id, direct_key, last_seq
+        """
+    }
+
+    /// The members of the conversations just created.
+    static func addMembers(_ members: [MemberKey]) -> PostgresQuery {
+        """
+        INSERT INTO conversation_members (conversation_id, user_id)
+        SELECT * FROM unnest(\(integers: members.map(\.conversationID)), \(integers: members.map(\.userID)))
+        ON CONFLICT DO NOTHING
+        """
+    }
+
+    /// The messages read commands name.
+    static func messages(_ ids: [Int64]) -> PostgresQuery {
+        """
+        SELECT \(unescaped: ChatMessageRecord.columns) FROM \(unescaped: ChatMessageRecord.tables) WHERE m.id = ANY(\(integers: ids))
+        """
+    }
+
+    /// Messages already stored under the sends' idempotency keys, with their conversation's `last_seq`.
+    static func storedSends(_ keys: [IdempotencyKey]) -> PostgresQuery {
+        """
+        SELECT \(unescaped: ChatMessageRecord.columns), c.last_seq AS conversation_last_seq
+        FROM \(unescaped: ChatMessageRecord.tables)
+        JOIN unnest(\(integers: keys.map(\.senderID)), \(texts: keys.map(\.clientMsgID))) AS k(sender_id, client_msg_id)
+          ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+        """
+    }
+
+    /// The read pointers of `members`, locked in (conversation, user) order.
+    static func lockMemberships(_ members: [MemberKey]) -> PostgresQuery {
+        """
+        SELECT cm.conversation_id, cm.user_id, cm.last_read_seq
+        FROM conversation_members cm
+        JOIN unnest(\(integers: members.map(\.conversationID)), \(integers: members.map(\.userID))) AS k(conversation_id, user_id)
+          ON cm.conversation_id = k.conversation_id AND cm.user_id = k.user_id
+        ORDER BY cm.conversation_id, cm.user_id
+        FOR NO KEY UPDATE OF cm
+        """
+    }
+
+    /// Each user's unread messages over all conversations.
+    static func totalUnread(_ users: [Int64]) -> PostgresQuery {
+        """
+        SELECT cm.user_id, sum(\(unescaped: Unread.sqlExpression))::bigint AS unread
+        FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+        WHERE cm.user_id = ANY(\(integers: users))
+        GROUP BY cm.user_id
+        """
+    }
+
+    // MARK: Writes of the plan
+
+    /// The new messages, seqs assigned; returns their ids and creation times.
+    static func insertMessages(_ rows: [NewMessageRow]) -> PostgresQuery {
+        """
+        INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url)
+        SELECT * FROM unnest(\(integers: rows.map(\.conversationID)), \(integers: rows.map(\.seq)), \
+        \(integers: rows.map(\.senderID)), \(texts: rows.map(\.clientMsgID)), \(texts: rows.map(\.type.rawValue)), \
+        \(texts: rows.map(\.content)), \(texts: rows.map(\.attachmentURL)))
+        RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
+        """
+    }
+
+    /// Each conversation's new head: its `last_seq` and last message.
+    static func updateConversationHeads(_ heads: [(conversationID: Int64, lastSeq: Int64, lastMessageID: Int64)]) -> PostgresQuery {
+        """
+        UPDATE conversations c
+        SET last_seq = t.last_seq, last_message_id = t.message_id, last_message_at = now()
+        FROM unnest(\(integers: heads.map(\.conversationID)), \(integers: heads.map(\.lastSeq)), \(integers: heads.map(\.lastMessageID))) AS t(id, last_seq, message_id)
+        WHERE c.id = t.id
+        """
+    }
+
+    /// Moves read pointers forward; `GREATEST`: a pointer never moves backwards, whatever the plan says.
+    static func movePointers(_ pointers: [(key: MemberKey, lastReadSeq: Int64)]) -> PostgresQuery {
+        """
+        UPDATE conversation_members cm
+        SET last_read_seq = GREATEST(cm.last_read_seq, t.seq)
+        FROM unnest(\(integers: pointers.map(\.key.conversationID)), \(integers: pointers.map(\.key.userID)), \
+        \(integers: pointers.map(\.lastReadSeq))) AS t(conversation_id, user_id, seq)
+        WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
+        """
+    }
+}
