@@ -31,9 +31,17 @@ import Testing
     final class ScriptedLimiter: RequestLimiter {
         static let headers: HTTPHeaders = ["RateLimit-Policy": "\"api\";q=10;w=60", "RateLimit": "\"api\";r=9;t=60"]
         var refusal: APIError?
+        /// When set, each decision waits until `releaseHeld()`.
+        var holdsDecisions = false
+        private(set) var held: CheckedContinuation<Void, Never>?
         /// Paths the router asked about, and paths it asked to admit.
         private(set) var asked: [String] = []
         private(set) var admitted: [String] = []
+
+        func releaseHeld() {
+            held?.resume()
+            held = nil
+        }
 
         func limits(path: String) -> Bool {
             asked.append(path)
@@ -42,6 +50,7 @@ import Testing
 
         func admit(_ request: HTTPRequest, context: HTTPRequestContext) async -> RequestAdmission {
             admitted.append(request.path)
+            if holdsDecisions { await withCheckedContinuation { held = $0 } }
             return RequestAdmission(headers: Self.headers, refusal: refusal)
         }
     }
@@ -305,6 +314,23 @@ import Testing
         #expect(response.errorCode == "rate_limited")
         #expect(response.header("Retry-After") == "1")
         #expect(fixture.log.runs.isEmpty)
+    }
+
+    @Test @LoopActor func aLimitedHandlerRunsOnlyOnceAdmittedWhileAuthenticationOverlapsTheDecision() async throws {
+        let fixture = Fixture(limited: true)
+        fixture.limiter.holdsDecisions = true
+        let peer = fixture.connect()
+        peer.send("GET", "/limited/me", headers: [("Authorization", "Bearer good")])
+        try await until("the limiter to be asked") { fixture.limiter.held != nil }
+        try await until("the token to be checked meanwhile") { fixture.authenticator.calls == 1 }
+        #expect(fixture.log.runs.isEmpty)
+        #expect(peer.takeUnread().isEmpty)
+
+        fixture.limiter.releaseHeld()
+        let response = try await peer.nextResponse()
+        #expect(response.status == 200)
+        #expect(response.header("RateLimit") == "\"api\";r=9;t=60")
+        #expect(fixture.log.runs == ["limited-me"])
     }
 
     @Test @LoopActor func unlimitedPathsAreAnsweredWithoutAnAdmission() async throws {
