@@ -58,15 +58,24 @@ extension GatewayHarness {
             """, [.int64(conversationID), .int64(reader.id), .int64(seq)])
     }
 
-    /// An access token for `userID` signed with this gateway's secret, with the times given
-    /// (seconds from now), as a login would issue it otherwise.
-    func accessToken(userID: Int64, issuedSecondsAgo: Int64 = 0, expiresInSeconds: Int64 = 900, secret: [UInt8]? = nil) -> String {
+    /// An access token for `userID` signed with this gateway's secret (or `secret`), with the times
+    /// given in seconds from `now` (the real time unless given), as a login would issue it otherwise.
+    func accessToken(userID: Int64, issuedSecondsAgo: Int64 = 0, expiresInSeconds: Int64 = 900, secret: [UInt8]? = nil,
+                     now: Int64 = WallClock.seconds()) -> String {
         let signer = JWTSigner(secret: secret ?? configuration.jwtSecret, issuer: configuration.jwtIssuer,
                                audience: configuration.jwtAudience, leewaySeconds: configuration.jwtLeewaySeconds)
-        let now = WallClock.seconds()
         return signer.sign(JWTClaims(subject: String(userID), issuedAt: now - issuedSecondsAgo, expiresAt: now + expiresInSeconds,
                                      id: SecureRandom.token(byteCount: 16), issuer: configuration.jwtIssuer,
                                      audience: configuration.jwtAudience, sessionID: SecureRandom.token(byteCount: 16)))
+    }
+
+    /// `account` with an access token issued at the manual clock's wall time, for a socket. Sockets
+    /// check tokens against `clock`, whose wall time stands still from the harness's start, while a
+    /// login issues them at the real time: once a test has run longer than the leeway (a loaded
+    /// parallel run), a login's token is `token_not_yet_valid` on a socket.
+    func withSocketToken(_ account: Account) -> Account {
+        Account(id: account.id, username: account.username, email: account.email, password: account.password,
+                token: accessToken(userID: account.id, now: clock.wallSeconds()), refreshToken: account.refreshToken)
     }
 }
 

@@ -17,13 +17,16 @@ import Testing
         defer { gateway.close() }
         let caller = try await gateway.account("caller")
         let stranger = try await gateway.account("stranger")
-        let strangerSocket = try await gateway.connectedSocket(stranger)
-        _ = strangerSocket
+        let strangerSocket = try await gateway.connectedSocket(gateway.withSocketToken(stranger))
+        try await until("the stranger is online") {
+            await gateway.services.presence.registry.onlineUsers(among: [stranger.id]).contains(stranger.id)
+        }
         let response = try await gateway.request(.GET, "/api/users/\(stranger.id)", token: caller.token)
         #expect(response.status == 200, "\(response.text)")
         #expect(response.json == ["id": .int(stranger.id), "username": .string(stranger.username),
                                   "displayName": .string(stranger.username), "isOnline": .null, "lastSeen": .null])
         #expect(!response.text.contains(stranger.email))
+        _ = strangerSocket
     }
 
     @Test @LoopActor func aContactIsShownWithPresence() async throws {
@@ -37,7 +40,7 @@ import Testing
         #expect(offline.json?["isOnline"] == false)
         #expect(offline.json?["email"] == nil)
 
-        let socket = try await gateway.connectedSocket(contact)
+        let socket = try await gateway.connectedSocket(gateway.withSocketToken(contact))
         var online: TestResponse?
         try await until("the contact is shown online") {
             online = try await gateway.request(.GET, "/api/users/\(contact.id)", token: caller.token)
@@ -139,7 +142,11 @@ import Testing
         let onlineStranger = try await gateway.account("dave")
         try await gateway.makeContacts(onlineContact, caller)
         try await gateway.makeContacts(caller, offlineContact)
-        let sockets = [try await gateway.connectedSocket(onlineContact), try await gateway.connectedSocket(onlineStranger)]
+        let sockets = [try await gateway.connectedSocket(gateway.withSocketToken(onlineContact)),
+                       try await gateway.connectedSocket(gateway.withSocketToken(onlineStranger))]
+        try await until("the stranger is online") {
+            await gateway.services.presence.registry.onlineUsers(among: [onlineStranger.id]).contains(onlineStranger.id)
+        }
         var response: TestResponse?
         try await until("the contact is listed online") {
             response = try await gateway.request(.GET, "/api/users/online", token: caller.token)
