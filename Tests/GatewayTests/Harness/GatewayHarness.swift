@@ -67,10 +67,16 @@ final class GatewayHarness {
         try await until("the gateway channel is subscribed") { self.services.realtime.channels.gatewayChannelReady }
     }
 
-    /// Closes the clients; call at the end of a test.
+    /// Closes the clients; call at the end of a test. The services are kept for the rest of the
+    /// process: work they started may still be running (the presence write of a socket that closed
+    /// as the test ended, its `onChange`) and reaches its owners through `unowned` references,
+    /// which would trap if the services were freed with the harness.
     func close() {
         services.close()
+        Self.retired.append(services)
     }
+
+    private static var retired: [GatewayServices] = []
 
     // MARK: Connections
 
