@@ -234,7 +234,7 @@ import Testing
     @Test @LoopActor func theAddressLimitCountsLoginsAndSignupsFromOneAddress() async throws {
         let gateway = try await GatewayHarness(settings: ["RATE_LIMIT_LOGIN_IP": "3/1m"])
         defer { gateway.close() }
-        let guesser = gateway.http()
+        let guesser = gateway.http(address: uniqueClientAddress())
         for _ in 0..<3 {
             expectError(try await Self.login(gateway, ("email", "nobody\(UInt32.random(in: 0...UInt32.max))@example.com"), client: guesser),
                         401, "invalid_credentials")
@@ -246,7 +246,7 @@ import Testing
         let signup = try await guesser.request(.POST, "/api/auth/signup", json: .object(Self.signupBody().body))
         expectError(signup, 429, "rate_limited")
 
-        let honest = gateway.http()
+        let honest = gateway.http(address: uniqueClientAddress())
         expectError(try await Self.login(gateway, ("email", "nobody\(UInt32.random(in: 0...UInt32.max))@example.com"), client: honest),
                     401, "invalid_credentials")
     }

@@ -115,7 +115,7 @@ import Testing
     @Test @LoopActor func healthAndReadyAnswerOnThePublicRouterWithoutLimits() async throws {
         let gateway = try await GatewayHarness(settings: ["RATE_LIMIT_API": "1/1m"])
         defer { gateway.close() }
-        let client = gateway.http()
+        let client = gateway.http(address: uniqueClientAddress())
         for _ in 0..<3 {
             let health = try await client.request(.GET, "/health")
             #expect(health.status == 200)
@@ -189,7 +189,7 @@ import Testing
     @Test @LoopActor func anonymousRequestsAreLimitedPerClientAddress() async throws {
         let gateway = try await GatewayHarness(settings: ["RATE_LIMIT_API": "3/1m"])
         defer { gateway.close() }
-        let client = gateway.http()
+        let client = gateway.http(address: uniqueClientAddress())
         for expected in [2, 1, 0] {
             let response = try await client.request(.GET, "/api/openapi.yaml")
             #expect(response.status == 200)
@@ -204,7 +204,7 @@ import Testing
                     429, "rate_limited")
         #expect(try await client.request(.GET, "/health").status == 200, "probes are never limited")
 
-        let elsewhere = gateway.http()
+        let elsewhere = gateway.http(address: uniqueClientAddress())
         let fresh = try await elsewhere.request(.GET, "/api/nope")
         expectError(fresh, 404, "not_found")
         #expect(Self.remaining(fresh) == 2, "an unknown /api/ path is limited too")
@@ -213,7 +213,7 @@ import Testing
     @Test @LoopActor func theLimitRefusesBeforeABadTokenIsAnswered() async throws {
         let gateway = try await GatewayHarness(settings: ["RATE_LIMIT_API": "3/1m"])
         defer { gateway.close() }
-        let guesser = gateway.http()
+        let guesser = gateway.http(address: uniqueClientAddress())
         for expected in [2, 1, 0] {
             let response = try await guesser.request(.GET, "/api/users/me", headers: [("Authorization", "Bearer guess.guess.guess")])
             expectError(response, 401, "token_malformed")
@@ -228,7 +228,7 @@ import Testing
     @Test @LoopActor func everyResponseCarriesItsOwnRequestID() async throws {
         let gateway = try await GatewayHarness(settings: ["RATE_LIMIT_API": "4/1m"])
         defer { gateway.close() }
-        let client = gateway.http()
+        let client = gateway.http(address: uniqueClientAddress())
         var responses: [TestResponse] = []
         responses.append(try await client.request(.GET, "/health"))
         responses.append(try await client.request(.GET, "/no/such/path"))

@@ -79,6 +79,14 @@ extension GatewayHarness {
     }
 }
 
+/// A client address no other test, harness or recent run uses (64 random bits of an IPv6 unique
+/// local address), for tests that spend a per-address budget: the budgets live in the shared Redis
+/// for a whole window, and two harnesses' random IPv4 prefixes do meet now and then.
+func uniqueClientAddress() -> String {
+    let groups = (0..<4).map { _ in String(UInt16.random(in: 0...UInt16.max), radix: 16) }
+    return "fd00::" + groups.joined(separator: ":")
+}
+
 /// Expects the house error body: `status`, `error.code` and, when given, `error.field`.
 func expectError(_ response: TestResponse, _ status: Int, _ code: String, field: String? = nil,
                  sourceLocation: SourceLocation = #_sourceLocation) {
