@@ -67,10 +67,16 @@ final class GatewayHarness {
         try await until("the gateway channel is subscribed") { self.services.realtime.channels.gatewayChannelReady }
     }
 
-    /// Closes the clients; call at the end of a test.
+    /// Closes the clients; call at the end of a test. The services are kept for the rest of the
+    /// process: work they started may still be running (the presence write of a socket that closed
+    /// as the test ended, its `onChange`) and reaches its owners through `unowned` references,
+    /// which would trap if the services were freed with the harness.
     func close() {
         services.close()
+        Self.retired.append(services)
     }
+
+    private static var retired: [GatewayServices] = []
 
     // MARK: Connections
 
@@ -121,11 +127,31 @@ final class GatewayHarness {
         return Account(id: id, username: username, email: email, password: password, token: token, refreshToken: refresh)
     }
 
-    /// Makes two users contacts (a message between them), so each sees the other's presence.
+    /// Makes two users contacts (their direct conversation with both as members and one message
+    /// from `first`, stored as a worker stores it), so each sees the other's presence.
     func makeContacts(_ first: Account, _ second: Account) async throws {
+        let key = "\(min(first.id, second.id)):\(max(first.id, second.id))"
+        let conversation = try await database.query("""
+            INSERT INTO conversations (kind, direct_key, created_by) VALUES ('direct', $1, $2)
+            ON CONFLICT (direct_key) DO UPDATE SET last_seq = conversations.last_seq RETURNING id
+            """, [.string(key), .int64(first.id)])
+        guard let id = try conversation.first?.int64("id") else { throw SetupFailure(description: "no conversation for \(key)") }
         try await database.query("""
-            INSERT INTO messages (sender_id, receiver_id, content, client_msg_id) VALUES ($1, $2, 'hi', $3)
-            """, [.int64(first.id), .int64(second.id), .string("unit-\(UInt64.random(in: 0...UInt64.max))")])
+            INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2), ($1, $3) ON CONFLICT DO NOTHING
+            """, [.int64(id), .int64(first.id), .int64(second.id)])
+        try await database.query("""
+            WITH message AS (
+                INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content)
+                SELECT id, last_seq + 1, $2, $3, 'hi' FROM conversations WHERE id = $1 RETURNING id, seq
+            )
+            UPDATE conversations c SET last_seq = message.seq, last_message_id = message.id, last_message_at = now()
+            FROM message WHERE c.id = $1
+            """, [.int64(id), .int64(first.id), .string("unit-\(UInt64.random(in: 0...UInt64.max))")])
+        // The sender has read their own message, as after a worker's send.
+        try await database.query("""
+            UPDATE conversation_members m SET last_read_seq = c.last_seq FROM conversations c
+            WHERE c.id = $1 AND m.conversation_id = c.id AND m.user_id = $2
+            """, [.int64(id), .int64(first.id)])
     }
 
     /// Runs SQL on the test database (fixtures the API cannot make).
