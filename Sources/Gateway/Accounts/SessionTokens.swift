@@ -14,9 +14,13 @@ final class SessionTokens {
     private let redis: RedisClient
     let accessTokenTTLSeconds: Int64
     private let refreshTokenTTLSeconds: Int64
+    /// Token times (the system clock; a manual clock in tests, the one the sockets use).
+    private let clock: any LoopClock
 
-    init(signer: JWTSigner, database: PostgresPool, redis: RedisClient, accessTokenTTLSeconds: Int64, refreshTokenTTLSeconds: Int64) {
+    init(signer: JWTSigner, database: PostgresPool, redis: RedisClient, accessTokenTTLSeconds: Int64, refreshTokenTTLSeconds: Int64,
+         clock: any LoopClock = SystemClock.shared) {
         self.signer = signer
+        self.clock = clock
         self.database = database
         self.redis = redis
         self.accessTokenTTLSeconds = accessTokenTTLSeconds
@@ -35,7 +39,7 @@ final class SessionTokens {
     // MARK: Access tokens
 
     func makeAccessToken(userID: Int64, sessionID: String) -> String {
-        let now = WallClock.seconds()
+        let now = clock.wallSeconds()
         let claims = JWTClaims(subject: String(userID), issuedAt: now, expiresAt: now + accessTokenTTLSeconds,
                                id: SecureRandom.token(byteCount: 16), issuer: signer.issuer, audience: signer.audience,
                                sessionID: sessionID)
@@ -55,7 +59,7 @@ final class SessionTokens {
     func verify(_ token: String) throws(APIError) -> Principal {
         let claims: JWTClaims
         do {
-            claims = try signer.verify(token, now: WallClock.seconds())
+            claims = try signer.verify(token, now: clock.wallSeconds())
         } catch {
             throw APIError.unauthorized(error)
         }
@@ -181,7 +185,7 @@ final class SessionTokens {
 
     /// Logout: revokes the presented access token and its session.
     func logout(_ principal: Principal) async throws {
-        let ttl = principal.revocationTTLSeconds(now: WallClock.seconds(), leewaySeconds: signer.leewaySeconds,
+        let ttl = principal.revocationTTLSeconds(now: clock.wallSeconds(), leewaySeconds: signer.leewaySeconds,
                                                  maximum: JWTSigner.timestampRange.upperBound)
         _ = try await redis.send(.set(Self.revokedTokenKey(principal.tokenID), "1", expireSeconds: ttl))
         if let sessionID = principal.sessionID { try await markRevoked(sessionID: sessionID) }

@@ -37,7 +37,7 @@ final class GatewayServices {
                                leewaySeconds: configuration.jwtLeewaySeconds)
         let tokens = SessionTokens(signer: signer, database: database, redis: redis,
                                    accessTokenTTLSeconds: configuration.accessTokenTTLSeconds,
-                                   refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds)
+                                   refreshTokenTTLSeconds: configuration.refreshTokenTTLSeconds, clock: clock)
         let limiter = { (policy: RateLimitPolicy, mode: RateLimitFailureMode) in
             RateLimiter(policy: policy, failureMode: mode, redis: redis, logger: logger)
         }
@@ -47,7 +47,8 @@ final class GatewayServices {
         accounts = AccountRoutes(database: database, tokens: tokens, hasher: PasswordHasher(parameters: configuration.scrypt),
                                  hashPool: hashPool, loginLimits: loginLimits, logger: logger)
         let apiBudget = limits.api.map { policy in
-            APIRequestLimiter(limiter: limiter(policy, limits.apiFailureMode), signer: signer, trustedProxies: limits.trustedProxies)
+            APIRequestLimiter(limiter: limiter(policy, limits.apiFailureMode), signer: signer, trustedProxies: limits.trustedProxies,
+                              clock: clock)
         }
 
         // Presence and messaging.

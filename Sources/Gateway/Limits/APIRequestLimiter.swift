@@ -11,9 +11,11 @@ final class APIRequestLimiter: RequestLimiter {
     private let limiter: RateLimiter
     private let signer: JWTSigner
     private let trustedProxies: TrustedProxies
+    private let clock: any LoopClock
 
-    init(limiter: RateLimiter, signer: JWTSigner, trustedProxies: TrustedProxies) {
+    init(limiter: RateLimiter, signer: JWTSigner, trustedProxies: TrustedProxies, clock: any LoopClock = SystemClock.shared) {
         self.limiter = limiter
+        self.clock = clock
         self.signer = signer
         self.trustedProxies = trustedProxies
     }
@@ -41,7 +43,7 @@ final class APIRequestLimiter: RequestLimiter {
     /// `user:<id>` for a valid token, else `ip:<client address>`.
     func subject(of request: HTTPRequest, context: HTTPRequestContext) -> String {
         if let token = BearerToken.parse(request.headers["Authorization"]),
-           let claims = try? signer.verify(token, now: WallClock.seconds()),
+           let claims = try? signer.verify(token, now: clock.wallSeconds()),
            let principal = try? Principal(verified: claims) {
             return Self.userSubject(principal.userID)
         }

@@ -140,13 +140,3 @@ final class SocketMessaging {
         return relay
     }
 }
-
-extension ChatReply.Outcome {
-    /// The Socket.IO ack argument: the result, or `{"error": {code, message}}`.
-    var ackArgument: JSONValue {
-        switch self {
-        case .ok(let result): result
-        case .failed(let code, let message, let details): ["error": APIError.errorObject(code: code, message: message, details: details)]
-        }
-    }
-}

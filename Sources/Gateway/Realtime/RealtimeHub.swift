@@ -7,7 +7,7 @@ import Shared
 /// A command's answer takes one path: the gateway channel (`UserChannels`) → `CommandSubmitter`
 /// (which settles REST waiters and each ack once) → `answer(_:)` → `SocketSession.answer(_:)`.
 @LoopActor
-final class RealtimeHub: HTTPUpgrader {
+final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     let configuration: RealtimeConfiguration
     let channels: UserChannels
     /// The messaging events (`sendMessage`, `typing`, `sync`, ...).
@@ -159,7 +159,7 @@ final class RealtimeHub: HTTPUpgrader {
                 guard let self else { return transport.closeNow() }
                 let connection = WebSocketConnection(transport: transport, configuration: self.configuration.webSocket, clock: self.clock,
                                                      release: release)
-                let session = SocketSession(connection: connection, hub: self, headerToken: headerToken, clientAddress: client)
+                let session = SocketSession(connection: connection, host: self, headerToken: headerToken, clientAddress: client)
                 self.sessions[session.engineID] = session
                 session.start(leftover: leftover)
             }
@@ -202,6 +202,14 @@ final class RealtimeHub: HTTPUpgrader {
     func answer(_ reply: ChatReply) {
         guard let engineSession = reply.reply.engineSession, let session = sessions[engineSession] else { return }
         session.answer(reply)
+    }
+
+    func sessionConnected(_ session: SocketSession, userID: Int64) {
+        presence.socketConnected(session, userID: userID)
+    }
+
+    func release(_ session: SocketSession, userID: Int64) {
+        channels.unregister(session, userID: userID)
     }
 
     func sessionClosed(_ session: SocketSession, userID: Int64?) {

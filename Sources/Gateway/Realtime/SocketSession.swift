@@ -2,13 +2,14 @@ import Shared
 
 /// One Socket.IO client on one WebSocket: the I/O shell around `SocketSessionMachine`. It writes
 /// what the machine decides, keeps the timers (heartbeat, deadline, server acks), and makes the
-/// asynchronous checks the machine asks for (subscription, revocation, the account) through the hub.
+/// asynchronous checks the machine asks for (subscription, revocation, the account) through its
+/// host (`RealtimeHub` in production).
 @LoopActor
 final class SocketSession: WebSocketConnectionDelegate {
     /// The Engine.IO session id (sent in the open packet).
     let engineID: String
     private let connection: WebSocketConnection
-    private unowned let hub: RealtimeHub
+    private unowned let host: any SocketSessionHost
     private var machine: SocketSessionMachine
     private var heartbeat: EngineIOHeartbeat
     private var heartbeatTimer: TimerHandle?
@@ -23,15 +24,15 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// Keeps this socket's commands on the stream in the order it sent them; made by the first command.
     var commandLane: CommandLane?
 
-    init(connection: WebSocketConnection, hub: RealtimeHub, headerToken: String?, clientAddress: String) {
+    init(connection: WebSocketConnection, host: any SocketSessionHost, headerToken: String?, clientAddress: String) {
         self.connection = connection
         self.clientAddress = clientAddress
-        self.hub = hub
+        self.host = host
         engineID = SecureRandom.token(byteCount: 15)
-        machine = SocketSessionMachine(configuration: hub.sessionConfiguration, headerToken: headerToken,
-                                       now: SocketSessionMachine.Instant(monotonic: hub.clock.now(), wallMilliseconds: hub.clock.wallMilliseconds()))
-        heartbeat = EngineIOHeartbeat(interval: UInt64(hub.configuration.pingIntervalMilliseconds) * 1_000_000,
-                                      timeout: UInt64(hub.configuration.pingTimeoutMilliseconds) * 1_000_000)
+        machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken,
+                                       now: SocketSessionMachine.Instant(monotonic: host.clock.now(), wallMilliseconds: host.clock.wallMilliseconds()))
+        heartbeat = EngineIOHeartbeat(interval: UInt64(host.configuration.pingIntervalMilliseconds) * 1_000_000,
+                                      timeout: UInt64(host.configuration.pingTimeoutMilliseconds) * 1_000_000)
     }
 
     /// The user, once connected.
@@ -44,7 +45,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// the key of the per-IP socket cap.
     let clientAddress: String
 
-    private var clock: any LoopClock { hub.clock }
+    private var clock: any LoopClock { host.clock }
 
     private func now() -> SocketSessionMachine.Instant {
         SocketSessionMachine.Instant(monotonic: clock.now(), wallMilliseconds: clock.wallMilliseconds())
@@ -57,9 +58,9 @@ final class SocketSession: WebSocketConnectionDelegate {
         let open: JSONValue = [
             "sid": .string(engineID),
             "upgrades": [],
-            "pingInterval": .int(hub.configuration.pingIntervalMilliseconds),
-            "pingTimeout": .int(hub.configuration.pingTimeoutMilliseconds),
-            "maxPayload": .int(Int64(hub.configuration.maxPayloadBytes)),
+            "pingInterval": .int(host.configuration.pingIntervalMilliseconds),
+            "pingTimeout": .int(host.configuration.pingTimeoutMilliseconds),
+            "maxPayload": .int(Int64(host.configuration.maxPayloadBytes)),
         ]
         connection.send(text: EngineIOPacket.open(open).encoded)
         perform(heartbeat.start(now: clock.now()))
@@ -157,7 +158,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         typing?.stopAll()
         typing = nil
         machine.closed()
-        hub.sessionClosed(self, userID: admittedUserID)
+        host.sessionClosed(self, userID: admittedUserID)
         admittedUserID = nil
     }
 
@@ -191,12 +192,12 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .countEvent(let name):
             GatewayMetrics.socketEventsIn.increment(GatewayMetrics.eventLabel(name))
         case .dispatch(let request):
-            hub.dispatch(request, from: self)
+            host.dispatch(request, from: self)
         case .didConnect(let principal):
             // Writing the CONNECT answer may have closed the socket already (a full output queue).
             guard machine.principal != nil else { break }
             admittedUserID = principal.userID
-            hub.presence.socketConnected(self, userID: principal.userID)
+            host.sessionConnected(self, userID: principal.userID)
         case .armServerAckTimeout(let id, let milliseconds):
             serverAckTimers[id] = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
                 guard let self else { return }
@@ -209,19 +210,19 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// CONNECT with a valid token: subscribe the user's channel first (so a revocation published
     /// from now on reaches this socket), then check revocation and the account.
     private func admit(_ principal: Principal) async {
-        if let refusal = await hub.admit(self, principal: principal) {
+        if let refusal = await host.admit(self, principal: principal) {
             perform(machine.refused(refusal))
-            if machine.principal == nil { hub.channels.unregister(self, userID: principal.userID) }
+            if machine.principal == nil { host.release(self, userID: principal.userID) }
             return
         }
         perform(machine.admitted(socketID: SecureRandom.token(byteCount: 15), now: now()))
         // Refused after all (a revocation arrived during the checks), or closed meanwhile.
-        if machine.principal != principal { hub.channels.unregister(self, userID: principal.userID) }
+        if machine.principal != principal { host.release(self, userID: principal.userID) }
     }
 
     private func confirm(_ principal: Principal, ackID: Int64?) async {
         do {
-            try await hub.checkNotRevoked(principal)
+            try await host.checkNotRevoked(principal)
             perform(machine.reauthenticated(principal, ackID: ackID, now: now()))
         } catch {
             let refusal = APIError.from(error)
@@ -260,6 +261,16 @@ final class SocketSession: WebSocketConnectionDelegate {
         heartbeatTimer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
             guard let self else { return }
             self.perform(self.heartbeat.timerFired(now: self.clock.now()))
+        }
+    }
+}
+
+extension ChatReply.Outcome {
+    /// The Socket.IO ack argument: the result, or `{"error": {code, message}}`.
+    var ackArgument: JSONValue {
+        switch self {
+        case .ok(let result): result
+        case .failed(let code, let message, let details): ["error": APIError.errorObject(code: code, message: message, details: details)]
         }
     }
 }

@@ -213,16 +213,25 @@ final class TestSocket {
         }
     }
 
-    /// The ack `43<id>[...]` for `id`, skipping other messages.
+    /// The ack `43<id>[...]` for `id`. Other messages stay in the inbox (acks of concurrent requests
+    /// may come in any order), so a later `next()` still sees them.
     func ack(_ id: Int64, seconds: Double = 5) async throws -> [JSONValue] {
         let prefix = "43\(id)"
-        while true {
-            let text = try await next(seconds: seconds)
-            guard text.hasPrefix(prefix), case .array(let items)? = try? JSONParser.parse(Array(text.utf8.dropFirst(prefix.utf8.count))) else {
-                continue
+        var arguments: [JSONValue]?
+        try await until("the ack \(id)", seconds: seconds) {
+            self.pump()
+            for (index, text) in self.inbox.enumerated() where text.hasPrefix(prefix) {
+                guard case .array(let items)? = try? JSONParser.parse(Array(text.utf8.dropFirst(prefix.utf8.count))) else { continue }
+                self.inbox.remove(at: index)
+                arguments = items
+                return true
             }
-            return items
+            if self.closeCode != nil || self.connection.isClosed {
+                throw GatewayHarness.SetupFailure(description: "socket closed (\(self.closeCode.map(String.init) ?? "no close frame")) before the ack \(id)")
+            }
+            return false
         }
+        return arguments!
     }
 
     /// Waits for the server's close frame (or the connection's end); returns the close code.
