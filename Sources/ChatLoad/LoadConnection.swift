@@ -83,7 +83,7 @@ final class LoadConnection: IOHandler {
         generator.counters.inFlight += 1
         // A strong capture: the timer is always cancelled or fired, and a weak one would give every
         // connection a side table for life.
-        state.timer = EventLoop.shared.schedule(afterMilliseconds: generator.options.handshakeTimeoutMilliseconds) {
+        state.timer = EventLoop.shared.schedule(after: generator.options.handshakeTimeout) {
             self.handshakeTimedOut()
         }
 

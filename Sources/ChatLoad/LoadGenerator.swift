@@ -9,8 +9,8 @@ final class LoadGenerator {
     static var current: LoadGenerator?
 
     /// How often new connections are started; each tick starts what the rate allows since the ramp began.
-    private static let pacingIntervalMilliseconds: Int64 = 5
-    private static let reportIntervalMilliseconds: Int64 = 1000
+    private static let pacingInterval = Duration.milliseconds(5)
+    private static let reportInterval = Duration.seconds(1)
 
     let options: LoadOptions
     var counters = LoadCounters()
@@ -90,7 +90,7 @@ final class LoadGenerator {
             if stage != .ramping { return }
         }
         if connections.count < options.connections {
-            EventLoop.shared.schedule(afterMilliseconds: Self.pacingIntervalMilliseconds) { [self] in pace() }
+            EventLoop.shared.schedule(after: Self.pacingInterval) { [self] in pace() }
         }
     }
 
@@ -106,7 +106,7 @@ final class LoadGenerator {
         emit("ramp complete: connected=\(counters.connected) refused=\(counters.refused) failed=\(counters.failed) "
             + "in \(LoadReport.format(seconds, decimals: 2))s (\(LoadReport.format(Double(counters.connected) / max(seconds, 1e-9), decimals: 0))/s)")
         if let hold = options.holdSeconds {
-            holdTimer = EventLoop.shared.schedule(afterMilliseconds: Int64(hold) * 1000) { [self] in finish(reason: "hold elapsed") }
+            holdTimer = EventLoop.shared.schedule(after: .milliseconds(Int64(hold) * 1000)) { [self] in finish(reason: "hold elapsed") }
         }
     }
 
@@ -132,7 +132,7 @@ final class LoadGenerator {
         stage = .closing
         for connection in connections { connection.beginClose() }
         if closingCount == 0 { return complete() }
-        closeTimer = EventLoop.shared.schedule(afterMilliseconds: options.closeTimeoutMilliseconds) { [self] in abortClosing() }
+        closeTimer = EventLoop.shared.schedule(after: options.closeTimeout) { [self] in abortClosing() }
     }
 
     func closingStarted() { closingCount += 1 }
@@ -168,7 +168,7 @@ final class LoadGenerator {
     // MARK: Reporting
 
     private func scheduleReport() {
-        reportTimer = EventLoop.shared.schedule(afterMilliseconds: Self.reportIntervalMilliseconds) { [self] in
+        reportTimer = EventLoop.shared.schedule(after: Self.reportInterval) { [self] in
             report()
             scheduleReport()
         }

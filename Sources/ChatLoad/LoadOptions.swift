@@ -26,9 +26,9 @@ struct LoadOptions: Sendable {
     /// Lifetime of the minted tokens, seconds.
     var tokenLifetimeSeconds: Int64 = 3600
     /// A connection not authenticated within this time counts as failed (`handshake_timeout`).
-    var handshakeTimeoutMilliseconds: Int64 = 30_000
+    var handshakeTimeout = Duration.seconds(30)
     /// After sending our close, how long to wait for the server's before closing the sockets anyway.
-    var closeTimeoutMilliseconds: Int64 = 5_000
+    var closeTimeout = Duration.seconds(5)
     /// Request path and query of the Engine.IO WebSocket endpoint.
     var path = "/socket.io/?EIO=4&transport=websocket"
 
@@ -93,8 +93,8 @@ struct LoadOptions: Sendable {
             case "--jwt-audience": jwtAudience = value.isEmpty ? nil : value
             case "--user-base": userBase = Int64(try Self.integer(value, name, in: 1...Int(Int64.max / 2)))
             case "--ttl": tokenLifetimeSeconds = Int64(try Self.integer(value, name, in: 1...31_536_000))
-            case "--handshake-timeout": handshakeTimeoutMilliseconds = Int64(try Self.integer(value, name, in: 1...3_600_000))
-            case "--close-timeout": closeTimeoutMilliseconds = Int64(try Self.integer(value, name, in: 0...3_600_000))
+            case "--handshake-timeout": handshakeTimeout = .milliseconds(try Self.integer(value, name, in: 1...3_600_000))
+            case "--close-timeout": closeTimeout = .milliseconds(try Self.integer(value, name, in: 0...3_600_000))
             case "--path":
                 guard value.hasPrefix("/"), !value.contains(" "), !value.contains("\r"), !value.contains("\n") else {
                     throw .invalidValue(name, value, "a request target starting with '/' and without spaces")

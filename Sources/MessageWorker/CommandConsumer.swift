@@ -8,7 +8,7 @@ import Shared
 /// place, with backoff, for as long as the worker runs; meanwhile its entries are re-claimed to
 /// this consumer (`XCLAIM ... JUSTID`, which leaves delivery counts alone) so no other worker
 /// takes them over as abandoned. Entries of dead consumers are taken over after
-/// `claimIdleMilliseconds` (`XAUTOCLAIM`); one delivered more than `maxDeliveries` times is moved
+/// `claimIdle` (`XAUTOCLAIM`); one delivered more than `maxDeliveries` times is moved
 /// to the dead-letter stream, answered `processing_failed`, and acknowledged. What to do next is
 /// decided by `WorkerCycle`; this class performs it.
 @LoopActor
@@ -71,10 +71,10 @@ final class CommandConsumer {
             for callback in callbacks { callback() }
         }
         // The clients connect in the background; waiting here avoids a spurious failure at start-up.
-        _ = await reader.waitUntilConnected(timeoutMilliseconds: 5_000)
-        _ = await commands.waitUntilConnected(timeoutMilliseconds: 5_000)
-        var cycle = WorkerCycle(claimIntervalMilliseconds: configuration.claimIntervalMilliseconds,
-                                trimIntervalMilliseconds: configuration.trimIntervalMilliseconds, now: MonotonicClock.now())
+        _ = await reader.waitUntilConnected(timeout: .seconds(5))
+        _ = await commands.waitUntilConnected(timeout: .seconds(5))
+        var cycle = WorkerCycle(claimInterval: configuration.claimInterval,
+                                trimInterval: configuration.trimInterval, now: MonotonicClock.now())
         while running {
             let action = cycle.next(now: MonotonicClock.now())
             do {
@@ -99,8 +99,8 @@ final class CommandConsumer {
                 case .trim:
                     try await trim()
                     cycle.trimmed(now: MonotonicClock.now())
-                case .pause(let milliseconds):
-                    await EventLoop.shared.sleep(milliseconds: milliseconds)
+                case .pause(let delay):
+                    await EventLoop.shared.sleep(for: delay)
                 }
             } catch {
                 var groupMissing = false
@@ -126,7 +126,7 @@ final class CommandConsumer {
     private func readGroup(from start: String) async throws -> [StreamEntry] {
         let reply = try await reader.send(.xreadgroup(
             group: configuration.group, consumer: configuration.workerID, count: configuration.batchSize,
-            blockMilliseconds: configuration.blockMilliseconds, stream: configuration.stream, id: start))
+            block: configuration.blockTime, stream: configuration.stream, id: start))
         return StreamEntry.parse(readReply: reply)
     }
 
@@ -145,7 +145,7 @@ final class CommandConsumer {
     private func claimIdle(cursor: String) async throws -> String {
         let reply = try await commands.send(.xautoclaim(
             configuration.stream, group: configuration.group, consumer: configuration.workerID,
-            minIdleMilliseconds: configuration.claimIdleMilliseconds, start: cursor, count: configuration.batchSize))
+            minIdle: configuration.claimIdle, start: cursor, count: configuration.batchSize))
         guard let page = AutoclaimReply(reply) else { throw RedisError.protocolError("unexpected XAUTOCLAIM reply") }
         if !page.deletedIDs.isEmpty {
             logger.warn("pending commands were trimmed from the stream before being processed", ["ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
@@ -298,14 +298,14 @@ final class CommandConsumer {
 
     /// Waits `delay`, and keeps the entries this worker's (resetting their idle time) often enough
     /// that no other worker claims them while we retry.
-    private func hold(_ ids: [String], delay: Int64, lastHold: inout UInt64) async {
-        await EventLoop.shared.sleep(milliseconds: delay)
-        let refreshEvery = UInt64(max(1, configuration.claimIdleMilliseconds / 3)) * 1_000_000
+    private func hold(_ ids: [String], delay: Duration, lastHold: inout UInt64) async {
+        await EventLoop.shared.sleep(for: delay)
+        let refreshEvery = max(1, (configuration.claimIdle / 3).nanosecondsSaturated)
         let now = MonotonicClock.now()
         guard now - lastHold >= refreshEvery else { return }
         lastHold = now
         _ = try? await commands.send(.xclaimJustID(configuration.stream, group: configuration.group, consumer: configuration.workerID,
-                                                   minIdleMilliseconds: 0, ids: ids))
+                                                   minIdle: .zero, ids: ids))
     }
 
     /// Dead letters, events and replies in one pipeline. Returns the entries that may be

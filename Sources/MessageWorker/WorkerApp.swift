@@ -82,12 +82,12 @@ final class WorkerApp: ServiceApp {
         stopping = true
         // The batch in hand is finished (committed, published, acknowledged) before the clients close,
         // within the shutdown grace period; whatever is not acknowledged stays pending for another worker.
-        let grace = Int64(configuration.common.shutdownGraceMilliseconds)
+        let grace = configuration.common.shutdownGrace
         stopsPending = 2
-        _ = EventLoop.shared.schedule(afterMilliseconds: grace + 1_000) { [weak self] in self?.finish() }
+        _ = EventLoop.shared.schedule(after: grace + .seconds(1)) { [weak self] in self?.finish() }
         if let consumer { consumer.stop(then: { [unowned self] in self.partStopped() }) } else { partStopped() }
         guard let admin else { return partStopped() }
-        admin.shutdown(graceMilliseconds: grace) { [unowned self] in self.partStopped() }
+        admin.shutdown(grace: grace) { [unowned self] in self.partStopped() }
     }
 
     private func partStopped() {

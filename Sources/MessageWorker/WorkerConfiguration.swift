@@ -8,13 +8,13 @@ struct WorkerConfiguration: Sendable {
     var stream: String
     var group: String
     var batchSize: Int
-    var blockMilliseconds: Int
+    var blockTime: Duration
     var deadLetterStream: String
     var deadLetterMaxLength: Int
-    var claimIdleMilliseconds: Int
-    var claimIntervalMilliseconds: Int
+    var claimIdle: Duration
+    var claimInterval: Duration
     var maxDeliveries: Int
-    var trimIntervalMilliseconds: Int
+    var trimInterval: Duration
     var maxContentLength: Int
     /// Sends per user per window, for the whole cluster (nil: off).
     var messageRateLimit: RateLimitPolicy?
@@ -47,21 +47,21 @@ struct WorkerConfiguration: Sendable {
         stream = try reader.string("COMMAND_STREAM")
         group = try reader.string("CONSUMER_GROUP")
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)
-        blockMilliseconds = try reader.int("WORKER_BLOCK_MS", in: 10...60_000)
+        blockTime = try reader.milliseconds("WORKER_BLOCK_MS", in: 10...60_000)
         deadLetterStream = try reader.string("DEAD_LETTER_STREAM")
         deadLetterMaxLength = try reader.int("DEAD_LETTER_MAXLEN", in: 100...100_000_000)
-        claimIdleMilliseconds = try reader.int("WORKER_CLAIM_IDLE_MS", in: 1...86_400_000)
-        claimIntervalMilliseconds = try reader.int("WORKER_CLAIM_INTERVAL_MS", in: 1...3_600_000)
+        claimIdle = try reader.milliseconds("WORKER_CLAIM_IDLE_MS", in: 1...86_400_000)
+        claimInterval = try reader.milliseconds("WORKER_CLAIM_INTERVAL_MS", in: 1...3_600_000)
         maxDeliveries = try reader.int("WORKER_MAX_DELIVERIES", in: 1...1000)
-        trimIntervalMilliseconds = try reader.int("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
+        trimInterval = try reader.milliseconds("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
         messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")
         guard deadLetterStream != stream else {
             throw ConfigurationError("DEAD_LETTER_STREAM", "must differ from COMMAND_STREAM")
         }
-        guard blockMilliseconds + 1_000 < common.redisCommandTimeoutMilliseconds else {
-            throw ConfigurationError("WORKER_BLOCK_MS", "must be at least 1000 ms below REDIS_COMMAND_TIMEOUT_MS (\(common.redisCommandTimeoutMilliseconds))")
+        guard blockTime + .seconds(1) < common.redisCommandTimeout else {
+            throw ConfigurationError("WORKER_BLOCK_MS", "must be at least 1000 ms below REDIS_COMMAND_TIMEOUT_MS (\(common.redisCommandTimeout.wholeMilliseconds))")
         }
     }
 }

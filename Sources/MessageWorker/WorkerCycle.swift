@@ -1,3 +1,5 @@
+import Shared
+
 /// The consumer's loop as a pure state machine: it says what to do next, the `CommandConsumer`
 /// does it and reports back. Time comes in as a parameter (monotonic nanoseconds), so tests drive
 /// the claim and trim timers without sleeping.
@@ -17,11 +19,11 @@ struct WorkerCycle: Sendable {
         case claim(cursor: String)
         case trim
         /// Wait after a failure before trying again.
-        case pause(milliseconds: Int64)
+        case pause(Duration)
     }
 
-    static let minimumBackoffMilliseconds: Int64 = 100
-    static let maximumBackoffMilliseconds: Int64 = 5_000
+    static let minimumBackoff = Duration.milliseconds(100)
+    static let maximumBackoff = Duration.seconds(5)
 
     private let claimIntervalNanoseconds: UInt64
     private let trimIntervalNanoseconds: UInt64
@@ -30,14 +32,14 @@ struct WorkerCycle: Sendable {
     private var claimCursor = "0-0"
     private var nextClaimAt: UInt64
     private var nextTrimAt: UInt64
-    private var backoffMilliseconds: Int64 = 0
-    private var pauseRequested: Int64?
+    private var backoff = Duration.zero
+    private var pauseRequested: Duration?
 
     /// A cycle starting at `now`: the first claim pass runs right after the own pending entries,
     /// the first trim one interval later.
-    init(claimIntervalMilliseconds: Int, trimIntervalMilliseconds: Int, now: UInt64) {
-        claimIntervalNanoseconds = UInt64(max(1, claimIntervalMilliseconds)) * 1_000_000
-        trimIntervalNanoseconds = UInt64(max(1, trimIntervalMilliseconds)) * 1_000_000
+    init(claimInterval: Duration, trimInterval: Duration, now: UInt64) {
+        claimIntervalNanoseconds = max(1, claimInterval.nanosecondsSaturated)
+        trimIntervalNanoseconds = max(1, trimInterval.nanosecondsSaturated)
         nextClaimAt = now
         nextTrimAt = now &+ trimIntervalNanoseconds
     }
@@ -46,7 +48,7 @@ struct WorkerCycle: Sendable {
     mutating func next(now: UInt64) -> Action {
         if let pause = pauseRequested {
             pauseRequested = nil
-            return .pause(milliseconds: pause)
+            return .pause(pause)
         }
         guard groupReady else { return .createGroup }
         if let cursor = ownPendingCursor { return .readOwnPending(after: cursor) }
@@ -58,23 +60,23 @@ struct WorkerCycle: Sendable {
     /// The group exists (created, or another worker had created it).
     mutating func groupCreated() {
         groupReady = true
-        backoffMilliseconds = 0
+        backoff = .zero
     }
 
     /// A page of own pending entries was handled; `lastID` nil means there were none left.
     mutating func ownPendingRead(lastID: String?) {
         ownPendingCursor = lastID
-        backoffMilliseconds = 0
+        backoff = .zero
     }
 
     /// A blocking read of new entries returned.
     mutating func newRead() {
-        backoffMilliseconds = 0
+        backoff = .zero
     }
 
     /// A claim pass returned `nextCursor`; `0-0` ends the pass until the next interval.
     mutating func claimed(nextCursor: String, now: UInt64) {
-        backoffMilliseconds = 0
+        backoff = .zero
         if nextCursor == "0-0" || nextCursor.isEmpty {
             claimCursor = "0-0"
             nextClaimAt = now &+ claimIntervalNanoseconds
@@ -86,16 +88,15 @@ struct WorkerCycle: Sendable {
 
     /// The stream was trimmed (or did not need it).
     mutating func trimmed(now: UInt64) {
-        backoffMilliseconds = 0
+        backoff = .zero
         nextTrimAt = now &+ trimIntervalNanoseconds
     }
 
     /// `action` failed; the next action is a pause (doubling up to the maximum). `groupMissing`
     /// (`NOGROUP`: the stream or group was deleted) makes the cycle create the group again.
     mutating func failed(_ action: Action, groupMissing: Bool, now: UInt64) {
-        backoffMilliseconds = backoffMilliseconds == 0
-            ? Self.minimumBackoffMilliseconds : min(backoffMilliseconds * 2, Self.maximumBackoffMilliseconds)
-        pauseRequested = backoffMilliseconds
+        backoff = backoff == .zero ? Self.minimumBackoff : min(backoff * 2, Self.maximumBackoff)
+        pauseRequested = backoff
         if groupMissing {
             groupReady = false
             ownPendingCursor = "0"
@@ -112,9 +113,9 @@ struct WorkerCycle: Sendable {
     }
 
     /// Backoff for retrying one batch in place (the n-th consecutive failure, from 1).
-    static func retryDelay(attempt: Int) -> Int64 {
-        guard attempt > 1 else { return minimumBackoffMilliseconds }
+    static func retryDelay(attempt: Int) -> Duration {
+        guard attempt > 1 else { return minimumBackoff }
         let shift = min(attempt - 1, 16)
-        return min(minimumBackoffMilliseconds << Int64(shift), maximumBackoffMilliseconds)
+        return min(minimumBackoff * (1 << shift), maximumBackoff)
     }
 }

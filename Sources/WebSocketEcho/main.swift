@@ -53,7 +53,7 @@ Task { @LoopActor in
     webSocket.limits.maxMessageBytes = maxMessage
     webSocket.limits.maxFrameBytes = maxMessage
     webSocket.maxPendingWriteBytes = 2 * maxMessage + (1 << 20)
-    webSocket.idleTimeoutMilliseconds = 60_000
+    webSocket.idleTimeout = .seconds(60)
     let echo = EchoServer(configuration: webSocket)
     var http = HTTPServerConfiguration()
     http.host = host

@@ -50,7 +50,7 @@ import Testing
 
         // Without a database every waiting check gets the error, none hangs.
         let down = AccountExistence(database: PostgresPool(configuration: PostgresPoolConfiguration(
-            url: "postgresql://chat@127.0.0.1:1/chat", connectTimeoutMilliseconds: 500)))
+            url: "postgresql://chat@127.0.0.1:1/chat", connectTimeout: .milliseconds(500))))
         await #expect(throws: PostgresError.self) { try await down.exists(1) }
     }
 }

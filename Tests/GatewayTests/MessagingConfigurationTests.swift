@@ -13,10 +13,10 @@ import Testing
     @Test func defaults() throws {
         let messaging = try configuration([:]).messaging
         #expect(messaging.commandStream == "chat:cmd")
-        #expect(messaging.replyTimeoutMilliseconds == 10_000)
+        #expect(messaging.replyTimeout == .milliseconds(10_000))
         #expect(messaging.maxContentLength == 4000)
-        #expect(messaging.typingTimeoutMilliseconds == 5_000)
-        #expect(messaging.typingRepeatMilliseconds == 1_000)
+        #expect(messaging.typingTimeout == .milliseconds(5_000))
+        #expect(messaging.typingRepeat == .milliseconds(1_000))
         #expect(messaging.historyDefaultLimit == 50 && messaging.historyMaxLimit == 200 && messaging.syncMaxLimit == 200)
     }
 
@@ -24,9 +24,9 @@ import Testing
         let messaging = try configuration(["COMMAND_STREAM": "chat:cmd:test", "COMMAND_REPLY_TIMEOUT_MS": "2500",
                                            "MESSAGE_MAX_LENGTH": "100", "TYPING_TIMEOUT_MS": "3000", "TYPING_REPEAT_MS": "0"]).messaging
         #expect(messaging.commandStream == "chat:cmd:test")
-        #expect(messaging.replyTimeoutMilliseconds == 2500)
+        #expect(messaging.replyTimeout == .milliseconds(2500))
         #expect(messaging.maxContentLength == 100)
-        #expect(messaging.typingTimeoutMilliseconds == 3000 && messaging.typingRepeatMilliseconds == 0)
+        #expect(messaging.typingTimeout == .milliseconds(3000) && messaging.typingRepeat == .milliseconds(0))
     }
 
     @Test func typingRepeatMustBeBelowTheTimeout() {

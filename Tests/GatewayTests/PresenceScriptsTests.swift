@@ -120,7 +120,7 @@ import Testing
         // Too early: the instance is alive, nothing happens.
         #expect(try await redis.sweep(by: sweeper, ttl: 300).offline.filter { $0.user == user }.isEmpty)
 
-        await EventLoop.shared.sleep(milliseconds: 450)
+        await EventLoop.shared.sleep(for: .milliseconds(450))
         #expect(try await redis.client.send(["EXISTS", PresenceScripts.aliveKey(dead)]) == .integer(0))
         let sweep = try await redis.sweep(by: sweeper, ttl: 300)
         #expect(sweep.visited >= 1)
@@ -145,7 +145,7 @@ import Testing
         #expect(try await redis.setCount(user, 1, on: dead).change == 1)
         #expect(try await redis.setCount(user, 1, on: live).change == 0)
 
-        await EventLoop.shared.sleep(milliseconds: 450)
+        await EventLoop.shared.sleep(for: .milliseconds(450))
         let sweep = try await redis.sweep(by: live, ttl: 300)
         #expect(sweep.offline.filter { $0.user == user }.isEmpty)
         let fields = try await redis.client.send(["HGETALL", PresenceScripts.userKey(user)]).array?.compactMap(\.string) ?? []
@@ -170,7 +170,7 @@ import Testing
         #expect(try await redis.heartbeat(dead, ttl: 300, "create") == 1)
         for user in users { #expect(try await redis.setCount(user, 1, on: dead).change == 1) }
 
-        await EventLoop.shared.sleep(milliseconds: 450)
+        await EventLoop.shared.sleep(for: .milliseconds(450))
         let first = try await redis.sweep(by: sweeper, ttl: 300, budget: 2)
         #expect(first.visited == 2)
         #expect(first.offline.count == 2)
@@ -212,12 +212,12 @@ import Testing
         b.add(user)
         a.add(user)
         #expect(a.localCount(user) == 2)
-        await EventLoop.shared.sleep(milliseconds: 200)
+        await EventLoop.shared.sleep(for: .milliseconds(200))
         #expect(await b.onlineUsers(among: [user]) == [user])
         a.remove(user)
         a.remove(user)
         #expect(a.localCount(user) == 0)
-        await EventLoop.shared.sleep(milliseconds: 200)
+        await EventLoop.shared.sleep(for: .milliseconds(200))
         #expect(changes["a"] == [.online(userID: user)])
         #expect(changes["b"] == nil)
         #expect(await a.onlineUsers(among: [user]) == [user])
@@ -231,7 +231,7 @@ import Testing
         }
         #expect(offline[0].userID == user)
         #expect(offline[0].lastSeenMilliseconds >= before && offline[0].lastSeenMilliseconds < before + 5_000)
-        await EventLoop.shared.sleep(milliseconds: 100)
+        await EventLoop.shared.sleep(for: .milliseconds(100))
         #expect(changes["a"]?.count == 1)
         #expect(changes["b"]?.count == 1)
         #expect(await b.onlineUsers(among: [user]).isEmpty)
@@ -240,8 +240,8 @@ import Testing
         // A graceful stop removes the liveness key and the instance: no sweep needed.
         let instances = [a.instance, b.instance]
         var stopped = 0
-        a.stop(graceMilliseconds: 2_000) { stopped += 1 }
-        b.stop(graceMilliseconds: 2_000) { stopped += 1 }
+        a.stop(grace: .milliseconds(2_000)) { stopped += 1 }
+        b.stop(grace: .milliseconds(2_000)) { stopped += 1 }
         #expect(await RedisTestWaiting.eventually { stopped == 2 })
         for instance in instances {
             #expect(try await first.client.send(["EXISTS", PresenceScripts.aliveKey(instance)]) == .integer(0))
@@ -273,7 +273,7 @@ private struct PresenceRedis {
     static func connect() async throws -> PresenceRedis {
         let client = RedisClient(configuration: try configuration())
         client.start()
-        guard await client.waitUntilConnected(timeoutMilliseconds: 3_000) else {
+        guard await client.waitUntilConnected(timeout: .milliseconds(3_000)) else {
             client.close()
             throw SetupFailure(description: "cannot connect to Redis: \(client.lastFailureReason ?? "?")")
         }
@@ -338,11 +338,11 @@ private struct PresenceRedis {
 /// Polling for asynchronous effects (the registry writes and announces in tasks).
 private enum RedisTestWaiting {
     @LoopActor
-    static func eventually(timeoutMilliseconds: Int64 = 3_000, _ condition: @LoopActor () async -> Bool) async -> Bool {
-        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+    static func eventually(timeout: Duration = .milliseconds(3_000), _ condition: @LoopActor () async -> Bool) async -> Bool {
+        let deadline = MonotonicClock.deadline(after: timeout, from: MonotonicClock.now())
         while await !condition() {
             if MonotonicClock.now() > deadline { return false }
-            await EventLoop.shared.sleep(milliseconds: 5)
+            await EventLoop.shared.sleep(for: .milliseconds(5))
         }
         return true
     }

@@ -21,11 +21,11 @@ import Testing
 
     @Test func socketDefaultsMatchSocketIO() throws {
         let realtime = try configuration(["JWT_SECRET": secret]).realtime
-        #expect(realtime.pingIntervalMilliseconds == 25_000)
-        #expect(realtime.pingTimeoutMilliseconds == 20_000)
+        #expect(realtime.pingInterval == .milliseconds(25_000))
+        #expect(realtime.pingTimeout == .milliseconds(20_000))
         #expect(realtime.maxPayloadBytes == 1_000_000)
         #expect(realtime.webSocket.limits.maxMessageBytes == 1_000_000)
-        #expect(realtime.webSocket.idleTimeoutMilliseconds == nil)
+        #expect(realtime.webSocket.idleTimeout == nil)
     }
 
     @Test func publishedEventsBecomeOneSocketIOFrame() throws {

@@ -11,7 +11,7 @@ import Testing
     private static let start = SocketSessionMachine.Instant(monotonic: 1_000_000_000, wallMilliseconds: 1_800_000_000_000)
 
     private static func configuration(budget: SocketEventBudget.Configuration? = nil) -> SocketSessionMachine.Configuration {
-        SocketSessionMachine.Configuration(signer: signer, connectTimeoutMilliseconds: 45_000, eventBudget: budget)
+        SocketSessionMachine.Configuration(signer: signer, connectTimeout: .milliseconds(45_000), eventBudget: budget)
     }
 
     private static func token(user: Int64 = 7, issuedAt: Int64? = nil, expiresAt: Int64? = nil, id: String = "jti-1",
@@ -61,13 +61,13 @@ import Testing
 
     @Test func connectVerifiesTheTokenThenWaitsForTheChecks() throws {
         var machine = SocketSessionMachine(configuration: Self.configuration(), headerToken: nil, now: Self.start)
-        #expect(machine.start() == [.armDeadline(milliseconds: 45_000)])
+        #expect(machine.start() == [.armDeadline(after: .milliseconds(45_000))])
         let actions = machine.received(text: Self.connectFrame(Self.token()), now: Self.start)
         guard case .admit(let principal)? = actions.first else { Issue.record("expected admit, got \(actions)"); return }
         #expect(principal == Principal(userID: 7, tokenID: "jti-1", sessionID: "sid-1", expiresAt: Self.start.wallSeconds + 900))
         let admitted = machine.admitted(socketID: "s1", now: Self.start)
         // Expiry deadline: exp + 5 s leeway from now.
-        #expect(admitted == [.armDeadline(milliseconds: 905_000), .send(.connect(sid: "s1")), .didConnect(principal)])
+        #expect(admitted == [.armDeadline(after: .milliseconds(905_000)), .send(.connect(sid: "s1")), .didConnect(principal)])
     }
 
     @Test func absurdTokenTimesAreRefusedAsMalformedNotTrapped() {
@@ -92,7 +92,7 @@ import Testing
         var machine = Self.connected(Self.token(expiresAt: 221_845_392_000))
         #expect(machine.principal?.expiresAt == 221_845_392_000)
         let fired = machine.deadlineFired(now: Self.later(86_400_000))
-        #expect(fired == [.armDeadline(milliseconds: 86_400_000)])
+        #expect(fired == [.armDeadline(after: .milliseconds(86_400_000))])
         let reauth = machine.received(text: #"421["authenticate",{"token":"\#(Self.token(id: "jti-2"))"}]"#, now: Self.start)
         guard case .confirmToken(let principal, let ackID)? = reauth.last else { Issue.record("\(reauth)"); return }
         let answer = machine.reauthenticated(principal, ackID: ackID, now: Self.start)
@@ -228,14 +228,16 @@ import Testing
         var budget = SocketEventBudget(configuration: .init(ratePerSecond: 50, burst: 2, floodRefusals: 0), now: 0)
         #expect(budget.admit(now: 0) == .admitted)
         #expect(budget.admit(now: 0) == .admitted)
-        #expect(budget.admit(now: 0) == .refused(retryAfterMilliseconds: 20))
-        #expect(budget.admit(now: 19_999_999) == .refused(retryAfterMilliseconds: 1))
+        #expect(budget.admit(now: 0) == .refused(retryAfter: .milliseconds(20)))
+        // 1 ns short: the exact wait, which clients are told rounded up (retryAfterMs 1).
+        #expect(budget.admit(now: 19_999_999) == .refused(retryAfter: .nanoseconds(1)))
+        #expect(Duration.nanoseconds(1).millisecondsRoundedUp == 1)
         #expect(budget.admit(now: 20_000_000) == .admitted)
         // A clock that goes backwards or jumps to the end of time neither traps nor overfills.
-        #expect(budget.admit(now: 10) == .refused(retryAfterMilliseconds: 20))
+        #expect(budget.admit(now: 10) == .refused(retryAfter: .milliseconds(20)))
         #expect(budget.admit(now: .max) == .admitted)
         #expect(budget.admit(now: .max) == .admitted)
-        #expect(budget.admit(now: .max) == .refused(retryAfterMilliseconds: 20))
+        #expect(budget.admit(now: .max) == .refused(retryAfter: .milliseconds(20)))
         // floodRefusals 0 never closes.
         for _ in 0..<10_000 { #expect(budget.admit(now: .max) != .flood) }
     }

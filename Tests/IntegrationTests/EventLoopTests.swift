@@ -21,11 +21,11 @@ import Testing
     @Test @LoopActor func timersFireInOrderAndCancelledOnesDoNot() async {
         var fired: [Int] = []
         let start = MonotonicClock.now()
-        let cancelled = EventLoop.shared.schedule(afterMilliseconds: 5) { fired.append(99) }
-        EventLoop.shared.schedule(afterMilliseconds: 30) { fired.append(2) }
-        EventLoop.shared.schedule(afterMilliseconds: 10) { fired.append(1) }
+        let cancelled = EventLoop.shared.schedule(after: .milliseconds(5)) { fired.append(99) }
+        EventLoop.shared.schedule(after: .milliseconds(30)) { fired.append(2) }
+        EventLoop.shared.schedule(after: .milliseconds(10)) { fired.append(1) }
         EventLoop.shared.cancel(cancelled)
-        await EventLoop.shared.sleep(milliseconds: 60)
+        await EventLoop.shared.sleep(for: .milliseconds(60))
         #expect(fired == [1, 2])
         #expect(MonotonicClock.now() - start >= 60_000_000)
     }
@@ -85,7 +85,7 @@ import Testing
             return received
         }
         #expect(String(decoding: reply, as: UTF8.self) == "hello loop")
-        await EventLoop.shared.sleep(milliseconds: 20)
+        await EventLoop.shared.sleep(for: .milliseconds(20))
         #expect(echo.closed)
         listener.close()
     }

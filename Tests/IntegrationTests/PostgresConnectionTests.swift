@@ -25,9 +25,9 @@ enum PostgresTestDatabase {
     }
 
     static func configuration(_ url: String, applicationName: String = uniqueName("pgtest"),
-                              queryTimeoutMilliseconds: Int64 = 10_000) -> PostgresConnectionConfiguration {
+                              queryTimeout: Duration = .milliseconds(10_000)) -> PostgresConnectionConfiguration {
         PostgresConnectionConfiguration(url: url, applicationName: applicationName,
-                                        queryTimeoutMilliseconds: queryTimeoutMilliseconds)
+                                        queryTimeout: queryTimeout)
     }
 
     /// Runs `body` and returns the `PostgresError` it threw, or nil.
@@ -268,7 +268,7 @@ enum PostgresTestDatabase {
         let connection = try await PostgresConnection.connect(PostgresTestDatabase.configuration(try PostgresTestDatabase.url()))
         let start = MonotonicClock.now()
         let error = await PostgresTestDatabase.error {
-            try await connection.query("SELECT pg_sleep(2)", timeoutMilliseconds: 200)
+            try await connection.query("SELECT pg_sleep(2)", timeout: .milliseconds(200))
         }
         let elapsed = PostgresTestDatabase.milliseconds(since: start)
         #expect(error == .timeout)
@@ -284,7 +284,7 @@ enum PostgresTestDatabase {
         let connection = try await PostgresConnection.connect(PostgresTestDatabase.configuration(try PostgresTestDatabase.url()))
         defer { connection.close() }
         let first = Task { @LoopActor in try await connection.query("SELECT pg_sleep(0.2), 1 AS one") }
-        await EventLoop.shared.sleep(milliseconds: 20)
+        await EventLoop.shared.sleep(for: .milliseconds(20))
         guard case .misuse = await PostgresTestDatabase.error({ try await connection.query("SELECT 2") }) else {
             Issue.record("expected misuse")
             return
@@ -323,7 +323,7 @@ enum PostgresTestDatabase {
         let start = MonotonicClock.now()
         let error = await PostgresTestDatabase.error {
             try await PostgresConnection.connect(PostgresConnectionConfiguration(
-                url: "postgresql://nobody@127.0.0.1:\(port)/none?sslmode=disable", connectTimeoutMilliseconds: 300))
+                url: "postgresql://nobody@127.0.0.1:\(port)/none?sslmode=disable", connectTimeout: .milliseconds(300)))
         }
         let elapsed = PostgresTestDatabase.milliseconds(since: start)
         #expect(error == .unavailable("could not connect within 300 ms"))

@@ -103,7 +103,7 @@ import Testing
         #expect(try await sandbox.count("applied_log") == 1)
         // The lock was released: a fixed set of migrations proceeds at once (a held lock would time out).
         let applied = try await PostgresMigrator.migrate(pool: pool, migrations: Self.migrations, lockKey: sandbox.lockKey,
-                                                         timeoutMilliseconds: 2_000)
+                                                         timeout: .milliseconds(2_000))
         #expect(applied == [2, 5])
         try await sandbox.drop()
     }

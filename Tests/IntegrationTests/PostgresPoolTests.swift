@@ -8,9 +8,9 @@ import Testing
     init() { EventLoop.shared.startInBackground() }
 
     private static func pool(_ url: String, name: String = PostgresTestDatabase.uniqueName("pgpool"), size: Int = 2,
-                             acquireTimeoutMilliseconds: Int64 = 2_000) -> PostgresPoolConfiguration {
+                             acquireTimeout: Duration = .milliseconds(2_000)) -> PostgresPoolConfiguration {
         PostgresPoolConfiguration(url: url, applicationName: name, size: size,
-                                  acquireTimeoutMilliseconds: acquireTimeoutMilliseconds)
+                                  acquireTimeout: acquireTimeout)
     }
 
     @LoopActor
@@ -45,7 +45,7 @@ import Testing
             while observed.running {
                 let count = (try? await Self.backends(monitor, applicationName: name)) ?? 0
                 observed.maxBackends = max(observed.maxBackends, count)
-                await EventLoop.shared.sleep(milliseconds: 5)
+                await EventLoop.shared.sleep(for: .milliseconds(5))
             }
         }
         let tasks = (0..<50).map { index in Task { @LoopActor in try await Self.doubled(pool, index) } }
@@ -66,12 +66,12 @@ import Testing
     }
 
     @Test @LoopActor func acquireTimesOutWhenAllConnectionsAreBusy() async throws {
-        let pool = PostgresPool(configuration: Self.pool(try PostgresTestDatabase.url(), size: 1, acquireTimeoutMilliseconds: 200))
+        let pool = PostgresPool(configuration: Self.pool(try PostgresTestDatabase.url(), size: 1, acquireTimeout: .milliseconds(200)))
         defer { pool.close() }
         let holder = Task { @LoopActor in
-            try await pool.withConnection { _ in await EventLoop.shared.sleep(milliseconds: 700) }
+            try await pool.withConnection { _ in await EventLoop.shared.sleep(for: .milliseconds(700)) }
         }
-        await EventLoop.shared.sleep(milliseconds: 50)
+        await EventLoop.shared.sleep(for: .milliseconds(50))
         let start = MonotonicClock.now()
         let error = await PostgresTestDatabase.error { try await pool.query("SELECT 1") }
         let elapsed = PostgresTestDatabase.milliseconds(since: start)
@@ -93,7 +93,7 @@ import Testing
                     try await connection.query("SELECT pg_sleep(0.01)")
                 }
             })
-            await EventLoop.shared.sleep(milliseconds: 2)
+            await EventLoop.shared.sleep(for: .milliseconds(2))
         }
         for task in tasks { try await task.value }
         #expect(observed.order == [0, 1, 2, 3, 4])
@@ -103,7 +103,7 @@ import Testing
         let pool = PostgresPool(configuration: Self.pool(try PostgresTestDatabase.url(), size: 2))
         defer { pool.close() }
         let start = MonotonicClock.now()
-        let error = await PostgresTestDatabase.error { try await pool.query("SELECT pg_sleep(5)", timeoutMilliseconds: 200) }
+        let error = await PostgresTestDatabase.error { try await pool.query("SELECT pg_sleep(5)", timeout: .milliseconds(200)) }
         #expect(error == .timeout)
         // Well below the statement's 5 s: the timeout ended the wait.
         #expect(PostgresTestDatabase.milliseconds(since: start) < 3_000)

@@ -22,7 +22,7 @@ import Testing
         try await monitor.query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [.string(name)])
         for _ in 0..<300 where try await backends(monitor, name) > 0 {
-            await EventLoop.shared.sleep(milliseconds: 10)
+            await EventLoop.shared.sleep(for: .milliseconds(10))
         }
     }
 
@@ -50,7 +50,7 @@ import Testing
         let victim = Task { @LoopActor in
             await PostgresTestDatabase.error { try await pool.query("SELECT pg_sleep(5)") }
         }
-        await EventLoop.shared.sleep(milliseconds: 150)
+        await EventLoop.shared.sleep(for: .milliseconds(150))
         try await Self.terminate(monitor, name)
         let error = await victim.value
         guard case .connectionLost(let message) = error else {
@@ -106,7 +106,7 @@ import Testing
         var recovered = false
         while !recovered && PostgresTestDatabase.milliseconds(since: start) < 10_000 {
             recovered = (try? await pool.query("SELECT 1")) != nil
-            if !recovered { await EventLoop.shared.sleep(milliseconds: 100) }
+            if !recovered { await EventLoop.shared.sleep(for: .milliseconds(100)) }
         }
         #expect(recovered)
         #expect(await pool.ping())

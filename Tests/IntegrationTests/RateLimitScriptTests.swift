@@ -11,8 +11,8 @@ import Testing
     private static let logger = Logger(service: "rate-limit-test", minimumLevel: .error)
 
     /// A policy whose keys no other test or run shares.
-    private static func policy(limit: Int, windowMilliseconds: Int64 = 10_000) -> RateLimitPolicy {
-        RateLimitPolicy(name: "test\(UInt64.random(in: 0...UInt64.max))", limit: limit, windowMilliseconds: windowMilliseconds)
+    private static func policy(limit: Int, window: Duration = .milliseconds(10_000)) -> RateLimitPolicy {
+        RateLimitPolicy(name: "test\(UInt64.random(in: 0...UInt64.max))", limit: limit, window: window)
     }
 
     /// Redis `TIME` in microseconds.
@@ -30,10 +30,10 @@ import Testing
     private static func unavailableClient() async throws -> RedisClient {
         let base = try RedisTestSupport.configuration()
         var configuration = RedisConfiguration(host: "127.0.0.1", port: Int(try RedisTestSupport.freePort()), database: base.database)
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 1_000, maximumMilliseconds: 1_000)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(1_000), maximum: .milliseconds(1_000))
         let client = RedisClient(configuration: configuration)
         client.start()
-        _ = await client.waitUntilConnected(timeoutMilliseconds: 100)
+        _ = await client.waitUntilConnected(timeout: .milliseconds(100))
         return client
     }
 
@@ -47,7 +47,7 @@ import Testing
         let key = limiter.key("edge")
         #expect(key == "chat:rl:\(policy.name):edge")
 
-        let window = policy.windowMilliseconds * 1_000
+        let window = policy.window.wholeMilliseconds * 1_000
         let now = try await Self.redisTime(client)
         // One unit 300 ms from leaving (still counts), one that left 300 ms ago (purged by the script).
         _ = try await client.send(["ZADD", key, String(now - window + 300_000), "edge", String(now - window - 300_000), "gone"])
@@ -56,22 +56,22 @@ import Testing
         #expect(admitted.allowed)
         #expect(admitted.source == .redis)
         #expect(admitted.remaining == 0)
-        #expect(abs(admitted.retryAfterMilliseconds - 300) <= 150, "\(admitted.retryAfterMilliseconds)")
+        #expect(abs(admitted.retryAfter.wholeMilliseconds - 300) <= 150, "\(admitted.retryAfter.wholeMilliseconds)")
 
         let refused = await limiter.check("edge")
         #expect(!refused.allowed)
         #expect(refused.remaining == 0)
         #expect(refused.source == .redis)
-        #expect(abs(refused.retryAfterMilliseconds - 300) <= 150, "\(refused.retryAfterMilliseconds)")
+        #expect(abs(refused.retryAfter.wholeMilliseconds - 300) <= 150, "\(refused.retryAfter.wholeMilliseconds)")
 
         #expect(try await client.send(["ZCARD", key]) == .integer(2))
         #expect(try await client.send(["ZSCORE", key, "gone"]) == .null)
         #expect(try await client.send(["ZSCORE", key, "edge"]).int == now - window + 300_000)
         let ttl = try #require(try await client.send(["PTTL", key]).int)
-        #expect(ttl > 0 && ttl <= policy.windowMilliseconds, "\(ttl)")
+        #expect(ttl > 0 && ttl <= policy.window.wholeMilliseconds, "\(ttl)")
 
         // Once the edge entry leaves, one slot is free again.
-        await EventLoop.shared.sleep(milliseconds: refused.retryAfterMilliseconds + 20)
+        await EventLoop.shared.sleep(for: .milliseconds(refused.retryAfter.wholeMilliseconds + 20))
         let freed = await limiter.check("edge")
         #expect(freed.allowed)
         #expect(freed.remaining == 0)
@@ -96,7 +96,7 @@ import Testing
         let decisions = try #require(RateLimitScript.decisions(reply, members: 3))
         #expect(decisions.map(\.allowed) == [true, true, false])
         #expect(decisions.allSatisfy { $0.remaining == 0 && $0.source == .redis })
-        #expect(decisions[0].retryAfterMilliseconds == SlidingWindowLog.milliseconds(microseconds: wait))
+        #expect(decisions[0].retryAfter.wholeMilliseconds == SlidingWindowLog.milliseconds(microseconds: wait))
 
         // An empty log: no wait, no key left behind.
         let empty = RedisTestSupport.uniqueKey("rl-empty")
@@ -119,7 +119,7 @@ import Testing
         for task in tasks { decisions.append(await task.value) }
         #expect(decisions.count(where: \.allowed) == 5)
         #expect(decisions.allSatisfy { $0.source == .redis })
-        #expect(decisions.filter { !$0.allowed }.allSatisfy { $0.remaining == 0 && $0.retryAfterMilliseconds > 9_000 })
+        #expect(decisions.filter { !$0.allowed }.allSatisfy { $0.remaining == 0 && $0.retryAfter.wholeMilliseconds > 9_000 })
         #expect(try await client.send(["ZCARD", limiter.key("busy")]) == .integer(5))
         _ = try await client.send(["DEL", limiter.key("busy")])
     }
@@ -184,7 +184,7 @@ import Testing
         let limiter = RateLimiter(policy: Self.policy(limit: 2), failureMode: .allow, redis: client, logger: Self.logger)
         for _ in 0..<5 {
             let decision = await limiter.check("user")
-            #expect(decision == RateLimitDecision(allowed: true, remaining: 2, retryAfterMilliseconds: 0, source: .failOpen))
+            #expect(decision == RateLimitDecision(allowed: true, remaining: 2, retryAfter: .milliseconds(0), source: .failOpen))
         }
         #expect(await limiter.check("user", members: ["a", "b", "c"]).map(\.source) == [.failOpen, .failOpen, .failOpen])
     }
@@ -196,7 +196,7 @@ import Testing
         let decision = await limiter.check("user")
         #expect(!decision.allowed)
         #expect(decision.source == .failClosed)
-        #expect(decision.retryAfterMilliseconds > 0)
+        #expect(decision.retryAfter.wholeMilliseconds > 0)
         let batch = await limiter.check("user", members: ["a", "b"])
         #expect(batch.map(\.allowed) == [false, false])
         #expect(batch.map(\.source) == [.failClosed, .failClosed])
@@ -215,7 +215,7 @@ import Testing
         let refused = await limiter.check("user")
         #expect(!refused.allowed)
         #expect(refused.source == .local)
-        #expect(refused.retryAfterMilliseconds > 9_000 && refused.retryAfterMilliseconds <= 10_000)
+        #expect(refused.retryAfter.wholeMilliseconds > 9_000 && refused.retryAfter.wholeMilliseconds <= 10_000)
         // Subjects stay independent, and members keep their slots, as in Redis.
         #expect((await limiter.check("other")).allowed)
         #expect(await limiter.check("m", members: ["x", "x", "y"]).map(\.allowed) == [true, true, true])

@@ -167,7 +167,7 @@ import Testing
         bad.password = "wrong"
         let refused = RedisClient(configuration: bad)
         refused.start()
-        #expect(await refused.waitUntilConnected(timeoutMilliseconds: 300) == false)
+        #expect(await refused.waitUntilConnected(timeout: .milliseconds(300)) == false)
         guard case .server(let message) = refused.lastError else {
             Issue.record("expected a server error, got \(String(describing: refused.lastError))")
             refused.close()
@@ -190,7 +190,7 @@ import Testing
         unknown.host = "no-such-host.invalid"
         let lost = RedisClient(configuration: unknown)
         lost.start()
-        #expect(await lost.waitUntilConnected(timeoutMilliseconds: 500) == false)
+        #expect(await lost.waitUntilConnected(timeout: .milliseconds(500)) == false)
         #expect(lost.lastError == .unavailable)
         #expect(lost.lastFailureReason?.contains("no-such-host.invalid") == true)
         lost.close()
@@ -199,7 +199,7 @@ import Testing
     @Test @LoopActor func killedConnectionFailsFastThenReconnects() async throws {
         var configuration = try RedisTestSupport.configuration()
         configuration.clientName = "victim-\(UInt32.random(in: 0...UInt32.max))"
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 200, maximumMilliseconds: 400)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(200), maximum: .milliseconds(400))
         let victim = try await RedisTestSupport.connectedClient(configuration)
         defer { victim.close() }
         var disconnects: [RedisError] = []
@@ -215,15 +215,15 @@ import Testing
         await #expect(throws: RedisError.unavailable) { try await victim.send(["PING"]) }
         #expect(MonotonicClock.now() - start < 50_000_000)
 
-        #expect(await victim.waitUntilConnected(timeoutMilliseconds: 3_000))
+        #expect(await victim.waitUntilConnected(timeout: .milliseconds(3_000)))
         #expect(try await victim.send(["PING"]) == .simpleString("PONG"))
         #expect(try await victim.send(["CLIENT", "GETNAME"]).string == configuration.clientName)
     }
 
     @Test @LoopActor func lateReplyTimesOutEveryPendingCommandAndReconnects() async throws {
         var configuration = try RedisTestSupport.configuration()
-        configuration.commandTimeoutMilliseconds = 200
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 20, maximumMilliseconds: 100)
+        configuration.commandTimeout = .milliseconds(200)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(20), maximum: .milliseconds(100))
         let client = try await RedisTestSupport.connectedClient(configuration)
         defer { client.close() }
         let key = RedisTestSupport.uniqueKey("never")
@@ -243,7 +243,7 @@ import Testing
         #expect(await blocked.value == .timeout)
         let elapsed = (MonotonicClock.now() - start) / 1_000_000
         #expect(elapsed >= 190 && elapsed < 900)
-        #expect(await client.waitUntilConnected(timeoutMilliseconds: 2_000))
+        #expect(await client.waitUntilConnected(timeout: .milliseconds(2_000)))
         #expect(await client.ping())
     }
 
@@ -252,13 +252,13 @@ import Testing
         let port = try RedisTestSupport.freePort()
         var configuration = RedisConfiguration(host: "127.0.0.1", port: Int(port), database: base.database,
                                                username: base.username, password: base.password)
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 20, maximumMilliseconds: 100)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(20), maximum: .milliseconds(100))
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         var connects = 0
         client.onConnected = { connects += 1 }
         client.start()
-        #expect(await client.waitUntilConnected(timeoutMilliseconds: 150) == false)
+        #expect(await client.waitUntilConnected(timeout: .milliseconds(150)) == false)
         let start = MonotonicClock.now()
         await #expect(throws: RedisError.unavailable) { try await client.send(["PING"]) }
         #expect(MonotonicClock.now() - start < 50_000_000)
@@ -267,7 +267,7 @@ import Testing
 
         let forwarder = try await RedisTestSupport.forwarder(port: port, to: base)
         defer { forwarder.stop() }
-        #expect(await client.waitUntilConnected(timeoutMilliseconds: 2_000))
+        #expect(await client.waitUntilConnected(timeout: .milliseconds(2_000)))
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
         #expect(connects == 1)
     }
@@ -284,8 +284,8 @@ import Testing
             return
         }
         var configuration = RedisConfiguration(host: "127.0.0.1", port: Int(port))
-        configuration.connectTimeoutMilliseconds = 150
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 1_000, maximumMilliseconds: 1_000)
+        configuration.connectTimeout = .milliseconds(150)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(1_000), maximum: .milliseconds(1_000))
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         client.start()
@@ -294,7 +294,7 @@ import Testing
         let elapsed = (MonotonicClock.now() - start) / 1_000_000
         #expect(elapsed >= 140 && elapsed < 600)
         #expect(client.lastError == .timeout)
-        #expect(client.lastFailureReason?.contains("no connection within 150 ms") == true)
+        #expect(client.lastFailureReason?.contains("no connection within 150 ms") == true, "\(client.lastFailureReason ?? "")")
         await #expect(throws: RedisError.unavailable) { try await client.send(["PING"]) }
     }
 
@@ -318,7 +318,7 @@ import Testing
         client.close()
         #expect(!client.isConnected)
         await #expect(throws: RedisError.unavailable) { try await client.send(["PING"]) }
-        #expect(await client.waitUntilConnected(timeoutMilliseconds: 100) == false)
+        #expect(await client.waitUntilConnected(timeout: .milliseconds(100)) == false)
         #expect(await client.ping() == false)
     }
 }
@@ -345,20 +345,20 @@ enum RedisTestSupport {
     static func connectedClient(_ configuration: RedisConfiguration? = nil) async throws -> RedisClient {
         let client = RedisClient(configuration: try configuration ?? self.configuration())
         client.start()
-        guard await client.waitUntilConnected(timeoutMilliseconds: 3_000) else {
+        guard await client.waitUntilConnected(timeout: .milliseconds(3_000)) else {
             client.close()
             throw SetupFailure(description: "cannot connect to Redis: \(client.lastFailureReason ?? "?")")
         }
         return client
     }
 
-    /// Polls `condition` on the loop every 5 ms, up to `timeoutMilliseconds`.
+    /// Polls `condition` on the loop every 5 ms, up to `timeout`.
     @LoopActor
-    static func eventually(timeoutMilliseconds: Int64 = 3_000, _ condition: @LoopActor () async -> Bool) async -> Bool {
-        let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+    static func eventually(timeout: Duration = .milliseconds(3_000), _ condition: @LoopActor () async -> Bool) async -> Bool {
+        let deadline = MonotonicClock.deadline(after: timeout, from: MonotonicClock.now())
         while await !condition() {
             if MonotonicClock.now() > deadline { return false }
-            await EventLoop.shared.sleep(milliseconds: 5)
+            await EventLoop.shared.sleep(for: .milliseconds(5))
         }
         return true
     }

@@ -28,7 +28,7 @@ import Testing
         subscriber.onDisconnected = { inbox.disconnects.append($0) }
         subscriber.start()
         if waitForConnection {
-            guard await subscriber.waitUntilConnected(timeoutMilliseconds: 3_000) else {
+            guard await subscriber.waitUntilConnected(timeout: .milliseconds(3_000)) else {
                 subscriber.close()
                 throw RedisTestSupport.SetupFailure(description: "subscriber cannot connect: \(subscriber.lastFailureReason ?? "?")")
             }
@@ -123,7 +123,7 @@ import Testing
     @Test @LoopActor func killedSubscriptionReconnectsResubscribesAndFlowsAgain() async throws {
         var configuration = try RedisTestSupport.configuration()
         configuration.clientName = "sub-\(UInt32.random(in: 0...UInt32.max))"
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 20, maximumMilliseconds: 100)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(20), maximum: .milliseconds(100))
         let (subscriber, inbox) = try await makeSubscriber(configuration)
         defer { subscriber.close() }
         let admin = try await RedisTestSupport.connectedClient()
@@ -149,7 +149,7 @@ import Testing
         let port = try RedisTestSupport.freePort()
         var configuration = RedisConfiguration(host: "127.0.0.1", port: Int(port), database: base.database,
                                                username: base.username, password: base.password)
-        configuration.backoff = RedisBackoff(minimumMilliseconds: 20, maximumMilliseconds: 100)
+        configuration.backoff = RedisBackoff(minimum: .milliseconds(20), maximum: .milliseconds(100))
         let (subscriber, inbox) = try await makeSubscriber(configuration, waitForConnection: false)
         defer { subscriber.close() }
         let channel = RedisTestSupport.uniqueKey("wish")
@@ -168,7 +168,7 @@ import Testing
         // The forwarder cuts the connection: reported, and restored once it listens again.
         forwarder.stop()
         #expect(await RedisTestSupport.eventually { inbox.disconnects.count == 1 })
-        #expect(await subscriber.waitUntilConnected(timeoutMilliseconds: 200) == false)
+        #expect(await subscriber.waitUntilConnected(timeout: .milliseconds(200)) == false)
         let again = try await RedisTestSupport.forwarder(port: port, to: base)
         defer { again.stop() }
         #expect(await RedisTestSupport.eventually { inbox.resubscribed == 2 })

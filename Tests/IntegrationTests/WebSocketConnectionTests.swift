@@ -90,7 +90,7 @@ import Testing
                      replyToClose: Bool = true) async throws -> (events: [WebSocketEvent], server: Server) {
         let server = try Server(configuration: configuration)
         let events = try await Self.exchange(port: server.port, frames: frames, replyToClose: replyToClose)
-        await EventLoop.shared.sleep(milliseconds: 50)
+        await EventLoop.shared.sleep(for: .milliseconds(50))
         server.stop()
         return (events, server)
     }
@@ -135,7 +135,7 @@ import Testing
 
     @Test @LoopActor func idleTimeoutClosesWith1001() async throws {
         var configuration = WebSocketConfiguration()
-        configuration.idleTimeoutMilliseconds = 200
+        configuration.idleTimeout = .milliseconds(200)
         let (events, server) = try await run([], configuration: configuration)
         #expect(events.contains { if case .close(let code, _) = $0 { return code == 1001 }; return false })
         #expect(server.recorder.closeCode == 1001)
@@ -143,12 +143,12 @@ import Testing
 
     @Test @LoopActor func peerThatNeverAnswersTheCloseIsDroppedAfterTheTimeout() async throws {
         var configuration = WebSocketConfiguration()
-        configuration.closeTimeoutMilliseconds = 200
+        configuration.closeTimeout = .milliseconds(200)
         let server = try Server(configuration: configuration)
         let started = MonotonicClock.now()
         let events = try await Self.exchange(port: server.port, frames: [Self.masked(.text, Array("close-1001".utf8))],
                                              replyToClose: false)
-        await EventLoop.shared.sleep(milliseconds: 400)
+        await EventLoop.shared.sleep(for: .milliseconds(400))
         #expect(events.contains(.close(code: 1001, reason: "bye")))
         #expect(server.recorder.closeCode == 1001)
         #expect(server.connections.allSatisfy { !$0.isOpen })

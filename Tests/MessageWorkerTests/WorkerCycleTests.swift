@@ -1,12 +1,13 @@
 import Testing
 @testable import MessageWorker
+import Shared
 
 /// The consumer loop's decisions, driven with a hand-made clock.
 @Suite struct WorkerCycleTests {
     private static let ms: UInt64 = 1_000_000
 
     @Test func startsWithTheGroupThenOwnPendingThenClaimsThenNew() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 5_000, trimIntervalMilliseconds: 10_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(5_000), trimInterval: .milliseconds(10_000), now: 0)
         #expect(cycle.next(now: 0) == .createGroup)
         cycle.groupCreated()
         #expect(cycle.next(now: 0) == .readOwnPending(after: "0"))
@@ -21,7 +22,7 @@ import Testing
     }
 
     @Test func claimsRecurEveryIntervalAndContinueAPartialScanAtOnce() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 5_000, trimIntervalMilliseconds: 60_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(5_000), trimInterval: .milliseconds(60_000), now: 0)
         cycle.groupCreated()
         cycle.ownPendingRead(lastID: nil)
         #expect(cycle.next(now: 0) == .claim(cursor: "0-0"))
@@ -33,7 +34,7 @@ import Testing
     }
 
     @Test func trimsEveryInterval() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 60_000, trimIntervalMilliseconds: 10_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(60_000), trimInterval: .milliseconds(10_000), now: 0)
         cycle.groupCreated()
         cycle.ownPendingRead(lastID: nil)
         cycle.claimed(nextCursor: "0-0", now: 0)
@@ -45,35 +46,35 @@ import Testing
     }
 
     @Test func failuresPauseWithDoublingBackoffAndResetOnSuccess() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 60_000, trimIntervalMilliseconds: 60_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(60_000), trimInterval: .milliseconds(60_000), now: 0)
         cycle.failed(.createGroup, groupMissing: false, now: 0)
-        #expect(cycle.next(now: 0) == .pause(milliseconds: 100))
+        #expect(cycle.next(now: 0) == .pause(.milliseconds(100)))
         #expect(cycle.next(now: 0) == .createGroup)
         var pauses: [Int64] = []
         for _ in 0..<8 {
             cycle.failed(.createGroup, groupMissing: false, now: 0)
-            if case .pause(let milliseconds) = cycle.next(now: 0) { pauses.append(milliseconds) }
+            if case .pause(let delay) = cycle.next(now: 0) { pauses.append(delay.wholeMilliseconds) }
         }
         #expect(pauses == [200, 400, 800, 1_600, 3_200, 5_000, 5_000, 5_000])
         cycle.groupCreated()
         cycle.failed(.readOwnPending(after: "0"), groupMissing: false, now: 0)
-        #expect(cycle.next(now: 0) == .pause(milliseconds: 100))
+        #expect(cycle.next(now: 0) == .pause(.milliseconds(100)))
     }
 
     @Test func aMissingGroupIsCreatedAgainAndOwnPendingReread() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 60_000, trimIntervalMilliseconds: 60_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(60_000), trimInterval: .milliseconds(60_000), now: 0)
         cycle.groupCreated()
         cycle.ownPendingRead(lastID: nil)
         cycle.claimed(nextCursor: "0-0", now: 0)
         cycle.failed(.readNew, groupMissing: true, now: 0)
-        #expect(cycle.next(now: 1) == .pause(milliseconds: 100))
+        #expect(cycle.next(now: 1) == .pause(.milliseconds(100)))
         #expect(cycle.next(now: 1) == .createGroup)
         cycle.groupCreated()
         #expect(cycle.next(now: 1) == .readOwnPending(after: "0"))
     }
 
     @Test func aFailedClaimOrTrimWaitsForItsNextInterval() {
-        var cycle = WorkerCycle(claimIntervalMilliseconds: 1_000, trimIntervalMilliseconds: 1_000, now: 0)
+        var cycle = WorkerCycle(claimInterval: .milliseconds(1_000), trimInterval: .milliseconds(1_000), now: 0)
         cycle.groupCreated()
         cycle.ownPendingRead(lastID: nil)
         cycle.claimed(nextCursor: "9-9", now: 0)
@@ -87,7 +88,7 @@ import Testing
     }
 
     @Test func retryDelaysDoubleUpToTheMaximum() {
-        #expect((1...8).map { WorkerCycle.retryDelay(attempt: $0) } == [100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000])
-        #expect(WorkerCycle.retryDelay(attempt: 1_000) == 5_000)
+        #expect((1...8).map { WorkerCycle.retryDelay(attempt: $0).wholeMilliseconds } == [100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000])
+        #expect(WorkerCycle.retryDelay(attempt: 1_000) == .seconds(5))
     }
 }

@@ -58,7 +58,7 @@ import Testing
 
             redis = RedisClient(configuration: redisConfiguration)
             redis.start()
-            guard await redis.waitUntilConnected(timeoutMilliseconds: 3_000) else { throw SetupFailure(description: "cannot connect to Redis") }
+            guard await redis.waitUntilConnected(timeout: .milliseconds(3_000)) else { throw SetupFailure(description: "cannot connect to Redis") }
         }
 
         /// Subscribes to the test gateway's reply channel and the users' channels.
@@ -72,7 +72,7 @@ import Testing
                 }
             }
             listener.start()
-            guard await listener.waitUntilConnected(timeoutMilliseconds: 3_000) else { throw SetupFailure(description: "cannot subscribe") }
+            guard await listener.waitUntilConnected(timeout: .milliseconds(3_000)) else { throw SetupFailure(description: "cannot subscribe") }
             try await listener.subscribe([ChatChannels.gateway(gateway)] + users.map { ChatChannels.user($0) })
             listeners.append(listener)
         }
@@ -143,8 +143,8 @@ import Testing
         /// Events published to a user.
         func events(_ user: Int64, _ name: String) -> [JSONValue] { eventsByChannel["\(ChatChannels.user(user)) \(name)"] ?? [] }
 
-        func waitForReplies(_ requests: [String], timeoutMilliseconds: Int64 = 5_000) async throws {
-            let ok = await Self.eventually(timeoutMilliseconds: timeoutMilliseconds) { requests.allSatisfy { !self.replies($0).isEmpty } }
+        func waitForReplies(_ requests: [String], timeout: Duration = .milliseconds(5_000)) async throws {
+            let ok = await Self.eventually(timeout: timeout) { requests.allSatisfy { !self.replies($0).isEmpty } }
             if !ok {
                 let missing = requests.filter { self.replies($0).isEmpty }
                 throw SetupFailure(description: "no reply for \(missing)")
@@ -157,11 +157,11 @@ import Testing
             return -1
         }
 
-        static func eventually(timeoutMilliseconds: Int64 = 5_000, _ condition: @LoopActor () async throws -> Bool) async -> Bool {
-            let deadline = MonotonicClock.now() + UInt64(timeoutMilliseconds) * 1_000_000
+        static func eventually(timeout: Duration = .milliseconds(5_000), _ condition: @LoopActor () async throws -> Bool) async -> Bool {
+            let deadline = MonotonicClock.deadline(after: timeout, from: MonotonicClock.now())
             while (try? await condition()) != true {
                 if MonotonicClock.now() > deadline { return false }
-                await EventLoop.shared.sleep(milliseconds: 10)
+                await EventLoop.shared.sleep(for: .milliseconds(10))
             }
             return true
         }
@@ -255,7 +255,7 @@ import Testing
         _ = try await harness.redis.pipeline(commands)
         let first = harness.startConsumer(workerID: "worker-1")
         let second = harness.startConsumer(workerID: "worker-2")
-        try await harness.waitForReplies(requests, timeoutMilliseconds: 30_000)
+        try await harness.waitForReplies(requests, timeout: .milliseconds(30_000))
         #expect(requests.allSatisfy { harness.replies($0).first?["ok"] == true })
         // Acknowledged after the replies went out: wait for the counters.
         #expect(await Harness.eventually { first.processed + second.processed == commands.count })

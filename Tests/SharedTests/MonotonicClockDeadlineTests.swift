@@ -4,17 +4,17 @@ import Testing
 /// Deadlines from delays of any size: saturating to "never" instead of wrapping into the past.
 @Suite struct MonotonicClockDeadlineTests {
     @Test func ordinaryDelaysAreUnchanged() {
-        #expect(MonotonicClock.deadline(afterMilliseconds: 1_500, from: 7) == 7 + 1_500_000_000)
-        #expect(MonotonicClock.deadline(afterMilliseconds: 0, from: 7) == 7)
-        #expect(MonotonicClock.deadline(afterMilliseconds: -5, from: 7) == 7)
-        #expect(MonotonicClock.deadline(afterMilliseconds: .min, from: 7) == 7)
+        #expect(MonotonicClock.deadline(after: .milliseconds(1_500), from: 7) == 7 + 1_500_000_000)
+        #expect(MonotonicClock.deadline(after: .milliseconds(0), from: 7) == 7)
+        #expect(MonotonicClock.deadline(after: .milliseconds(-5), from: 7) == 7)
+        #expect(MonotonicClock.deadline(after: .milliseconds(Int64.min), from: 7) == 7)
     }
 
     @Test func hugeDelaysSaturateToNever() {
         // Int64.max ms is past UInt64 nanoseconds; the old `now &+ ms &* 1_000_000` wrapped to now - 1 ms.
-        #expect(MonotonicClock.deadline(afterMilliseconds: .max, from: 1_000_000_000) == .max)
-        #expect(MonotonicClock.deadline(afterMilliseconds: Int64.max / 1_000_000, from: .max - 1) == .max)
-        #expect(MonotonicClock.deadline(afterMilliseconds: 1, from: .max) == .max)
+        #expect(MonotonicClock.deadline(after: .milliseconds(Int64.max), from: 1_000_000_000) == .max)
+        #expect(MonotonicClock.deadline(after: .milliseconds(Int64.max / 1_000_000), from: .max - 1) == .max)
+        #expect(MonotonicClock.deadline(after: .milliseconds(1), from: .max) == .max)
     }
 
     @Test func millisecondsUntilRoundUp() {
@@ -43,7 +43,7 @@ import Testing
         var handle: TimerHandle?
 
         init(afterMilliseconds milliseconds: Int64) {
-            handle = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in self?.fired = true }
+            handle = EventLoop.shared.schedule(after: .milliseconds(milliseconds)) { [weak self] in self?.fired = true }
         }
 
         /// Cancels the timer and says whether it had fired.

@@ -5,7 +5,7 @@ import Testing
     private let ms: UInt64 = 1_000_000
 
     @Test func failureRejectsForTheOpenPeriodOnly() {
-        var breaker = PostgresCircuitBreaker(openMilliseconds: 1_000)
+        var breaker = PostgresCircuitBreaker(openFor: .milliseconds(1_000))
         #expect(breaker.rejection(now: 10 * ms) == nil)
         breaker.recordFailure("Connection refused", now: 10 * ms)
         let reason = breaker.rejection(now: 500 * ms)
@@ -16,14 +16,14 @@ import Testing
     }
 
     @Test func successClosesTheBreaker() {
-        var breaker = PostgresCircuitBreaker(openMilliseconds: 1_000)
+        var breaker = PostgresCircuitBreaker(openFor: .milliseconds(1_000))
         breaker.recordFailure("down", now: 0)
         breaker.recordSuccess()
         #expect(breaker.rejection(now: 1) == nil)
     }
 
     @Test func zeroPeriodDisablesIt() {
-        var breaker = PostgresCircuitBreaker(openMilliseconds: 0)
+        var breaker = PostgresCircuitBreaker(openFor: .milliseconds(0))
         breaker.recordFailure("down", now: 5)
         #expect(breaker.rejection(now: 5) == nil)
     }

@@ -19,9 +19,9 @@ import Testing
     @Test func defaults() {
         let pool = PostgresPoolConfiguration(url: "postgres://x")
         #expect(pool.size == 4)
-        #expect(pool.acquireTimeoutMilliseconds == 2_000)
-        #expect(pool.connection.connectTimeoutMilliseconds == 5_000)
-        #expect(pool.connection.queryTimeoutMilliseconds == 10_000)
+        #expect(pool.acquireTimeout == .seconds(2))
+        #expect(pool.connection.connectTimeout == .seconds(5))
+        #expect(pool.connection.queryTimeout == .seconds(10))
         #expect(pool.connection.applicationName == PostgresDefaults.applicationName)
         #expect(PostgresPoolConfiguration(url: "x", size: 0).size == 1)
     }

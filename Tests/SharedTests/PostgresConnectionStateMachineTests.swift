@@ -9,7 +9,7 @@ import Testing
     private static let hangup = IOEvents(readable: false, writable: false, hangup: true)
 
     private func connected() -> PostgresConnectionStateMachine {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         _ = machine.connectStarted()
         _ = machine.connectPolled(.ok)
         return machine
@@ -23,7 +23,7 @@ import Testing
     }
 
     @Test func connectStartsByWaitingForWritable() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         #expect(machine.connectStarted() == .watch(.write))
         #expect(machine.state == .connecting(waitingFor: .write))
         // Readable is not what libpq asked for.
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func connectFollowsWhatPollAsksFor() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         _ = machine.connectStarted()
         #expect(machine.connectPolled(.reading) == .watch(.read))
         #expect(machine.state == .connecting(waitingFor: .read))
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func hangupWhileConnectingLetsLibpqReportTheError() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         _ = machine.connectStarted()
         _ = machine.connectPolled(.reading)
         #expect(machine.socketReady(Self.hangup) == .pollConnect)
@@ -54,13 +54,13 @@ import Testing
     }
 
     @Test func connectStartFailureIsUnavailable() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         #expect(machine.connectStartFailed("invalid URI") == .failConnect(.unavailable("invalid URI")))
         #expect(machine.queryRequested() == .reject(.unavailable("connection is no longer usable: \(PostgresError.unavailable("invalid URI"))")))
     }
 
     @Test func connectTimeoutFailsTheConnectWithTheLimitInTheMessage() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 250)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(250))
         _ = machine.connectStarted()
         #expect(machine.timedOut() == .failConnect(.unavailable("could not connect within 250 ms")))
         // A late readiness event or poll result changes nothing.
@@ -94,7 +94,7 @@ import Testing
     }
 
     @Test func queriesBeforeConnectingOrAfterCloseAreRejected() {
-        var fresh = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var fresh = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         guard case .reject(.misuse) = fresh.queryRequested() else {
             Issue.record("expected misuse before connecting")
             return
@@ -179,7 +179,7 @@ import Testing
     }
 
     @Test func closingWhileConnectingFailsTheConnect() {
-        var machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: 5_000)
+        var machine = PostgresConnectionStateMachine(connectTimeout: .milliseconds(5_000))
         _ = machine.connectStarted()
         #expect(machine.close() == .failConnect(.unavailable("connection closed while connecting")))
     }

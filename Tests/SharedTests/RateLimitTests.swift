@@ -20,14 +20,14 @@ import Testing
     }
 
     @Test func parsesCountsAndEveryWindowUnit() throws {
-        #expect(try Self.policy("5/10s", name: "messages") == RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000))
-        #expect(try Self.policy("100/1m") == RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000))
-        #expect(try Self.policy("10/15m") == RateLimitPolicy(name: "api", limit: 10, windowMilliseconds: 900_000))
-        #expect(try Self.policy("5/250ms") == RateLimitPolicy(name: "api", limit: 5, windowMilliseconds: 250))
-        #expect(try Self.policy("3/1h") == RateLimitPolicy(name: "api", limit: 3, windowMilliseconds: 3_600_000))
-        #expect(try Self.policy("3/24h")?.windowMilliseconds == RateLimitPolicy.maxWindowMilliseconds)
-        #expect(try Self.policy("7/10S")?.windowMilliseconds == 10_000)
-        #expect(try Self.policy(" 5 / 10s ") == RateLimitPolicy(name: "api", limit: 5, windowMilliseconds: 10_000))
+        #expect(try Self.policy("5/10s", name: "messages") == RateLimitPolicy(name: "messages", limit: 5, window: .milliseconds(10_000)))
+        #expect(try Self.policy("100/1m") == RateLimitPolicy(name: "api", limit: 100, window: .milliseconds(60_000)))
+        #expect(try Self.policy("10/15m") == RateLimitPolicy(name: "api", limit: 10, window: .milliseconds(900_000)))
+        #expect(try Self.policy("5/250ms") == RateLimitPolicy(name: "api", limit: 5, window: .milliseconds(250)))
+        #expect(try Self.policy("3/1h") == RateLimitPolicy(name: "api", limit: 3, window: .milliseconds(3_600_000)))
+        #expect(try Self.policy("3/24h")?.window == RateLimitPolicy.maxWindow)
+        #expect(try Self.policy("7/10S")?.window == .seconds(10))
+        #expect(try Self.policy(" 5 / 10s ") == RateLimitPolicy(name: "api", limit: 5, window: .milliseconds(10_000)))
         #expect(try Self.policy("\t5/10s\t")?.limit == 5)
         #expect(try Self.policy("\(RateLimitPolicy.maxLimit)/1s")?.limit == RateLimitPolicy.maxLimit)
     }
@@ -58,13 +58,13 @@ import Testing
     }
 
     @Test func policyHeaderRoundsTheWindowUpToWholeSeconds() throws {
-        #expect(RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000).policyHeader == #""api";q=100;w=60"#)
-        #expect(RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000).policyHeader == #""messages";q=5;w=10"#)
-        #expect(RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 500).windowSeconds == 1)
-        #expect(RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 1).windowSeconds == 1)
-        #expect(RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 1_000).windowSeconds == 1)
-        #expect(RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 1_001).windowSeconds == 2)
-        #expect(RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 1_500).policyHeader == #""api";q=1;w=2"#)
+        #expect(RateLimitPolicy(name: "api", limit: 100, window: .milliseconds(60_000)).policyHeader == #""api";q=100;w=60"#)
+        #expect(RateLimitPolicy(name: "messages", limit: 5, window: .milliseconds(10_000)).policyHeader == #""messages";q=5;w=10"#)
+        #expect(RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(500)).windowSeconds == 1)
+        #expect(RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(1)).windowSeconds == 1)
+        #expect(RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(1_000)).windowSeconds == 1)
+        #expect(RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(1_001)).windowSeconds == 2)
+        #expect(RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(1_500)).policyHeader == #""api";q=1;w=2"#)
     }
 
     @Test func summariesUseTheLargestExactUnit() throws {
@@ -82,7 +82,7 @@ import Testing
     // MARK: SlidingWindowLog
 
     private static let second: Int64 = 1_000_000
-    private static let fivePerTenSeconds = RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000)
+    private static let fivePerTenSeconds = RateLimitPolicy(name: "messages", limit: 5, window: .milliseconds(10_000))
 
     /// One unit with a fresh member (an HTTP request).
     private static func one(_ log: inout SlidingWindowLog, _ key: String = "k", at now: Int64,
@@ -97,32 +97,32 @@ import Testing
             let decision = Self.one(&log, at: t0)
             #expect(decision.allowed)
             #expect(decision.remaining == 4 - index)
-            #expect(decision.retryAfterMilliseconds == 10_000)
+            #expect(decision.retryAfter.wholeMilliseconds == 10_000)
             #expect(decision.source == .local)
         }
         let refused = Self.one(&log, at: t0)
-        #expect(refused == RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 10_000, source: .local))
+        #expect(refused == RateLimitDecision(allowed: false, remaining: 0, retryAfter: .milliseconds(10_000), source: .local))
     }
 
     @Test func aUnitLeavesAtExactlyItsTimePlusTheWindow() {
         var log = SlidingWindowLog()
         let t0: Int64 = 77 * Self.second + 123
-        let window = Self.fivePerTenSeconds.windowMilliseconds * 1_000
+        let window = Self.fivePerTenSeconds.window.wholeMilliseconds * 1_000
         for _ in 0..<5 { #expect(Self.one(&log, at: t0).allowed) }
         let stillEarly = Self.one(&log, at: t0 + window - 1_001)
         #expect(!stillEarly.allowed)
-        #expect(stillEarly.retryAfterMilliseconds == 2)
+        #expect(stillEarly.retryAfter.wholeMilliseconds == 2)
         // One microsecond before the edge: still full; the wait (1 µs) rounds up to 1 ms.
         let early = Self.one(&log, at: t0 + window - 1)
         #expect(!early.allowed)
         #expect(early.remaining == 0)
-        #expect(early.retryAfterMilliseconds == 1)
+        #expect(early.retryAfter.wholeMilliseconds == 1)
         #expect(early.retryAfterSeconds == 1)
         // At the edge all five leave together: a fresh window.
         let atEdge = Self.one(&log, at: t0 + window)
         #expect(atEdge.allowed)
         #expect(atEdge.remaining == 4)
-        #expect(atEdge.retryAfterMilliseconds == 10_000)
+        #expect(atEdge.retryAfter.wholeMilliseconds == 10_000)
     }
 
     @Test func staggeredAdmissionsFreeOneSlotAtATime() {
@@ -135,27 +135,27 @@ import Testing
             #expect(decision.allowed)
             #expect(decision.remaining == 4 - index)
             // The oldest (t0) is what frees next.
-            #expect(decision.retryAfterMilliseconds == (t0 + window - time) / 1_000)
+            #expect(decision.retryAfter.wholeMilliseconds == (t0 + window - time) / 1_000)
         }
         let full = Self.one(&log, at: t0 + 9 * Self.second)
         #expect(!full.allowed)
-        #expect(full.retryAfterMilliseconds == 1_000)
+        #expect(full.retryAfter.wholeMilliseconds == 1_000)
         // Each entry frees its slot at its own time + window, and only that one slot.
         for (index, time) in admitted.enumerated() {
             let edge = time + window
             let before = Self.one(&log, at: edge - 1)
             #expect(!before.allowed, "slot \(index) before its edge")
-            #expect(before.retryAfterMilliseconds == 1)
+            #expect(before.retryAfter.wholeMilliseconds == 1)
             let at = Self.one(&log, at: edge)
             #expect(at.allowed, "slot \(index) at its edge")
             #expect(at.remaining == 0)
             // Next to leave: the following original entry, or after the last one, the unit that
             // took the first freed slot (admitted at admitted[0] + window).
             let next = (index + 1 < admitted.count ? admitted[index + 1] : admitted[0] + window) + window
-            #expect(at.retryAfterMilliseconds == (next - edge) / 1_000)
+            #expect(at.retryAfter.wholeMilliseconds == (next - edge) / 1_000)
             let again = Self.one(&log, at: edge)
             #expect(!again.allowed, "only one slot freed at \(index)'s edge")
-            #expect(again.retryAfterMilliseconds == (next - edge) / 1_000)
+            #expect(again.retryAfter.wholeMilliseconds == (next - edge) / 1_000)
         }
     }
 
@@ -165,20 +165,20 @@ import Testing
         let t0: Int64 = 3 * Self.second
         let window = 10 * Self.second
         let first = log.decide(key: "k", members: ["m"], policy: policy, now: t0)[0]
-        #expect(first.allowed && first.remaining == 4 && first.retryAfterMilliseconds == 10_000)
+        #expect(first.allowed && first.remaining == 4 && first.retryAfter.wholeMilliseconds == 10_000)
         // Inside the window: admitted, not counted again, the original time still rules.
         let replay = log.decide(key: "k", members: ["m"], policy: policy, now: t0 + Self.second)[0]
-        #expect(replay.allowed && replay.remaining == 4 && replay.retryAfterMilliseconds == 9_000)
+        #expect(replay.allowed && replay.remaining == 4 && replay.retryAfter.wholeMilliseconds == 9_000)
         // After the window: it is a new unit at the new time.
         let later = log.decide(key: "k", members: ["m"], policy: policy, now: t0 + window)[0]
-        #expect(later.allowed && later.remaining == 4 && later.retryAfterMilliseconds == 10_000)
+        #expect(later.allowed && later.remaining == 4 && later.retryAfter.wholeMilliseconds == 10_000)
         let other = log.decide(key: "k", members: ["n"], policy: policy, now: t0 + window + Self.second)[0]
-        #expect(other.allowed && other.remaining == 3 && other.retryAfterMilliseconds == 9_000)
+        #expect(other.allowed && other.remaining == 3 && other.retryAfter.wholeMilliseconds == 9_000)
     }
 
     @Test func aFullLogStillAdmitsAReplayedMember() {
         var log = SlidingWindowLog()
-        let policy = RateLimitPolicy(name: "messages", limit: 2, windowMilliseconds: 1_000)
+        let policy = RateLimitPolicy(name: "messages", limit: 2, window: .milliseconds(1_000))
         #expect(log.decide(key: "k", members: ["a", "b"], policy: policy, now: 0).map(\.allowed) == [true, true])
         #expect(log.decide(key: "k", members: ["c"], policy: policy, now: 10).map(\.allowed) == [false])
         #expect(log.decide(key: "k", members: ["b"], policy: policy, now: 20).map(\.allowed) == [true])
@@ -187,12 +187,12 @@ import Testing
 
     @Test func membersOfOneCallAreDecidedInOrder() {
         var log = SlidingWindowLog()
-        let policy = RateLimitPolicy(name: "messages", limit: 2, windowMilliseconds: 10_000)
+        let policy = RateLimitPolicy(name: "messages", limit: 2, window: .milliseconds(10_000))
         let decisions = log.decide(key: "k", members: ["a", "b", "c"], policy: policy, now: 0)
         #expect(decisions.map(\.allowed) == [true, true, false])
         // Remaining and the wait are read once, after the whole call.
         #expect(decisions.map(\.remaining) == [0, 0, 0])
-        #expect(decisions.map(\.retryAfterMilliseconds) == [10_000, 10_000, 10_000])
+        #expect(decisions.map(\.retryAfter.wholeMilliseconds) == [10_000, 10_000, 10_000])
         // A member repeated within one call is counted once.
         var other = SlidingWindowLog()
         #expect(other.decide(key: "k", members: ["a", "a", "b", "c"], policy: policy, now: 0).map(\.allowed) == [true, true, true, false])
@@ -221,7 +221,7 @@ import Testing
     @Test func evictionKeepsTheKeyCountBounded() {
         var log = SlidingWindowLog(maxKeys: 3)
         #expect(log.maxKeys == 3)
-        let policy = RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 60_000)
+        let policy = RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(60_000))
         #expect(Self.one(&log, "a", at: 1, policy: policy).allowed)
         #expect(Self.one(&log, "b", at: 2, policy: policy).allowed)
         #expect(Self.one(&log, "c", at: 3, policy: policy).allowed)
@@ -239,7 +239,7 @@ import Testing
 
         // Expired logs are dropped before any live one.
         var expiring = SlidingWindowLog(maxKeys: 3)
-        let short = RateLimitPolicy(name: "api", limit: 1, windowMilliseconds: 1_000)
+        let short = RateLimitPolicy(name: "api", limit: 1, window: .milliseconds(1_000))
         for key in ["a", "b", "c"] { #expect(Self.one(&expiring, key, at: 0, policy: short).allowed) }
         #expect(Self.one(&expiring, "d", at: 2 * Self.second, policy: short).allowed)
         #expect(expiring.keyCount == 1)
@@ -275,8 +275,8 @@ import Testing
         let reply = RedisValue.array([.integer(3), .integer(1_500), .integer(1), .integer(0)])
         let decisions = RateLimitScript.decisions(reply, members: 2)
         #expect(decisions == [
-            RateLimitDecision(allowed: true, remaining: 3, retryAfterMilliseconds: 2, source: .redis),
-            RateLimitDecision(allowed: false, remaining: 3, retryAfterMilliseconds: 2, source: .redis),
+            RateLimitDecision(allowed: true, remaining: 3, retryAfter: .milliseconds(2), source: .redis),
+            RateLimitDecision(allowed: false, remaining: 3, retryAfter: .milliseconds(2), source: .redis),
         ])
         #expect(RateLimitScript.decisions(.array([.integer(-2), .integer(0), .integer(0)]), members: 1)?.first?.remaining == 0)
         #expect(RateLimitScript.decisions(reply, members: 3) == nil)
@@ -288,9 +288,9 @@ import Testing
     // MARK: Headers
 
     @Test func rateLimitHeaderRoundsTheWaitUp() {
-        let policy = RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000)
+        let policy = RateLimitPolicy(name: "api", limit: 100, window: .milliseconds(60_000))
         func decision(_ remaining: Int, _ wait: Int64) -> RateLimitDecision {
-            RateLimitDecision(allowed: true, remaining: remaining, retryAfterMilliseconds: wait)
+            RateLimitDecision(allowed: true, remaining: remaining, retryAfter: .milliseconds(wait))
         }
         #expect(decision(57, 0).header(for: policy) == #""api";r=57;t=0"#)
         #expect(decision(57, 1).header(for: policy) == #""api";r=57;t=1"#)
@@ -309,8 +309,8 @@ import Testing
     // MARK: 429 bodies
 
     @Test func rateLimitedIsA429WithRetryAfterAndDetails() throws {
-        let policy = RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000)
-        let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 1_500))
+        let policy = RateLimitPolicy(name: "api", limit: 100, window: .milliseconds(60_000))
+        let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfter: .milliseconds(1_500)))
         #expect(error.status == .tooManyRequests)
         #expect(error.code.name == "rate_limited")
         #expect(error.message == "rate limit exceeded (100 per 1m); retry in 2 s")
@@ -326,17 +326,17 @@ import Testing
     }
 
     @Test func rateLimitedWaitsAtLeastOneMillisecondAndOneSecond() throws {
-        let zero = APIError.rateLimited(limit: "login", retryAfterMilliseconds: 0, message: "slow down")
+        let zero = APIError.rateLimited(limit: "login", retryAfter: .milliseconds(0), message: "slow down")
         #expect(zero.headers["Retry-After"] == "1")
         #expect(zero.details["retryAfterMs"] == 1)
         #expect(zero.details["limit"] == "login")
-        let exact = APIError.rateLimited(limit: "messages", retryAfterMilliseconds: 3_000, message: "m")
+        let exact = APIError.rateLimited(limit: "messages", retryAfter: .milliseconds(3_000), message: "m")
         #expect(exact.headers["Retry-After"] == "3")
         let body = try JSONParser.parse(exact.response.body)
         #expect(body["error"]?["retryAfterMs"] == 3_000)
         #expect(body["error"]?["limit"] == "messages")
-        let custom = APIError.rateLimited(RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000),
-                                          RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 10_000),
+        let custom = APIError.rateLimited(RateLimitPolicy(name: "messages", limit: 5, window: .milliseconds(10_000)),
+                                          RateLimitDecision(allowed: false, remaining: 0, retryAfter: .milliseconds(10_000)),
                                           message: "too many messages")
         #expect(custom.message == "too many messages")
         #expect(custom.headers["Retry-After"] == "10")
@@ -369,8 +369,8 @@ import Testing
     // MARK: Worker replies
 
     @Test func failedRepliesKeepTheirDetails() throws {
-        let policy = RateLimitPolicy(name: "messages", limit: 5, windowMilliseconds: 10_000)
-        let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 4_321),
+        let policy = RateLimitPolicy(name: "messages", limit: 5, window: .milliseconds(10_000))
+        let error = APIError.rateLimited(policy, RateLimitDecision(allowed: false, remaining: 0, retryAfter: .milliseconds(4_321)),
                                          message: "too many messages")
         let reply = ChatReply(reply: ReplyAddress(gateway: "gw-1", engineSession: "s1", ack: 7), error: error)
         #expect(reply.outcome == .failed(code: "rate_limited", message: "too many messages",
@@ -426,7 +426,7 @@ import Testing
 
     @Test func settingsReadPoliciesAndFailureModes() throws {
         #expect(try Self.reader([:]).rateLimit("RATE_LIMIT_API", policyName: "api")
-            == RateLimitPolicy(name: "api", limit: 100, windowMilliseconds: 60_000))
+            == RateLimitPolicy(name: "api", limit: 100, window: .milliseconds(60_000)))
         #expect(try Self.reader(["RATE_LIMIT_API": "5/10s"]).rateLimit("RATE_LIMIT_API", policyName: "api")?.limit == 5)
         #expect(try Self.reader(["RATE_LIMIT_API": "off"]).rateLimit("RATE_LIMIT_API", policyName: "api") == nil)
         #expect(try Self.reader([:]).rateLimitFailureMode("RATE_LIMIT_API_ON_REDIS_ERROR") == .local)

@@ -59,13 +59,13 @@ import Testing
     }
 
     @Test func consumerGroupCommands() {
-        #expect(RedisCommand.xreadgroup(group: "workers", consumer: "w1", count: 128, blockMilliseconds: 2_000, stream: "chat:cmd", id: ">")
+        #expect(RedisCommand.xreadgroup(group: "workers", consumer: "w1", count: 128, block: .milliseconds(2_000), stream: "chat:cmd", id: ">")
             == RedisCommand(["XREADGROUP", "GROUP", "workers", "w1", "COUNT", "128", "BLOCK", "2000", "STREAMS", "chat:cmd", ">"]))
         #expect(RedisCommand.xack("chat:cmd", group: "workers", ids: ["1-0", "2-0"])
             == RedisCommand(["XACK", "chat:cmd", "workers", "1-0", "2-0"]))
-        #expect(RedisCommand.xautoclaim("chat:cmd", group: "workers", consumer: "w1", minIdleMilliseconds: 30_000, start: "0-0", count: 128)
+        #expect(RedisCommand.xautoclaim("chat:cmd", group: "workers", consumer: "w1", minIdle: .milliseconds(30_000), start: "0-0", count: 128)
             == RedisCommand(["XAUTOCLAIM", "chat:cmd", "workers", "w1", "30000", "0-0", "COUNT", "128"]))
-        #expect(RedisCommand.xclaimJustID("chat:cmd", group: "workers", consumer: "w1", minIdleMilliseconds: 0, ids: ["1-0", "2-0"])
+        #expect(RedisCommand.xclaimJustID("chat:cmd", group: "workers", consumer: "w1", minIdle: .milliseconds(0), ids: ["1-0", "2-0"])
             == RedisCommand(["XCLAIM", "chat:cmd", "workers", "w1", "0", "1-0", "2-0", "JUSTID"]))
         #expect(RedisCommand.xgroupCreate("chat:cmd", group: "workers", startID: "0", makeStream: true)
             == RedisCommand(["XGROUP", "CREATE", "chat:cmd", "workers", "0", "MKSTREAM"]))

@@ -10,9 +10,9 @@ import Testing
         #expect(configuration.database == 0)
         #expect(configuration.username == nil)
         #expect(configuration.password == nil)
-        #expect(configuration.connectTimeoutMilliseconds == 2_000)
-        #expect(configuration.commandTimeoutMilliseconds == 5_000)
-        #expect(configuration.backoff == RedisBackoff(minimumMilliseconds: 100, maximumMilliseconds: 5_000, jitter: 0.5))
+        #expect(configuration.connectTimeout == .seconds(2))
+        #expect(configuration.commandTimeout == .seconds(5))
+        #expect(configuration.backoff == RedisBackoff(minimum: .milliseconds(100), maximum: .milliseconds(5_000), jitter: 0.5))
     }
 
     @Test func fullFormWithUserPasswordPortAndDatabase() throws {

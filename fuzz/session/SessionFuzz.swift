@@ -8,7 +8,7 @@
 // is also fed to the gateway's pure validators (`MessagePayload`, `SyncCursor`).
 // Invariants (a violation is a crash libFuzzer reports):
 // - pending server acks never exceed `maxPendingServerAcks`;
-// - every timer armed is within 0...`maxTimerMilliseconds`;
+// - every timer armed is within 0...`maxTimer`;
 // - after `.close` (or `closed()`) the state is `.closed` and every later input returns no action;
 // - `.didConnect(p)` only comes from `admitted`, with the principal `.admit` announced;
 // - a principal being admitted or connected has token times inside `JWTSigner.timestampRange`;
@@ -61,11 +61,11 @@ extension FuzzInput {
         }
         var configuration = Machine.Configuration(
             signer: signer,
-            connectTimeoutMilliseconds: pick([100, 0, 1, 10_000, -1, Int64.max, Int64.min]),
+            connectTimeout: .milliseconds(pick([100, 0, 1, 10_000, -1, Int64.max, Int64.min])),
             eventBudget: budget)
         configuration.maxPendingServerAcks = pick([16, 0, 1, 3, 64])
-        configuration.serverAckTimeoutMilliseconds = pick([10_000, 0, 1, -1, Int64.max, Int64.min, 86_400_001])
-        configuration.maxTimerMilliseconds = pick([86_400_000, 1, 1000, Int64.max])
+        configuration.serverAckTimeout = .milliseconds(pick([10_000, 0, 1, -1, Int64.max, Int64.min, 86_400_001]))
+        configuration.maxTimer = .milliseconds(pick([86_400_000, 1, 1000, Int64.max]))
         return configuration
     }
 
@@ -357,7 +357,7 @@ private struct SessionProgram {
             invariant(actions.isEmpty, "closed session answered \(call) with \(actions)")
             return
         }
-        let maxTimer = configuration.maxTimerMilliseconds
+        let maxTimer = configuration.maxTimer
         var closes = false
         for action in actions {
             switch action {
@@ -385,10 +385,10 @@ private struct SessionProgram {
                 checkTimes(principal)
                 confirming.append((principal, ackID))
                 principals.append(principal)
-            case .armDeadline(let milliseconds):
-                invariant((0...maxTimer).contains(milliseconds), "armDeadline(\(milliseconds)) outside 0...\(maxTimer)")
-            case .armServerAckTimeout(let id, let milliseconds):
-                invariant((0...maxTimer).contains(milliseconds), "armServerAckTimeout(\(milliseconds)) outside 0...\(maxTimer)")
+            case .armDeadline(let delay):
+                invariant((Duration.zero...max(.milliseconds(1), maxTimer)).contains(delay), "armDeadline(\(delay)) outside 0...\(maxTimer)")
+            case .armServerAckTimeout(let id, let delay):
+                invariant((Duration.zero...max(.milliseconds(1), maxTimer)).contains(delay), "armServerAckTimeout(\(delay)) outside 0...\(maxTimer)")
                 armedServerAcks.append(id)
                 if armedServerAcks.count > 64 { armedServerAcks.removeFirst(32) }
             case .didConnect(let principal):

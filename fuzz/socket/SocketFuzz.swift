@@ -71,7 +71,7 @@ private final class FuzzHost: SocketSessionHost {
         self.clock = clock
         self.answers = answers
         sessionConfiguration = SocketSessionMachine.SharedConfiguration(SocketSessionMachine.Configuration(
-            signer: signer, connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
+            signer: signer, connectTimeout: configuration.connectTimeout,
             eventBudget: configuration.eventBudget))
     }
 
@@ -221,7 +221,7 @@ private func runProgram(_ bytes: [UInt8]) async {
             // Raw bytes in pieces.
             transport.receive(step.data(maximum: 300), chunkSize: 1 + step.below(32))
         case 7:
-            clock.advance(byMilliseconds: step.pick([1, 100, 1_000, 20_000, 25_100, 45_100, 3_600_000, 86_400_000 * 2]))
+            clock.advance(by: .milliseconds(step.pick([1, 100, 1_000, 20_000, 25_100, 45_100, 3_600_000, 86_400_000 * 2])))
         case 8:
             if step.bool() { transport.peerStopsReading() } else { transport.peerResumesReading() }
         case 9:
@@ -267,7 +267,7 @@ private func runProgram(_ bytes: [UInt8]) async {
     transport.closeNow()
     for _ in 0..<4 { await Task.yield() }
     if host.closedCount != 1 { fail("dropped transport: sessionClosed called \(host.closedCount) times") }
-    clock.advance(byMilliseconds: 86_400_000 * 30)
+    clock.advance(by: .milliseconds(86_400_000 * 30))
     for _ in 0..<4 { await Task.yield() }
     if clock.pendingTimers != 0 { fail("\(clock.pendingTimers) timers left after the socket closed") }
     session = nil

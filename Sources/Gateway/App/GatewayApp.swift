@@ -90,18 +90,18 @@ final class GatewayApp: ServiceApp {
         guard !stopping else { return }
         stopping = true
         guard let server, let services else { return finish() }
-        let grace = Int64(configuration.common.shutdownGraceMilliseconds)
+        let grace = configuration.common.shutdownGrace
         // HTTP, sockets and the admin port drain side by side; the process ends when all are done.
         var remaining = admin == nil ? 2 : 3
         let done: @LoopActor () -> Void = { [unowned self] in
             remaining -= 1
             guard remaining == 0 else { return }
             // Sockets are closed: their offline announcements go out, then the liveness key goes.
-            services.presence.registry.stop(graceMilliseconds: min(grace, 5_000)) { [unowned self] in self.finish() }
+            services.presence.registry.stop(grace: min(grace, .seconds(5))) { [unowned self] in self.finish() }
         }
-        server.shutdown(graceMilliseconds: grace, completion: done)
-        services.realtime.shutdown(graceMilliseconds: grace, completion: done)
-        admin?.shutdown(graceMilliseconds: grace, completion: done)
+        server.shutdown(grace: grace, completion: done)
+        services.realtime.shutdown(grace: grace, completion: done)
+        admin?.shutdown(grace: grace, completion: done)
     }
 
     private func finish() {

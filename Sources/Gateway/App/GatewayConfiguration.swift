@@ -60,8 +60,8 @@ struct GatewayConfiguration: Sendable {
         http.port = UInt16(try reader.int("PORT", in: 0...65535))
         http.parserLimits.maxBodyBytes = try reader.int("HTTP_MAX_BODY_BYTES", in: 1024...(64 << 20))
         http.parserLimits.maxHeaderBytes = try reader.int("HTTP_MAX_HEADER_BYTES", in: 1024...(1 << 20))
-        http.requestReadTimeoutMilliseconds = Int64(try reader.int("HTTP_HEADER_TIMEOUT_MS", in: 100...600_000))
-        http.idleTimeoutMilliseconds = Int64(try reader.int("HTTP_IDLE_TIMEOUT_MS", in: 100...3_600_000))
+        http.requestReadTimeout = try reader.milliseconds("HTTP_HEADER_TIMEOUT_MS", in: 100...600_000)
+        http.idleTimeout = try reader.milliseconds("HTTP_IDLE_TIMEOUT_MS", in: 100...3_600_000)
         http.maxConnections = try reader.int("MAX_CONNECTIONS", in: 1...1_000_000)
         self.http = http
         admin = try .admin(reader: reader)

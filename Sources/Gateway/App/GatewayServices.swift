@@ -58,7 +58,7 @@ final class GatewayServices {
         userRoutes = UserRoutes(directory: directory, presence: registry)
         let reader = ConversationReader(database: database, presence: registry)
         submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messagingConfiguration.commandStream,
-                                     replyTimeoutMilliseconds: messagingConfiguration.replyTimeoutMilliseconds, clock: clock)
+                                     replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)

@@ -24,7 +24,7 @@ final class CommandSubmitter {
     private let redis: RedisClient
     let gatewayID: String
     private let stream: String
-    private let replyTimeoutMilliseconds: Int64
+    private let replyTimeout: Duration
     private let clock: any LoopClock
     /// REST requests waiting for their reply, by request id.
     private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
@@ -41,11 +41,11 @@ final class CommandSubmitter {
     /// Answers a socket: a worker's reply for it, or the `worker_unavailable` of an ack that timed out.
     var answerSocket: (@LoopActor (ChatReply) -> Void)?
 
-    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeoutMilliseconds: Int64, clock: any LoopClock = SystemClock.shared) {
+    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeout: Duration, clock: any LoopClock = SystemClock.shared) {
         self.redis = redis
         self.gatewayID = gatewayID
         self.stream = stream
-        self.replyTimeoutMilliseconds = replyTimeoutMilliseconds
+        self.replyTimeout = replyTimeout
         self.clock = clock
     }
 
@@ -65,7 +65,7 @@ final class CommandSubmitter {
                                        reply: ReplyAddress(gateway: gatewayID, request: requestID))
         // The waiter is registered before XADD is sent: the reply may arrive before XADD's own answer.
         let waiting = await withCheckedContinuation { (continuation: CheckedContinuation<Waiting, Never>) in
-            let timer = clock.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+            let timer = clock.schedule(after: replyTimeout) { [weak self] in
                 self?.finishRequest(requestID, .timedOut)
             }
             requests[requestID] = (continuation, timer)
@@ -101,7 +101,7 @@ final class CommandSubmitter {
         if let ackID {
             let address = SocketAck(engineSession: engineSession, ack: ackID)
             if let previous = socketAcks[address] { clock.cancel(previous) }
-            socketAcks[address] = clock.schedule(afterMilliseconds: replyTimeoutMilliseconds) { [weak self] in
+            socketAcks[address] = clock.schedule(after: replyTimeout) { [weak self] in
                 self?.socketAckTimedOut(address)
             }
         }

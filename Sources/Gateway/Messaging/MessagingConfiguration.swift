@@ -6,13 +6,13 @@ struct MessagingConfiguration: Sendable {
     /// The Redis stream commands are appended to (the workers read it with their group).
     var commandStream: String
     /// How long a REST write (or a socket command with an ack) waits for the worker's reply.
-    var replyTimeoutMilliseconds: Int64
+    var replyTimeout: Duration
     /// Most Unicode scalars in a message's `content` (the worker checks again with its own setting).
     var maxContentLength: Int
     /// A `typing` without a follow-up for this long ends with an automatic `stopTyping`.
-    var typingTimeoutMilliseconds: Int64
+    var typingTimeout: Duration
     /// Repeated `typing` events to one receiver within this interval only re-arm the deadline.
-    var typingRepeatMilliseconds: Int64
+    var typingRepeat: Duration
     /// Receivers one socket may be typing to at the same time.
     var maxTypingReceivers: Int
     /// Default and largest page of `GET /api/messages/conversation/:id`.
@@ -34,10 +34,10 @@ struct MessagingConfiguration: Sendable {
     /// The defaults, for tests.
     init() {
         commandStream = ChatChannels.commandStream
-        replyTimeoutMilliseconds = 10_000
+        replyTimeout = .seconds(10)
         maxContentLength = ChatLimits.maxContentLength
-        typingTimeoutMilliseconds = 5_000
-        typingRepeatMilliseconds = 1_000
+        typingTimeout = .seconds(5)
+        typingRepeat = .seconds(1)
         maxTypingReceivers = 32
         historyDefaultLimit = 50
         historyMaxLimit = 200
@@ -48,12 +48,12 @@ struct MessagingConfiguration: Sendable {
     init(reader: SettingsReader) throws(ConfigurationError) {
         self.init()
         commandStream = try reader.string("COMMAND_STREAM")
-        replyTimeoutMilliseconds = Int64(try reader.int("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000))
+        replyTimeout = try reader.milliseconds("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
-        typingTimeoutMilliseconds = Int64(try reader.int("TYPING_TIMEOUT_MS", in: 500...60_000))
-        typingRepeatMilliseconds = Int64(try reader.int("TYPING_REPEAT_MS", in: 0...60_000))
-        guard typingRepeatMilliseconds < typingTimeoutMilliseconds else {
-            throw ConfigurationError("TYPING_REPEAT_MS", "must be below TYPING_TIMEOUT_MS (\(typingTimeoutMilliseconds))")
+        typingTimeout = try reader.milliseconds("TYPING_TIMEOUT_MS", in: 500...60_000)
+        typingRepeat = try reader.milliseconds("TYPING_REPEAT_MS", in: 0...60_000)
+        guard typingRepeat < typingTimeout else {
+            throw ConfigurationError("TYPING_REPEAT_MS", "must be below TYPING_TIMEOUT_MS (\(typingTimeout.wholeMilliseconds))")
         }
     }
 }

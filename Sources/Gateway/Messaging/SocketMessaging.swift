@@ -24,8 +24,8 @@ final class SocketMessaging {
         self.reader = reader
         self.redis = redis
         self.apiBudget = apiBudget
-        typingLimits = TypingState.Limits(timeout: UInt64(configuration.typingTimeoutMilliseconds) * 1_000_000,
-                                          repeatInterval: UInt64(configuration.typingRepeatMilliseconds) * 1_000_000,
+        typingLimits = TypingState.Limits(timeout: configuration.typingTimeout.nanosecondsSaturated,
+                                          repeatInterval: configuration.typingRepeat.nanosecondsSaturated,
                                           maxReceivers: configuration.maxTypingReceivers)
     }
 

@@ -58,9 +58,8 @@ final class TypingRelay {
         if let timerDeadline, timerDeadline <= deadline, timer != nil { return }
         cancelTimer()
         let now = clock.now()
-        let milliseconds = MonotonicClock.milliseconds(until: deadline, from: now)
         timerDeadline = deadline
-        timer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        timer = clock.schedule(after: MonotonicClock.duration(until: deadline, from: now)) { [weak self] in
             guard let self else { return }
             self.timer = nil
             self.timerDeadline = nil

@@ -4,9 +4,9 @@ import Shared
 /// users are announced offline by another gateway's sweep within `ttl + sweep` (at most 2 × TTL
 /// with the defaults: 10 s + 5 s).
 struct PresenceConfiguration: Sendable {
-    var ttlMilliseconds: Int64 = 10_000
-    var heartbeatMilliseconds: Int64 = 3_000
-    var sweepMilliseconds: Int64 = 5_000
+    var ttl: Duration = .seconds(10)
+    var heartbeatInterval: Duration = .seconds(3)
+    var sweepInterval: Duration = .seconds(5)
 
     static let settings: [Setting] = [
         Setting("PRESENCE_TTL_MS", "10000", "lifetime of a gateway's liveness key; its users count as offline once it lapses"),
@@ -18,14 +18,14 @@ struct PresenceConfiguration: Sendable {
     init() {}
 
     init(reader: SettingsReader) throws(ConfigurationError) {
-        ttlMilliseconds = Int64(try reader.int("PRESENCE_TTL_MS", in: 500...600_000))
-        heartbeatMilliseconds = Int64(try reader.int("PRESENCE_HEARTBEAT_MS", in: 100...200_000))
-        sweepMilliseconds = Int64(try reader.int("PRESENCE_SWEEP_MS", in: 100...600_000))
-        guard heartbeatMilliseconds * 3 <= ttlMilliseconds else {
-            throw ConfigurationError("PRESENCE_HEARTBEAT_MS", "must be at most a third of PRESENCE_TTL_MS (\(ttlMilliseconds)) so one lost renewal is survived")
+        ttl = try reader.milliseconds("PRESENCE_TTL_MS", in: 500...600_000)
+        heartbeatInterval = try reader.milliseconds("PRESENCE_HEARTBEAT_MS", in: 100...200_000)
+        sweepInterval = try reader.milliseconds("PRESENCE_SWEEP_MS", in: 100...600_000)
+        guard heartbeatInterval * 3 <= ttl else {
+            throw ConfigurationError("PRESENCE_HEARTBEAT_MS", "must be at most a third of PRESENCE_TTL_MS (\(ttl.wholeMilliseconds)) so one lost renewal is survived")
         }
-        guard sweepMilliseconds <= ttlMilliseconds else {
-            throw ConfigurationError("PRESENCE_SWEEP_MS", "must be at most PRESENCE_TTL_MS (\(ttlMilliseconds)) to keep the offline bound within 2 x TTL")
+        guard sweepInterval <= ttl else {
+            throw ConfigurationError("PRESENCE_SWEEP_MS", "must be at most PRESENCE_TTL_MS (\(ttl.wholeMilliseconds)) to keep the offline bound within 2 x TTL")
         }
     }
 }

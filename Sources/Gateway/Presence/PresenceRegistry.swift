@@ -69,7 +69,7 @@ final class PresenceRegistry: PresenceLookup {
     func start() {
         track {
             // The client connects in the background; registering before it is up would only fail.
-            _ = await self.redis.waitUntilConnected(timeoutMilliseconds: 5_000)
+            _ = await self.redis.waitUntilConnected(timeout: .seconds(5))
             await self.register()
         }
         scheduleHeartbeat()
@@ -128,7 +128,7 @@ final class PresenceRegistry: PresenceLookup {
     private func register() async {
         do throws(RedisError) {
             _ = try await redis.evaluate(PresenceScripts.heartbeat, keys: [PresenceScripts.aliveKey(instance), PresenceScripts.gatewaysKey],
-                                         arguments: [instance, String(configuration.ttlMilliseconds), "create"])
+                                         arguments: [instance, String(configuration.ttl.wholeMilliseconds), "create"])
             registered = true
             // Counts written before the key existed were invisible to other gateways (one of them
             // may have announced a user offline meanwhile): write them again, now visible.
@@ -139,7 +139,7 @@ final class PresenceRegistry: PresenceLookup {
     }
 
     private func scheduleHeartbeat() {
-        heartbeatTimer = EventLoop.shared.schedule(afterMilliseconds: configuration.heartbeatMilliseconds) { [weak self] in
+        heartbeatTimer = EventLoop.shared.schedule(after: configuration.heartbeatInterval) { [weak self] in
             guard let self, !self.stopped else { return }
             self.track { await self.heartbeat() }
             self.scheduleHeartbeat()
@@ -150,7 +150,7 @@ final class PresenceRegistry: PresenceLookup {
         guard registered else { return await register() }
         do throws(RedisError) {
             let renewed = try await redis.evaluate(PresenceScripts.heartbeat, keys: [PresenceScripts.aliveKey(instance), PresenceScripts.gatewaysKey],
-                                                   arguments: [instance, String(configuration.ttlMilliseconds), "renew"])
+                                                   arguments: [instance, String(configuration.ttl.wholeMilliseconds), "renew"])
             if renewed.int == 0 {
                 let old = instance
                 instance = Self.newInstance(gatewayID)
@@ -168,7 +168,7 @@ final class PresenceRegistry: PresenceLookup {
     // MARK: Sweep
 
     private func scheduleSweep() {
-        sweepTimer = EventLoop.shared.schedule(afterMilliseconds: configuration.sweepMilliseconds) { [weak self] in
+        sweepTimer = EventLoop.shared.schedule(after: configuration.sweepInterval) { [weak self] in
             guard let self, !self.stopped else { return }
             self.track { await self.sweep() }
             self.scheduleSweep()
@@ -181,7 +181,7 @@ final class PresenceRegistry: PresenceLookup {
             let reply: RedisValue
             do throws(RedisError) {
                 reply = try await redis.evaluate(PresenceScripts.sweep, keys: [PresenceScripts.gatewaysKey],
-                                                 arguments: [instance, String(Self.sweepBatch), String(configuration.ttlMilliseconds)])
+                                                 arguments: [instance, String(Self.sweepBatch), String(configuration.ttl.wholeMilliseconds)])
             } catch {
                 return
             }
@@ -222,8 +222,8 @@ final class PresenceRegistry: PresenceLookup {
 
     /// After the sockets are gone: waits for outstanding writes (and the announcements they
     /// trigger, which the caller tracks with `track`), then removes the liveness key, so the
-    /// cluster needs no sweep for a graceful stop. `completion` runs within `graceMilliseconds`.
-    func stop(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
+    /// cluster needs no sweep for a graceful stop. `completion` runs within `grace`.
+    func stop(grace: Duration, completion: @escaping @LoopActor () -> Void) {
         stopped = true
         if let heartbeatTimer { EventLoop.shared.cancel(heartbeatTimer) }
         if let sweepTimer { EventLoop.shared.cancel(sweepTimer) }
@@ -233,7 +233,7 @@ final class PresenceRegistry: PresenceLookup {
             finished = true
             completion()
         }
-        EventLoop.shared.schedule(afterMilliseconds: graceMilliseconds) { finish() }
+        EventLoop.shared.schedule(after: grace) { finish() }
         whenIdle { [self] in
             Task { @LoopActor in
                 let instance = self.instance

@@ -2,9 +2,9 @@ import Shared
 
 /// Socket settings of the gateway.
 struct RealtimeConfiguration: Sendable {
-    var pingIntervalMilliseconds: Int64
-    var pingTimeoutMilliseconds: Int64
-    var connectTimeoutMilliseconds: Int64
+    var pingInterval: Duration
+    var pingTimeout: Duration
+    var connectTimeout: Duration
     var maxPayloadBytes: Int
     var maxConnectionsPerIP: Int
     var origins: OriginPolicy
@@ -19,9 +19,9 @@ struct RealtimeConfiguration: Sendable {
     ]
 
     init(reader: SettingsReader, isDevelopment: Bool) throws(ConfigurationError) {
-        pingIntervalMilliseconds = Int64(try reader.int("SOCKETIO_PING_INTERVAL_MS", in: 100...600_000))
-        pingTimeoutMilliseconds = Int64(try reader.int("SOCKETIO_PING_TIMEOUT_MS", in: 100...600_000))
-        connectTimeoutMilliseconds = Int64(try reader.int("SOCKETIO_CONNECT_TIMEOUT_MS", in: 100...600_000))
+        pingInterval = try reader.milliseconds("SOCKETIO_PING_INTERVAL_MS", in: 100...600_000)
+        pingTimeout = try reader.milliseconds("SOCKETIO_PING_TIMEOUT_MS", in: 100...600_000)
+        connectTimeout = try reader.milliseconds("SOCKETIO_CONNECT_TIMEOUT_MS", in: 100...600_000)
         maxPayloadBytes = try reader.int("SOCKETIO_MAX_PAYLOAD_BYTES", in: 1024...(64 << 20))
         maxConnectionsPerIP = try reader.int("MAX_CONNECTIONS_PER_IP", in: 1...1_000_000)
         origins = try OriginPolicy(list: reader.optionalString("ALLOWED_ORIGINS") ?? (isDevelopment ? "*" : ""))
@@ -32,7 +32,7 @@ struct RealtimeConfiguration: Sendable {
         webSocket.limits.maxMessageBytes = maxPayloadBytes
         webSocket.limits.maxFrameBytes = maxPayloadBytes
         webSocket.maxPendingWriteBytes = try reader.int("WS_MAX_PENDING_BYTES", in: 4096...(256 << 20))
-        webSocket.idleTimeoutMilliseconds = nil  // Engine.IO pings decide liveness.
+        webSocket.idleTimeout = nil  // Engine.IO pings decide liveness.
         self.webSocket = webSocket
         eventBudget = SocketEventBudget.Configuration(
             ratePerSecond: try reader.int("SOCKET_EVENT_RATE", in: SocketEventBudget.Configuration.rateRange),

@@ -48,7 +48,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         self.trustedProxies = trustedProxies
         self.logger = logger
         sessionConfiguration = SocketSessionMachine.SharedConfiguration(SocketSessionMachine.Configuration(
-            signer: tokens.verifier, connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds,
+            signer: tokens.verifier, connectTimeout: configuration.connectTimeout,
             eventBudget: configuration.eventBudget))
         channels = UserChannels(logger: logger)
         channels.onControl = { sessions, control in
@@ -265,8 +265,8 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     private static let recheckBatch = 500
 
     /// Refuses new sockets, closes open ones (WebSocket 1001, so clients reconnect
-    /// elsewhere) and calls `completion` once they are gone or after `graceMilliseconds`.
-    func shutdown(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
+    /// elsewhere) and calls `completion` once they are gone or after `grace`.
+    func shutdown(grace: Duration, completion: @escaping @LoopActor () -> Void) {
         draining = true
         var finished = false
         let finish: @LoopActor () -> Void = {
@@ -278,7 +278,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         drainWaiters.append(finish)
         logger.info("closing sockets", ["sockets": .int(Int64(sessions.count))])
         for session in Array(sessions.values) { session.shutdown() }
-        clock.schedule(afterMilliseconds: graceMilliseconds) { finish() }
+        clock.schedule(after: grace) { finish() }
     }
 
     func close() { channels.close() }

@@ -29,7 +29,7 @@ struct SocketEventBudget: Sendable, Equatable {
     enum Decision: Sendable, Equatable {
         case admitted
         /// Refused; a retry after this many milliseconds would be admitted.
-        case refused(retryAfterMilliseconds: Int64)
+        case refused(retryAfter: Duration)
         /// Refused, and the socket has been flooding: close it.
         case flood
     }
@@ -73,7 +73,6 @@ struct SocketEventBudget: Sendable, Equatable {
         if configuration.floodRefusals > 0 && refusedInWindow > configuration.floodRefusals {
             return .flood
         }
-        let waitNanoseconds = cost - credit
-        return .refused(retryAfterMilliseconds: Int64((waitNanoseconds + 999_999) / 1_000_000))
+        return .refused(retryAfter: .between(credit, cost))
     }
 }

@@ -31,8 +31,8 @@ final class SocketSession: WebSocketConnectionDelegate {
         engineID = SecureRandom.token(byteCount: 15)
         machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken,
                                        now: SocketSessionMachine.Instant(monotonic: host.clock.now(), wallMilliseconds: host.clock.wallMilliseconds()))
-        heartbeat = EngineIOHeartbeat(interval: UInt64(host.configuration.pingIntervalMilliseconds) * 1_000_000,
-                                      timeout: UInt64(host.configuration.pingTimeoutMilliseconds) * 1_000_000)
+        heartbeat = EngineIOHeartbeat(interval: host.configuration.pingInterval.nanosecondsSaturated,
+                                      timeout: host.configuration.pingTimeout.nanosecondsSaturated)
     }
 
     /// The user, once connected.
@@ -58,8 +58,8 @@ final class SocketSession: WebSocketConnectionDelegate {
         let open: JSONValue = [
             "sid": .string(engineID),
             "upgrades": [],
-            "pingInterval": .int(host.configuration.pingIntervalMilliseconds),
-            "pingTimeout": .int(host.configuration.pingTimeoutMilliseconds),
+            "pingInterval": .int(host.configuration.pingInterval.wholeMilliseconds),
+            "pingTimeout": .int(host.configuration.pingTimeout.wholeMilliseconds),
             "maxPayload": .int(Int64(host.configuration.maxPayloadBytes)),
         ]
         connection.send(text: EngineIOPacket.open(open).encoded)
@@ -182,9 +182,9 @@ final class SocketSession: WebSocketConnectionDelegate {
             Task { @LoopActor in await self.admit(principal) }
         case .confirmToken(let principal, let ackID):
             Task { @LoopActor in await self.confirm(principal, ackID: ackID) }
-        case .armDeadline(let milliseconds):
+        case .armDeadline(let delay):
             if let deadlineTimer { clock.cancel(deadlineTimer) }
-            deadlineTimer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
+            deadlineTimer = clock.schedule(after: delay) { [weak self] in
                 guard let self else { return }
                 self.deadlineTimer = nil
                 self.perform(self.machine.deadlineFired(now: self.now()))
@@ -198,8 +198,8 @@ final class SocketSession: WebSocketConnectionDelegate {
             guard machine.principal != nil else { break }
             admittedUserID = principal.userID
             host.sessionConnected(self, userID: principal.userID)
-        case .armServerAckTimeout(let id, let milliseconds):
-            serverAckTimers[id] = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        case .armServerAckTimeout(let id, let delay):
+            serverAckTimers[id] = clock.schedule(after: delay) { [weak self] in
                 guard let self else { return }
                 self.serverAckTimers[id] = nil
                 self.perform(self.machine.serverAckTimedOut(id))
@@ -257,8 +257,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         if let heartbeatTimer { clock.cancel(heartbeatTimer) }
         let grain = Self.heartbeatGrainNanoseconds
         let rounded = deadline.addingSaturated(grain - 1) / grain * grain
-        let milliseconds = MonotonicClock.milliseconds(until: rounded, from: clock.now())
-        heartbeatTimer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        heartbeatTimer = clock.schedule(after: MonotonicClock.duration(until: rounded, from: clock.now())) { [weak self] in
             guard let self else { return }
             self.perform(self.heartbeat.timerFired(now: self.clock.now()))
         }

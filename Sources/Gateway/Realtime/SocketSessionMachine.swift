@@ -15,15 +15,15 @@ struct SocketSessionMachine {
         /// Verifies tokens (algorithm, signature, times, issuer, audience).
         var signer: JWTSigner
         /// Time a socket has to send CONNECT.
-        var connectTimeoutMilliseconds: Int64
+        var connectTimeout: Duration
         /// Per-socket event budget; nil admits everything.
         var eventBudget: SocketEventBudget.Configuration?
         /// Most server→client acks a socket may have outstanding (`requestServerAck`).
         var maxPendingServerAcks = 16
         /// Longest wait for a client's ack before `ack_timeout`.
-        var serverAckTimeoutMilliseconds: Int64 = 10_000
+        var serverAckTimeout: Duration = .seconds(10)
         /// Longest timer armed at once: a token valid for years re-arms at this interval.
-        var maxTimerMilliseconds: Int64 = 86_400_000
+        var maxTimer: Duration = .seconds(86_400)
 
         /// Clock skew tolerated on the token's expiry.
         var leewaySeconds: Int64 { signer.leewaySeconds }
@@ -75,7 +75,7 @@ struct SocketSessionMachine {
         /// `reauthenticationFailed`.
         case confirmToken(Principal, ackID: Int64?)
         /// (Re-)arm the session's one deadline timer (connect deadline, then token expiry).
-        case armDeadline(milliseconds: Int64)
+        case armDeadline(after: Duration)
         /// Count an incoming event (metrics).
         case countEvent(String)
         /// A gateway event to route.
@@ -83,7 +83,7 @@ struct SocketSessionMachine {
         /// The socket is connected as this principal (presence).
         case didConnect(Principal)
         /// Arm the timeout of server ack `id`; on fire call `serverAckTimedOut(id)`.
-        case armServerAckTimeout(id: Int64, milliseconds: Int64)
+        case armServerAckTimeout(id: Int64, after: Duration)
     }
 
     /// Revocations remembered, for tokens whose check was in flight when one arrived.
@@ -138,7 +138,7 @@ struct SocketSessionMachine {
     /// The session opened: the connect deadline starts.
     mutating func start() -> [Action] {
         guard state == .awaitingConnect else { return [] }
-        return [.armDeadline(milliseconds: clampTimer(configuration.connectTimeoutMilliseconds))]
+        return [.armDeadline(after: clampTimer(configuration.connectTimeout))]
     }
 
     /// The WebSocket closed.
@@ -158,7 +158,7 @@ struct SocketSessionMachine {
         case .connected(let principal):
             let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds,
                                                                leewaySeconds: configuration.leewaySeconds)
-            guard remaining <= 0 else { return [.armDeadline(milliseconds: clampTimer(remaining))] }
+            guard remaining <= 0 else { return [.armDeadline(after: clampTimer(.milliseconds(remaining)))] }
             return end(.tokenExpired, message: "the access token expired; reconnect with a fresh token", reason: "token expired")
         case .closed:
             return []
@@ -268,7 +268,7 @@ struct SocketSessionMachine {
         self.socketID = socketID
         headerToken = nil
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
-        return [.armDeadline(milliseconds: clampTimer(remaining)), .send(.connect(sid: socketID)), .didConnect(principal)]
+        return [.armDeadline(after: clampTimer(.milliseconds(remaining))), .send(.connect(sid: socketID)), .didConnect(principal)]
     }
 
     /// The checks of `admit` failed: CONNECT_ERROR, and the socket may try again (until the connect
@@ -293,8 +293,8 @@ struct SocketSessionMachine {
             return nil
         case .refused(let wait):
             let summary = "\(budget.configuration.ratePerSecond)/s, burst \(budget.configuration.burst)"
-            let refusal = APIError.rateLimited(limit: Self.eventBudgetLimit, retryAfterMilliseconds: wait,
-                                               message: "too many events on this socket (\(summary)); retry in \(max(1, wait)) ms")
+            let refusal = APIError.rateLimited(limit: Self.eventBudgetLimit, retryAfter: wait,
+                                               message: "too many events on this socket (\(summary)); retry in \(max(1, wait.millisecondsRoundedUp)) ms")
             return [Self.errorAction(refusal, ackID: ackID)]
         case .flood:
             return end(.eventFlood, reason: "event flood")
@@ -365,7 +365,7 @@ struct SocketSessionMachine {
         }
         state = .connected(principal)
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
-        var actions: [Action] = [.armDeadline(milliseconds: clampTimer(remaining))]
+        var actions: [Action] = [.armDeadline(after: clampTimer(.milliseconds(remaining)))]
         if let ackID { actions.append(.send(.ack(id: ackID, [["ok": true, "expiresAt": .int(principal.expiresAtMilliseconds)]]))) }
         return actions
     }
@@ -412,7 +412,7 @@ struct SocketSessionMachine {
         let id = nextServerAckID
         serverAcks[id] = ackID
         return [.send(.event(event, [body["data"] ?? .null], ackID: id)),
-                .armServerAckTimeout(id: id, milliseconds: clampTimer(configuration.serverAckTimeoutMilliseconds))]
+                .armServerAckTimeout(id: id, after: clampTimer(configuration.serverAckTimeout))]
     }
 
     /// Server ack `id` got no answer in time.
@@ -474,8 +474,8 @@ struct SocketSessionMachine {
         close(WebSocketCloseCode.protocolError, reason)
     }
 
-    private func clampTimer(_ milliseconds: Int64) -> Int64 {
-        min(max(0, milliseconds), max(1, configuration.maxTimerMilliseconds))
+    private func clampTimer(_ delay: Duration) -> Duration {
+        min(max(.zero, delay), max(.milliseconds(1), configuration.maxTimer))
     }
 }
 

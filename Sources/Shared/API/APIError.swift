@@ -84,18 +84,18 @@ package struct APIError: Error, Sendable, Equatable {
 }
 
 extension APIError {
-    /// 429 `rate_limited` with the limit's name and the wait in milliseconds.
-    package static func rateLimited(limit: String, retryAfterMilliseconds: Int64, message: String) -> APIError {
-        let wait = max(1, retryAfterMilliseconds)
+    /// 429 `rate_limited` with the limit's name and the wait (`retryAfterMs`, whole milliseconds, at least 1).
+    package static func rateLimited(limit: String, retryAfter: Duration, message: String) -> APIError {
+        let wait = max(.milliseconds(1), retryAfter)
         return APIError(.rateLimited, message: message,
-                        headers: ["Retry-After": String(retryAfterSeconds(milliseconds: wait))],
-                        details: ["limit": .string(limit), "retryAfterMs": .int(wait)])
+                        headers: ["Retry-After": String(retryAfterSeconds(wait))],
+                        details: ["limit": .string(limit), "retryAfterMs": .int(wait.millisecondsRoundedUp)])
     }
 
     /// A wait as `Retry-After` seconds: rounded up, at least 1 (0 would invite an instant retry).
-    /// Any `Int64` is accepted: the wait may come from a Redis reply or a worker's JSON.
-    package static func retryAfterSeconds(milliseconds: Int64) -> Int64 {
-        max(1, milliseconds.dividedRoundingUp(by: 1000))
+    /// Any wait is accepted: it may come from a Redis reply or a worker's JSON.
+    package static func retryAfterSeconds(_ wait: Duration) -> Int64 {
+        max(1, wait.secondsRoundedUp)
     }
 
     /// 503 when a limiter set to `deny` cannot reach Redis.

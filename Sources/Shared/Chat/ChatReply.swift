@@ -47,7 +47,7 @@ package enum ChatErrors {
         if code.status == .serviceUnavailable {
             error.headers.replaceOrAdd(name: "Retry-After", value: "1")
         } else if code.status == .tooManyRequests, let wait = details["retryAfterMs"]?.int64Value {
-            error.headers.replaceOrAdd(name: "Retry-After", value: String(APIError.retryAfterSeconds(milliseconds: wait)))
+            error.headers.replaceOrAdd(name: "Retry-After", value: String(APIError.retryAfterSeconds(.milliseconds(wait))))
         }
         return error
     }

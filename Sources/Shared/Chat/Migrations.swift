@@ -9,8 +9,8 @@ package enum Migrations {
     /// Returns true once the schema is current. With `retryForever` a missing database is waited for
     /// (processes may start before Postgres); otherwise it gives up after about a minute.
     package static func apply(pool: PostgresPool, logger: Logger, retryForever: Bool, isStopping: @LoopActor () -> Bool) async -> Bool {
-        let deadline = MonotonicClock.now() + 60_000_000_000
-        var delay: Int64 = 250
+        let deadline = MonotonicClock.deadline(after: .seconds(60), from: MonotonicClock.now())
+        var delay = Duration.milliseconds(250)
         while !isStopping() {
             do {
                 let applied = try await PostgresMigrator.migrate(pool: pool, migrations: ChatSchema.migrations)
@@ -27,8 +27,8 @@ package enum Migrations {
                 }
                 logger.warn("cannot apply migrations", ["error": .string(String(describing: error)), "retrying": .bool(transient)])
                 guard transient, retryForever || MonotonicClock.now() < deadline else { return false }
-                await EventLoop.shared.sleep(milliseconds: delay)
-                delay = min(delay * 2, 5_000)
+                await EventLoop.shared.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
             }
         }
         return false

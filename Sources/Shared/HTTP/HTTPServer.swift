@@ -10,9 +10,9 @@ package struct HTTPServerConfiguration: Sendable {
     package var port: UInt16 = 3000
     package var parserLimits = HTTPParserLimits()
     /// A request (head and body) must arrive whole within this time of its first byte.
-    package var requestReadTimeoutMilliseconds: Int64 = 10_000
+    package var requestReadTimeout = Duration.seconds(10)
     /// A keep-alive connection with no request in progress is closed after this.
-    package var idleTimeoutMilliseconds: Int64 = 60_000
+    package var idleTimeout = Duration.seconds(60)
     /// Connections beyond this are answered 503 and closed.
     package var maxConnections = 10_000
     package var connectionLimits = TCPConnectionLimits()
@@ -135,8 +135,8 @@ package final class HTTPServer {
 
     fileprivate var parserLimits: HTTPParserLimits { configuration.parserLimits }
     fileprivate var loopClock: any LoopClock { clock }
-    fileprivate var requestReadTimeout: UInt64 { UInt64(configuration.requestReadTimeoutMilliseconds) * 1_000_000 }
-    fileprivate var idleTimeout: UInt64 { UInt64(configuration.idleTimeoutMilliseconds) * 1_000_000 }
+    fileprivate var requestReadTimeout: UInt64 { configuration.requestReadTimeout.nanosecondsSaturated }
+    fileprivate var idleTimeout: UInt64 { configuration.idleTimeout.nanosecondsSaturated }
 
     fileprivate func makeContext(peer: String) -> HTTPRequestContext {
         nextRequestNumber &+= 1
@@ -200,8 +200,8 @@ package final class HTTPServer {
     }
 
     /// Stops accepting, closes idle connections, lets requests in flight finish (their responses
-    /// say `Connection: close`), and calls `completion` when all are closed or after `graceMilliseconds`.
-    package func shutdown(graceMilliseconds: Int64, completion: @escaping @LoopActor () -> Void) {
+    /// say `Connection: close`), and calls `completion` when all are closed or after `grace`.
+    package func shutdown(grace: Duration, completion: @escaping @LoopActor () -> Void) {
         listener?.close()
         listener = nil
         var finished = false
@@ -213,7 +213,7 @@ package final class HTTPServer {
         if connections.isEmpty { finish(); return }
         shutdownWaiters.append(finish)
         for connection in Array(connections.values) { connection.shutdown() }
-        clock.schedule(afterMilliseconds: graceMilliseconds) { [weak self] in
+        clock.schedule(after: grace) { [weak self] in
             guard let self else { return finish() }
             for connection in Array(self.connections.values) { connection.forceClose() }
             finish()
@@ -357,8 +357,7 @@ private final class HTTPServerConnection: TransportDelegate {
         if timer != nil && armedDeadline == deadline { return }
         armedDeadline = deadline
         if let timer { clock.cancel(timer) }
-        let millis = MonotonicClock.milliseconds(until: deadline, from: clock.now())
-        timer = clock.schedule(afterMilliseconds: millis) { [weak self] in
+        timer = clock.schedule(after: MonotonicClock.duration(until: deadline, from: clock.now())) { [weak self] in
             guard let self else { return }
             self.timer = nil
             self.perform(self.machine.timerFired(now: self.clock.now()))

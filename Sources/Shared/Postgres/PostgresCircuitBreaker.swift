@@ -1,3 +1,5 @@
+import Runtime
+
 /// Remembers a failed connect attempt for a short while so that, when the server is down, callers
 /// fail at once with `.unavailable` instead of each waiting out its own connect attempt (a
 /// circuit breaker with a fixed open period and no half-open state: the first attempt after the
@@ -7,9 +9,9 @@ package struct PostgresCircuitBreaker: Sendable {
     package let openNanoseconds: UInt64
     private var failure: (at: UInt64, message: String)?
 
-    /// `openMilliseconds` ≤ 0 disables the breaker.
-    package init(openMilliseconds: Int64) {
-        openNanoseconds = UInt64(max(0, openMilliseconds)) * 1_000_000
+    /// `openFor` ≤ 0 disables the breaker.
+    package init(openFor: Duration) {
+        openNanoseconds = openFor.nanosecondsSaturated
     }
 
     /// A connect attempt failed at `now`.
@@ -25,7 +27,7 @@ package struct PostgresCircuitBreaker: Sendable {
     /// The reason to refuse a connect attempt at `now`, or nil to allow it.
     package func rejection(now: UInt64) -> String? {
         guard let failure, now &- failure.at < openNanoseconds else { return nil }
-        let ageMilliseconds = (now &- failure.at) / 1_000_000
-        return "last connect attempt \(ageMilliseconds) ms ago failed: \(failure.message)"
+        let age = Duration.between(failure.at, now).wholeMilliseconds
+        return "last connect attempt \(age) ms ago failed: \(failure.message)"
     }
 }

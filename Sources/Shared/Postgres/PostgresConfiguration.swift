@@ -2,22 +2,22 @@
 /// configuration structs below.
 package enum PostgresDefaults {
     /// Time allowed to establish a connection (TCP, TLS, authentication).
-    package static let connectTimeoutMilliseconds: Int64 = 5_000
+    package static let connectTimeout = Duration.seconds(5)
     /// Time allowed for one statement, from send to the last result. On expiry the connection is closed.
-    package static let queryTimeoutMilliseconds: Int64 = 10_000
+    package static let queryTimeout = Duration.seconds(10)
     /// Connections per pool (per process: scale the total with processes × size ≤ max_connections).
     package static let poolSize = 4
     /// Time a caller waits for a free pooled connection before `.poolExhausted`.
-    package static let acquireTimeoutMilliseconds: Int64 = 2_000
+    package static let acquireTimeout = Duration.seconds(2)
     /// Callers allowed to queue for a connection; beyond this they fail at once with `.poolExhausted`.
     package static let maxWaiters = 1_000
     /// After a failed connect attempt, new connects are refused with `.unavailable` for this long
     /// (so a dead server costs each request microseconds, not a connect timeout).
-    package static let failFastMilliseconds: Int64 = 1_000
+    package static let failFast = Duration.seconds(1)
     /// Timeout of `PostgresPool.ping()` (readiness probes must answer quickly).
-    package static let pingTimeoutMilliseconds: Int64 = 1_000
+    package static let pingTimeout = Duration.seconds(1)
     /// Timeout of each migration statement, including the wait for the migration lock.
-    package static let migrationTimeoutMilliseconds: Int64 = 600_000
+    package static let migrationTimeout = Duration.seconds(600)
     /// `application_name` shown in `pg_stat_activity`.
     package static let applicationName = "swiftchat"
 }
@@ -28,10 +28,10 @@ package struct PostgresConnectionConfiguration: Sendable, Equatable {
     package var url: String
     /// `application_name` for `pg_stat_activity`; a value in `url` takes precedence.
     package var applicationName: String
-    /// See `PostgresDefaults.connectTimeoutMilliseconds`.
-    package var connectTimeoutMilliseconds: Int64
-    /// Default per-statement timeout; see `PostgresDefaults.queryTimeoutMilliseconds`.
-    package var queryTimeoutMilliseconds: Int64
+    /// See `PostgresDefaults.connectTimeout`.
+    package var connectTimeout: Duration
+    /// Default per-statement timeout; see `PostgresDefaults.queryTimeout`.
+    package var queryTimeout: Duration
     /// Extra libpq connection keywords (e.g. `options`, `sslmode`) that override `url`.
     package var parameters: [String: String]
 
@@ -39,14 +39,14 @@ package struct PostgresConnectionConfiguration: Sendable, Equatable {
     package init(
         url: String,
         applicationName: String = PostgresDefaults.applicationName,
-        connectTimeoutMilliseconds: Int64 = PostgresDefaults.connectTimeoutMilliseconds,
-        queryTimeoutMilliseconds: Int64 = PostgresDefaults.queryTimeoutMilliseconds,
+        connectTimeout: Duration = PostgresDefaults.connectTimeout,
+        queryTimeout: Duration = PostgresDefaults.queryTimeout,
         parameters: [String: String] = [:]
     ) {
         self.url = url
         self.applicationName = applicationName
-        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
-        self.queryTimeoutMilliseconds = queryTimeoutMilliseconds
+        self.connectTimeout = connectTimeout
+        self.queryTimeout = queryTimeout
         self.parameters = parameters
     }
 
@@ -141,35 +141,35 @@ package struct PostgresPoolConfiguration: Sendable, Equatable {
     package var connection: PostgresConnectionConfiguration
     /// Maximum open connections.
     package var size: Int
-    /// See `PostgresDefaults.acquireTimeoutMilliseconds`.
-    package var acquireTimeoutMilliseconds: Int64
+    /// See `PostgresDefaults.acquireTimeout`.
+    package var acquireTimeout: Duration
     /// See `PostgresDefaults.maxWaiters`.
     package var maxWaiters: Int
-    /// See `PostgresDefaults.failFastMilliseconds`.
-    package var failFastMilliseconds: Int64
-    /// See `PostgresDefaults.pingTimeoutMilliseconds`.
-    package var pingTimeoutMilliseconds: Int64
+    /// See `PostgresDefaults.failFast`.
+    package var failFast: Duration
+    /// See `PostgresDefaults.pingTimeout`.
+    package var pingTimeout: Duration
 
     /// Creates a pool configuration; only `url` is required.
     package init(
         url: String,
         applicationName: String = PostgresDefaults.applicationName,
         size: Int = PostgresDefaults.poolSize,
-        acquireTimeoutMilliseconds: Int64 = PostgresDefaults.acquireTimeoutMilliseconds,
-        connectTimeoutMilliseconds: Int64 = PostgresDefaults.connectTimeoutMilliseconds,
-        queryTimeoutMilliseconds: Int64 = PostgresDefaults.queryTimeoutMilliseconds,
+        acquireTimeout: Duration = PostgresDefaults.acquireTimeout,
+        connectTimeout: Duration = PostgresDefaults.connectTimeout,
+        queryTimeout: Duration = PostgresDefaults.queryTimeout,
         maxWaiters: Int = PostgresDefaults.maxWaiters,
-        failFastMilliseconds: Int64 = PostgresDefaults.failFastMilliseconds,
-        pingTimeoutMilliseconds: Int64 = PostgresDefaults.pingTimeoutMilliseconds,
+        failFast: Duration = PostgresDefaults.failFast,
+        pingTimeout: Duration = PostgresDefaults.pingTimeout,
         parameters: [String: String] = [:]
     ) {
         connection = PostgresConnectionConfiguration(
-            url: url, applicationName: applicationName, connectTimeoutMilliseconds: connectTimeoutMilliseconds,
-            queryTimeoutMilliseconds: queryTimeoutMilliseconds, parameters: parameters)
+            url: url, applicationName: applicationName, connectTimeout: connectTimeout,
+            queryTimeout: queryTimeout, parameters: parameters)
         self.size = max(1, size)
-        self.acquireTimeoutMilliseconds = acquireTimeoutMilliseconds
+        self.acquireTimeout = acquireTimeout
         self.maxWaiters = max(0, maxWaiters)
-        self.failFastMilliseconds = failFastMilliseconds
-        self.pingTimeoutMilliseconds = pingTimeoutMilliseconds
+        self.failFast = failFast
+        self.pingTimeout = pingTimeout
     }
 }

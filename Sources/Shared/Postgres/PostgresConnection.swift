@@ -41,7 +41,7 @@ package final class PostgresConnection: IOHandler {
 
     private init(configuration: PostgresConnectionConfiguration) {
         self.configuration = configuration
-        machine = PostgresConnectionStateMachine(connectTimeoutMilliseconds: configuration.connectTimeoutMilliseconds)
+        machine = PostgresConnectionStateMachine(connectTimeout: configuration.connectTimeout)
     }
 
     isolated deinit {
@@ -101,12 +101,12 @@ package final class PostgresConnection: IOHandler {
     ///
     /// Throws `.server` for errors PostgreSQL reports (the connection stays usable), `.unavailable`
     /// if the connection was found broken before sending (nothing ran), `.connectionLost` if it broke
-    /// mid-statement, `.timeout` after `timeoutMilliseconds` (default: the configured query timeout;
+    /// mid-statement, `.timeout` after `timeout` (default: the configured query timeout;
     /// the connection is then closed). Task cancellation does not interrupt a statement; the timeout
     /// bounds it.
     @discardableResult
     package func query(_ sql: String, _ parameters: [PostgresValue?] = [],
-                       timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
+                       timeout: Duration? = nil) async throws(PostgresError) -> PostgresRows {
         if containsNUL(sql) { throw .misuse("SQL text contains a NUL character") }
         if parameters.count > Self.maxParameters {
             throw .misuse("\(parameters.count) parameters; the protocol allows at most \(Self.maxParameters) per statement")
@@ -114,23 +114,23 @@ package final class PostgresConnection: IOHandler {
         for (index, parameter) in parameters.enumerated() {
             if let problem = parameter?.encodingProblem { throw .invalidParameter(index: index, reason: problem) }
         }
-        return try await run(.parameters(sql, parameters), timeoutMilliseconds: timeoutMilliseconds)
+        return try await run(.parameters(sql, parameters), timeout: timeout)
     }
 
     /// Runs a statement built with its parameters in place (see `PostgresQuery`); otherwise as
-    /// `query(_:_:timeoutMilliseconds:)`.
+    /// `query(_:_:timeout:)`.
     @discardableResult
-    package func query(_ query: PostgresQuery, timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
-        try await self.query(query.sql, query.parameters, timeoutMilliseconds: timeoutMilliseconds)
+    package func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws(PostgresError) -> PostgresRows {
+        try await self.query(query.sql, query.parameters, timeout: timeout)
     }
 
     /// Runs a script of one or more `;`-separated statements without parameters (simple protocol),
     /// e.g. a migration. Without explicit `BEGIN`/`COMMIT` the whole script is one transaction.
     /// Returns the rows of the last statement.
     @discardableResult
-    package func execute(script: String, timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
+    package func execute(script: String, timeout: Duration? = nil) async throws(PostgresError) -> PostgresRows {
         if containsNUL(script) { throw .misuse("SQL script contains a NUL character") }
-        return try await run(.script(script), timeoutMilliseconds: timeoutMilliseconds)
+        return try await run(.script(script), timeout: timeout)
     }
 
     /// Runs `body` inside `BEGIN` ... `COMMIT`; on any error thrown by `body` the transaction is
@@ -209,8 +209,8 @@ package final class PostgresConnection: IOHandler {
             perform(machine.connectStartFailed(errorMessage()))
             return
         }
-        let timeout = configuration.connectTimeoutMilliseconds
-        timer = EventLoop.shared.schedule(afterMilliseconds: timeout) { [weak self] in self?.timerFired() }
+        let timeout = configuration.connectTimeout
+        timer = EventLoop.shared.schedule(after: timeout) { [weak self] in self?.timerFired() }
         perform(machine.connectStarted())
     }
 
@@ -221,7 +221,7 @@ package final class PostgresConnection: IOHandler {
         case script(String)
     }
 
-    private func run(_ request: Request, timeoutMilliseconds: Int64?) async throws(PostgresError) -> PostgresRows {
+    private func run(_ request: Request, timeout: Duration?) async throws(PostgresError) -> PostgresRows {
         switch machine.queryRequested() {
         case .send:
             break
@@ -248,8 +248,8 @@ package final class PostgresConnection: IOHandler {
                 perform(machine.sendFailed(errorMessage()))
                 return
             }
-            let timeout = timeoutMilliseconds ?? configuration.queryTimeoutMilliseconds
-            timer = EventLoop.shared.schedule(afterMilliseconds: timeout) { [weak self] in self?.timerFired() }
+            let timeout = timeout ?? configuration.queryTimeout
+            timer = EventLoop.shared.schedule(after: timeout) { [weak self] in self?.timerFired() }
             perform(.flush)
         }
         return try result.get()

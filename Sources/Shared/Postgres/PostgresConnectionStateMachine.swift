@@ -89,11 +89,11 @@ package struct PostgresConnectionStateMachine: Sendable {
     }
 
     package private(set) var state: State = .initial
-    private let connectTimeoutMilliseconds: Int64
+    private let connectTimeout: Duration
 
-    /// `connectTimeoutMilliseconds` is only used in the timeout's message.
-    package init(connectTimeoutMilliseconds: Int64) {
-        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+    /// `connectTimeout` is only used in the timeout's message.
+    package init(connectTimeout: Duration) {
+        self.connectTimeout = connectTimeout
     }
 
     /// Whether a statement may be sent now.
@@ -260,7 +260,7 @@ package struct PostgresConnectionStateMachine: Sendable {
     package mutating func timedOut() -> Action {
         switch state {
         case .initial, .connecting:
-            let error = PostgresError.unavailable("could not connect within \(connectTimeoutMilliseconds) ms")
+            let error = PostgresError.unavailable("could not connect within \(connectTimeout.wholeMilliseconds) ms")
             state = .failed(error)
             return .failConnect(error)
         case .sending, .awaitingResults:

@@ -61,24 +61,24 @@ package enum PostgresMigrator {
     }
 
     /// Applies the missing `migrations` in order; returns the versions applied by this call
-    /// (empty when the schema was already current). `timeoutMilliseconds` bounds each statement,
+    /// (empty when the schema was already current). `timeout` bounds each statement,
     /// including the wait for the lock while another process migrates.
     @discardableResult
     @LoopActor
     package static func migrate(
         pool: PostgresPool, migrations: [PostgresMigration], lockKey: Int64 = defaultLockKey,
-        timeoutMilliseconds: Int64 = PostgresDefaults.migrationTimeoutMilliseconds
+        timeout: Duration = PostgresDefaults.migrationTimeout
     ) async throws(PostgresError) -> [Int] {
         try validate(migrations)
         let connection = try await pool.acquire()
         do {
-            try await connection.query("SELECT pg_advisory_lock($1)", [.int64(lockKey)], timeoutMilliseconds: timeoutMilliseconds)
+            try await connection.query("SELECT pg_advisory_lock($1)", [.int64(lockKey)], timeout: timeout)
         } catch {
             pool.release(connection)
             throw error
         }
         do {
-            let applied = try await applyMissing(migrations, on: connection, timeoutMilliseconds: timeoutMilliseconds)
+            let applied = try await applyMissing(migrations, on: connection, timeout: timeout)
             await unlock(connection, key: lockKey)
             pool.release(connection)
             return applied
@@ -91,20 +91,20 @@ package enum PostgresMigrator {
 
     @LoopActor
     private static func applyMissing(
-        _ migrations: [PostgresMigration], on connection: PostgresConnection, timeoutMilliseconds: Int64
+        _ migrations: [PostgresMigration], on connection: PostgresConnection, timeout: Duration
     ) async throws(PostgresError) -> [Int] {
-        try await connection.query(createTableSQL, timeoutMilliseconds: timeoutMilliseconds)
+        try await connection.query(createTableSQL, timeout: timeout)
         let rows = try await connection.query("SELECT version FROM schema_migrations")
         let done = Set(try rows.map { row throws(PostgresError) in try row.int("version") })
         var applied: [Int] = []
         for migration in migrations where !done.contains(migration.version) {
             do throws(PostgresError) {
                 try await connection.query("BEGIN")
-                try await connection.execute(script: migration.sql, timeoutMilliseconds: timeoutMilliseconds)
+                try await connection.execute(script: migration.sql, timeout: timeout)
                 try await connection.query(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     [.int(migration.version), .string(migration.name)])
-                let commit = try await connection.query("COMMIT", timeoutMilliseconds: timeoutMilliseconds)
+                let commit = try await connection.query("COMMIT", timeout: timeout)
                 if commit.commandTag == "ROLLBACK" {
                     throw PostgresError.server(PostgresServerError(
                         sqlState: PostgresSQLState.inFailedSQLTransaction,

@@ -21,7 +21,7 @@ package struct PostgresPoolStatistics: Sendable, Equatable {
 ///   replaced by the next acquire. Idle connections watch their socket, so a server restart or
 ///   `pg_terminate_backend` is noticed before they are handed out; one that dies in the last
 ///   instant is caught before sending, and `query` retries once on a fresh connection.
-/// - When a connect attempt fails, further attempts are refused for `failFastMilliseconds`
+/// - When a connect attempt fails, further attempts are refused for `failFast`
 ///   (`PostgresCircuitBreaker`): a down database costs each request microseconds, not a connect
 ///   timeout, and recovery after a restart is automatic once the period is over.
 @LoopActor
@@ -58,7 +58,7 @@ package final class PostgresPool {
     /// Creates a pool; no connection opens until the first use.
     package init(configuration: PostgresPoolConfiguration) {
         self.configuration = configuration
-        breaker = PostgresCircuitBreaker(openMilliseconds: configuration.failFastMilliseconds)
+        breaker = PostgresCircuitBreaker(openFor: configuration.failFast)
     }
 
     isolated deinit {
@@ -82,7 +82,7 @@ package final class PostgresPool {
     /// cannot have run), the statement is retried once on another connection.
     @discardableResult
     package func query(_ sql: String, _ parameters: [PostgresValue?] = [],
-                       timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
+                       timeout: Duration? = nil) async throws(PostgresError) -> PostgresRows {
         var attempts = 0
         let started = MonotonicClock.now()
         defer { PostgresMetrics.queryDuration.observeSince(started) }
@@ -90,7 +90,7 @@ package final class PostgresPool {
             attempts += 1
             let connection = try await acquire()
             do {
-                let rows = try await connection.query(sql, parameters, timeoutMilliseconds: timeoutMilliseconds)
+                let rows = try await connection.query(sql, parameters, timeout: timeout)
                 release(connection)
                 return rows
             } catch {
@@ -102,10 +102,10 @@ package final class PostgresPool {
     }
 
     /// Runs a statement built with its parameters in place (see `PostgresQuery`) on a pooled
-    /// connection; otherwise as `query(_:_:timeoutMilliseconds:)`.
+    /// connection; otherwise as `query(_:_:timeout:)`.
     @discardableResult
-    package func query(_ query: PostgresQuery, timeoutMilliseconds: Int64? = nil) async throws(PostgresError) -> PostgresRows {
-        try await self.query(query.sql, query.parameters, timeoutMilliseconds: timeoutMilliseconds)
+    package func query(_ query: PostgresQuery, timeout: Duration? = nil) async throws(PostgresError) -> PostgresRows {
+        try await self.query(query.sql, query.parameters, timeout: timeout)
     }
 
     /// Runs `body` with a connection of its own, released afterwards (closed instead if `body` left
@@ -159,7 +159,7 @@ package final class PostgresPool {
     /// Whether the database answers `SELECT 1` within the ping timeout (for readiness probes).
     package func ping() async -> Bool {
         do {
-            _ = try await query("SELECT 1", timeoutMilliseconds: configuration.pingTimeoutMilliseconds)
+            _ = try await query("SELECT 1", timeout: configuration.pingTimeout)
             return true
         } catch {
             return false
@@ -178,7 +178,7 @@ package final class PostgresPool {
 
     /// Takes a free connection, opens one, or waits for one.
     func acquire() async throws(PostgresError) -> PostgresConnection {
-        let deadline = MonotonicClock.deadline(afterMilliseconds: configuration.acquireTimeoutMilliseconds, from: MonotonicClock.now())
+        let deadline = MonotonicClock.deadline(after: configuration.acquireTimeout, from: MonotonicClock.now())
         while true {
             if closed { throw .unavailable("the connection pool is closed") }
             while let candidate = idle.popLast() {
@@ -195,8 +195,7 @@ package final class PostgresPool {
             }
             let now = MonotonicClock.now()
             guard now < deadline, waiters.count < configuration.maxWaiters else { throw .poolExhausted }
-            let remainingMilliseconds = MonotonicClock.milliseconds(until: deadline, from: now)
-            switch await wait(milliseconds: remainingMilliseconds) {
+            switch await wait(for: MonotonicClock.duration(until: deadline, from: now)) {
             case .connection(let connection):
                 if connection.isReusable { return connection }
                 leased -= 1
@@ -262,11 +261,11 @@ package final class PostgresPool {
 
     // MARK: Waiters
 
-    private func wait(milliseconds: Int64) async -> WaitOutcome {
+    private func wait(for delay: Duration) async -> WaitOutcome {
         await withCheckedContinuation { (continuation: CheckedContinuation<WaitOutcome, Never>) in
             nextWaiterID += 1
             let id = nextWaiterID
-            let timer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+            let timer = EventLoop.shared.schedule(after: delay) { [weak self] in
                 self?.waiterTimedOut(id)
             }
             waiters[id] = Waiter(continuation: continuation, timer: timer)

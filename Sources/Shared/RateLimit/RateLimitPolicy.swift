@@ -11,20 +11,20 @@ package struct RateLimitPolicy: Sendable, Equatable {
     package let name: String
     /// Units allowed in any window.
     package let limit: Int
-    /// The window's length.
-    package let windowMilliseconds: Int64
+    /// The window's length (whole milliseconds: the grain of the Lua script and the local log).
+    package let window: Duration
 
-    package init(name: String, limit: Int, windowMilliseconds: Int64) {
-        precondition(limit > 0 && windowMilliseconds > 0, "a policy allows at least one unit per positive window")
+    package init(name: String, limit: Int, window: Duration) {
+        precondition(limit > 0 && window >= .milliseconds(1), "a policy allows at least one unit per positive window")
         self.name = name
         self.limit = limit
-        self.windowMilliseconds = windowMilliseconds
+        self.window = window
     }
 
     /// Largest limit accepted from configuration (a sliding log stores one entry per unit).
     package static let maxLimit = 10_000_000
     /// Longest window accepted from configuration: one day.
-    package static let maxWindowMilliseconds: Int64 = 86_400_000
+    package static let maxWindow = Duration.seconds(86_400)
 
     /// Parses `<count>/<duration>` with a duration of `<n>ms`, `<n>s`, `<n>m` or `<n>h` (`5/10s`,
     /// `100/1m`), or `off` for no limit (nil). Throws a message saying what is wrong.
@@ -39,28 +39,28 @@ package struct RateLimitPolicy: Sendable, Equatable {
         let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
         for unit in units where window.hasSuffix(unit.suffix) {
             let number = window.dropLast(unit.suffix.count)
-            guard let amount = Int64(number), amount > 0, amount <= maxWindowMilliseconds / unit.milliseconds else { break }
-            return RateLimitPolicy(name: name, limit: limit, windowMilliseconds: amount * unit.milliseconds)
+            guard let amount = Int64(number), amount > 0, amount <= maxWindow.wholeMilliseconds / unit.milliseconds else { break }
+            return RateLimitPolicy(name: name, limit: limit, window: .milliseconds(amount * unit.milliseconds))
         }
         throw RateLimitPolicyError("the window must be a positive duration up to 24h such as 500ms, 10s, 1m or 1h; got '\(parts[1])'")
     }
 
     /// The window in whole seconds (at least 1), as the `w` parameter of `RateLimit-Policy`.
-    package var windowSeconds: Int64 { max(1, windowMilliseconds.dividedRoundingUp(by: 1000)) }
+    package var windowSeconds: Int64 { max(1, window.secondsRoundedUp) }
 
     /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers, structured form): `"api";q=100;w=60`.
     package var policyHeader: String { "\"\(name)\";q=\(limit);w=\(windowSeconds)" }
 
     /// Human form for messages and logs: `100 per 1m`.
     package var summary: String {
-        let window: String
-        switch windowMilliseconds {
-        case let ms where ms % 3_600_000 == 0: window = "\(ms / 3_600_000)h"
-        case let ms where ms % 60_000 == 0: window = "\(ms / 60_000)m"
-        case let ms where ms % 1_000 == 0: window = "\(ms / 1_000)s"
-        case let ms: window = "\(ms)ms"
+        let text: String
+        switch window.wholeMilliseconds {
+        case let ms where ms % 3_600_000 == 0: text = "\(ms / 3_600_000)h"
+        case let ms where ms % 60_000 == 0: text = "\(ms / 60_000)m"
+        case let ms where ms % 1_000 == 0: text = "\(ms / 1_000)s"
+        case let ms: text = "\(ms)ms"
         }
-        return "\(limit) per \(window)"
+        return "\(limit) per \(text)"
     }
 }
 
@@ -87,9 +87,9 @@ package struct RateLimitDecision: Sendable, Equatable {
     package var allowed: Bool
     /// Units left in the window after this decision.
     package var remaining: Int
-    /// Milliseconds until the oldest counted unit leaves the window (a unit becomes available);
-    /// 0 when the log is empty. For a refused unit this is the wait before a retry can succeed.
-    package var retryAfterMilliseconds: Int64
+    /// Time until the oldest counted unit leaves the window (a unit becomes available); zero when
+    /// the log is empty. For a refused unit this is the wait before a retry can succeed.
+    package var retryAfter: Duration
     /// How the decision was made (Redis, the local fallback, or a failure mode without counting).
     package var source: Source
 
@@ -97,22 +97,20 @@ package struct RateLimitDecision: Sendable, Equatable {
         case redis, local, failOpen, failClosed
     }
 
-    package init(allowed: Bool, remaining: Int, retryAfterMilliseconds: Int64, source: Source = .redis) {
+    package init(allowed: Bool, remaining: Int, retryAfter: Duration, source: Source = .redis) {
         self.allowed = allowed
         self.remaining = remaining
-        self.retryAfterMilliseconds = retryAfterMilliseconds
+        self.retryAfter = retryAfter
         self.source = source
     }
 
     /// `RateLimit` (structured form): `"api";r=57;t=42`, `t` in whole seconds rounded up.
     package func header(for policy: RateLimitPolicy) -> String {
-        "\"\(policy.name)\";r=\(max(0, remaining));t=\(Self.seconds(retryAfterMilliseconds))"
+        "\"\(policy.name)\";r=\(max(0, remaining));t=\(retryAfter.secondsRoundedUp)"
     }
 
     /// `Retry-After` seconds for a refusal: at least 1, rounded up.
-    package var retryAfterSeconds: Int64 { APIError.retryAfterSeconds(milliseconds: retryAfterMilliseconds) }
-
-    private static func seconds(_ milliseconds: Int64) -> Int64 { max(0, milliseconds.dividedRoundingUp(by: 1000)) }
+    package var retryAfterSeconds: Int64 { APIError.retryAfterSeconds(retryAfter) }
 
     /// The error refusing this unit, nil when it is allowed: 429 `rate_limited` (saying `what` was
     /// too much), or 503 `rate_limiter_unavailable` when a `deny` limiter could not reach Redis.
@@ -126,7 +124,7 @@ package struct RateLimitDecision: Sendable, Equatable {
 extension APIError {
     /// 429 for a refused unit: `Retry-After`, and `limit` + `retryAfterMs` in the error body.
     package static func rateLimited(_ policy: RateLimitPolicy, _ decision: RateLimitDecision, message: String? = nil) -> APIError {
-        rateLimited(limit: policy.name, retryAfterMilliseconds: decision.retryAfterMilliseconds,
+        rateLimited(limit: policy.name, retryAfter: decision.retryAfter,
                     message: message ?? "rate limit exceeded (\(policy.summary)); retry in \(decision.retryAfterSeconds) s")
     }
 }

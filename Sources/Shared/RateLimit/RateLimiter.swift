@@ -50,7 +50,7 @@ package enum RateLimitScript {
         for value in values[2...] {
             guard let allowed = value.int else { return nil }
             decisions.append(RateLimitDecision(allowed: allowed == 1, remaining: Int(max(0, remaining)),
-                                               retryAfterMilliseconds: SlidingWindowLog.milliseconds(microseconds: wait)))
+                                               retryAfter: .milliseconds(SlidingWindowLog.milliseconds(microseconds: wait))))
         }
         return decisions
     }
@@ -99,7 +99,7 @@ package final class RateLimiter {
         let decisions: [RateLimitDecision]
         do throws(RedisError) {
             let reply = try await redis.evaluate(RateLimitScript.script, keys: [key(subject)],
-                                                 arguments: [String(policy.limit), String(policy.windowMilliseconds)] + members)
+                                                 arguments: [String(policy.limit), String(policy.window.wholeMilliseconds)] + members)
             guard let parsed = RateLimitScript.decisions(reply, members: members.count) else {
                 throw RedisError.protocolError("unexpected rate-limit script reply")
             }
@@ -123,9 +123,9 @@ package final class RateLimiter {
         }
         switch failureMode {
         case .allow:
-            return members.map { _ in RateLimitDecision(allowed: true, remaining: policy.limit, retryAfterMilliseconds: 0, source: .failOpen) }
+            return members.map { _ in RateLimitDecision(allowed: true, remaining: policy.limit, retryAfter: .zero, source: .failOpen) }
         case .deny:
-            return members.map { _ in RateLimitDecision(allowed: false, remaining: 0, retryAfterMilliseconds: 1_000, source: .failClosed) }
+            return members.map { _ in RateLimitDecision(allowed: false, remaining: 0, retryAfter: .seconds(1), source: .failClosed) }
         case .local:
             return local.decide(key: subject, members: members, policy: policy, now: Int64(now / 1_000))
         }

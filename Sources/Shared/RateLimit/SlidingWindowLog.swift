@@ -27,7 +27,7 @@ package struct SlidingWindowLog: Sendable {
 
     /// Decides each of `members` in order for `key` under `policy` at `now` (microseconds).
     package mutating func decide(key: String, members: [String], policy: RateLimitPolicy, now: Int64) -> [RateLimitDecision] {
-        let window = policy.windowMilliseconds * 1000
+        let window = policy.window.wholeMilliseconds * 1000
         var log = logs[key] ?? Log()
         let firstLive = log.entries.firstIndex { $0.time > now - window } ?? log.entries.count
         log.entries.removeFirst(firstLive)
@@ -41,14 +41,14 @@ package struct SlidingWindowLog: Sendable {
                 log.entries.append((time: now, member: member))
                 allowed = true
             }
-            decisions.append(RateLimitDecision(allowed: allowed, remaining: 0, retryAfterMilliseconds: 0, source: .local))
+            decisions.append(RateLimitDecision(allowed: allowed, remaining: 0, retryAfter: .zero, source: .local))
         }
         // Like the script: remaining and the wait are read once, after every member is decided.
         let remaining = policy.limit - log.entries.count
         let wait = log.entries.first.map { Self.milliseconds(microseconds: $0.time + window - now) } ?? 0
         for index in decisions.indices {
             decisions[index].remaining = max(0, remaining)
-            decisions[index].retryAfterMilliseconds = wait
+            decisions[index].retryAfter = .milliseconds(wait)
         }
         if log.entries.isEmpty {
             logs[key] = nil

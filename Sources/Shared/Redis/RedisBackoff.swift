@@ -1,3 +1,5 @@
+import Runtime
+
 /// Delays between reconnection attempts: exponential, capped, with jitter.
 ///
 /// The delay before attempt `n` (0-based, reset after a successful connection) is drawn uniformly from
@@ -5,25 +7,32 @@
 /// gateways that lost the same Redis at the same moment do not reconnect in lockstep.
 package struct RedisBackoff: Sendable, Equatable {
     /// The first delay's upper bound.
-    package var minimumMilliseconds: Int64
+    package var minimum: Duration { .milliseconds(minimumMilliseconds) }
     /// The cap of the exponential growth.
-    package var maximumMilliseconds: Int64
+    package var maximum: Duration { .milliseconds(maximumMilliseconds) }
+    /// The same in whole milliseconds, the grain of the delays.
+    private var minimumMilliseconds: Int64
+    private var maximumMilliseconds: Int64
     /// The fraction of each delay that is random, 0...1.
     package var jitter: Double
 
     /// Default: 100 ms doubling up to 5 s, half of each delay random.
     package init(
-        minimumMilliseconds: Int64 = RedisConfiguration.Defaults.backoffMinimumMilliseconds,
-        maximumMilliseconds: Int64 = RedisConfiguration.Defaults.backoffMaximumMilliseconds,
+        minimum: Duration = RedisConfiguration.Defaults.backoffMinimum,
+        maximum: Duration = RedisConfiguration.Defaults.backoffMaximum,
         jitter: Double = RedisConfiguration.Defaults.backoffJitter
     ) {
-        self.minimumMilliseconds = max(1, minimumMilliseconds)
-        self.maximumMilliseconds = max(self.minimumMilliseconds, maximumMilliseconds)
+        minimumMilliseconds = max(1, minimum.wholeMilliseconds)
+        maximumMilliseconds = max(minimumMilliseconds, maximum.wholeMilliseconds)
         self.jitter = min(1, max(0, jitter))
     }
 
     /// The ceiling `t` for attempt `attempt` (no jitter).
-    package func ceiling(attempt: Int) -> Int64 {
+    package func ceiling(attempt: Int) -> Duration {
+        .milliseconds(ceilingMilliseconds(attempt: attempt))
+    }
+
+    private func ceilingMilliseconds(attempt: Int) -> Int64 {
         var delay = minimumMilliseconds
         var step = 0
         // Doubling stops at the cap, so there is no overflow however large `attempt` grows.
@@ -35,15 +44,15 @@ package struct RedisBackoff: Sendable, Equatable {
     }
 
     /// The delay before attempt `attempt`, given `random` uniformly drawn from `0..<1`.
-    package func delay(attempt: Int, random: Double) -> Int64 {
-        let ceiling = ceiling(attempt: attempt)
+    package func delay(attempt: Int, random: Double) -> Duration {
+        let ceiling = ceilingMilliseconds(attempt: attempt)
         let unit = min(max(random, 0), 1)
         let reduction = Int64((Double(ceiling) * jitter * unit).rounded(.down))
-        return max(1, ceiling - reduction)
+        return .milliseconds(max(1, ceiling - reduction))
     }
 
     /// The delay before attempt `attempt`, with system randomness.
-    package func delay(attempt: Int) -> Int64 {
+    package func delay(attempt: Int) -> Duration {
         delay(attempt: attempt, random: Double.random(in: 0..<1))
     }
 }
@@ -70,7 +79,7 @@ package struct RedisReconnectMachine: Sendable, Equatable {
         /// Start a connection attempt now.
         case connect
         /// Start a timer; call `retryTimerFired()` when it fires.
-        case scheduleRetry(afterMilliseconds: Int64)
+        case scheduleRetry(after: Duration)
         /// A connection attempt finished after `close()`: close the new connection.
         case discardConnection
         /// Nothing to do.
@@ -112,14 +121,14 @@ package struct RedisReconnectMachine: Sendable, Equatable {
     package mutating func connectFailed(random: Double) -> Action {
         guard case .connecting(let attempt) = state else { return .none }
         state = .waiting(attempt: attempt + 1)
-        return .scheduleRetry(afterMilliseconds: backoff.delay(attempt: attempt, random: random))
+        return .scheduleRetry(after: backoff.delay(attempt: attempt, random: random))
     }
 
     /// The ready connection broke; the backoff starts again from its minimum.
     package mutating func connectionLost(random: Double) -> Action {
         guard state == .connected else { return .none }
         state = .waiting(attempt: 1)
-        return .scheduleRetry(afterMilliseconds: backoff.delay(attempt: 0, random: random))
+        return .scheduleRetry(after: backoff.delay(attempt: 0, random: random))
     }
 
     /// The backoff timer fired.

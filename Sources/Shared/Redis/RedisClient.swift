@@ -46,9 +46,9 @@ package final class RedisClient {
     /// The last failure in words (e.g. `127.0.0.1:6379: Connection refused`), for logs.
     package var lastFailureReason: String? { connector.lastFailureReason }
 
-    /// Waits until connected, at most `timeoutMilliseconds`; returns whether connected.
-    package func waitUntilConnected(timeoutMilliseconds: Int64) async -> Bool {
-        await connector.waitUntilConnected(timeoutMilliseconds: timeoutMilliseconds)
+    /// Waits until connected, at most `timeout`; returns whether connected.
+    package func waitUntilConnected(timeout: Duration) async -> Bool {
+        await connector.waitUntilConnected(timeout: timeout)
     }
 
     // MARK: Commands

@@ -12,13 +12,13 @@ package struct RedisConfiguration: Sendable, Equatable {
         /// Database selected after connecting (no `SELECT` when 0).
         package static let database = 0
         /// Name resolution, TCP connect and the AUTH/SELECT handshake together.
-        package static let connectTimeoutMilliseconds: Int64 = 2_000
+        package static let connectTimeout = Duration.seconds(2)
         /// How late the oldest outstanding reply may be before the connection is reset.
-        package static let commandTimeoutMilliseconds: Int64 = 5_000
+        package static let commandTimeout = Duration.seconds(5)
         /// First reconnect delay's upper bound.
-        package static let backoffMinimumMilliseconds: Int64 = 100
+        package static let backoffMinimum = Duration.milliseconds(100)
         /// Reconnect delay cap.
-        package static let backoffMaximumMilliseconds: Int64 = 5_000
+        package static let backoffMaximum = Duration.seconds(5)
         /// Random fraction of each reconnect delay.
         package static let backoffJitter = 0.5
         /// Replies one connection may owe before new commands fail fast with `.unavailable`.
@@ -42,9 +42,9 @@ package struct RedisConfiguration: Sendable, Equatable {
     /// Sent with `CLIENT SETNAME` after connecting, so `CLIENT LIST` shows who is who.
     package var clientName: String?
     /// Deadline for resolve + connect + handshake.
-    package var connectTimeoutMilliseconds: Int64 = Defaults.connectTimeoutMilliseconds
+    package var connectTimeout = Defaults.connectTimeout
     /// Per-command reply deadline.
-    package var commandTimeoutMilliseconds: Int64 = Defaults.commandTimeoutMilliseconds
+    package var commandTimeout = Defaults.commandTimeout
     /// Reconnect delays.
     package var backoff = RedisBackoff()
     /// Bound on outstanding replies per connection.

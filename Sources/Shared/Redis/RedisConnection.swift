@@ -125,7 +125,7 @@ package final class RedisConnection: IOHandler {
 
     // MARK: Opening
 
-    /// Resolves, connects and runs the handshake within `connectTimeoutMilliseconds`.
+    /// Resolves, connects and runs the handshake within `connectTimeout`.
     ///
     /// Throws `.unavailable` (cannot resolve or connect, or closed meanwhile), `.timeout`,
     /// `.server` (AUTH/SELECT/CLIENT SETNAME refused) or `.connectionLost` (dropped during the handshake).
@@ -133,10 +133,10 @@ package final class RedisConnection: IOHandler {
     package func open() async throws(RedisError) {
         guard state == .initial else { throw .unavailable }
         state = .connecting
-        let timeout = max(1, configuration.connectTimeoutMilliseconds)
-        let deadline = MonotonicClock.deadline(afterMilliseconds: timeout, from: MonotonicClock.now())
+        let timeout = max(.milliseconds(1), configuration.connectTimeout)
+        let deadline = MonotonicClock.deadline(after: timeout, from: MonotonicClock.now())
 
-        let resolved = await RedisHostResolver.resolve(configuration.host, timeoutMilliseconds: timeout)
+        let resolved = await RedisHostResolver.resolve(configuration.host, timeout: timeout)
         guard state == .connecting else { throw closeReason ?? .unavailable }
         let address: String
         switch resolved {
@@ -150,7 +150,7 @@ package final class RedisConnection: IOHandler {
         try startConnecting(to: address)
         let connected: Result<Void, RedisError> = await withCheckedContinuation { continuation in
             connectWaiter = continuation
-            connectTimer = EventLoop.shared.schedule(afterMilliseconds: Self.milliseconds(until: deadline)) { [weak self] in
+            connectTimer = EventLoop.shared.schedule(after: Self.remaining(until: deadline)) { [weak self] in
                 self?.connectTimedOut()
             }
         }
@@ -251,7 +251,7 @@ package final class RedisConnection: IOHandler {
     private func connectTimedOut() {
         connectTimer = nil
         guard state == .connecting || state == .handshaking else { return }
-        failureReason = "\(configuration.endpointDescription): no connection within \(configuration.connectTimeoutMilliseconds) ms"
+        failureReason = "\(configuration.endpointDescription): no connection within \(configuration.connectTimeout.wholeMilliseconds) ms"
         teardown(.timeout)
     }
 
@@ -336,7 +336,7 @@ package final class RedisConnection: IOHandler {
         if let output = ac.pointee.c.obuf, sdslen(output) > configuration.maxOutputBufferBytes {
             return .failure(.unavailable)
         }
-        let due = deadline ?? Self.deadline(afterMilliseconds: configuration.commandTimeoutMilliseconds)
+        let due = deadline ?? Self.deadline(after: configuration.commandTimeout)
         return await withCheckedContinuation { continuation in
             let group = PendingGroup(count: commands.count, continuation: continuation)
             for command in commands {
@@ -406,7 +406,7 @@ package final class RedisConnection: IOHandler {
         if channels.isEmpty { return }
         // No maxPendingReplies check: the channel count is bounded by the owner's own state (one per
         // local user), and refusing a resubscription would silently lose those users' messages.
-        let due = Self.deadline(afterMilliseconds: configuration.commandTimeoutMilliseconds)
+        let due = Self.deadline(after: configuration.commandTimeout)
         let result: Result<[RedisValue], RedisError> = await withCheckedContinuation { continuation in
             let group = PendingGroup(count: channels.count, continuation: continuation)
             var start = 0
@@ -559,7 +559,7 @@ package final class RedisConnection: IOHandler {
             EventLoop.shared.cancel(timer)
         }
         armedDeadline = head.deadline
-        timeoutTimer = EventLoop.shared.schedule(afterMilliseconds: Self.milliseconds(until: head.deadline)) { [weak self] in
+        timeoutTimer = EventLoop.shared.schedule(after: Self.remaining(until: head.deadline)) { [weak self] in
             self?.timeoutTimerFired()
         }
     }
@@ -568,19 +568,21 @@ package final class RedisConnection: IOHandler {
         timeoutTimer = nil
         guard let head = queue.first else { return }
         if MonotonicClock.now() >= head.deadline {
-            failureReason = "\(configuration.endpointDescription): no reply within \(configuration.commandTimeoutMilliseconds) ms"
+            // The handshake's commands carry the connect deadline: that is the timeout that ran out.
+            if state == .handshaking { return connectTimedOut() }
+            failureReason = "\(configuration.endpointDescription): no reply within \(configuration.commandTimeout.wholeMilliseconds) ms"
             teardown(.timeout)
         } else {
             armTimeoutTimer()
         }
     }
 
-    private static func deadline(afterMilliseconds milliseconds: Int64) -> UInt64 {
-        MonotonicClock.deadline(afterMilliseconds: max(1, milliseconds), from: MonotonicClock.now())
+    private static func deadline(after timeout: Duration) -> UInt64 {
+        MonotonicClock.deadline(after: max(.milliseconds(1), timeout), from: MonotonicClock.now())
     }
 
-    private static func milliseconds(until deadline: UInt64) -> Int64 {
-        MonotonicClock.milliseconds(until: deadline, from: MonotonicClock.now())
+    private static func remaining(until deadline: UInt64) -> Duration {
+        MonotonicClock.duration(until: deadline, from: MonotonicClock.now())
     }
 
     // MARK: Loop integration

@@ -52,14 +52,14 @@ final class RedisConnector {
         resumeWaiters(connected: false)
     }
 
-    /// Waits until a connection is ready, at most `timeoutMilliseconds`; returns whether one is.
-    func waitUntilConnected(timeoutMilliseconds: Int64) async -> Bool {
+    /// Waits until a connection is ready, at most `timeout`; returns whether one is.
+    func waitUntilConnected(timeout: Duration) async -> Bool {
         if connection != nil { return true }
         if isClosed { return false }
         nextWaiterID &+= 1
         let id = nextWaiterID
         return await withCheckedContinuation { continuation in
-            let timer = EventLoop.shared.schedule(afterMilliseconds: timeoutMilliseconds) { [weak self] in
+            let timer = EventLoop.shared.schedule(after: timeout) { [weak self] in
                 self?.connectedWaiters.removeValue(forKey: id)?.continuation.resume(returning: false)
             }
             connectedWaiters[id] = (continuation, timer)
@@ -79,8 +79,8 @@ final class RedisConnector {
         switch action {
         case .connect:
             attempt()
-        case .scheduleRetry(let milliseconds):
-            retryTimer = EventLoop.shared.schedule(afterMilliseconds: milliseconds) { [weak self] in
+        case .scheduleRetry(let delay):
+            retryTimer = EventLoop.shared.schedule(after: delay) { [weak self] in
                 guard let self else { return }
                 self.retryTimer = nil
                 self.perform(self.machine.retryTimerFired())

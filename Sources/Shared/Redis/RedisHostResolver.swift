@@ -23,14 +23,14 @@ enum RedisHostResolver {
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
-    /// Resolves `host` off the loop, giving up after `timeoutMilliseconds` (the lookup itself keeps its
+    /// Resolves `host` off the loop, giving up after `timeout` (the lookup itself keeps its
     /// thread until the resolver returns; its late answer is dropped).
     @LoopActor
-    static func resolve(_ host: String, timeoutMilliseconds: Int64) async -> Result<String, Failure> {
+    static func resolve(_ host: String, timeout: Duration) async -> Result<String, Failure> {
         if isNumeric(host) { return .success(host) }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Result<String, Failure>, Never>) in
             let once = OnceResumer(continuation)
-            let timer = EventLoop.shared.schedule(afterMilliseconds: timeoutMilliseconds) {
+            let timer = EventLoop.shared.schedule(after: timeout) {
                 once.resume(.failure(Failure(reason: "resolving \(host) timed out")))
             }
             do throws(ThreadPoolError) {

@@ -41,9 +41,9 @@ package final class RedisSubscriber {
     /// Whether the subscription connection is up.
     package var isConnected: Bool { connector.connection != nil }
 
-    /// Waits until connected, at most `timeoutMilliseconds`; returns whether connected.
-    package func waitUntilConnected(timeoutMilliseconds: Int64) async -> Bool {
-        await connector.waitUntilConnected(timeoutMilliseconds: timeoutMilliseconds)
+    /// Waits until connected, at most `timeout`; returns whether connected.
+    package func waitUntilConnected(timeout: Duration) async -> Bool {
+        await connector.waitUntilConnected(timeout: timeout)
     }
 
     /// The last connect/connection failure (nil once connected again).

@@ -224,12 +224,12 @@ extension EventLoop {
         reactor.deregister(epollFD: epollFD, registration)
     }
 
-    /// Runs `body` on the loop after `milliseconds` (at once when negative). A delay beyond the
+    /// Runs `body` on the loop after `delay` (at once when not positive). A delay beyond the
     /// clock's range saturates to a deadline that never comes, instead of wrapping into the past.
     @LoopActor
     @discardableResult
-    package func schedule(afterMilliseconds milliseconds: Int64, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
-        let deadline = MonotonicClock.deadline(afterMilliseconds: milliseconds, from: MonotonicClock.now())
+    package func schedule(after delay: Duration, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
+        let deadline = MonotonicClock.deadline(after: delay, from: MonotonicClock.now())
         return TimerHandle(id: reactor.timers.schedule(at: deadline, body))
     }
 
@@ -243,11 +243,11 @@ extension EventLoop {
     @LoopActor
     package var timerCount: Int { reactor.timers.count }
 
-    /// Suspends the calling task for `milliseconds` using the loop's timers.
+    /// Suspends the calling task for `delay` using the loop's timers.
     @LoopActor
-    package func sleep(milliseconds: Int64) async {
+    package func sleep(for delay: Duration) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            schedule(afterMilliseconds: milliseconds) { continuation.resume() }
+            schedule(after: delay) { continuation.resume() }
         }
     }
 }

@@ -7,9 +7,9 @@ package protocol LoopClock: AnyObject {
     func now() -> UInt64
     /// Milliseconds since 1970-01-01T00:00:00Z (the scale of `WallClock`).
     func wallMilliseconds() -> Int64
-    /// Runs `body` on the loop after `milliseconds` (at once when not positive).
+    /// Runs `body` on the loop after `delay` (at once when not positive).
     @discardableResult
-    func schedule(afterMilliseconds milliseconds: Int64, _ body: @escaping @LoopActor () -> Void) -> TimerHandle
+    func schedule(after delay: Duration, _ body: @escaping @LoopActor () -> Void) -> TimerHandle
     /// Cancels a timer that has not fired yet; a fired or unknown one is ignored.
     func cancel(_ timer: TimerHandle)
 }
@@ -30,14 +30,14 @@ package final class SystemClock: LoopClock {
     package func wallMilliseconds() -> Int64 { WallClock.milliseconds() }
 
     @discardableResult
-    package func schedule(afterMilliseconds milliseconds: Int64, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
-        EventLoop.shared.schedule(afterMilliseconds: milliseconds, body)
+    package func schedule(after delay: Duration, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
+        EventLoop.shared.schedule(after: delay, body)
     }
 
     package func cancel(_ timer: TimerHandle) { EventLoop.shared.cancel(timer) }
 }
 
-/// A clock that only moves when told to: `advance(byMilliseconds:)` fires every timer that falls due,
+/// A clock that only moves when told to: `advance(by:)` fires every timer that falls due,
 /// in deadline order, with `now()` set to each timer's deadline while it runs. Wall time moves with it.
 @LoopActor
 package final class ManualClock: LoopClock {
@@ -54,11 +54,11 @@ package final class ManualClock: LoopClock {
     }
 
     package func now() -> UInt64 { monotonic }
-    package func wallMilliseconds() -> Int64 { wallOrigin + Int64((monotonic - monotonicOrigin) / 1_000_000) }
+    package func wallMilliseconds() -> Int64 { wallOrigin.addingSaturated(Duration.between(monotonicOrigin, monotonic).wholeMilliseconds) }
 
     @discardableResult
-    package func schedule(afterMilliseconds milliseconds: Int64, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
-        let deadline = MonotonicClock.deadline(afterMilliseconds: milliseconds, from: monotonic)
+    package func schedule(after delay: Duration, _ body: @escaping @LoopActor () -> Void) -> TimerHandle {
+        let deadline = MonotonicClock.deadline(after: delay, from: monotonic)
         return TimerHandle(id: timers.schedule(at: deadline, body))
     }
 
@@ -68,9 +68,9 @@ package final class ManualClock: LoopClock {
     package var pendingTimers: Int { timers.count }
 
     /// Moves time forward, firing what falls due (timers scheduled by those included).
-    package func advance(byMilliseconds milliseconds: Int64) {
-        precondition(milliseconds >= 0, "a manual clock only moves forward")
-        let target = MonotonicClock.deadline(afterMilliseconds: milliseconds, from: monotonic)
+    package func advance(by delay: Duration) {
+        precondition(delay >= .zero, "a manual clock only moves forward")
+        let target = MonotonicClock.deadline(after: delay, from: monotonic)
         while let deadline = timers.nextDeadline(), deadline <= target {
             monotonic = max(monotonic, deadline)
             while let body = timers.popExpired(now: monotonic) { body() }
@@ -79,5 +79,5 @@ package final class ManualClock: LoopClock {
     }
 
     /// Fires the timers already due without moving time (those scheduled with a delay of 0 or less).
-    package func runDue() { advance(byMilliseconds: 0) }
+    package func runDue() { advance(by: .zero) }
 }

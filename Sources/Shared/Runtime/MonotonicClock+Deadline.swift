@@ -3,14 +3,8 @@
 // (which would fire at once) and not a trap.
 
 extension MonotonicClock {
-    /// The instant `milliseconds` after `now`. A negative delay is `now`; a delay past the clock's
-    /// range is `UInt64.max`, a deadline that never comes.
-    package static func deadline(afterMilliseconds milliseconds: Int64, from now: UInt64) -> UInt64 {
-        now.addingSaturated(UInt64(max(0, milliseconds)).multipliedSaturated(by: 1_000_000))
-    }
-
-    /// Whole milliseconds from `now` until `deadline`, rounded up so a timer armed with it never
-    /// fires early; 0 when the deadline has passed. Defined for every deadline, `UInt64.max` included.
+    /// Whole milliseconds from `now` until `deadline` (the unit of `epoll_wait`), rounded up so a
+    /// wait for it never ends early; 0 when the deadline has passed. Defined for every deadline, `UInt64.max` included.
     package static func milliseconds(until deadline: UInt64, from now: UInt64) -> Int64 {
         guard deadline > now else { return 0 }
         let remaining = deadline - now

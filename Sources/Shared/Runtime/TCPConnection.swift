@@ -7,7 +7,7 @@ package struct TCPConnectionLimits: Sendable {
     package var maxPendingWriteBytes: Int = 4 << 20
     /// How long a closing connection keeps discarding input so the peer reads our last response
     /// instead of a reset.
-    package var lingerMilliseconds: Int64 = 2_000
+    package var linger = Duration.seconds(2)
 
     package init() {}
 }
@@ -182,7 +182,7 @@ package final class TCPConnection: IOHandler, Transport {
         state = .lingering
         readingPaused = false
         updateInterest()
-        lingerTimer = EventLoop.shared.schedule(afterMilliseconds: limits.lingerMilliseconds) { [weak self] in
+        lingerTimer = EventLoop.shared.schedule(after: limits.linger) { [weak self] in
             self?.closeNow(error: nil)
         }
     }

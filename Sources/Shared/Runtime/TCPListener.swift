@@ -17,7 +17,7 @@ package final class TCPListener: IOHandler {
     /// Most connections accepted per readiness event, so one busy listener cannot starve other sockets.
     private static let acceptBudget = 64
     /// Pause after running out of file descriptors before trying again.
-    private static let fdExhaustionPauseMilliseconds: Int64 = 100
+    private static let fdExhaustionPause = Duration.milliseconds(100)
 
     /// Binds and listens. Throws a `SystemError` naming the failing call (e.g. address in use).
     package init(host: String, port: UInt16, backlog: CInt = 1024, reusePort: Bool = true, onAccept: @escaping AcceptHandler) throws(SystemError) {
@@ -79,7 +79,7 @@ package final class TCPListener: IOHandler {
     private func pauseAccepting() {
         guard let registration else { return }
         EventLoop.shared.modify(registration, interest: [])
-        EventLoop.shared.schedule(afterMilliseconds: Self.fdExhaustionPauseMilliseconds) { [weak self] in
+        EventLoop.shared.schedule(after: Self.fdExhaustionPause) { [weak self] in
             guard let self, let registration = self.registration else { return }
             EventLoop.shared.modify(registration, interest: .read)
         }

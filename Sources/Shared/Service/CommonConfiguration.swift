@@ -10,13 +10,13 @@ package struct CommonConfiguration: Sendable {
     package var logLevel: LogLevel
     package var databaseURL: String
     package var databasePoolSize: Int
-    package var databaseConnectTimeoutMilliseconds: Int
-    package var databaseQueryTimeoutMilliseconds: Int
-    package var databaseAcquireTimeoutMilliseconds: Int
+    package var databaseConnectTimeout: Duration
+    package var databaseQueryTimeout: Duration
+    package var databaseAcquireTimeout: Duration
     package var redisURL: String
-    package var redisConnectTimeoutMilliseconds: Int
-    package var redisCommandTimeoutMilliseconds: Int
-    package var shutdownGraceMilliseconds: Int
+    package var redisConnectTimeout: Duration
+    package var redisCommandTimeout: Duration
+    package var shutdownGrace: Duration
 
     /// The variables behind these fields, for `--help`.
     package static func settings(poolSize: Int) -> [Setting] {
@@ -48,13 +48,13 @@ package struct CommonConfiguration: Sendable {
         logLevel = level
         databaseURL = try reader.string("DATABASE_URL")
         databasePoolSize = try reader.int("DATABASE_POOL_SIZE", in: 1...256)
-        databaseConnectTimeoutMilliseconds = try reader.int("DATABASE_CONNECT_TIMEOUT_MS", in: 100...120_000)
-        databaseQueryTimeoutMilliseconds = try reader.int("DATABASE_QUERY_TIMEOUT_MS", in: 100...600_000)
-        databaseAcquireTimeoutMilliseconds = try reader.int("DATABASE_ACQUIRE_TIMEOUT_MS", in: 10...120_000)
+        databaseConnectTimeout = try reader.milliseconds("DATABASE_CONNECT_TIMEOUT_MS", in: 100...120_000)
+        databaseQueryTimeout = try reader.milliseconds("DATABASE_QUERY_TIMEOUT_MS", in: 100...600_000)
+        databaseAcquireTimeout = try reader.milliseconds("DATABASE_ACQUIRE_TIMEOUT_MS", in: 10...120_000)
         redisURL = try reader.string("REDIS_URL")
-        redisConnectTimeoutMilliseconds = try reader.int("REDIS_CONNECT_TIMEOUT_MS", in: 100...120_000)
-        redisCommandTimeoutMilliseconds = try reader.int("REDIS_COMMAND_TIMEOUT_MS", in: 100...600_000)
-        shutdownGraceMilliseconds = try reader.int("SHUTDOWN_GRACE_MS", in: 0...600_000)
+        redisConnectTimeout = try reader.milliseconds("REDIS_CONNECT_TIMEOUT_MS", in: 100...120_000)
+        redisCommandTimeout = try reader.milliseconds("REDIS_COMMAND_TIMEOUT_MS", in: 100...600_000)
+        shutdownGrace = try reader.milliseconds("SHUTDOWN_GRACE_MS", in: 0...600_000)
     }
 }
 

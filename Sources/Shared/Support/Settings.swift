@@ -83,6 +83,12 @@ package struct SettingsReader: Sendable {
         return value
     }
 
+    /// A `*_MS` setting: whole milliseconds within `range`, as the duration every timeout and
+    /// interval is declared in.
+    package func milliseconds(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Duration {
+        .milliseconds(try int(name, in: range))
+    }
+
     /// Renders the `--help` table: every variable, its default and meaning.
     package static func helpText(program: String, summary: String, settings: [Setting]) -> String {
         var lines = ["\(program) — \(summary)", "", "Usage: \(program) [--help] [--migrate-only]", "",

@@ -17,9 +17,9 @@ package struct WebSocketConfiguration: Sendable {
     package var maxPendingWriteBytes = 1 << 20
     /// Close after this long without any frame from the peer; nil when a higher layer checks
     /// liveness itself (Engine.IO pings).
-    package var idleTimeoutMilliseconds: Int64?
+    package var idleTimeout: Duration?
     /// How long to wait for the peer's close frame after sending ours.
-    package var closeTimeoutMilliseconds: Int64 = 2_000
+    package var closeTimeout = Duration.seconds(2)
 
     package init() {}
 }
@@ -63,7 +63,7 @@ package final class WebSocketConnection: TransportDelegate {
     /// Starts reading; call after setting `delegate`.
     package func start(leftover: [UInt8]) {
         tcp.delegate = self
-        if let idle = configuration.idleTimeoutMilliseconds { armIdleTimer(afterMilliseconds: idle) }
+        if let idle = configuration.idleTimeout { armIdleTimer(after: idle) }
         if !leftover.isEmpty {
             parser.append(leftover)
             drain()
@@ -101,7 +101,7 @@ package final class WebSocketConnection: TransportDelegate {
         closeCode = code
         tcp.write(WebSocketFrameEncoder.close(code: code, reason: reason))
         cancelTimer()
-        timer = clock.schedule(afterMilliseconds: configuration.closeTimeoutMilliseconds) { [weak self] in
+        timer = clock.schedule(after: configuration.closeTimeout) { [weak self] in
             self?.tcp.closeNow()
         }
     }
@@ -170,21 +170,21 @@ package final class WebSocketConnection: TransportDelegate {
 
     // MARK: Idle timeout
 
-    private func armIdleTimer(afterMilliseconds milliseconds: Int64) {
-        timer = clock.schedule(afterMilliseconds: milliseconds) { [weak self] in
+    private func armIdleTimer(after delay: Duration) {
+        timer = clock.schedule(after: delay) { [weak self] in
             self?.idleTimerFired()
         }
     }
 
     private func idleTimerFired() {
         timer = nil
-        guard state == .open, let idle = configuration.idleTimeoutMilliseconds else { return }
+        guard state == .open, let idle = configuration.idleTimeout else { return }
         // Activity only stamps a time; the timer re-arms lazily for the remainder.
-        let idleFor = Int64((clock.now() - lastActivity) / 1_000_000)
+        let idleFor = Duration.between(lastActivity, clock.now())
         if idleFor >= idle {
             close(code: WebSocketCloseCode.goingAway, reason: "idle timeout")
         } else {
-            armIdleTimer(afterMilliseconds: idle - idleFor)
+            armIdleTimer(after: idle - idleFor)
         }
     }
 

@@ -231,7 +231,21 @@ final class GatewayHarness {
         guard let redis = getenv("TEST_REDIS_URL").map({ String(cString: $0) }), !redis.isEmpty else {
             throw SetupFailure(description: "TEST_REDIS_URL is not set: start a throwaway redis-server and export it")
         }
-        return (database, redis)
+        return (database, harnessRedisURL(redis))
+    }
+
+    /// `TEST_REDIS_URL` with a database of the harness's own (12, or 11 if the URL names 12): its
+    /// gateways keep presence counts and limits by user id, and ids of `gateway_unit` repeat those
+    /// of the end-to-end suite's database, which runs next against database 0 of the same server.
+    private static func harnessRedisURL(_ url: String) -> String {
+        var base = Substring(url)
+        var current = 0
+        if let slash = url.lastIndex(of: "/"), url[url.index(after: slash)...].allSatisfy(\.isNumber),
+           url.distance(from: url.startIndex, to: slash) > "redis://".count {
+            current = Int(url[url.index(after: slash)...]) ?? 0
+            base = url[..<slash]
+        }
+        return base + "/" + String(current == 12 ? 11 : 12)
     }
 
     private static var prepared: Task<String, any Error>?
@@ -266,6 +280,6 @@ func until(_ what: String, seconds: Double = 5, _ condition: @LoopActor () async
     while true {
         if try await condition() { return }
         guard MonotonicClock.now() < deadline else { throw GatewayHarness.SetupFailure(description: "timed out waiting for \(what)") }
-        await EventLoop.shared.sleep(milliseconds: 2)
+        await EventLoop.shared.sleep(for: .milliseconds(2))
     }
 }

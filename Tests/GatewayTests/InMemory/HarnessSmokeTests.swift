@@ -35,10 +35,10 @@ import Testing
         defer { gateway.close() }
         let socket = try await gateway.connectedSocket(try await gateway.account())
         socket.answersPings = false
-        gateway.clock.advance(byMilliseconds: 25_100)
+        gateway.clock.advance(by: .milliseconds(25_100))
         _ = socket.drainInbox()
         #expect(socket.pingsSeen == 1)
-        gateway.clock.advance(byMilliseconds: 20_500)
+        gateway.clock.advance(by: .milliseconds(20_500))
         #expect(try await socket.closed() == 1001)
         #expect(socket.closeReason == "ping timeout")
     }

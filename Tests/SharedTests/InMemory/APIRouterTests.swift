@@ -296,7 +296,7 @@ import Testing
 
     @Test @LoopActor func aRefusalIs429WithRetryAfterAndTheHandlerNeverRuns() async throws {
         let fixture = Fixture(limited: true)
-        fixture.limiter.refusal = .rateLimited(limit: "api", retryAfterMilliseconds: 1_500, message: "slow down")
+        fixture.limiter.refusal = .rateLimited(limit: "api", retryAfter: .milliseconds(1_500), message: "slow down")
         let response = try await fixture.connect().exchange("GET", "/limited/items")
 
         #expect(response.status == 429)
@@ -308,7 +308,7 @@ import Testing
 
     @Test @LoopActor func aRefusalWinsOverAFailedAuthentication() async throws {
         let fixture = Fixture(limited: true)
-        fixture.limiter.refusal = .rateLimited(limit: "auth", retryAfterMilliseconds: 200, message: "slow down")
+        fixture.limiter.refusal = .rateLimited(limit: "auth", retryAfter: .milliseconds(200), message: "slow down")
         let response = try await fixture.connect().exchange("GET", "/limited/me", headers: [("Authorization", "Bearer forged")])
         #expect(response.status == 429)
         #expect(response.errorCode == "rate_limited")
@@ -335,7 +335,7 @@ import Testing
 
     @Test @LoopActor func unlimitedPathsAreAnsweredWithoutAnAdmission() async throws {
         let fixture = Fixture(limited: true)
-        fixture.limiter.refusal = .rateLimited(limit: "api", retryAfterMilliseconds: 1_000, message: "slow down")
+        fixture.limiter.refusal = .rateLimited(limit: "api", retryAfter: .milliseconds(1_000), message: "slow down")
         let peer = fixture.connect()
         let items = try await peer.exchange("GET", "/items")
         let unknown = try await peer.exchange("GET", "/unknown")

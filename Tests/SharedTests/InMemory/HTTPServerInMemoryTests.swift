@@ -30,7 +30,7 @@ import Testing
             if stuck.contains(request.path) { return }
             let response = HTTPResponse.text(.ok, "\(request.method.rawValue) \(request.path) body=\(String(decoding: request.body, as: UTF8.self))")
             if let delay = delays[request.path] {
-                clock.schedule(afterMilliseconds: delay) { completion(response) }
+                clock.schedule(after: .milliseconds(delay)) { completion(response) }
             } else {
                 completion(response)
             }
@@ -66,8 +66,8 @@ import Testing
 
         init(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) {
             var configuration = HTTPServerConfiguration()
-            configuration.requestReadTimeoutMilliseconds = 10_000
-            configuration.idleTimeoutMilliseconds = 60_000
+            configuration.requestReadTimeout = .milliseconds(10_000)
+            configuration.idleTimeout = .milliseconds(60_000)
             configure(&configuration)
             clock = ManualClock(wallMilliseconds: fixedWallMilliseconds)
             responder = ScriptedResponder(clock: clock)
@@ -136,7 +136,7 @@ import Testing
         #expect(fixture.responder.requests.map(\.path) == ["/slow"])
         #expect(peer.responses().isEmpty)
 
-        fixture.clock.advance(byMilliseconds: 250)
+        fixture.clock.advance(by: .milliseconds(250))
         let responses = peer.responses()
         #expect(responses.map(\.text) == ["GET /slow body=", "GET /fast body=", "GET /last body="])
         #expect(fixture.responder.requests.map(\.path) == ["/slow", "/fast", "/last"])
@@ -205,7 +205,7 @@ import Testing
         let peer = fixture.connect()
         peer.send("GET", "/late")
         peer.connection.peerClosesInput()
-        fixture.clock.advance(byMilliseconds: 10)
+        fixture.clock.advance(by: .milliseconds(10))
 
         // Reading is paused while the request is with the responder, so the EOF is seen only
         // once the response is written: it is answered, then the connection closes.
@@ -287,17 +287,17 @@ import Testing
     // MARK: Timeouts
 
     @Test @LoopActor func aRequestTrickledInTooSlowlyIsAnswered408AndClosed() async throws {
-        let fixture = Fixture { $0.requestReadTimeoutMilliseconds = 5_000 }
+        let fixture = Fixture { $0.requestReadTimeout = .milliseconds(5_000) }
         let peer = fixture.connect()
         // A slowloris: every byte postpones nothing, the deadline is set by the first one.
         for piece in ["GET /slow", " HTTP/1.1\r\n", "Host: test.local\r\n", "X-A: 1\r\n"] {
             peer.send(Array(piece.utf8))
-            fixture.clock.advance(byMilliseconds: 1_200)
+            fixture.clock.advance(by: .milliseconds(1_200))
         }
         #expect(!peer.connection.isClosed)
         #expect(peer.takeUnread().isEmpty)
 
-        fixture.clock.advance(byMilliseconds: 200)  // 5 000 ms after the first byte
+        fixture.clock.advance(by: .milliseconds(200))  // 5 000 ms after the first byte
         let responses = peer.responses()
         #expect(responses.map(\.status) == [408])
         #expect(responses.first?.errorCode == "request_timeout")
@@ -307,14 +307,14 @@ import Testing
     }
 
     @Test @LoopActor func anIdleKeepAliveConnectionIsClosedWithoutAResponse() async throws {
-        let fixture = Fixture { $0.idleTimeoutMilliseconds = 30_000 }
+        let fixture = Fixture { $0.idleTimeout = .milliseconds(30_000) }
         let peer = fixture.connect()
         peer.send("GET", "/")
         #expect(peer.responses().count == 1)
 
-        fixture.clock.advance(byMilliseconds: 29_999)
+        fixture.clock.advance(by: .milliseconds(29_999))
         #expect(!peer.connection.isClosed)
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(peer.connection.isClosed)
         #expect(peer.connection.closeError == nil)
         #expect(peer.takeUnread().isEmpty)
@@ -322,11 +322,11 @@ import Testing
     }
 
     @Test @LoopActor func aConnectionThatNeverSendsIsClosedSilentlyAfterTheReadTimeout() async throws {
-        let fixture = Fixture { $0.requestReadTimeoutMilliseconds = 2_000 }
+        let fixture = Fixture { $0.requestReadTimeout = .milliseconds(2_000) }
         let peer = fixture.connect()
-        fixture.clock.advance(byMilliseconds: 1_999)
+        fixture.clock.advance(by: .milliseconds(1_999))
         #expect(!peer.connection.isClosed)
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(peer.connection.isClosed)
         #expect(peer.takeUnread().isEmpty)
     }
@@ -378,14 +378,14 @@ import Testing
         #expect(served.responses().count == 1)
 
         var completed = 0
-        fixture.server.shutdown(graceMilliseconds: 5_000) { completed += 1 }
+        fixture.server.shutdown(grace: .milliseconds(5_000)) { completed += 1 }
         #expect(idle.connection.isClosed)
         #expect(served.connection.isClosed)
         #expect(idle.takeUnread().isEmpty)
         #expect(completed == 1)
         #expect(fixture.server.connectionCount == 0)
 
-        fixture.clock.advance(byMilliseconds: 5_000)
+        fixture.clock.advance(by: .milliseconds(5_000))
         #expect(completed == 1)
     }
 
@@ -396,18 +396,18 @@ import Testing
         busy.send("GET", "/work")
 
         var completed = 0
-        fixture.server.shutdown(graceMilliseconds: 5_000) { completed += 1 }
+        fixture.server.shutdown(grace: .milliseconds(5_000)) { completed += 1 }
         #expect(!busy.connection.isClosed)
         #expect(completed == 0)
 
-        fixture.clock.advance(byMilliseconds: 1_000)
+        fixture.clock.advance(by: .milliseconds(1_000))
         let responses = busy.responses()
         #expect(responses.map(\.text) == ["GET /work body="])
         #expect(responses.first?.header("Connection") == "close")
         #expect(busy.connection.isClosed)
         #expect(completed == 1)
 
-        fixture.clock.advance(byMilliseconds: 4_000)
+        fixture.clock.advance(by: .milliseconds(4_000))
         #expect(completed == 1)
     }
 
@@ -418,12 +418,12 @@ import Testing
         stuck.send("GET", "/stuck")
 
         var completed = 0
-        fixture.server.shutdown(graceMilliseconds: 3_000) { completed += 1 }
-        fixture.clock.advance(byMilliseconds: 2_999)
+        fixture.server.shutdown(grace: .milliseconds(3_000)) { completed += 1 }
+        fixture.clock.advance(by: .milliseconds(2_999))
         #expect(!stuck.connection.isClosed)
         #expect(completed == 0)
 
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(stuck.connection.isClosed)
         #expect(stuck.takeUnread().isEmpty)
         #expect(completed == 1)
@@ -482,7 +482,7 @@ import Testing
         // The HTTP side no longer reads or times out, but the connection still counts.
         peer.send(Array("later".utf8))
         #expect(takeover.received == Array("later".utf8))
-        fixture.clock.advance(byMilliseconds: 120_000)
+        fixture.clock.advance(by: .milliseconds(120_000))
         #expect(!peer.connection.isClosed)
         #expect(fixture.server.connectionCount == 1)
 

@@ -19,7 +19,7 @@ func until(_ what: String, seconds: Double = 5, _ condition: @LoopActor () async
     while true {
         if try await condition() { return }
         guard MonotonicClock.now() < deadline else { throw WaitTimedOut(description: "timed out waiting for \(what)") }
-        await EventLoop.shared.sleep(milliseconds: 1)
+        await EventLoop.shared.sleep(for: .milliseconds(1))
     }
 }
 

@@ -188,13 +188,13 @@ import Testing
     }
 
     @Test @LoopActor func aServerCloseEndsAfterTheCloseTimeoutWhenThePeerNeverAnswers() async throws {
-        let fixture = Fixture { $0.closeTimeoutMilliseconds = 1_500 }
+        let fixture = Fixture { $0.closeTimeout = .milliseconds(1_500) }
         fixture.connection.close(code: WebSocketCloseCode.normalClosure)
         #expect(fixture.received() == [.close(code: 1000, reason: "")])
 
-        fixture.clock.advance(byMilliseconds: 1_499)
+        fixture.clock.advance(by: .milliseconds(1_499))
         #expect(!fixture.transport.isClosed)
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(fixture.transport.isClosed)
         #expect(fixture.recorder.closeCodes == [1000])
         #expect(fixture.releases == 1)
@@ -249,12 +249,12 @@ import Testing
 
     @Test @LoopActor func anIdleConnectionIsClosedWith1001() async throws {
         let fixture = Fixture {
-            $0.idleTimeoutMilliseconds = 30_000
-            $0.closeTimeoutMilliseconds = 2_000
+            $0.idleTimeout = .milliseconds(30_000)
+            $0.closeTimeout = .milliseconds(2_000)
         }
-        fixture.clock.advance(byMilliseconds: 29_999)
+        fixture.clock.advance(by: .milliseconds(29_999))
         #expect(fixture.received().isEmpty)
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(fixture.received() == [.close(code: 1001, reason: "idle timeout")])
         #expect(!fixture.connection.isOpen)
 
@@ -264,23 +264,23 @@ import Testing
     }
 
     @Test @LoopActor func activityPostponesTheIdleTimeout() async throws {
-        let fixture = Fixture { $0.idleTimeoutMilliseconds = 30_000 }
-        fixture.clock.advance(byMilliseconds: 20_000)
+        let fixture = Fixture { $0.idleTimeout = .milliseconds(30_000) }
+        fixture.clock.advance(by: .milliseconds(20_000))
         fixture.send(Fixture.frame(.pong, []))
-        fixture.clock.advance(byMilliseconds: 20_000)
+        fixture.clock.advance(by: .milliseconds(20_000))
         fixture.sendText("still here")
-        fixture.clock.advance(byMilliseconds: 29_999)
+        fixture.clock.advance(by: .milliseconds(29_999))
         #expect(fixture.connection.isOpen)
         #expect(fixture.received().isEmpty)
 
-        fixture.clock.advance(byMilliseconds: 1)
+        fixture.clock.advance(by: .milliseconds(1))
         #expect(fixture.received() == [.close(code: 1001, reason: "idle timeout")])
     }
 
     @Test @LoopActor func withoutAnIdleTimeoutASilentConnectionStaysOpen() async throws {
         let fixture = Fixture()
         #expect(fixture.clock.pendingTimers == 0)
-        fixture.clock.advance(byMilliseconds: 3_600_000)
+        fixture.clock.advance(by: .milliseconds(3_600_000))
         #expect(fixture.connection.isOpen)
         #expect(!fixture.transport.isClosed)
     }

@@ -1,3 +1,5 @@
+import Runtime
+
 /// The stream commands the product sends, as typed builders of `RedisCommand`: a call site reads
 /// like the command (`.xadd(stream, maxLength: .approximately(n), fields: ...)`), not like an array
 /// of strings, and each builder is the one place its words and argument order are written.
@@ -36,10 +38,10 @@ extension RedisCommand {
     /// one stream for one consumer; `id` is `>` for entries never delivered, or an id to re-read the
     /// consumer's own pending entries after it.
     package static func xreadgroup(
-        group: String, consumer: String, count: Int, blockMilliseconds: Int, stream: String, id: String
+        group: String, consumer: String, count: Int, block: Duration, stream: String, id: String
     ) -> RedisCommand {
         RedisCommand([
-            "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(blockMilliseconds),
+            "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(block.wholeMilliseconds),
             "STREAMS", stream, id,
         ])
     }
@@ -55,24 +57,24 @@ extension RedisCommand {
     }
 
     /// `XAUTOCLAIM <stream> <group> <consumer> <min-idle-ms> <start> COUNT <count>`: one page of the
-    /// entries idle longer than `minIdleMilliseconds`, taken over by `consumer`.
+    /// entries idle longer than `minIdle`, taken over by `consumer`.
     package static func xautoclaim(
-        _ stream: String, group: String, consumer: String, minIdleMilliseconds: Int, start: String, count: Int
+        _ stream: String, group: String, consumer: String, minIdle: Duration, start: String, count: Int
     ) -> RedisCommand {
-        RedisCommand(["XAUTOCLAIM", stream, group, consumer, String(minIdleMilliseconds), start, "COUNT", String(count)])
+        RedisCommand(["XAUTOCLAIM", stream, group, consumer, String(minIdle.wholeMilliseconds), start, "COUNT", String(count)])
     }
 
     /// `XCLAIM <stream> <group> <consumer> <min-idle-ms> <id> ... JUSTID`: takes the entries over
     /// (resetting their idle time) without incrementing their delivery counts or returning them.
     package static func xclaimJustID(
-        _ stream: String, group: String, consumer: String, minIdleMilliseconds: Int, ids: [String]
+        _ stream: String, group: String, consumer: String, minIdle: Duration, ids: [String]
     ) -> RedisCommand {
         var command = RedisCommand(reservingArguments: 6 + ids.count)
         command.append("XCLAIM")
         command.append(stream)
         command.append(group)
         command.append(consumer)
-        command.append(String(minIdleMilliseconds))
+        command.append(String(minIdle.wholeMilliseconds))
         for id in ids { command.append(id) }
         command.append("JUSTID")
         return command

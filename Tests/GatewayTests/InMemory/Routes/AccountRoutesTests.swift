@@ -216,7 +216,7 @@ import Testing
             #expect(refused.json?["error"]?["limit"] == "login")
             let wait = try #require(refused.json?["error"]?["retryAfterMs"]?.int64Value)
             #expect(wait > 0 && wait <= 60_000)
-            #expect(refused.header("Retry-After") == String(APIError.retryAfterSeconds(milliseconds: wait)))
+            #expect(refused.header("Retry-After") == String(APIError.retryAfterSeconds(.milliseconds(wait))))
         }
         #expect(try await Self.login(gateway, ("email", bystander.email)).status == 200, "another account is not affected")
     }

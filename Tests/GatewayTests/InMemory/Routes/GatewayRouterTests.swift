@@ -177,7 +177,7 @@ import Testing
         #expect(refused.json?["error"]?["limit"] == "api")
         let wait = try #require(refused.json?["error"]?["retryAfterMs"]?.int64Value)
         #expect(wait > 0 && wait <= 60_000)
-        #expect(refused.header("Retry-After") == String(APIError.retryAfterSeconds(milliseconds: wait)))
+        #expect(refused.header("Retry-After") == String(APIError.retryAfterSeconds(.milliseconds(wait))))
         #expect(refused.header("RateLimit-Policy") == "\"api\";q=3;w=60")
         #expect(Self.remaining(refused) == 0)
 

@@ -273,11 +273,11 @@ import Testing
     @Test @LoopActor func aServerClosedSocketLeavesWhenTheCloseHandshakeTimesOut() async throws {
         try await SocketPeer.withGateway(settings: ["SOCKETIO_CONNECT_TIMEOUT_MS": "1000"]) { gateway in
             let socket = try await gateway.openSocket()
-            gateway.clock.advance(byMilliseconds: 1_000)
+            gateway.clock.advance(by: .milliseconds(1_000))
             #expect(try await socket.closed() == WebSocketCloseCode.policyViolation)
             // The client never answers the close frame: the connection ends after the close timeout.
             #expect(gateway.services.realtime.sessionCount == 1)
-            gateway.clock.advance(byMilliseconds: 2_000)
+            gateway.clock.advance(by: .milliseconds(2_000))
             #expect(socket.connection.isClosed)
             #expect(gateway.services.realtime.sessionCount == 0)
         }
@@ -290,7 +290,7 @@ import Testing
             let connected = try await gateway.connectedSocket(try await gateway.account())
             let opened = try await gateway.openSocket()
             let completed = SocketsCompletionCount()
-            gateway.services.realtime.shutdown(graceMilliseconds: 10_000) { completed.record() }
+            gateway.services.realtime.shutdown(grace: .milliseconds(10_000)) { completed.record() }
             for socket in [connected, opened] {
                 #expect(try await socket.closed() == WebSocketCloseCode.goingAway)
                 #expect(socket.closeReason == "server shutting down")
@@ -312,15 +312,15 @@ import Testing
         try await SocketPeer.withGateway { gateway in
             let socket = try await gateway.connectedSocket(try await gateway.account())
             let completions = SocketsCompletionCount()
-            gateway.services.realtime.shutdown(graceMilliseconds: 1_000) { completions.record() }
+            gateway.services.realtime.shutdown(grace: .milliseconds(1_000)) { completions.record() }
             #expect(try await socket.closed() == WebSocketCloseCode.goingAway)
-            gateway.clock.advance(byMilliseconds: 999)
+            gateway.clock.advance(by: .milliseconds(999))
             #expect(completions.value == 0)
-            gateway.clock.advance(byMilliseconds: 1)
+            gateway.clock.advance(by: .milliseconds(1))
             #expect(completions.value == 1)
             #expect(gateway.services.realtime.sessionCount == 1)
             // The close handshake times out later: the session goes, the completion is not called again.
-            gateway.clock.advance(byMilliseconds: 1_000)
+            gateway.clock.advance(by: .milliseconds(1_000))
             #expect(gateway.services.realtime.sessionCount == 0)
             #expect(completions.value == 1)
         }
@@ -329,7 +329,7 @@ import Testing
     @Test @LoopActor func drainWithoutSocketsCompletesAtOnce() async throws {
         try await SocketPeer.withGateway { gateway in
             let completed = SocketsCompletionCount()
-            gateway.services.realtime.shutdown(graceMilliseconds: 10_000) { completed.record() }
+            gateway.services.realtime.shutdown(grace: .milliseconds(10_000)) { completed.record() }
             #expect(completed.value == 1)
             let refused = try await SocketPeer.refusedUpgrade(gateway)
             #expect(refused.errorCode == ErrorCode.shuttingDown.name)

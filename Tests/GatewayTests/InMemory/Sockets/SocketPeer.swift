@@ -25,7 +25,7 @@ enum SocketPeer {
     private static func settle(_ gateway: GatewayHarness) async {
         let registry = gateway.services.presence.registry
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            registry.stop(graceMilliseconds: 5_000) { continuation.resume() }
+            registry.stop(grace: .milliseconds(5_000)) { continuation.resume() }
         }
     }
 

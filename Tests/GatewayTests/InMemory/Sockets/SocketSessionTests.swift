@@ -176,9 +176,9 @@ import Testing
     @Test @LoopActor func aSocketThatNeverConnectsIsClosedAtTheConnectDeadline() async throws {
         try await SocketPeer.withGateway(settings: ["SOCKETIO_CONNECT_TIMEOUT_MS": "3000"]) { gateway in
             let socket = try await gateway.openSocket()
-            gateway.clock.advance(byMilliseconds: 2_999)
+            gateway.clock.advance(by: .milliseconds(2_999))
             #expect(isOpen(socket))
-            gateway.clock.advance(byMilliseconds: 1)
+            gateway.clock.advance(by: .milliseconds(1))
             #expect(try await socket.closed() == WebSocketCloseCode.policyViolation)
             #expect(socket.closeReason == "no Socket.IO CONNECT in time")
         }
@@ -187,9 +187,9 @@ import Testing
     @Test @LoopActor func aRefusedConnectDoesNotStopTheConnectDeadline() async throws {
         try await SocketPeer.withGateway(settings: ["SOCKETIO_CONNECT_TIMEOUT_MS": "3000"]) { gateway in
             let socket = try await gateway.openSocket()
-            gateway.clock.advance(byMilliseconds: 2_000)
+            gateway.clock.advance(by: .milliseconds(2_000))
             #expect(refusal(try await socket.connectNamespace(auth: ["token": "bad"])).code == ErrorCode.tokenMalformed.name)
-            gateway.clock.advance(byMilliseconds: 1_000)
+            gateway.clock.advance(by: .milliseconds(1_000))
             #expect(try await socket.closed() == WebSocketCloseCode.policyViolation)
         }
     }
@@ -197,7 +197,7 @@ import Testing
     @Test @LoopActor func aConnectedSocketOutlivesTheConnectDeadline() async throws {
         try await SocketPeer.withGateway(settings: ["SOCKETIO_CONNECT_TIMEOUT_MS": "3000"]) { gateway in
             let socket = try await gateway.connectedSocket(try await gateway.account())
-            gateway.clock.advance(byMilliseconds: 10_000)
+            gateway.clock.advance(by: .milliseconds(10_000))
             #expect(isOpen(socket))
         }
     }
@@ -208,7 +208,7 @@ import Testing
         try await SocketPeer.withGateway { gateway in
             let socket = try await gateway.connectedSocket(try await gateway.account())
             for round in 1...4 {
-                gateway.clock.advance(byMilliseconds: 25_000)
+                gateway.clock.advance(by: .milliseconds(25_000))
                 #expect(isOpen(socket))
                 #expect(socket.pingsSeen == round)
             }
@@ -219,15 +219,15 @@ import Testing
         try await SocketPeer.withGateway { gateway in
             let socket = try await gateway.connectedSocket(try await gateway.account())
             socket.answersPings = false
-            gateway.clock.advance(byMilliseconds: 24_900)
+            gateway.clock.advance(by: .milliseconds(24_900))
             socket.pump()
             #expect(socket.pingsSeen == 0)
-            gateway.clock.advance(byMilliseconds: 100)
+            gateway.clock.advance(by: .milliseconds(100))
             socket.pump()
             #expect(socket.pingsSeen == 1)
-            gateway.clock.advance(byMilliseconds: 19_900)
+            gateway.clock.advance(by: .milliseconds(19_900))
             #expect(isOpen(socket))
-            gateway.clock.advance(byMilliseconds: 100)
+            gateway.clock.advance(by: .milliseconds(100))
             #expect(try await socket.closed() == WebSocketCloseCode.goingAway)
             #expect(socket.closeReason == "ping timeout")
         }
@@ -242,9 +242,9 @@ import Testing
             let socket = try await gateway.openSocket()
             #expect(try await socket.connectNamespace(auth: ["token": .string(shortLived)]).hasPrefix("40{"))
             // exp + 5 s leeway is 14 to 15 s away.
-            gateway.clock.advance(byMilliseconds: 14_000)
+            gateway.clock.advance(by: .milliseconds(14_000))
             #expect(isOpen(socket))
-            gateway.clock.advance(byMilliseconds: 1_000)
+            gateway.clock.advance(by: .milliseconds(1_000))
             #expect(try await socket.closed() == WebSocketCloseCode.policyViolation)
             #expect(socket.closeReason == "token expired")
             let messages = socket.drainInbox()
@@ -264,7 +264,7 @@ import Testing
             let fresh = SocketPeer.token(gateway, userID: alice.id, lifetimeSeconds: 600, issuedAt: issuedAt)
             socket.emit(SocketEvent.authenticate.name, [["token": .string(fresh)]], ack: 4)
             #expect(try await socket.ack(4) == [["ok": true, "expiresAt": .int((issuedAt + 600) * 1000)]])
-            gateway.clock.advance(byMilliseconds: 20_000)
+            gateway.clock.advance(by: .milliseconds(20_000))
             #expect(isOpen(socket))
             socket.emit(SocketEvent.whoami.name, [], ack: 5)
             #expect(try await socket.ack(5).first?["userId"] == .int(alice.id))
@@ -400,10 +400,10 @@ import Testing
             let socket = try await gateway.connectedSocket(alice)
             socket.emit(SocketEvent.requestServerAck.name, [["event": "confirmMe"]], ack: 8)
             while SocketPeer.packet(try await socket.next())?.eventName != "confirmMe" {}
-            gateway.clock.advance(byMilliseconds: 9_999)
+            gateway.clock.advance(by: .milliseconds(9_999))
             let early = try await SocketPeer.messagesBeforeSentinel(gateway, socket, userID: alice.id)
             #expect(early.allSatisfy { !$0.hasPrefix("438") })
-            gateway.clock.advance(byMilliseconds: 1)
+            gateway.clock.advance(by: .milliseconds(1))
             #expect(try await socket.ack(8) == [["error": ["code": .string(ErrorCode.ackTimeout.name),
                                                            "message": "the client did not acknowledge in time"]]])
         }
@@ -475,7 +475,7 @@ import Testing
                 "code": .string(ErrorCode.rateLimited.name), "message": "too many events on this socket (1/s, burst 2); retry in 1000 ms",
                 "limit": .string(SocketSessionMachine.eventBudgetLimit), "retryAfterMs": 1000,
             ]]])
-            gateway.clock.advance(byMilliseconds: 1_000)
+            gateway.clock.advance(by: .milliseconds(1_000))
             socket.emit(SocketEvent.ping.name, [], ack: 4)
             #expect(try await socket.ack(4).first?["pong"] == true)
             #expect(isOpen(socket))
