@@ -86,5 +86,15 @@ package enum ChatSchema {
         PostgresMigration(version: 4, name: "username_search", sql: """
             CREATE INDEX users_username_search_idx ON users ((lower(username) COLLATE "C"));
             """),
+        // The fence of the sharded command streams (issue 12): a shard's new owner advances its
+        // epoch; every batch transaction checks it, so a worker that lost its lease cannot commit.
+        PostgresMigration(version: 5, name: "shard_epochs", sql: """
+            CREATE TABLE shard_epochs (
+                shard integer PRIMARY KEY CHECK (shard >= 0),
+                epoch bigint NOT NULL CHECK (epoch > 0),
+                owner text NOT NULL,
+                taken_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
     ]
 }

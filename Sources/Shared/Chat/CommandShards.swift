@@ -1,0 +1,52 @@
+/// Where a command goes: the command stream is split into `count` shards keyed by conversation, so
+/// one conversation's commands always land on one shard, which exactly one worker processes at a
+/// time (issue 12). A direct conversation is keyed by its user pair, a room by its id.
+///
+/// Shard streams are named `<prefix>:{s<n>}`: the braces are a Redis Cluster hash tag, so each
+/// shard's stream (and anything else keyed with the same tag) can live on its own node.
+///
+/// The key → shard function is part of the protocol between gateways and workers: it must never
+/// change for a given `count` (a mixer of fixed constants, not Swift's per-process `Hasher`).
+package struct CommandShards: Sendable, Equatable {
+    /// Number of shards (1...`maxCount`).
+    package let count: Int
+    /// Stream name prefix (`chat:cmd` by default).
+    package let prefix: String
+
+    /// Most shards a deployment may configure.
+    package static let maxCount = 4096
+
+    package init(count: Int, prefix: String = ChatChannels.commandStream) {
+        precondition((1...Self.maxCount).contains(count), "shard count \(count) outside 1...\(Self.maxCount)")
+        self.count = count
+        self.prefix = prefix
+    }
+
+    /// The shard of the direct conversation between two users (either order).
+    package func shard(directBetween first: Int64, _ second: Int64) -> Int {
+        let low = UInt64(bitPattern: min(first, second))
+        let high = UInt64(bitPattern: max(first, second))
+        return index(Self.mix(Self.mix(low ^ 0x6469_7265_6374_0000) ^ high))
+    }
+
+    /// The shard of a room.
+    package func shard(room id: Int64) -> Int {
+        index(Self.mix(UInt64(bitPattern: id) ^ 0x726F_6F6D_0000_0000))
+    }
+
+    /// The stream of `shard`: `<prefix>:{s<shard>}`.
+    package func stream(_ shard: Int) -> String { "\(prefix):{s\(shard)}" }
+
+    /// Every shard's stream, in shard order.
+    package var streams: [String] { (0..<count).map(stream) }
+
+    private func index(_ hash: UInt64) -> Int { Int(hash % UInt64(count)) }
+
+    /// SplitMix64's finalizer: a fixed, well-spread 64-bit mix (stable across processes and versions).
+    package static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
