@@ -94,6 +94,10 @@ import Testing
         #expect(RedisCommand.set("chat:revoked:j", "1", expireSeconds: 900) == RedisCommand(["SET", "chat:revoked:j", "1", "EX", "900"]))
         #expect(RedisCommand.exists(["a"]) == RedisCommand(["EXISTS", "a"]))
         #expect(RedisCommand.exists(["a", "b"]) == RedisCommand(["EXISTS", "a", "b"]))
+        #expect(RedisCommand.setIfAbsent("chat:lease:{s3}", "w1", expire: .seconds(9))
+                == RedisCommand(["SET", "chat:lease:{s3}", "w1", "NX", "PX", "9000"]))
+        #expect(RedisCommand.setIfAbsent("k", "v", expire: .zero) == RedisCommand(["SET", "k", "v", "NX", "PX", "1"]))
+        #expect(RedisCommand.get("k") == RedisCommand(["GET", "k"]))
     }
 
     @Test func connectionCommands() {

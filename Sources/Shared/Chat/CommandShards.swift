@@ -37,6 +37,15 @@ package struct CommandShards: Sendable, Equatable {
     /// The stream of `shard`: `<prefix>:{s<shard>}`.
     package func stream(_ shard: Int) -> String { "\(prefix):{s\(shard)}" }
 
+    /// The lease of `shard`: `chat:lease:{s<shard>}`, with the stream's hash tag (same cluster node).
+    package func lease(_ shard: Int) -> String { "\(Self.leasePrefix){s\(shard)}" }
+
+    /// What lease key names start with.
+    package static let leasePrefix = "chat:lease:"
+    /// The roster of live workers: a sorted set of worker ids scored by when their liveness lapses
+    /// (Redis server time, milliseconds).
+    package static let rosterKey = "chat:workers"
+
     /// Every shard's stream, in shard order.
     package var streams: [String] { (0..<count).map(stream) }
 

@@ -1,0 +1,79 @@
+import Glibc
+import Testing
+@testable import MessageWorker
+@testable import Shared
+
+/// Shard leases and the worker roster (issue 12) against a real Redis (`TEST_REDIS_URL`, database 10,
+/// apart from the suites that use the product's key names on database 0).
+@Suite(.serialized) struct ShardLeaseStoreTests {
+    init() { EventLoop.shared.startInBackground() }
+
+    struct SetupFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    @LoopActor
+    private static func client() async throws -> RedisClient {
+        guard let raw = getenv("TEST_REDIS_URL"), raw.pointee != 0 else {
+            throw SetupFailure(description: "TEST_REDIS_URL is not set: start a throwaway redis-server and export it")
+        }
+        var configuration = try RedisConfiguration(url: String(cString: raw))
+        configuration.database = 10
+        let client = RedisClient(configuration: configuration)
+        client.start()
+        guard await client.waitUntilConnected(timeout: .seconds(3)) else { throw SetupFailure(description: "cannot connect to Redis") }
+        _ = try await client.send(["FLUSHDB"])
+        return client
+    }
+
+    @Test @LoopActor func aLeaseHasOneOwnerWhoAloneRenewsAndReleasesIt() async throws {
+        let redis = try await Self.client()
+        defer { redis.close() }
+        let shards = CommandShards(count: 8)
+        let one = ShardLeaseStore(redis: redis, shards: shards, workerID: "w1", ttl: .seconds(5))
+        let two = ShardLeaseStore(redis: redis, shards: shards, workerID: "w2", ttl: .seconds(5))
+        #expect(try await one.acquire(3))
+        #expect(try await two.acquire(3) == false)
+        #expect(try await two.acquire(4))
+        #expect(try await one.owner(3) == "w1")
+        #expect(try await two.renew(3) == false)
+        #expect(try await one.renew(3))
+        #expect(try await two.release(3) == false)
+        #expect(try await one.owner(3) == "w1")
+        #expect(try await one.release(3))
+        #expect(try await one.owner(3) == nil)
+        #expect(try await two.acquire(3))
+        let ttl = try await redis.send(["PTTL", shards.lease(3)]).int ?? -1
+        #expect(ttl > 4_000 && ttl <= 5_000, "\(ttl)")
+    }
+
+    @Test @LoopActor func aLapsedLeaseGoesToTheNextWorkerAndTheOldOneCannotRenewIt() async throws {
+        let redis = try await Self.client()
+        defer { redis.close() }
+        let shards = CommandShards(count: 8)
+        let paused = ShardLeaseStore(redis: redis, shards: shards, workerID: "paused", ttl: .milliseconds(150))
+        let next = ShardLeaseStore(redis: redis, shards: shards, workerID: "next", ttl: .seconds(5))
+        #expect(try await paused.acquire(0))
+        await EventLoop.shared.sleep(for: .milliseconds(250))
+        #expect(try await next.acquire(0))
+        #expect(try await paused.renew(0) == false)
+        #expect(try await paused.release(0) == false)
+        #expect(try await next.owner(0) == "next")
+    }
+
+    @Test @LoopActor func theRosterListsWorkersUntilTheirLivenessLapsesOrTheyLeave() async throws {
+        let redis = try await Self.client()
+        defer { redis.close() }
+        let shards = CommandShards(count: 8)
+        let a = ShardLeaseStore(redis: redis, shards: shards, workerID: "a", ttl: .milliseconds(200))
+        let b = ShardLeaseStore(redis: redis, shards: shards, workerID: "b", ttl: .seconds(5))
+        let c = ShardLeaseStore(redis: redis, shards: shards, workerID: "c", ttl: .seconds(5))
+        #expect(try await a.heartbeat() == ["a"])
+        #expect(try await b.heartbeat() == ["a", "b"])
+        await EventLoop.shared.sleep(for: .milliseconds(300))
+        #expect(try await b.heartbeat() == ["b"])
+        #expect(try await c.heartbeat() == ["b", "c"])
+        try await b.leave()
+        #expect(try await c.heartbeat() == ["c"])
+    }
+}
