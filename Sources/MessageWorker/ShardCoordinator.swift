@@ -1,0 +1,166 @@
+import Shared
+
+/// Runs one worker's side of the sharded streams (issue 12): keeps it on the roster, computes which
+/// shards are its own (`ShardAssignment` over the live workers), and drives a `ShardLease` per shard
+/// through Redis (`ShardLeaseStore`) and the Postgres fence (`ShardFence`). The consumer hears
+/// `onStart(shard, epoch)` when it may process a shard and `onStop(shard)` when it must stop, and
+/// asks `epochForBatch(shard)` before each batch.
+@LoopActor
+final class ShardCoordinator {
+    private let shards: CommandShards
+    private let store: ShardLeaseStore
+    private let database: PostgresPool
+    private let clock: any LoopClock
+    private let timing: ShardLease.Timing
+    private let logger: Logger
+    private var leases: [Int: ShardLease] = [:]
+    private var wakeTimers: [Int: TimerHandle] = [:]
+    private var heartbeatTimer: TimerHandle?
+    private var running = false
+
+    /// A shard may be processed under `epoch` from now on.
+    var onStart: @LoopActor (_ shard: Int, _ epoch: Int64) -> Void = { _, _ in }
+    /// A shard must not start another batch.
+    var onStop: @LoopActor (_ shard: Int) -> Void = { _ in }
+
+    init(shards: CommandShards, store: ShardLeaseStore, database: PostgresPool, clock: any LoopClock = SystemClock.shared,
+         timing: ShardLease.Timing, logger: Logger) {
+        self.shards = shards
+        self.store = store
+        self.database = database
+        self.clock = clock
+        self.timing = timing
+        self.logger = logger
+    }
+
+    /// Shards this worker holds now (fenced and started).
+    var heldShards: [Int] {
+        leases.compactMap { shard, lease in if case .held = lease.state { return shard } else { return nil } }.sorted()
+    }
+
+    /// The epoch a batch on `shard` must write under, if one may start now.
+    func epochForBatch(_ shard: Int) -> Int64? {
+        leases[shard]?.epochForBatch(now: clock.now())
+    }
+
+    // MARK: Lifecycle
+
+    func start() {
+        guard !running else { return }
+        running = true
+        Task { @LoopActor in await self.heartbeat() }
+    }
+
+    /// Stops every shard, gives the leases back and leaves the roster, so the others take over
+    /// without waiting for the TTL.
+    func stop() async {
+        running = false
+        if let heartbeatTimer { clock.cancel(heartbeatTimer) }
+        heartbeatTimer = nil
+        for timer in wakeTimers.values { clock.cancel(timer) }
+        wakeTimers = [:]
+        for shard in leases.keys.sorted() {
+            guard var lease = leases[shard] else { continue }
+            let actions = lease.unassign()
+            leases[shard] = lease
+            if actions.contains(.stop) { onStop(shard) }
+            guard actions.contains(.release) else { continue }
+            _ = try? await store.release(shard)
+            feed(shard) { lease, now in lease.released(now: now) }
+        }
+        try? await store.leave()
+    }
+
+    // MARK: Assignment
+
+    private func heartbeat() async {
+        guard running else { return }
+        do {
+            let live = try await store.heartbeat()
+            let mine = Set(ShardAssignment.shards(of: store.workerID, shards: shards.count, workers: live))
+            for shard in mine.sorted() where leases[shard]?.wanted != true {
+                var lease = leases[shard] ?? ShardLease(timing: timing)
+                let actions = lease.assign(now: clock.now())
+                leases[shard] = lease
+                perform(actions, shard: shard)
+            }
+            for (shard, lease) in leases where lease.wanted && !mine.contains(shard) {
+                var lease = lease
+                let actions = lease.unassign()
+                leases[shard] = lease
+                perform(actions, shard: shard)
+            }
+        } catch {
+            logger.warn("shard roster heartbeat failed", ["error": .string(String(describing: error))])
+        }
+        guard running else { return }
+        heartbeatTimer = clock.schedule(after: .nanoseconds(Int64(timing.renewEvery))) { [weak self] in
+            Task { @LoopActor in await self?.heartbeat() }
+        }
+    }
+
+    // MARK: Actions
+
+    private func feed(_ shard: Int, _ input: (inout ShardLease, UInt64) -> [ShardLease.Action]) {
+        guard var lease = leases[shard] else { return }
+        let actions = input(&lease, clock.now())
+        leases[shard] = lease
+        perform(actions, shard: shard)
+    }
+
+    private func perform(_ actions: [ShardLease.Action], shard: Int) {
+        for action in actions { perform(action, shard: shard) }
+    }
+
+    private func perform(_ action: ShardLease.Action, shard: Int) {
+        switch action {
+        case .acquire:
+            Task { @LoopActor in
+                do {
+                    let granted = try await self.store.acquire(shard)
+                    self.feed(shard) { lease, now in lease.acquireAnswered(granted: granted, now: now) }
+                } catch {
+                    self.feed(shard) { lease, now in lease.failed(now: now) }
+                }
+            }
+        case .advanceEpoch:
+            Task { @LoopActor in
+                do {
+                    let epoch = try await ShardFence.advance(shard: shard, owner: self.store.workerID, on: self.database)
+                    self.feed(shard) { lease, now in lease.epochAdvanced(epoch, now: now) }
+                } catch {
+                    self.logger.warn("cannot advance a shard's epoch", ["shard": .int(Int64(shard)), "error": .string(String(describing: error))])
+                    self.feed(shard) { lease, now in lease.failed(now: now) }
+                }
+            }
+        case .renew:
+            guard let sentAt = leases[shard]?.renewalInFlight else { return }
+            Task { @LoopActor in
+                do {
+                    let kept = try await self.store.renew(shard)
+                    self.feed(shard) { lease, now in lease.renewAnswered(kept: kept, sentAt: sentAt, now: now) }
+                } catch {
+                    self.feed(shard) { lease, now in lease.failed(now: now) }
+                }
+            }
+        case .release:
+            Task { @LoopActor in
+                _ = try? await self.store.release(shard)
+                self.feed(shard) { lease, now in lease.released(now: now) }
+            }
+        case .start(let epoch):
+            logger.info("shard taken", ["shard": .int(Int64(shard)), "epoch": .int(epoch)])
+            onStart(shard, epoch)
+        case .stop:
+            logger.info("shard given up", ["shard": .int(Int64(shard))])
+            onStop(shard)
+        case .wake(let deadline):
+            if let timer = wakeTimers[shard] { clock.cancel(timer) }
+            wakeTimers[shard] = clock.schedule(after: MonotonicClock.duration(until: deadline, from: clock.now())) { [weak self] in
+                guard let self else { return }
+                self.wakeTimers[shard] = nil
+                self.feed(shard) { lease, now in lease.timerFired(now: now) }
+            }
+        }
+    }
+}
