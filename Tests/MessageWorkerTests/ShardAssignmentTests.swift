@@ -14,6 +14,19 @@ import Testing
         #expect(shards.streams.count == 64)
     }
 
+    @Test func aDevicesSendsAndReadAllsInAConversationShareItsShard() {
+        let shards = CommandShards(count: 64)
+        let send = ChatCommand.send(SendMessage(receiverID: 9, content: "hi", clientMsgID: "c1"))
+        #expect(shards.shard(of: send, userID: 4) == shards.shard(directBetween: 4, 9))
+        #expect(shards.shard(of: .readAll(senderID: 9), userID: 4) == shards.shard(of: send, userID: 4))
+        // The other member's sends land on the same shard.
+        #expect(shards.shard(of: .send(SendMessage(receiverID: 4, content: "yo", clientMsgID: "c2")), userID: 9)
+                == shards.shard(of: send, userID: 4))
+        // Reads by id go to the reader's own shard.
+        #expect(shards.shard(of: .read(messageID: 77), userID: 4) == shards.shard(directBetween: 4, 4))
+        #expect(shards.shard(of: .readMany([1, 2]), userID: 4) == shards.shard(directBetween: 4, 4))
+    }
+
     @Test func shardKeysAreFixedAcrossVersions() {
         // The key -> shard function is a protocol between gateways and workers: these values must never change.
         let shards = CommandShards(count: 16)

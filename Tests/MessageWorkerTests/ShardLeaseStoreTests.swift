@@ -76,4 +76,22 @@ import Testing
         try await b.leave()
         #expect(try await c.heartbeat() == ["c"])
     }
+
+    @Test @LoopActor func oneBlockingReadServesEveryHeldShardStream() async throws {
+        let redis = try await Self.client()
+        defer { redis.close() }
+        let shards = CommandShards(count: 8)
+        for shard in [1, 6] {
+            _ = try await redis.send(.xgroupCreate(shards.stream(shard), group: "workers", startID: "0", makeStream: true))
+            _ = try await redis.send(.xadd(shards.stream(shard), fields: ["type", "s\(shard)"]))
+        }
+        let reply = try await redis.send(.xreadgroup(group: "workers", consumer: "w1", count: 10, block: .milliseconds(100),
+                                                     streams: [(shards.stream(1), ">"), (shards.stream(6), ">")]))
+        // One entry per stream, each under its stream's name.
+        let streams = (reply.array ?? []).compactMap { entry -> String? in
+            guard case .bulk(let name)? = entry.array?.first else { return nil }
+            return String(decoding: name, as: UTF8.self)
+        }
+        #expect(streams.sorted() == [shards.stream(1), shards.stream(6)])
+    }
 }

@@ -61,6 +61,10 @@ import Testing
     @Test func consumerGroupCommands() {
         #expect(RedisCommand.xreadgroup(group: "workers", consumer: "w1", count: 128, block: .milliseconds(2_000), stream: "chat:cmd", id: ">")
             == RedisCommand(["XREADGROUP", "GROUP", "workers", "w1", "COUNT", "128", "BLOCK", "2000", "STREAMS", "chat:cmd", ">"]))
+        #expect(RedisCommand.xreadgroup(group: "workers", consumer: "w1", count: 64, block: .seconds(2),
+                                        streams: [("chat:cmd:{s1}", ">"), ("chat:cmd:{s7}", "0")])
+            == RedisCommand(["XREADGROUP", "GROUP", "workers", "w1", "COUNT", "64", "BLOCK", "2000", "STREAMS",
+                             "chat:cmd:{s1}", "chat:cmd:{s7}", ">", "0"]))
         #expect(RedisCommand.xack("chat:cmd", group: "workers", ids: ["1-0", "2-0"])
             == RedisCommand(["XACK", "chat:cmd", "workers", "1-0", "2-0"]))
         #expect(RedisCommand.xautoclaim("chat:cmd", group: "workers", consumer: "w1", minIdle: .milliseconds(30_000), start: "0-0", count: 128)

@@ -34,6 +34,19 @@ package struct CommandShards: Sendable, Equatable {
         index(Self.mix(UInt64(bitPattern: id) ^ 0x726F_6F6D_0000_0000))
     }
 
+    /// The shard of `userID`'s `command`. A send and a read-all name their conversation (the user
+    /// pair), so a device's sends and read-alls in a conversation stay in one shard, in order. A
+    /// read by message ids names no conversation at the gateway; it goes to the reader's own shard
+    /// (the pair of the reader with itself). That is safe: a device reads only messages it has
+    /// seen, which are stored already, and read pointers only move forward.
+    package func shard(of command: ChatCommand, userID: Int64) -> Int {
+        switch command {
+        case .send(let message): shard(directBetween: userID, message.receiverID)
+        case .readAll(let senderID): shard(directBetween: userID, senderID)
+        case .read, .readMany: shard(directBetween: userID, userID)
+        }
+    }
+
     /// The stream of `shard`: `<prefix>:{s<shard>}`.
     package func stream(_ shard: Int) -> String { "\(prefix):{s\(shard)}" }
 

@@ -46,6 +46,21 @@ extension RedisCommand {
         ])
     }
 
+    /// `XREADGROUP GROUP <group> <consumer> COUNT <count> BLOCK <ms> STREAMS <stream> ... <id> ...`:
+    /// one blocking read over several streams (a worker's shards) in one call; `COUNT` applies per
+    /// stream.
+    package static func xreadgroup(
+        group: String, consumer: String, count: Int, block: Duration, streams: [(stream: String, id: String)]
+    ) -> RedisCommand {
+        var command = RedisCommand(reservingArguments: 9 + 2 * streams.count)
+        for word in ["XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(block.wholeMilliseconds), "STREAMS"] {
+            command.append(word)
+        }
+        for entry in streams { command.append(entry.stream) }
+        for entry in streams { command.append(entry.id) }
+        return command
+    }
+
     /// `XACK <stream> <group> <id> ...`: the entries are processed.
     package static func xack(_ stream: String, group: String, ids: [String]) -> RedisCommand {
         var command = RedisCommand(reservingArguments: 3 + ids.count)
