@@ -14,30 +14,21 @@ enum ShardAssignment {
     static func owners(shards: Int, workers: [String]) -> [String] {
         let live = Array(Set(workers)).sorted()
         guard !live.isEmpty, shards > 0 else { return [] }
+        let hashes = live.map(idHash)
         let base = shards / live.count
         var extras = shards % live.count
-        var load = [String: Int](minimumCapacity: live.count)
+        var load = [Int](repeating: 0, count: live.count)
         var owners: [String] = []
         owners.reserveCapacity(shards)
         for shard in 0..<shards {
-            let ranked = live.sorted { lhs, rhs in
-                let (left, right) = (score(worker: lhs, shard: shard), score(worker: rhs, shard: shard))
-                return left != right ? left > right : lhs < rhs
-            }
-            for worker in ranked {
-                let taken = load[worker, default: 0]
-                if taken < base {
-                    load[worker] = taken + 1
-                    owners.append(worker)
-                    break
-                }
-                if taken == base && extras > 0 {
-                    extras -= 1
-                    load[worker] = taken + 1
-                    owners.append(worker)
-                    break
-                }
-            }
+            let shardHash = CommandShards.mix(UInt64(shard))
+            // Workers by score, highest first (ties, which need a 64-bit collision, by id).
+            let ranked = live.indices.map { (worker: $0, score: CommandShards.mix(hashes[$0] ^ shardHash)) }
+                .sorted { $0.score != $1.score ? $0.score > $1.score : $0.worker < $1.worker }
+            guard let chosen = ranked.first(where: { load[$0.worker] < base || (load[$0.worker] == base && extras > 0) }) else { continue }
+            if load[chosen.worker] == base { extras -= 1 }
+            load[chosen.worker] += 1
+            owners.append(live[chosen.worker])
         }
         return owners
     }
@@ -47,13 +38,13 @@ enum ShardAssignment {
         owners(shards: shards, workers: workers).enumerated().compactMap { $0.element == worker ? $0.offset : nil }
     }
 
-    /// The rendezvous score of `worker` for `shard`: FNV-1a of the id, mixed with the shard.
-    static func score(worker: String, shard: Int) -> UInt64 {
+    /// FNV-1a of a worker id; a worker's score for a shard is `mix(idHash ^ mix(shard))`.
+    private static func idHash(_ worker: String) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in worker.utf8 {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01B3
         }
-        return CommandShards.mix(hash ^ CommandShards.mix(UInt64(shard)))
+        return hash
     }
 }

@@ -33,11 +33,6 @@ final class ShardCoordinator {
         self.logger = logger
     }
 
-    /// Shards this worker holds now (fenced and started).
-    var heldShards: [Int] {
-        leases.compactMap { shard, lease in if case .held = lease.state { return shard } else { return nil } }.sorted()
-    }
-
     /// The epoch a batch on `shard` must write under, if one may start now.
     func epochForBatch(_ shard: Int) -> Int64? {
         leases[shard]?.epochForBatch(now: clock.now())
@@ -79,16 +74,10 @@ final class ShardCoordinator {
             let live = try await store.heartbeat()
             let mine = Set(ShardAssignment.shards(of: store.workerID, shards: shards.count, workers: live))
             for shard in mine.sorted() where leases[shard]?.wanted != true {
-                var lease = leases[shard] ?? ShardLease(timing: timing)
-                let actions = lease.assign(now: clock.now())
-                leases[shard] = lease
-                perform(actions, shard: shard)
+                feed(shard) { lease, now in lease.assign(now: now) }
             }
             for (shard, lease) in leases where lease.wanted && !mine.contains(shard) {
-                var lease = lease
-                let actions = lease.unassign()
-                leases[shard] = lease
-                perform(actions, shard: shard)
+                feed(shard) { lease, _ in lease.unassign() }
             }
         } catch {
             logger.warn("shard roster heartbeat failed", ["error": .string(String(describing: error))])
@@ -101,8 +90,9 @@ final class ShardCoordinator {
 
     // MARK: Actions
 
+    /// Gives `shard`'s lease (a new one the first time) an input and performs what it answers.
     private func feed(_ shard: Int, _ input: (inout ShardLease, UInt64) -> [ShardLease.Action]) {
-        guard var lease = leases[shard] else { return }
+        var lease = leases[shard] ?? ShardLease(timing: timing)
         let actions = input(&lease, clock.now())
         leases[shard] = lease
         perform(actions, shard: shard)

@@ -9,36 +9,11 @@ import Testing
 @Suite(.serialized) struct ShardCoordinatorTests {
     init() { EventLoop.shared.startInBackground() }
 
-    struct SetupFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
     /// What one coordinator's consumer would see.
     @LoopActor
     final class Held {
         var epochs: [Int: Int64] = [:]
         var stops = 0
-    }
-
-    @LoopActor
-    private static func services() async throws -> (RedisClient, PostgresPool, PostgresPool, String) {
-        guard let redisURL = getenv("TEST_REDIS_URL"), redisURL.pointee != 0, let databaseURL = getenv("TEST_DATABASE_URL"),
-              databaseURL.pointee != 0 else {
-            throw SetupFailure(description: "TEST_REDIS_URL and TEST_DATABASE_URL must be set: start Redis and PostgreSQL")
-        }
-        var configuration = try RedisConfiguration(url: String(cString: redisURL))
-        configuration.database = 9
-        let redis = RedisClient(configuration: configuration)
-        redis.start()
-        guard await redis.waitUntilConnected(timeout: .seconds(3)) else { throw SetupFailure(description: "cannot connect to Redis") }
-        _ = try await redis.send(["FLUSHDB"])
-        let url = String(cString: databaseURL)
-        let schema = "coordinator_\(UInt32.random(in: 0...UInt32.max))_\(getpid())"
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1))
-        try await admin.query("CREATE SCHEMA \(schema)")
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 2, parameters: ["options": "-c search_path=\(schema)"]))
-        _ = try await PostgresMigrator.migrate(pool: pool, migrations: ChatSchema.migrations)
-        return (redis, admin, pool, schema)
     }
 
     @LoopActor
@@ -60,13 +35,15 @@ import Testing
     private static func until(_ what: String, seconds: Double = 8, _ condition: @LoopActor () -> Bool) async throws {
         let deadline = MonotonicClock.deadline(after: .milliseconds(Int64(seconds * 1000)), from: MonotonicClock.now())
         while !condition() {
-            guard MonotonicClock.now() < deadline else { throw SetupFailure(description: "timed out waiting for \(what)") }
+            guard MonotonicClock.now() < deadline else { throw ShardTestServices.SetupFailure(description: "timed out waiting for \(what)") }
             await EventLoop.shared.sleep(for: .milliseconds(20))
         }
     }
 
     @Test @LoopActor func twoWorkersSplitTheShardsAndOneTakesAllWhenTheOtherLeaves() async throws {
-        let (redis, admin, pool, schema) = try await Self.services()
+        let redis = try await ShardTestServices.flushedRedis(database: 9)
+        let schema = try await ShardTestServices.Schema(poolSize: 2)
+        let pool = schema.pool
         let shards = CommandShards(count: 8)
         let (one, heldByOne) = Self.coordinator("worker-one", redis: redis, pool: pool, shards: shards)
         let (two, heldByTwo) = Self.coordinator("worker-two", redis: redis, pool: pool, shards: shards)
@@ -95,8 +72,6 @@ import Testing
         #expect(heldByTwo.epochs.isEmpty)
         await one.stop()
         redis.close()
-        pool.close()
-        try await admin.query("DROP SCHEMA \(schema) CASCADE")
-        admin.close()
+        try await schema.drop()
     }
 }

@@ -8,26 +8,9 @@ import Testing
 @Suite(.serialized) struct ShardFenceTests {
     init() { EventLoop.shared.startInBackground() }
 
-    struct SetupFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    @LoopActor
-    private static func database() async throws -> (PostgresPool, PostgresPool, String) {
-        guard let raw = getenv("TEST_DATABASE_URL"), raw.pointee != 0 else {
-            throw SetupFailure(description: "TEST_DATABASE_URL is not set: start PostgreSQL and export it")
-        }
-        let url = String(cString: raw)
-        let schema = "fence_\(UInt32.random(in: 0...UInt32.max))_\(getpid())"
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1))
-        try await admin.query("CREATE SCHEMA \(schema)")
-        let pool = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 3, parameters: ["options": "-c search_path=\(schema)"]))
-        _ = try await PostgresMigrator.migrate(pool: pool, migrations: ChatSchema.migrations)
-        return (admin, pool, schema)
-    }
-
     @Test @LoopActor func eachNewOwnerAdvancesTheEpochAndAStaleEpochIsRefused() async throws {
-        let (admin, pool, schema) = try await Self.database()
+        let schema = try await ShardTestServices.Schema(poolSize: 3)
+        let pool = schema.pool
         #expect(try await ShardFence.advance(shard: 3, owner: "w1", on: pool) == 1)
         #expect(try await ShardFence.advance(shard: 3, owner: "w2", on: pool) == 2)
         #expect(try await ShardFence.advance(shard: 4, owner: "w1", on: pool) == 1)
@@ -38,13 +21,12 @@ import Testing
         await #expect(throws: ShardFence.Fenced(shard: 9, held: 1, current: nil)) {
             try await pool.transaction { connection in try await ShardFence.check(shard: 9, epoch: 1, on: connection) }
         }
-        pool.close()
-        try await admin.query("DROP SCHEMA \(schema) CASCADE")
-        admin.close()
+        try await schema.drop()
     }
 
     @Test @LoopActor func aNewOwnerWaitsForTheOldOwnersBatchInFlightAndFencesTheNextOne() async throws {
-        let (admin, pool, schema) = try await Self.database()
+        let schema = try await ShardTestServices.Schema(poolSize: 3)
+        let pool = schema.pool
         let epoch = try await ShardFence.advance(shard: 0, owner: "old", on: pool)
         let start = MonotonicClock.now()
         // The old owner's batch: checked, then still writing for 300 ms when the new owner takes over.
@@ -65,8 +47,6 @@ import Testing
         await #expect(throws: ShardFence.Fenced(shard: 0, held: epoch, current: newEpoch)) {
             try await pool.transaction { connection in try await ShardFence.check(shard: 0, epoch: epoch, on: connection) }
         }
-        pool.close()
-        try await admin.query("DROP SCHEMA \(schema) CASCADE")
-        admin.close()
+        try await schema.drop()
     }
 }

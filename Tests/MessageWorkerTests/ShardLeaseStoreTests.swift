@@ -8,26 +8,8 @@ import Testing
 @Suite(.serialized) struct ShardLeaseStoreTests {
     init() { EventLoop.shared.startInBackground() }
 
-    struct SetupFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
-    @LoopActor
-    private static func client() async throws -> RedisClient {
-        guard let raw = getenv("TEST_REDIS_URL"), raw.pointee != 0 else {
-            throw SetupFailure(description: "TEST_REDIS_URL is not set: start a throwaway redis-server and export it")
-        }
-        var configuration = try RedisConfiguration(url: String(cString: raw))
-        configuration.database = 10
-        let client = RedisClient(configuration: configuration)
-        client.start()
-        guard await client.waitUntilConnected(timeout: .seconds(3)) else { throw SetupFailure(description: "cannot connect to Redis") }
-        _ = try await client.send(["FLUSHDB"])
-        return client
-    }
-
     @Test @LoopActor func aLeaseHasOneOwnerWhoAloneRenewsAndReleasesIt() async throws {
-        let redis = try await Self.client()
+        let redis = try await ShardTestServices.flushedRedis(database: 10)
         defer { redis.close() }
         let shards = CommandShards(count: 8)
         let one = ShardLeaseStore(redis: redis, shards: shards, workerID: "w1", ttl: .seconds(5))
@@ -48,7 +30,7 @@ import Testing
     }
 
     @Test @LoopActor func aLapsedLeaseGoesToTheNextWorkerAndTheOldOneCannotRenewIt() async throws {
-        let redis = try await Self.client()
+        let redis = try await ShardTestServices.flushedRedis(database: 10)
         defer { redis.close() }
         let shards = CommandShards(count: 8)
         let paused = ShardLeaseStore(redis: redis, shards: shards, workerID: "paused", ttl: .milliseconds(150))
@@ -62,7 +44,7 @@ import Testing
     }
 
     @Test @LoopActor func theRosterListsWorkersUntilTheirLivenessLapsesOrTheyLeave() async throws {
-        let redis = try await Self.client()
+        let redis = try await ShardTestServices.flushedRedis(database: 10)
         defer { redis.close() }
         let shards = CommandShards(count: 8)
         let a = ShardLeaseStore(redis: redis, shards: shards, workerID: "a", ttl: .milliseconds(200))
@@ -78,7 +60,7 @@ import Testing
     }
 
     @Test @LoopActor func oneBlockingReadServesEveryHeldShardStream() async throws {
-        let redis = try await Self.client()
+        let redis = try await ShardTestServices.flushedRedis(database: 10)
         defer { redis.close() }
         let shards = CommandShards(count: 8)
         for shard in [1, 6] {

@@ -29,8 +29,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         self.clientAddress = clientAddress
         self.host = host
         engineID = SecureRandom.token(byteCount: 15)
-        machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken,
-                                       now: SocketSessionMachine.Instant(monotonic: host.clock.now(), wallMilliseconds: host.clock.wallMilliseconds()))
+        machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken, now: Self.instant(host.clock))
         heartbeat = EngineIOHeartbeat(interval: host.configuration.pingInterval.nanosecondsSaturated,
                                       timeout: host.configuration.pingTimeout.nanosecondsSaturated)
     }
@@ -47,7 +46,9 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     private var clock: any LoopClock { host.clock }
 
-    private func now() -> SocketSessionMachine.Instant {
+    private func now() -> SocketSessionMachine.Instant { Self.instant(clock) }
+
+    private static func instant(_ clock: any LoopClock) -> SocketSessionMachine.Instant {
         SocketSessionMachine.Instant(monotonic: clock.now(), wallMilliseconds: clock.wallMilliseconds())
     }
 

@@ -62,8 +62,8 @@ package final class HTTPServer {
     private let configuration: HTTPServerConfiguration
     private let responder: any HTTPResponder
     private let logger: Logger
-    /// Time and timers (the loop's, or a manual clock in tests).
-    private let clock: any LoopClock
+    /// Time and timers (the loop's, or a manual clock in tests); its connections use it too.
+    fileprivate let clock: any LoopClock
     private var listener: TCPListener?
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     /// Connections handed over to another protocol; they still count against the cap.
@@ -134,7 +134,6 @@ package final class HTTPServer {
     }
 
     fileprivate var parserLimits: HTTPParserLimits { configuration.parserLimits }
-    fileprivate var loopClock: any LoopClock { clock }
     fileprivate var requestReadTimeout: UInt64 { configuration.requestReadTimeout.nanosecondsSaturated }
     fileprivate var idleTimeout: UInt64 { configuration.idleTimeout.nanosecondsSaturated }
 
@@ -236,7 +235,7 @@ private final class HTTPServerConnection: TransportDelegate {
     init(server: HTTPServer, tcp: any Transport) {
         self.server = server
         self.tcp = tcp
-        clock = server.loopClock
+        clock = server.clock
         parser = HTTPRequestParser(limits: server.parserLimits)
         machine = HTTPConnectionStateMachine(requestReadTimeout: server.requestReadTimeout, idleTimeout: server.idleTimeout)
     }

@@ -40,9 +40,6 @@ package final class InMemoryConnection: Transport {
     package var isWritable: Bool { state == .open }
     package var isClosed: Bool { state == .closed }
     package var pendingWriteBytes: Int { queued.count }
-    /// Whether the server paused reading.
-    package var isReadingPaused: Bool { readingPaused }
-
     @discardableResult
     package func write(_ bytes: [UInt8]) -> Bool {
         guard state == .open else { return false }
@@ -134,8 +131,7 @@ package final class InMemoryConnection: Transport {
     }
 
     private func deliver(_ chunk: [UInt8]) {
-        guard state != .closed else { return }
-        // A connection closing after flush still reads (and discards), as a lingering socket does.
+        // Closed: nothing to tell. Closing after flush: the input is discarded, as a lingering socket does.
         guard state == .open else { return }
         chunk.withUnsafeBytes { delegate?.connection(self, didRead: $0) }
     }
