@@ -11,7 +11,8 @@ enum BatchFailure: Sendable, Equatable {
     /// isolate the culprit.
     case permanent
 
-    /// Classifies an error thrown by `BatchApplier.apply`.
+    /// Classifies an error thrown by `BatchApplier.apply` (not `ShardFence.Fenced`, which the
+    /// processor passes on).
     static func classify(_ error: any Error) -> BatchFailure {
         guard let error = error as? PostgresError else { return .permanent }
         switch error {
@@ -55,14 +56,17 @@ final class BatchProcessor {
         self.logger = logger
     }
 
-    /// Outcomes of every command, in order. Throws only transient errors (the caller retries the
-    /// batch later; commands already committed by a half are idempotent to re-apply).
-    func process(_ commands: [BatchCommand]) async throws -> [CommandOutcome] {
+    /// Outcomes of every command, in order. Throws transient errors (the caller retries the batch
+    /// later; commands already committed by a half are idempotent to re-apply) and
+    /// `ShardFence.Fenced` (a shard of the batch has a new owner: the caller drops its commands).
+    func process(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
         guard !commands.isEmpty else { return [] }
         var conflicts = 0
         while true {
             do {
-                return try await applier.apply(commands)
+                return try await applier.apply(commands, fence: fence)
+            } catch let fenced as ShardFence.Fenced {
+                throw fenced
             } catch {
                 switch BatchFailure.classify(error) {
                 case .transient:
@@ -77,8 +81,8 @@ final class BatchProcessor {
                         "error": .string(String(describing: error)), "commands": .int(Int64(commands.count)),
                     ])
                     let middle = commands.count / 2
-                    let first = try await process(Array(commands[..<middle]))
-                    let second = try await process(Array(commands[middle...]))
+                    let first = try await process(Array(commands[..<middle]), fence: fence)
+                    let second = try await process(Array(commands[middle...]), fence: fence)
                     return first + second
                 }
             }

@@ -3,8 +3,10 @@ import Shared
 /// Applies a batch of commands (the writes of `MessageBatch`) to PostgreSQL.
 @LoopActor
 protocol BatchApplier: AnyObject {
-    /// Applies every command in one transaction and returns their outcomes in command order.
-    func apply(_ commands: [BatchCommand]) async throws -> [CommandOutcome]
+    /// Applies every command in one transaction and returns their outcomes in command order. The
+    /// transaction commits only if every shard in `fence` is still at its epoch (else it throws
+    /// `ShardFence.Fenced` and nothing is written).
+    func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome]
 }
 
 /// The SQL of a batch: one transaction, a fixed number of set-based statements whatever the batch
@@ -23,7 +25,7 @@ final class BatchStore: BatchApplier {
         self.database = database
     }
 
-    func apply(_ commands: [BatchCommand]) async throws -> [CommandOutcome] {
+    func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
         var batch = MessageBatch(commands: commands)
         let users = batch.userIDsToCheck
         if !users.isEmpty {
@@ -31,7 +33,9 @@ final class BatchStore: BatchApplier {
             batch.recordExistingUsers(Set(try rows.map { try $0.int64("id") }))
         }
         let inserted = try await database.transaction { connection in
-            try await Self.write(&batch, on: connection)
+            let inserted = try await Self.write(&batch, on: connection)
+            try await ShardFence.check(fence, on: connection)
+            return inserted
         }
         return try batch.outcomes(inserted: inserted)
     }

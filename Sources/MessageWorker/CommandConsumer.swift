@@ -1,38 +1,63 @@
 import Shared
 
-/// Reads the command stream as one consumer of the workers' group and carries each batch through
-/// decode → apply (one transaction) → publish (one pipeline) → acknowledge (one `XACK`).
+/// Consumes the command shards this worker holds (issue 12) and carries each batch through
+/// decode → apply (one transaction, fenced) → publish (one pipeline) → acknowledge (`XACK`s in one
+/// pipeline).
 ///
-/// Processing is at-least-once: an entry is acknowledged only after its effects are committed and
-/// published. A batch that fails for a transient reason (database or Redis down) is retried in
-/// place, with backoff, for as long as the worker runs; meanwhile its entries are re-claimed to
-/// this consumer (`XCLAIM ... JUSTID`, which leaves delivery counts alone) so no other worker
-/// takes them over as abandoned. Entries of dead consumers are taken over after
-/// `claimIdle` (`XAUTOCLAIM`); one delivered more than `maxDeliveries` times is moved
-/// to the dead-letter stream, answered `processing_failed`, and acknowledged. What to do next is
-/// decided by `WorkerCycle`; this class performs it.
+/// Which shards: `ShardCoordinator` says (`shardStarted`, `shardStopped`); what to do next:
+/// `WorkerCycle`. A shard's entries are handled strictly in stream order: one batch at a time, and
+/// any entry left unacknowledged (a batch abandoned while a dependency is down, a dead-letter
+/// write that failed) sends the shard back to claiming its pending entries before it reads new
+/// ones. Processing is at-least-once and idempotent: an entry is acknowledged only after its
+/// effects are committed and published; an entry delivered more than `maxDeliveries` times (it
+/// keeps failing, or kept being taken over) is moved to the dead-letter stream, answered
+/// `processing_failed`, and acknowledged.
 @LoopActor
 final class CommandConsumer {
+    /// An entry and the shard stream it came from. Entry ids are per stream, so two shards may
+    /// share one: `key` is unique in a batch.
+    struct ShardEntry: Sendable {
+        let shard: Int
+        let entry: StreamEntry
+        var key: String { "\(shard)/\(entry.id)" }
+    }
+
     private let reader: RedisClient
     private let commands: RedisClient
     private let processor: BatchProcessor
     private let messageLimit: MessageRateLimit?
     private let configuration: WorkerConfiguration
+    private let layout: CommandShards
     private let logger: Logger
+    private var cycle: WorkerCycle
     private var running = false
     private var loopActive = false
     private var whenStopped: [@LoopActor () -> Void] = []
+    /// Wakes the loop when it waits for a first shard.
+    private var shardWaiter: CheckedContinuation<Void, Never>?
+    /// Batches in flight per shard, and who waits for a shard to have none.
+    private var inFlight: [Int: Int] = [:]
+    private var drainWaiters: [Int: [CheckedContinuation<Void, Never>]] = [:]
+    /// The reader connection's `CLIENT ID`, to cut its blocking wait short when a shard starts.
+    private var readerClientID: Int64?
+    /// Whether the reader is in a blocking wait.
+    private var waiting = false
+
+    /// The epoch a batch on a shard may be read under now (nil: not now). The coordinator's answer.
+    var epochForBatch: @LoopActor (Int) -> Int64? = { _ in nil }
+    /// A shard's lease turned out to be lost (another holder in Redis, or the fence refused a batch).
+    var onLost: @LoopActor (Int) -> Void = { _ in }
 
     /// Commands acknowledged (applied, refused, or dead-lettered).
     private(set) var processed = 0
     /// Entries moved to the dead-letter stream.
     private(set) var deadLettered = 0
-    /// Entries taken over from other consumers.
+    /// Pending entries taken over when a shard started.
     private(set) var claimed = 0
-    /// The id the stream was last trimmed to.
-    private(set) var lastTrimID: String?
+    /// Batches the fence refused.
+    private(set) var fenced = 0
 
-    /// `reader` is a connection of its own: a blocking XREADGROUP would hold up other commands.
+    /// `reader` is a connection of its own: the blocking `XREAD` would hold up other commands.
     init(reader: RedisClient, commands: RedisClient, processor: BatchProcessor, messageLimit: MessageRateLimit? = nil,
          configuration: WorkerConfiguration, logger: Logger) {
         self.reader = reader
@@ -40,7 +65,12 @@ final class CommandConsumer {
         self.processor = processor
         self.messageLimit = messageLimit
         self.configuration = configuration
+        layout = configuration.shards
         self.logger = logger
+        cycle = WorkerCycle(trimInterval: configuration.trimInterval, now: MonotonicClock.now())
+        reader.onConnected = { [weak self, unowned reader] in
+            Task { @LoopActor in self?.readerClientID = try? await reader.send(["CLIENT", "ID"]).int }
+        }
     }
 
     /// Starts the loop. Idempotent.
@@ -52,13 +82,51 @@ final class CommandConsumer {
         Task { @LoopActor in await self.run() }
     }
 
-    /// Stops after the batch in hand (a blocking read returns within `WORKER_BLOCK_MS`); `then`
-    /// runs once the loop has ended. Entries not acknowledged stay pending for another worker.
+    /// Stops after the batch in hand (a blocking wait returns within `WORKER_BLOCK_MS`); `then`
+    /// runs once the loop has ended. Entries not acknowledged stay pending for the shard's next owner.
     func stop(then: (@LoopActor () -> Void)? = nil) {
         running = false
+        wakeForShard()
         if let then {
             if loopActive { whenStopped.append(then) } else { then() }
         }
+    }
+
+    // MARK: Shards
+
+    /// The shards being consumed.
+    var shards: [Int] { cycle.shards }
+
+    /// This worker may process `shard` from now on (its pending entries first).
+    func shardStarted(_ shard: Int, epoch: Int64) {
+        cycle.started(shard)
+        WorkerMetrics.held(shard, epoch: epoch)
+        WorkerMetrics.shardTakeovers.increment()
+        WorkerMetrics.shardsHeld.set(Double(cycle.shards.count))
+        wakeForShard()
+        // A takeover must not wait for the blocking wait on the other shards to time out.
+        if waiting, let id = readerClientID {
+            Task { @LoopActor in _ = try? await self.commands.send(["CLIENT", "UNBLOCK", String(id)]) }
+        }
+    }
+
+    /// This worker must not start another batch on `shard`.
+    func shardStopped(_ shard: Int) {
+        cycle.stopped(shard)
+        WorkerMetrics.held(shard, epoch: nil)
+        WorkerMetrics.shardsHeld.set(Double(cycle.shards.count))
+    }
+
+    /// Returns once no batch in flight involves `shard` (at once when none does): a graceful
+    /// handover gives the lease back only after the batch in hand is acknowledged.
+    func drained(_ shard: Int) async {
+        guard inFlight[shard, default: 0] > 0 else { return }
+        await withCheckedContinuation { drainWaiters[shard, default: []].append($0) }
+    }
+
+    private func wakeForShard() {
+        shardWaiter?.resume()
+        shardWaiter = nil
     }
 
     // MARK: The loop
@@ -73,32 +141,37 @@ final class CommandConsumer {
         // The clients connect in the background; waiting here avoids a spurious failure at start-up.
         _ = await reader.waitUntilConnected(timeout: .seconds(5))
         _ = await commands.waitUntilConnected(timeout: .seconds(5))
-        var cycle = WorkerCycle(claimInterval: configuration.claimInterval,
-                                trimInterval: configuration.trimInterval, now: MonotonicClock.now())
         while running {
             let action = cycle.next(now: MonotonicClock.now())
             do {
                 switch action {
-                case .createGroup:
-                    try await ensureGroup()
-                    cycle.groupCreated()
-                case .readOwnPending(let after):
-                    let entries = try await readGroup(from: after)
-                    if !entries.isEmpty {
-                        await handle(entries, deliveries: try await deliveryCounts(entries))
+                case .createGroup(let shard):
+                    try await ensureGroup(shard)
+                    cycle.groupCreated(shard)
+                case .claim(let shard, let cursor):
+                    guard let epoch = epochForBatch(shard) else {
+                        await EventLoop.shared.sleep(for: Self.notNowDelay)
+                        continue
                     }
-                    cycle.ownPendingRead(lastID: entries.last?.id)
-                case .readNew:
-                    let entries = try await readGroup(from: ">")
-                    // New entries were delivered exactly once: to this read.
-                    if !entries.isEmpty { await handle(entries, deliveries: [:]) }
-                    cycle.newRead()
-                case .claim(let cursor):
-                    let next = try await claimIdle(cursor: cursor)
-                    cycle.claimed(nextCursor: next, now: MonotonicClock.now())
-                case .trim:
-                    try await trim()
+                    cycle.claimed(shard, nextCursor: try await claimPending(shard, cursor: cursor, epoch: epoch))
+                case .read(let shards):
+                    var epochs: [Int: Int64] = [:]
+                    for shard in shards { if let epoch = epochForBatch(shard) { epochs[shard] = epoch } }
+                    guard !epochs.isEmpty else {
+                        await EventLoop.shared.sleep(for: Self.notNowDelay)
+                        continue
+                    }
+                    try await readNew(shards.filter { epochs[$0] != nil }, epochs: epochs)
+                case .wait(let positions):
+                    waiting = true
+                    defer { waiting = false }
+                    try await ShardReads.wait(positions, layout: layout, block: configuration.blockTime, on: reader)
+                    cycle.waited()
+                case .trim(let shards):
+                    try await trim(shards)
                     cycle.trimmed(now: MonotonicClock.now())
+                case .idle:
+                    await waitForShard()
                 case .pause(let delay):
                     await EventLoop.shared.sleep(for: delay)
                 }
@@ -113,146 +186,255 @@ final class CommandConsumer {
         }
     }
 
-    private func ensureGroup() async throws {
+    /// How long to wait when no held shard may start a batch right now (a renewal is late).
+    private static let notNowDelay = Duration.milliseconds(20)
+
+    /// Waits until a shard starts, the worker stops, or `WORKER_BLOCK_MS` passes.
+    private func waitForShard() async {
+        let timer = EventLoop.shared.schedule(after: configuration.blockTime) { [weak self] in self?.wakeForShard() }
+        await withCheckedContinuation { continuation in
+            if !running || !cycle.shards.isEmpty { continuation.resume() } else { shardWaiter = continuation }
+        }
+        EventLoop.shared.cancel(timer)
+    }
+
+    private func ensureGroup(_ shard: Int) async throws {
         do {
-            _ = try await commands.send(.xgroupCreate(configuration.stream, group: configuration.group, startID: "0", makeStream: true))
-            logger.info("consumer group created", ["stream": .string(configuration.stream), "group": .string(configuration.group)])
+            _ = try await commands.send(.xgroupCreate(layout.stream(shard), group: configuration.group, startID: "0", makeStream: true))
+            logger.debug("consumer group created", ["stream": .string(layout.stream(shard)), "group": .string(configuration.group)])
         } catch {
             // Another worker created it first: that is the normal case in a cluster.
             guard error.serverCode == .busyGroup else { throw error }
         }
     }
 
-    private func readGroup(from start: String) async throws -> [StreamEntry] {
-        let reply = try await reader.send(.xreadgroup(
-            group: configuration.group, consumer: configuration.workerID, count: configuration.batchSize,
-            block: configuration.blockTime, stream: configuration.stream, id: start))
-        return StreamEntry.parse(readReply: reply)
-    }
-
-    /// Delivery counts of entries that were delivered before (own pending, claimed): one
-    /// `XPENDING key group id id 1` per entry, in one pipeline.
-    private func deliveryCounts(_ entries: [StreamEntry]) async throws -> [String: Int] {
-        let replies = try await commands.pipeline(entries.map {
-            .xpending(configuration.stream, group: configuration.group, start: $0.id, end: $0.id, count: 1)
-        })
-        var counts: [String: Int] = [:]
-        for reply in replies { counts.merge(PendingDetails.deliveryCounts(reply)) { $1 } }
-        return counts
-    }
-
-    /// One `XAUTOCLAIM` page: takes over entries idle longer than the threshold and handles them.
-    private func claimIdle(cursor: String) async throws -> String {
-        let reply = try await commands.send(.xautoclaim(
-            configuration.stream, group: configuration.group, consumer: configuration.workerID,
-            minIdle: configuration.claimIdle, start: cursor, count: configuration.batchSize))
-        guard let page = AutoclaimReply(reply) else { throw RedisError.protocolError("unexpected XAUTOCLAIM reply") }
+    /// One page of `shard`'s pending entries, whoever they were delivered to, taken over and
+    /// handled. Returns the next cursor (`0-0`: done).
+    private func claimPending(_ shard: Int, cursor: String, epoch: Int64) async throws -> String {
+        let result = try await ShardReads.claim(shard, cursor: cursor, layout: layout, group: configuration.group,
+                                                worker: configuration.workerID, count: configuration.batchSize, on: reader)
+        guard case .claimed(let page) = result else {
+            leaseLost(shard)
+            return "0-0"
+        }
         if !page.deletedIDs.isEmpty {
-            logger.warn("pending commands were trimmed from the stream before being processed", ["ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
+            logger.warn("pending commands were trimmed from the stream before being processed",
+                        ["shard": .int(Int64(shard)), "ids": .array(page.deletedIDs.prefix(20).map { .string($0) })])
         }
         if !page.entries.isEmpty {
             claimed += page.entries.count
-            logger.info("claimed idle commands", ["count": .int(Int64(page.entries.count)), "first": .string(page.entries[0].id)])
-            await handle(page.entries, deliveries: try await deliveryCounts(page.entries))
+            logger.info("took over pending commands", ["shard": .int(Int64(shard)), "count": .int(Int64(page.entries.count)),
+                                                        "first": .string(page.entries[0].id)])
+            let entries = page.entries.map { ShardEntry(shard: shard, entry: $0) }
+            await handle(entries, deliveries: try await deliveryCounts(entries), epochs: [shard: epoch])
         }
         return page.nextCursor
     }
 
-    /// Trims entries every group has acknowledged: `XTRIM key MINID <oldest pending or last delivered>`.
-    private func trim() async throws {
-        let groups = GroupInfo.parse(try await commands.send(.xinfoGroups(configuration.stream)))
-        if let own = groups.first(where: { $0.name == configuration.group }) { WorkerMetrics.streamPending.set(Double(own.pending)) }
-        var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
-        for group in groups {
-            var oldest: StreamID?
-            if group.pending > 0 {
-                oldest = PendingDetails.oldestPending(try await commands.send(.xpending(configuration.stream, group: group.name)))
+    /// New entries of the live shards that may start a batch now, in one lease-checked read.
+    private func readNew(_ shards: [Int], epochs: [Int: Int64]) async throws {
+        let results = try await ShardReads.read(shards, layout: layout, group: configuration.group, worker: configuration.workerID,
+                                                count: configuration.batchSize, on: reader)
+        var report: [Int: WorkerCycle.ReadResult] = [:]
+        var entries: [ShardEntry] = []
+        for result in results {
+            report[result.shard] = result.result
+            entries += result.entries.map { ShardEntry(shard: result.shard, entry: $0) }
+        }
+        cycle.read(report)
+        for result in results where result.result == .lost { leaseLost(result.shard) }
+        // New entries were delivered exactly once: to this read.
+        if !entries.isEmpty { await handle(entries, deliveries: [:], epochs: epochs) }
+    }
+
+    /// Delivery counts of entries that were delivered before (claimed): one
+    /// `XPENDING key group id id 1` per entry, in one pipeline.
+    private func deliveryCounts(_ entries: [ShardEntry]) async throws -> [String: Int] {
+        let replies = try await commands.pipeline(entries.map {
+            .xpending(layout.stream($0.shard), group: configuration.group, start: $0.entry.id, end: $0.entry.id, count: 1)
+        })
+        var counts: [String: Int] = [:]
+        for (entry, reply) in zip(entries, replies) {
+            if let count = PendingDetails.deliveryCounts(reply)[entry.entry.id] { counts[entry.key] = count }
+        }
+        return counts
+    }
+
+    /// A shard's lease is not this worker's any more: stop it here and tell the coordinator.
+    private func leaseLost(_ shard: Int) {
+        guard cycle.shards.contains(shard) else { return }
+        logger.warn("shard lease lost", ["shard": .int(Int64(shard))])
+        shardStopped(shard)
+        onLost(shard)
+    }
+
+    // MARK: Trimming
+
+    /// Trims each shard below what every group still needs, and records its metrics.
+    private func trim(_ shards: [Int]) async throws {
+        var totalLength = 0
+        var totalPending = 0
+        for shard in shards {
+            let stream = layout.stream(shard)
+            let groups = GroupInfo.parse(try await commands.send(.xinfoGroups(stream)))
+            let label = String(shard)
+            if let own = groups.first(where: { $0.name == configuration.group }) {
+                totalPending += own.pending
+                WorkerMetrics.shardPending.set(label, Double(own.pending))
+                if let lag = own.lag { WorkerMetrics.shardLag.set(label, Double(lag)) }
             }
-            bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
+            var bounds: [(lastDelivered: StreamID, oldestPending: StreamID?)] = []
+            for group in groups {
+                var oldest: StreamID?
+                if group.pending > 0 {
+                    oldest = PendingDetails.oldestPending(try await commands.send(.xpending(stream, group: group.name)))
+                }
+                bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
+            }
+            if let point = TrimPoint.minimumID(bounds) {
+                let removed = try await commands.send(.xtrim(stream, minID: point.description))
+                if let count = removed.int, count > 0 {
+                    logger.debug("command shard trimmed", ["shard": .int(Int64(shard)), "minID": .string(point.description), "removed": .int(count)])
+                }
+            }
+            // Only a gauge: a failed XLEN must not fail the trim.
+            if let length = (try? await commands.send(.xlen(stream)))?.int {
+                totalLength += Int(length)
+                WorkerMetrics.shardLength.set(label, Double(length))
+            }
         }
-        guard let point = TrimPoint.minimumID(bounds) else { return }
-        let removed = try await commands.send(.xtrim(configuration.stream, minID: point.description))
-        lastTrimID = point.description
-        // Only a gauge: a failed XLEN must not fail the trim.
-        if let length = (try? await commands.send(.xlen(configuration.stream)))?.int { WorkerMetrics.streamLength.set(Double(length)) }
-        if let count = removed.int, count > 0 {
-            logger.debug("command stream trimmed", ["minID": .string(point.description), "removed": .int(count)])
-        }
+        WorkerMetrics.streamLength.set(Double(totalLength))
+        WorkerMetrics.streamPending.set(Double(totalPending))
     }
 
     // MARK: One batch
 
-    /// Carries entries through to acknowledgement. Returns early (without acknowledging) only when
-    /// the worker stops while a dependency is down.
-    private func handle(_ entries: [StreamEntry], deliveries: [String: Int]) async {
+    /// Carries entries through to acknowledgement. Entries of a shard that is lost or fenced on
+    /// the way are left pending for its next owner; entries of a shard still held but not
+    /// acknowledged (the worker stops, or a dependency stays down until the lease is lost) send
+    /// that shard back to claiming, so nothing newer is read before them.
+    private func handle(_ entries: [ShardEntry], deliveries: [String: Int], epochs: [Int: Int64]) async {
         let started = MonotonicClock.now()
-        if !entries.isEmpty { WorkerMetrics.batchSize.observe(Double(entries.count)) }
+        let shards = Set(entries.map(\.shard))
+        for shard in shards { inFlight[shard, default: 0] += 1 }
+        var acknowledged = Set<Int>()
+        defer {
+            for shard in shards {
+                if !acknowledged.contains(shard) { cycle.reclaim(shard) }
+                inFlight[shard, default: 1] -= 1
+                if inFlight[shard] == 0 {
+                    inFlight[shard] = nil
+                    for waiter in drainWaiters.removeValue(forKey: shard) ?? [] { waiter.resume() }
+                }
+            }
+        }
+        WorkerMetrics.batchSize.observe(Double(entries.count))
         var decoded = decode(entries, deliveries: deliveries)
         // Decided once per batch, before any retry: a retried transaction must not count the sends again
         // (the script would admit them anyway, being keyed by client message id).
         if let messageLimit, !decoded.commands.isEmpty { decoded.commands = await messageLimit.apply(to: decoded.commands) }
 
-        let ids = entries.map(\.id)
-        var lastHold = MonotonicClock.now()
-        let batch = decoded.commands
-        if !batch.isEmpty {
-            let applied = await retrying("batch not applied; retrying", details: ["commands": .int(Int64(batch.count))],
-                                         holding: ids, lastHold: &lastHold) {
-                try await processor.process(batch)
-            }
-            guard let applied else { return }
+        var fence = epochs.filter { shards.contains($0.key) }
+        if !decoded.commands.isEmpty {
+            guard let applied = await apply(decoded.commands, fence: &fence) else { return }
             for outcome in applied { decoded.outcomes[outcome.entryID] = outcome }
         }
+        let kept = entries.filter { fence[$0.shard] != nil }
+        let keptShards = Set(fence.keys)
+        let stillHeld: @LoopActor () -> Bool = { [unowned self] in keptShards.contains { self.cycle.shards.contains($0) } }
 
-        let ordered = entries.compactMap { decoded.outcomes[$0.id] }
-        let fields = Dictionary(entries.map { ($0.id, $0.fields) }) { first, _ in first }
-        let published = await retrying("publishing a batch failed; retrying", holding: ids, lastHold: &lastHold) {
-            try await publish(ordered, fields: fields, deliveries: deliveries)
+        let ordered = kept.compactMap { decoded.outcomes[$0.key] }
+        let fields = Dictionary(kept.map { ($0.key, $0.entry.fields) }) { first, _ in first }
+        let streams = Dictionary(kept.map { ($0.key, $0) }) { first, _ in first }
+        let published = await retrying("publishing a batch failed; retrying", while: stillHeld) {
+            try await publish(ordered, entries: streams, fields: fields, deliveries: deliveries)
         }
         guard let acknowledgeable = published, !acknowledgeable.isEmpty else { return }
 
-        let acknowledge = RedisCommand.xack(configuration.stream, group: configuration.group, ids: acknowledgeable)
-        let acknowledged = await retrying("acknowledging a batch failed; retrying", holding: ids, lastHold: &lastHold) {
-            try await commands.send(acknowledge)
+        var idsByShard: [Int: [String]] = [:]
+        for key in acknowledgeable { if let entry = streams[key] { idsByShard[entry.shard, default: []].append(entry.entry.id) } }
+        let acknowledgements = idsByShard.keys.sorted().map { shard in
+            RedisCommand.xack(layout.stream(shard), group: configuration.group, ids: idsByShard[shard] ?? [])
         }
-        guard acknowledged != nil else { return }
+        let done: Bool? = await retrying("acknowledging a batch failed; retrying", while: stillHeld) {
+            for reply in try await commands.pipeline(acknowledgements) {
+                if case .error(let message) = reply { throw RedisError.server(message) }
+            }
+            return true
+        }
+        guard done != nil else { return }
+        // A shard is done when all its entries were acknowledged (a dead-letter write that failed
+        // leaves one pending: the shard claims it again).
+        for shard in keptShards where idsByShard[shard]?.count == kept.filter({ $0.shard == shard }).count {
+            acknowledged.insert(shard)
+        }
         processed += acknowledgeable.count
-        for id in acknowledgeable { WorkerMetrics.commandsProcessed.increment(decoded.types[id] ?? WorkerMetrics.invalidType) }
+        for key in acknowledgeable { WorkerMetrics.commandsProcessed.increment(decoded.types[key] ?? WorkerMetrics.invalidType) }
         WorkerMetrics.batchDuration.observeSince(started)
+    }
+
+    /// Applies the batch's commands, retrying in place while the database is down. A shard the
+    /// fence refuses, or whose lease lapses meanwhile, leaves the batch (and `fence`); nil when no
+    /// shard is left or the worker stops.
+    private func apply(_ all: [BatchCommand], fence: inout [Int: Int64]) async -> [CommandOutcome]? {
+        var attempt = 0
+        while true {
+            let commands = all.filter { fence[$0.shard] != nil }
+            guard !commands.isEmpty else { return nil }
+            do {
+                return try await processor.process(commands, fence: fence)
+            } catch let refused as ShardFence.Fenced {
+                fenced += 1
+                WorkerMetrics.fencedBatches.increment()
+                logger.warn("batch refused by the shard's fence; its entries are the new owner's",
+                            ["shard": .int(Int64(refused.shard)), "epoch": .int(refused.held), "current": .int(refused.current ?? 0)])
+                fence[refused.shard] = nil
+                leaseLost(refused.shard)
+            } catch {
+                guard running else { return nil }
+                attempt += 1
+                logger.warn("batch not applied; retrying", ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt)),
+                                                            "commands": .int(Int64(commands.count))])
+                await EventLoop.shared.sleep(for: WorkerCycle.retryDelay(attempt: attempt))
+                // A shard whose lease lapsed meanwhile is left to its next owner.
+                fence = fence.filter { epochForBatch($0.key) == $0.value }
+            }
+        }
     }
 
     /// A batch's entries sorted out before the transaction.
     private struct DecodedEntries {
         /// The commands to apply.
         var commands: [BatchCommand] = []
-        /// Outcomes decided without the database (refused, undecodable, delivered too often), by entry id.
+        /// Outcomes decided without the database (refused, undecodable, delivered too often), by entry key.
         var outcomes: [String: CommandOutcome] = [:]
-        /// Metric label per entry: the command type, or `invalid`.
+        /// Metric label per entry key: the command type, or `invalid`.
         var types: [String: String] = [:]
     }
 
     /// Decodes each entry into a command to apply, or an outcome already decided.
-    private func decode(_ entries: [StreamEntry], deliveries: [String: Int]) -> DecodedEntries {
+    private func decode(_ entries: [ShardEntry], deliveries: [String: Int]) -> DecodedEntries {
         var decoded = DecodedEntries()
-        for entry in entries {
-            let count = deliveries[entry.id] ?? 1
+        for item in entries {
+            let key = item.key
+            let count = deliveries[key] ?? 1
             let result = Result { () throws(ChatCommandError) in
-                try CommandEnvelope.decode(fields: entry.fields, maxContentLength: configuration.maxContentLength)
+                try CommandEnvelope.decode(fields: item.entry.fields, maxContentLength: configuration.maxContentLength)
             }
-            decoded.types[entry.id] = (try? result.get())?.command.typeName ?? WorkerMetrics.invalidType
+            decoded.types[key] = (try? result.get())?.command.typeName ?? WorkerMetrics.invalidType
             if count > configuration.maxDeliveries {
-                decoded.outcomes[entry.id] = deliveredTooOften(entry, count: count, decoded: result)
+                decoded.outcomes[key] = deliveredTooOften(item, count: count, decoded: result)
                 continue
             }
             switch result {
             case .success(let envelope):
-                decoded.commands.append(BatchCommand(entryID: entry.id, envelope: envelope))
+                decoded.commands.append(BatchCommand(entryID: key, envelope: envelope, shard: item.shard))
             case .failure(.malformed(let reason)):
-                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(entry.id), "reason": .string(reason)])
-                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: nil, events: [], deadLetterReason: reason)
+                logger.warn("undecodable command; moving it to the dead-letter stream", ["entry": .string(key), "reason": .string(reason)])
+                decoded.outcomes[key] = CommandOutcome(entryID: key, reply: nil, events: [], deadLetterReason: reason)
             case .failure(.rejected(let error, let userID, let reply)):
-                logger.debug("command refused", ["entry": .string(entry.id), "user": .int(userID), "code": .string(error.code.name)])
-                decoded.outcomes[entry.id] = CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
+                logger.debug("command refused", ["entry": .string(key), "user": .int(userID), "code": .string(error.code.name)])
+                decoded.outcomes[key] = CommandOutcome(entryID: key, reply: reply.map { ChatReply(reply: $0, error: error) }, events: [])
             }
         }
         return decoded
@@ -260,7 +442,7 @@ final class CommandConsumer {
 
     /// An entry delivered more than `maxDeliveries` times: dead-lettered, and answered
     /// `processing_failed` when it has a reply address.
-    private func deliveredTooOften(_ entry: StreamEntry, count: Int, decoded: Result<CommandEnvelope, ChatCommandError>) -> CommandOutcome {
+    private func deliveredTooOften(_ item: ShardEntry, count: Int, decoded: Result<CommandEnvelope, ChatCommandError>) -> CommandOutcome {
         var reply: ReplyAddress?
         switch decoded {
         case .success(let envelope): reply = envelope.reply
@@ -268,55 +450,40 @@ final class CommandConsumer {
         case .failure(.malformed): break
         }
         logger.error("command keeps failing; moving it to the dead-letter stream", [
-            "entry": .string(entry.id), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
+            "entry": .string(item.key), "deliveries": .int(Int64(count)), "limit": .int(Int64(configuration.maxDeliveries)),
         ])
-        return CommandOutcome(entryID: entry.id, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
+        return CommandOutcome(entryID: item.key, reply: reply.map { ChatReply(reply: $0, error: ChatErrors.processingFailed) },
                               events: [], deadLetterReason: "delivered \(count) times (limit \(configuration.maxDeliveries))")
     }
 
     /// Runs one step of a batch until it succeeds: after each failure logs `failure` (with the
-    /// error, the attempt and `details`), waits `WorkerCycle.retryDelay(attempt:)` and holds the
-    /// batch's entries (`hold`). Nil when the worker stops while the step keeps failing.
-    private func retrying<T>(
-        _ failure: String, details: JSONObject = [:], holding ids: [String], lastHold: inout UInt64,
-        _ step: @LoopActor () async throws -> T
-    ) async -> T? {
+    /// error and the attempt) and waits `WorkerCycle.retryDelay(attempt:)`. Nil when the worker
+    /// stops, or `condition` turns false, while the step keeps failing.
+    private func retrying<T>(_ failure: String, while condition: @LoopActor () -> Bool, _ step: @LoopActor () async throws -> T) async -> T? {
         var attempt = 0
         while true {
             do {
                 return try await step()
             } catch {
-                guard running else { return nil }
+                guard running, condition() else { return nil }
                 attempt += 1
-                var fields: JSONObject = ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))]
-                for (key, value) in details { fields[key] = value }
-                logger.warn(failure, fields)
-                await hold(ids, delay: WorkerCycle.retryDelay(attempt: attempt), lastHold: &lastHold)
+                logger.warn(failure, ["error": .string(String(describing: error)), "attempt": .int(Int64(attempt))])
+                await EventLoop.shared.sleep(for: WorkerCycle.retryDelay(attempt: attempt))
             }
         }
     }
 
-    /// Waits `delay`, and keeps the entries this worker's (resetting their idle time) often enough
-    /// that no other worker claims them while we retry.
-    private func hold(_ ids: [String], delay: Duration, lastHold: inout UInt64) async {
-        await EventLoop.shared.sleep(for: delay)
-        let refreshEvery = max(1, (configuration.claimIdle / 3).nanosecondsSaturated)
-        let now = MonotonicClock.now()
-        guard now - lastHold >= refreshEvery else { return }
-        lastHold = now
-        _ = try? await commands.send(.xclaimJustID(configuration.stream, group: configuration.group, consumer: configuration.workerID,
-                                                   minIdle: .zero, ids: ids))
-    }
-
     /// Dead letters, events and replies in one pipeline. Returns the entries that may be
     /// acknowledged: all but those whose dead-letter copy was not written.
-    private func publish(_ outcomes: [CommandOutcome], fields: [String: [(String, [UInt8])]], deliveries: [String: Int]) async throws -> [String] {
+    private func publish(_ outcomes: [CommandOutcome], entries: [String: ShardEntry], fields: [String: [(String, [UInt8])]],
+                         deliveries: [String: Int]) async throws -> [String] {
         var pipeline: [RedisCommand] = []
         var deadLetterSlots: [(index: Int, entryID: String)] = []
         for outcome in outcomes {
             if let reason = outcome.deadLetterReason {
                 var command = RedisCommand.xadd(configuration.deadLetterStream, maxLength: .approximately(configuration.deadLetterMaxLength), fields: [
-                    "origin", outcome.entryID, "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
+                    "origin", entries[outcome.entryID]?.entry.id ?? outcome.entryID,
+                    "stream", entries[outcome.entryID].map { layout.stream($0.shard) } ?? "", "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
                     "consumer", configuration.workerID,
                 ])
                 for (name, value) in fields[outcome.entryID] ?? [] { command.appendField(name, value: value) }

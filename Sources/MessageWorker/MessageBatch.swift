@@ -4,6 +4,8 @@ import Shared
 struct BatchCommand: Sendable, Equatable {
     let entryID: String
     let envelope: CommandEnvelope
+    /// The shard stream the entry was read from.
+    var shard = 0
     /// Set when the sender's message limit refused this send. It is answered with this error and
     /// never stored, unless it is a retry of a message already stored (then the stored message is
     /// the answer, as for any retry).

@@ -22,6 +22,10 @@ final class ShardCoordinator {
     var onStart: @LoopActor (_ shard: Int, _ epoch: Int64) -> Void = { _, _ in }
     /// A shard must not start another batch.
     var onStop: @LoopActor (_ shard: Int) -> Void = { _ in }
+    /// Returns once no batch on the shard is in flight: a lease given back on a rebalance or a
+    /// graceful stop is released only after the batch in hand is acknowledged, so the next owner
+    /// neither waits for the fence nor redoes it.
+    var drained: @LoopActor (_ shard: Int) async -> Void = { _ in }
 
     init(shards: CommandShards, store: ShardLeaseStore, database: PostgresPool, clock: any LoopClock = SystemClock.shared,
          timing: ShardLease.Timing, logger: Logger) {
@@ -36,6 +40,12 @@ final class ShardCoordinator {
     /// The epoch a batch on `shard` must write under, if one may start now.
     func epochForBatch(_ shard: Int) -> Int64? {
         leases[shard]?.epochForBatch(now: clock.now())
+    }
+
+    /// The consumer found `shard`'s lease gone (Redis shows another holder, or the fence refused a batch).
+    func lost(_ shard: Int) {
+        guard leases[shard] != nil else { return }
+        feed(shard) { lease, now in lease.lost(now: now) }
     }
 
     // MARK: Lifecycle
@@ -60,6 +70,7 @@ final class ShardCoordinator {
             leases[shard] = lease
             if actions.contains(.stop) { onStop(shard) }
             guard actions.contains(.release) else { continue }
+            await drained(shard)
             _ = try? await store.release(shard)
             feed(shard) { lease, now in lease.released(now: now) }
         }
@@ -135,6 +146,7 @@ final class ShardCoordinator {
             }
         case .release:
             Task { @LoopActor in
+                await self.drained(shard)
                 _ = try? await self.store.release(shard)
                 self.feed(shard) { lease, now in lease.released(now: now) }
             }

@@ -1,11 +1,14 @@
 import Shared
 
 /// The fence of one shard's writes (issue 12): its epoch in Postgres. A worker that acquires a
-/// shard's lease advances the epoch (`advance`); every batch transaction on the shard first checks,
-/// under a share lock, that the epoch is still the one it holds (`check`). The advance takes the
-/// row lock, so it waits for a batch in flight under the old epoch to commit, and every batch that
-/// starts after it sees the new epoch and is refused: two owners can never interleave a shard's
-/// writes, even when the old one was paused past its lease and does not know it yet.
+/// shard's lease advances the epoch (`advance`); every batch transaction checks, as its last
+/// statement before `COMMIT` and under a share lock, that the epochs of its shards are still the
+/// ones it read the batch under (`check`). A check that ran before the advance holds the share
+/// lock until its commit, so the advance waits for that batch; a check that runs after it sees the
+/// new epoch and the batch rolls back: two owners can never interleave a shard's writes, even when
+/// the old one was paused past its lease and does not know it yet. Checking last (not first)
+/// widens the window the fence covers to the whole batch, from the read on: a worker paused
+/// anywhere in it is refused when it resumes.
 enum ShardFence {
     /// The shard is owned under a newer epoch: the batch must not commit (its entries stay pending
     /// for the new owner).
@@ -26,10 +29,22 @@ enum ShardFence {
         return try rows[0].int64("epoch")
     }
 
-    /// Inside a batch transaction, before any write: throws `Fenced` unless `shard` is at `epoch`.
+    /// Inside a batch transaction, before `COMMIT`: throws `Fenced` unless `shard` is at `epoch`.
     static func check(shard: Int, epoch: Int64, on connection: PostgresConnection) async throws {
-        let rows = try await connection.query("SELECT epoch FROM shard_epochs WHERE shard = $1 FOR SHARE", [.int(shard)])
-        let current = try rows.first.map { try $0.int64("epoch") }
-        guard current == epoch else { throw Fenced(shard: shard, held: epoch, current: current) }
+        try await check([shard: epoch], on: connection)
+    }
+
+    /// Inside a batch transaction, before `COMMIT`: throws `Fenced` (for the lowest shard that
+    /// moved on) unless every shard is at its epoch. One statement whatever the number of shards.
+    static func check(_ epochs: [Int: Int64], on connection: PostgresConnection) async throws {
+        guard !epochs.isEmpty else { return }
+        let shards = epochs.keys.sorted()
+        let rows = try await connection.query(
+            "SELECT shard, epoch FROM shard_epochs WHERE shard = ANY(\(integers: shards.map { Int64($0) })) ORDER BY shard FOR SHARE")
+        var current: [Int: Int64] = [:]
+        for row in rows { current[Int(try row.int64("shard"))] = try row.int64("epoch") }
+        for shard in shards where current[shard] != epochs[shard] {
+            throw Fenced(shard: shard, held: epochs[shard] ?? 0, current: current[shard])
+        }
     }
 }

@@ -183,6 +183,15 @@ struct ShardLease: Equatable {
         }
     }
 
+    /// The lease turned out not to be ours any more although we thought it was (Redis shows
+    /// another holder or none, or the fence refused a batch): stop now.
+    mutating func lost(now: UInt64) -> [Action] {
+        switch state {
+        case .held, .fencing: return lose(now: now)
+        case .idle, .acquiring, .releasing: return []
+        }
+    }
+
     /// The sent-at instant of the renewal in flight (for `renewAnswered`).
     var renewalInFlight: UInt64? { renewSentAt }
 

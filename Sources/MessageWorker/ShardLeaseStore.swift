@@ -46,7 +46,7 @@ final class ShardLeaseStore {
     /// Says this worker is alive for `ttl` more (and drops workers whose liveness lapsed); returns
     /// the live workers, this one included, sorted.
     func heartbeat() async throws(RedisError) -> [String] {
-        let reply = try await redis.evaluate(Self.rosterScript, keys: [CommandShards.rosterKey],
+        let reply = try await redis.evaluate(Self.rosterScript, keys: [shards.rosterKey],
                                              arguments: [workerID, String(max(1, ttl.millisecondsRoundedUp))])
         return (reply.array ?? []).compactMap { value in
             guard case .bulk(let bytes) = value else { return nil }
@@ -56,7 +56,7 @@ final class ShardLeaseStore {
 
     /// Leaves the roster at once (graceful stop), so the others rebalance without waiting for the TTL.
     func leave() async throws(RedisError) {
-        _ = try await redis.evaluate(Self.leaveScript, keys: [CommandShards.rosterKey], arguments: [workerID])
+        _ = try await redis.evaluate(Self.leaveScript, keys: [shards.rosterKey], arguments: [workerID])
     }
 
     // MARK: Scripts

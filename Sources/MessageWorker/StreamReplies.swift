@@ -120,6 +120,8 @@ struct GroupInfo: Sendable, Equatable {
     let name: String
     let pending: Int
     let lastDeliveredID: StreamID
+    /// Entries not yet delivered to the group (Redis 7; nil when Redis cannot tell).
+    var lag: Int? = nil
 
     static func parse(_ reply: RedisValue) -> [GroupInfo] {
         guard case .array(let groups) = reply else { return [] }
@@ -133,7 +135,7 @@ struct GroupInfo: Sendable, Equatable {
             }
             guard let name = values["name"]?.string, let pending = values["pending"]?.int,
                   let lastText = values["last-delivered-id"]?.string, let last = StreamID(lastText) else { return nil }
-            return GroupInfo(name: name, pending: Int(pending), lastDeliveredID: last)
+            return GroupInfo(name: name, pending: Int(pending), lastDeliveredID: last, lag: values["lag"]?.int.map { Int($0) })
         }
     }
 }

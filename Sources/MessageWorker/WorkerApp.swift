@@ -9,10 +9,14 @@ final class WorkerApp: ServiceApp {
     private var database: PostgresPool?
     private var redisClients: [RedisClient] = []
     private var consumer: CommandConsumer?
+    private var coordinator: ShardCoordinator?
     private var admin: HTTPServer?
     private var stopping = false
     private var stopsPending = 0
     private var finished = false
+
+    /// How long Postgres lets a worker's session sit idle inside a transaction.
+    static let idleInTransactionTimeout = Duration.seconds(30)
 
     init(configuration: WorkerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -27,7 +31,12 @@ final class WorkerApp: ServiceApp {
     func start(mode: CommandLineMode) async {
         ChatMetrics.registerCommon()
         let common = configuration.common
-        let database = PostgresPool(configuration: PostgresPoolConfiguration(common: common, applicationName: "worker"))
+        var poolConfiguration = PostgresPoolConfiguration(common: common, applicationName: "worker")
+        // A worker paused in the middle of a batch (SIGSTOP, a VM freeze) must not hold its
+        // conversations' row locks forever: Postgres ends such a session after this long, and the
+        // batch is redone by whoever holds the shard then.
+        poolConfiguration.connection.parameters["options"] = "-c idle_in_transaction_session_timeout=\(Self.idleInTransactionTimeout.wholeMilliseconds)"
+        let database = PostgresPool(configuration: poolConfiguration)
         self.database = database
         guard await Migrations.apply(pool: database, logger: logger, retryForever: mode == .run, isStopping: { [unowned self] in self.stopping }) else {
             return fail(1)
@@ -71,10 +80,22 @@ final class WorkerApp: ServiceApp {
         }
         let consumer = CommandConsumer(reader: reader, commands: commands, processor: processor, messageLimit: messageLimit,
                                        configuration: configuration, logger: logger)
+        let store = ShardLeaseStore(redis: commands, shards: configuration.shards, workerID: configuration.workerID, ttl: configuration.leaseTTL)
+        let coordinator = ShardCoordinator(shards: configuration.shards, store: store, database: database,
+                                           timing: ShardLease.Timing(ttl: configuration.leaseTTL, retryEvery: configuration.leaseTTL / 10),
+                                           logger: logger)
+        consumer.epochForBatch = { [unowned coordinator] shard in coordinator.epochForBatch(shard) }
+        consumer.onLost = { [unowned coordinator] shard in coordinator.lost(shard) }
+        coordinator.onStart = { [unowned consumer] shard, epoch in consumer.shardStarted(shard, epoch: epoch) }
+        coordinator.onStop = { [unowned consumer] shard in consumer.shardStopped(shard) }
+        coordinator.drained = { [unowned consumer] shard in await consumer.drained(shard) }
         self.consumer = consumer
+        self.coordinator = coordinator
         consumer.start()
-        logger.info("worker started", ["adminPort": .int(Int64(admin.localPort)), "stream": .string(configuration.stream),
-                                       "group": .string(configuration.group), "consumer": .string(configuration.workerID)])
+        coordinator.start()
+        logger.info("worker started", ["adminPort": .int(Int64(admin.localPort)), "streams": .string(configuration.shards.stream(0) + "…"),
+                                       "shards": .int(Int64(configuration.shards.count)), "group": .string(configuration.group),
+                                       "consumer": .string(configuration.workerID)])
     }
 
     func stop() {
@@ -85,7 +106,18 @@ final class WorkerApp: ServiceApp {
         let grace = configuration.common.shutdownGrace
         stopsPending = 2
         _ = EventLoop.shared.schedule(after: grace + .seconds(1)) { [weak self] in self?.finish() }
-        if let consumer { consumer.stop(then: { [unowned self] in self.partStopped() }) } else { partStopped() }
+        // The consumer finishes its batch first; then the leases go back and the worker leaves the
+        // roster, so the other workers take its shards at once rather than after the lease TTL.
+        if let consumer {
+            consumer.stop(then: { [unowned self] in
+                Task { @LoopActor in
+                    await self.coordinator?.stop()
+                    self.partStopped()
+                }
+            })
+        } else {
+            partStopped()
+        }
         guard let admin else { return partStopped() }
         admin.shutdown(grace: grace) { [unowned self] in self.partStopped() }
     }

@@ -5,14 +5,15 @@ struct WorkerConfiguration: Sendable {
     var common: CommonConfiguration
     var workerID: String
     var admin: HTTPServerConfiguration
-    var stream: String
+    /// The command shard streams (`COMMAND_STREAM` prefix, `COMMAND_SHARDS` of them).
+    var shards: CommandShards
     var group: String
+    /// Lifetime of a shard lease; a dead worker's shards move after at most this long.
+    var leaseTTL: Duration
     var batchSize: Int
     var blockTime: Duration
     var deadLetterStream: String
     var deadLetterMaxLength: Int
-    var claimIdle: Duration
-    var claimInterval: Duration
     var maxDeliveries: Int
     var trimInterval: Duration
     var maxContentLength: Int
@@ -24,14 +25,15 @@ struct WorkerConfiguration: Sendable {
         Setting("ADMIN_HOST", "0.0.0.0", "address of the admin HTTP server (/health, /ready)"),
         Setting("ADMIN_PORT", "9091", "admin HTTP port; give each worker on a host its own (0 = any free port, logged)"),
         Setting("WORKER_ID", nil, "consumer name in the group, unique per worker [generated: hostname-pid-random]"),
-        Setting("COMMAND_STREAM", ChatChannels.commandStream, "Redis stream the gateways write commands to"),
-        Setting("CONSUMER_GROUP", "workers", "consumer group shared by all workers"),
+        Setting("COMMAND_STREAM", ChatChannels.commandStream, "prefix of the command shard streams <prefix>:{s<n>} (same as the gateways')"),
+        Setting("COMMAND_SHARDS", String(CommandShards.defaultCount),
+                "number of command shards, 1-\(CommandShards.maxCount) (same on every gateway and worker; see OPERATIONS.md to change it)"),
+        Setting("CONSUMER_GROUP", "workers", "consumer group of every shard stream"),
+        Setting("SHARD_LEASE_TTL_MS", "5000", "lifetime of a worker's lease on a shard; renewed every third of it, a dead worker's shards move after it"),
         Setting("WORKER_BATCH_SIZE", "128", "most commands read (and committed) per batch"),
-        Setting("WORKER_BLOCK_MS", "2000", "how long one XREADGROUP waits for new commands"),
+        Setting("WORKER_BLOCK_MS", "1000", "how long one blocking wait for new commands lasts"),
         Setting("DEAD_LETTER_STREAM", ChatChannels.deadLetterStream, "Redis stream for commands that cannot be processed (capped)"),
         Setting("DEAD_LETTER_MAXLEN", "100000", "approximate cap of the dead-letter stream"),
-        Setting("WORKER_CLAIM_IDLE_MS", "30000", "commands pending this long in another consumer are claimed (XAUTOCLAIM)"),
-        Setting("WORKER_CLAIM_INTERVAL_MS", "5000", "how often a worker looks for idle pending commands"),
         Setting("WORKER_MAX_DELIVERIES", "5", "a command delivered more often goes to the dead-letter stream"),
         Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
@@ -44,21 +46,20 @@ struct WorkerConfiguration: Sendable {
         common = try CommonConfiguration(reader: reader)
         workerID = reader.optionalString("WORKER_ID") ?? InstanceID.generate(prefix: "worker")
         admin = try .admin(reader: reader)
-        stream = try reader.string("COMMAND_STREAM")
+        shards = CommandShards(count: try reader.int("COMMAND_SHARDS", in: 1...CommandShards.maxCount), prefix: try reader.string("COMMAND_STREAM"))
         group = try reader.string("CONSUMER_GROUP")
+        leaseTTL = try reader.milliseconds("SHARD_LEASE_TTL_MS", in: 1_000...600_000)
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)
         blockTime = try reader.milliseconds("WORKER_BLOCK_MS", in: 10...60_000)
         deadLetterStream = try reader.string("DEAD_LETTER_STREAM")
         deadLetterMaxLength = try reader.int("DEAD_LETTER_MAXLEN", in: 100...100_000_000)
-        claimIdle = try reader.milliseconds("WORKER_CLAIM_IDLE_MS", in: 1...86_400_000)
-        claimInterval = try reader.milliseconds("WORKER_CLAIM_INTERVAL_MS", in: 1...3_600_000)
         maxDeliveries = try reader.int("WORKER_MAX_DELIVERIES", in: 1...1000)
         trimInterval = try reader.milliseconds("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
         messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")
-        guard deadLetterStream != stream else {
-            throw ConfigurationError("DEAD_LETTER_STREAM", "must differ from COMMAND_STREAM")
+        guard !deadLetterStream.hasPrefix(shards.prefix + ":{") else {
+            throw ConfigurationError("DEAD_LETTER_STREAM", "must not be a name of the command shard streams")
         }
         guard blockTime + .seconds(1) < common.redisCommandTimeout else {
             throw ConfigurationError("WORKER_BLOCK_MS", "must be at least 1000 ms below REDIS_COMMAND_TIMEOUT_MS (\(common.redisCommandTimeout.wholeMilliseconds))")

@@ -2,47 +2,80 @@ import Shared
 
 /// The consumer's loop as a pure state machine: it says what to do next, the `CommandConsumer`
 /// does it and reports back. Time comes in as a parameter (monotonic nanoseconds), so tests drive
-/// the claim and trim timers without sleeping.
+/// the trim timer without sleeping.
 ///
-/// Order of work: create the group; re-read this consumer's own pending entries (left by a crash
-/// under the same name) until none are left; then block for new entries, interrupted every
-/// `claimInterval` by an `XAUTOCLAIM` pass over entries other consumers left idle (continued at once
-/// while the cursor is not back at `0-0`) and every `trimInterval` by a trim.
+/// The consumer works on the shards this worker holds (issue 12). A shard it starts goes through
+/// three phases: its consumer group is created (if missing); every entry pending in the group,
+/// whichever consumer it was delivered to, is claimed and handled in id order (the previous owner's
+/// unfinished work comes first, so the shard's order holds across a takeover); then the shard is
+/// live and read with the others. Reads of all live shards are one lease-checked script call; when
+/// it finds nothing anywhere the consumer blocks on `XREAD` until any live shard gets a new entry.
+/// Every `trimInterval` the live shards are trimmed.
 struct WorkerCycle: Sendable {
     enum Action: Sendable, Equatable {
-        case createGroup
-        /// `XREADGROUP ... STREAMS key <after>`: own pending entries after this id.
-        case readOwnPending(after: String)
-        /// `XREADGROUP ... STREAMS key >`.
-        case readNew
-        /// `XAUTOCLAIM key group consumer <idle> <cursor>`.
-        case claim(cursor: String)
-        case trim
+        /// `XGROUP CREATE <shard stream> <group> 0 MKSTREAM`.
+        case createGroup(shard: Int)
+        /// Lease-checked `XAUTOCLAIM <shard stream> <group> <consumer> 0 <cursor>`: takes over
+        /// everything pending in the shard's group.
+        case claim(shard: Int, cursor: String)
+        /// Lease-checked `XREADGROUP ... >` over these live shards (in this order, which rotates so
+        /// that no shard waits behind the others when batches are full).
+        case read(shards: [Int])
+        /// `XREAD BLOCK` until any of these shards gets an entry after the id given.
+        case wait(after: [ShardPosition])
+        /// Trim these shards and refresh their metrics.
+        case trim(shards: [Int])
+        /// No shard held: wait until one starts.
+        case idle
         /// Wait after a failure before trying again.
         case pause(Duration)
+    }
+
+    /// A shard and the id of its last entry (`0-0`: none).
+    struct ShardPosition: Sendable, Equatable {
+        var shard: Int
+        var lastID: String
+    }
+
+    /// What a read found on one shard.
+    enum ReadResult: Sendable, Equatable {
+        /// Entries were delivered; read again.
+        case entries
+        /// Nothing new; the stream's last entry is `lastID`.
+        case idle(lastID: String)
+        /// Not read this time (the batch was full).
+        case skipped
+        /// The lease is not this worker's any more.
+        case lost
+        /// The group does not exist (the stream was deleted).
+        case noGroup
+    }
+
+    private enum Phase: Sendable, Equatable {
+        case creatingGroup
+        case claiming(cursor: String)
+        /// Read with the others; `lastID` is set when the last read found nothing new.
+        case live(lastID: String?)
     }
 
     static let minimumBackoff = Duration.milliseconds(100)
     static let maximumBackoff = Duration.seconds(5)
 
-    private let claimIntervalNanoseconds: UInt64
     private let trimIntervalNanoseconds: UInt64
-    private var groupReady = false
-    private var ownPendingCursor: String? = "0"
-    private var claimCursor = "0-0"
-    private var nextClaimAt: UInt64
+    private var phases: [Int: Phase] = [:]
     private var nextTrimAt: UInt64
     private var backoff = Duration.zero
     private var pauseRequested: Duration?
+    private var rotation = 0
 
-    /// A cycle starting at `now`: the first claim pass runs right after the own pending entries,
-    /// the first trim one interval later.
-    init(claimInterval: Duration, trimInterval: Duration, now: UInt64) {
-        claimIntervalNanoseconds = max(1, claimInterval.nanosecondsSaturated)
+    /// A cycle starting at `now`; the first trim comes one interval later.
+    init(trimInterval: Duration, now: UInt64) {
         trimIntervalNanoseconds = max(1, trimInterval.nanosecondsSaturated)
-        nextClaimAt = now
         nextTrimAt = now &+ trimIntervalNanoseconds
     }
+
+    /// The shards being consumed (in any phase), sorted.
+    var shards: [Int] { phases.keys.sorted() }
 
     /// The next thing to do.
     mutating func next(now: UInt64) -> Action {
@@ -50,61 +83,93 @@ struct WorkerCycle: Sendable {
             pauseRequested = nil
             return .pause(pause)
         }
-        guard groupReady else { return .createGroup }
-        if let cursor = ownPendingCursor { return .readOwnPending(after: cursor) }
-        if now >= nextTrimAt { return .trim }
-        if now >= nextClaimAt { return .claim(cursor: claimCursor) }
-        return .readNew
+        let held = shards
+        if let shard = held.first(where: { phases[$0] == .creatingGroup }) { return .createGroup(shard: shard) }
+        for shard in held {
+            if case .claiming(let cursor) = phases[shard] { return .claim(shard: shard, cursor: cursor) }
+        }
+        guard !held.isEmpty else { return .idle }
+        if now >= nextTrimAt { return .trim(shards: held) }
+        var positions: [ShardPosition] = []
+        for shard in held {
+            guard case .live(let lastID?) = phases[shard] else { break }
+            positions.append(ShardPosition(shard: shard, lastID: lastID))
+        }
+        if positions.count == held.count { return .wait(after: positions) }
+        rotation = (rotation + 1) % held.count
+        return .read(shards: Array(held[rotation...] + held[..<rotation]))
     }
 
-    /// The group exists (created, or another worker had created it).
-    mutating func groupCreated() {
-        groupReady = true
+    // MARK: Shards coming and going
+
+    /// This worker may now process `shard`.
+    mutating func started(_ shard: Int) {
+        phases[shard] = .creatingGroup
+    }
+
+    /// This worker must stop processing `shard`.
+    mutating func stopped(_ shard: Int) {
+        phases[shard] = nil
+    }
+
+    /// Entries of `shard` were left unacknowledged while it is still held: claim its pending
+    /// entries again before reading anything newer.
+    mutating func reclaim(_ shard: Int) {
+        guard let phase = phases[shard], phase != .creatingGroup else { return }
+        phases[shard] = .claiming(cursor: "0-0")
+    }
+
+    // MARK: Reports
+
+    /// `shard`'s group exists (created, or it existed already).
+    mutating func groupCreated(_ shard: Int) {
+        guard phases[shard] == .creatingGroup else { return }
+        phases[shard] = .claiming(cursor: "0-0")
         backoff = .zero
     }
 
-    /// A page of own pending entries was handled; `lastID` nil means there were none left.
-    mutating func ownPendingRead(lastID: String?) {
-        ownPendingCursor = lastID
+    /// A claim page of `shard` was handled; `nextCursor` `0-0` means the pending list is done.
+    mutating func claimed(_ shard: Int, nextCursor: String) {
+        guard case .claiming = phases[shard] else { return }
+        phases[shard] = nextCursor == "0-0" || nextCursor.isEmpty ? .live(lastID: nil) : .claiming(cursor: nextCursor)
         backoff = .zero
     }
 
-    /// A blocking read of new entries returned.
-    mutating func newRead() {
+    /// A read returned; `results` has what it found per shard.
+    mutating func read(_ results: [Int: ReadResult]) {
         backoff = .zero
-    }
-
-    /// A claim pass returned `nextCursor`; `0-0` ends the pass until the next interval.
-    mutating func claimed(nextCursor: String, now: UInt64) {
-        backoff = .zero
-        if nextCursor == "0-0" || nextCursor.isEmpty {
-            claimCursor = "0-0"
-            nextClaimAt = now &+ claimIntervalNanoseconds
-        } else {
-            claimCursor = nextCursor
-            nextClaimAt = now
+        for (shard, result) in results where phases[shard] != nil {
+            switch result {
+            case .entries, .skipped: phases[shard] = .live(lastID: nil)
+            case .idle(let lastID): phases[shard] = .live(lastID: lastID)
+            case .lost: phases[shard] = nil
+            case .noGroup: phases[shard] = .creatingGroup
+            }
         }
     }
 
-    /// The stream was trimmed (or did not need it).
+    /// A blocking wait returned (new entries, or the timeout): read again.
+    mutating func waited() {
+        backoff = .zero
+        for (shard, phase) in phases where phase != .creatingGroup {
+            if case .live = phase { phases[shard] = .live(lastID: nil) }
+        }
+    }
+
+    /// The live shards were trimmed (or did not need it).
     mutating func trimmed(now: UInt64) {
         backoff = .zero
         nextTrimAt = now &+ trimIntervalNanoseconds
     }
 
     /// `action` failed; the next action is a pause (doubling up to the maximum). `groupMissing`
-    /// (`NOGROUP`: the stream or group was deleted) makes the cycle create the group again.
+    /// (`NOGROUP`: the stream or group was deleted) sends the shard back to group creation.
     mutating func failed(_ action: Action, groupMissing: Bool, now: UInt64) {
         backoff = backoff == .zero ? Self.minimumBackoff : min(backoff * 2, Self.maximumBackoff)
         pauseRequested = backoff
-        if groupMissing {
-            groupReady = false
-            ownPendingCursor = "0"
-        }
         switch action {
-        case .claim:
-            claimCursor = "0-0"
-            nextClaimAt = now &+ claimIntervalNanoseconds
+        case .claim(let shard, _) where groupMissing && phases[shard] != nil:
+            phases[shard] = .creatingGroup
         case .trim:
             nextTrimAt = now &+ trimIntervalNanoseconds
         default:

@@ -10,7 +10,7 @@ import Testing
     @LoopActor
     private func submitter() -> CommandSubmitter {
         let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: 1))
-        return CommandSubmitter(redis: redis, gatewayID: "gw-test", stream: "chat:cmd", replyTimeout: .milliseconds(200))
+        return CommandSubmitter(redis: redis, gatewayID: "gw-test", shards: CommandShards(count: 8), replyTimeout: .milliseconds(200))
     }
 
     private static func payload(_ reply: ChatReply) -> [UInt8] { reply.payload() }

@@ -12,7 +12,7 @@ import Testing
 
     @Test func defaults() throws {
         let messaging = try configuration([:]).messaging
-        #expect(messaging.commandStream == "chat:cmd")
+        #expect(messaging.commandShards == CommandShards(count: 64, prefix: "chat:cmd"))
         #expect(messaging.replyTimeout == .milliseconds(10_000))
         #expect(messaging.maxContentLength == 4000)
         #expect(messaging.typingTimeout == .milliseconds(5_000))
@@ -21,9 +21,9 @@ import Testing
     }
 
     @Test func settingsAreRead() throws {
-        let messaging = try configuration(["COMMAND_STREAM": "chat:cmd:test", "COMMAND_REPLY_TIMEOUT_MS": "2500",
+        let messaging = try configuration(["COMMAND_STREAM": "chat:cmd:test", "COMMAND_SHARDS": "256", "COMMAND_REPLY_TIMEOUT_MS": "2500",
                                            "MESSAGE_MAX_LENGTH": "100", "TYPING_TIMEOUT_MS": "3000", "TYPING_REPEAT_MS": "0"]).messaging
-        #expect(messaging.commandStream == "chat:cmd:test")
+        #expect(messaging.commandShards == CommandShards(count: 256, prefix: "chat:cmd:test"))
         #expect(messaging.replyTimeout == .milliseconds(2500))
         #expect(messaging.maxContentLength == 100)
         #expect(messaging.typingTimeout == .milliseconds(3000) && messaging.typingRepeat == .milliseconds(0))

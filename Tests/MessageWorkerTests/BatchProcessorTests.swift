@@ -20,7 +20,7 @@ import Testing
             self.failuresLeft = failuresLeft
         }
 
-        func apply(_ commands: [BatchCommand]) async throws -> [CommandOutcome] {
+        func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
             batches.append(commands.map(\.entryID))
             if failuresLeft > 0, commands.contains(where: { poisoned.contains($0.entryID) }) {
                 failuresLeft -= 1
@@ -40,7 +40,7 @@ import Testing
 
     @Test @LoopActor func aPermanentFailureIsIsolatedToTheFaultyCommand() async throws {
         let applier = FakeApplier(poisoned: ["5-0"], error: Self.checkViolation)
-        let outcomes = try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(8))
+        let outcomes = try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(8), fence: [0: 1])
         #expect(outcomes.map(\.entryID) == (0..<8).map { "\($0)-0" })
         let failed = outcomes.filter { $0.deadLetterReason != nil }
         #expect(failed.map(\.entryID) == ["5-0"])
@@ -52,17 +52,24 @@ import Testing
 
     @Test @LoopActor func transientFailuresAreThrownForALaterRetry() async {
         let applier = FakeApplier(poisoned: ["1-0"], error: PostgresError.unavailable("down"))
-        await #expect(throws: PostgresError.self) { try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(4)) }
+        await #expect(throws: PostgresError.self) { try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(4), fence: [0: 1]) }
         #expect(applier.batches.count == 1)
     }
 
     @Test @LoopActor func conflictsAreRetriedWholeFirst() async throws {
         let deadlock = PostgresError.server(PostgresServerError(sqlState: "40P01", message: "deadlock detected"))
         let applier = FakeApplier(poisoned: ["1-0"], error: deadlock, failuresLeft: 2)
-        let outcomes = try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(4))
+        let outcomes = try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(4), fence: [0: 1])
         #expect(outcomes.allSatisfy { $0.deadLetterReason == nil })
         #expect(applier.batches.count == 3)
         #expect(applier.batches.allSatisfy { $0.count == 4 })
+    }
+
+    @Test @LoopActor func aFencedBatchIsPassedOnNotBisected() async {
+        let fenced = ShardFence.Fenced(shard: 0, held: 1, current: 2)
+        let applier = FakeApplier(poisoned: ["1-0"], error: fenced)
+        await #expect(throws: fenced) { try await BatchProcessor(applier: applier, logger: Self.logger).process(Self.commands(4), fence: [0: 1]) }
+        #expect(applier.batches.count == 1)
     }
 
     @Test func classification() {

@@ -54,7 +54,7 @@ import Testing
             Self.bulk("name"), Self.bulk("workers"), Self.bulk("consumers"), .integer(2), Self.bulk("pending"), .integer(3),
             Self.bulk("last-delivered-id"), Self.bulk("12-4"), Self.bulk("entries-read"), .integer(20), Self.bulk("lag"), .integer(0),
         ])])
-        #expect(GroupInfo.parse(reply) == [GroupInfo(name: "workers", pending: 3, lastDeliveredID: StreamID(milliseconds: 12, sequence: 4))])
+        #expect(GroupInfo.parse(reply) == [GroupInfo(name: "workers", pending: 3, lastDeliveredID: StreamID(milliseconds: 12, sequence: 4), lag: 0)])
     }
 
     @Test func trimPointKeepsEveryPendingAndUndeliveredEntry() {

@@ -133,7 +133,7 @@ def raw_eio():
 
 @pytest.fixture(scope="module")
 def chat_cluster(module_procs):
-    """Two gateways and two workers (WORKER_CLAIM_IDLE_MS small), shared by a test module."""
+    """Two gateways and two workers (short shard leases), shared by a test module."""
     from support import start_cluster
 
     return start_cluster(module_procs)

@@ -619,8 +619,17 @@ def raw_request(method: str, path: str, headers: dict[str, str] | None = None, b
 
 # --- Redis stream inspection -------------------------------------------------------------------
 
-COMMAND_STREAM = "chat:cmd"
+COMMAND_STREAM = "chat:cmd"  # the prefix of the shard streams chat:cmd:{s<n>}
+COMMAND_SHARDS = 64  # the default shard count
 CONSUMER_GROUP = "workers"
+
+
+def shard_stream(shard: int, prefix: str = COMMAND_STREAM) -> str:
+    return f"{prefix}:{{s{shard}}}"
+
+
+SHARD_STREAMS = [shard_stream(n) for n in range(COMMAND_SHARDS)]
+FIRST_SHARD = SHARD_STREAMS[0]
 
 
 def redis_client(settings: Settings):
@@ -629,12 +638,12 @@ def redis_client(settings: Settings):
     return redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
 
 
-def consumer_group(r) -> dict | None:
-    """XINFO GROUPS entry of the workers group on the command stream, or None."""
+def consumer_group(r, stream: str = FIRST_SHARD) -> dict | None:
+    """XINFO GROUPS entry of the workers group on a shard stream (the first by default), or None."""
     import redis
 
     try:
-        groups = r.xinfo_groups(COMMAND_STREAM)
+        groups = r.xinfo_groups(stream)
     except redis.ResponseError:  # no such stream yet
         return None
     for group in groups:
@@ -648,17 +657,65 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def wait_until_consumed(r, last_id: str, timeout: float) -> dict:
-    """Waits until the workers group has read past last_id and has nothing pending."""
+def wait_until_consumed(r, last_id: str, timeout: float, stream: str = FIRST_SHARD) -> dict:
+    """Waits until the workers group of a shard stream has read past last_id and has nothing pending."""
 
     def consumed():
-        group = consumer_group(r)
+        group = consumer_group(r, stream)
         if group is None or stream_id_key(group["last-delivered-id"]) < stream_id_key(last_id):
             return None
-        pending = r.xpending(COMMAND_STREAM, CONSUMER_GROUP)["pending"]
+        pending = r.xpending(stream, CONSUMER_GROUP)["pending"]
         return group if pending == 0 else None
 
-    return poll(consumed, timeout, interval=0.1, what=f"entries up to {last_id} read and acknowledged")
+    return poll(consumed, timeout, interval=0.1, what=f"entries of {stream} up to {last_id} read and acknowledged")
+
+
+def shard_heads(r, streams: list[str] = SHARD_STREAMS) -> dict[str, str]:
+    """The last id generated in each existing shard stream."""
+    import redis
+
+    heads = {}
+    for stream in streams:
+        try:
+            heads[stream] = r.xinfo_stream(stream)["last-generated-id"]
+        except redis.ResponseError:  # no such stream yet
+            pass
+    return heads
+
+
+def wait_until_all_consumed(r, timeout: float, streams: list[str] = SHARD_STREAMS) -> None:
+    """Waits until every shard stream's entries, as of now, are read and acknowledged."""
+    for stream, last_id in shard_heads(r, streams).items():
+        wait_until_consumed(r, last_id, timeout, stream)
+
+
+def pending_by_consumer(r, streams: list[str] = SHARD_STREAMS) -> dict[str, int]:
+    """Unacknowledged entries per worker, over every shard stream."""
+    import redis
+
+    totals: dict[str, int] = {}
+    pipe = r.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xpending(stream, CONSUMER_GROUP)
+    for summary in pipe.execute(raise_on_error=False):
+        if isinstance(summary, redis.ResponseError):  # no stream or group yet
+            continue
+        for consumer in summary.get("consumers") or []:
+            totals[consumer["name"]] = totals.get(consumer["name"], 0) + int(consumer["pending"])
+    return totals
+
+
+def consumers_of(r, streams: list[str] = SHARD_STREAMS) -> set[str]:
+    """Every consumer that ever read a shard stream."""
+    import redis
+
+    names: set[str] = set()
+    for stream in streams:
+        try:
+            names |= {c["name"] for c in r.xinfo_consumers(stream, CONSUMER_GROUP)}
+        except redis.ResponseError:
+            continue
+    return names
 
 
 # --- Socket.IO and raw Engine.IO clients ---------------------------------------------------------
@@ -975,10 +1032,9 @@ class RawEngineIO:
 
 import re as _re  # noqa: E402  (kept with the section that uses it)
 
-# Workers in these tests claim a dead worker's pending entries after this long (the production
-# default is longer); small so the kill -9 test finishes quickly.
-WORKER_CLAIM_IDLE_MS = 2000
-WORKER_CLAIM_INTERVAL_MS = 500
+# Shard leases of workers in these tests last this long (the production default is longer), so a
+# killed worker's shards move quickly.
+SHARD_LEASE_TTL_MS = 2000
 ISO_MS = _re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # Every message object (REST, events, acks) carries at least these fields.
 MESSAGE_KEYS = frozenset({"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
@@ -988,8 +1044,7 @@ SECRET_KEY_PARTS = ("password", "hash", "secret", "token")
 
 
 def worker_env(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
-    env: dict[str, str | None] = {"WORKER_CLAIM_IDLE_MS": str(WORKER_CLAIM_IDLE_MS),
-                                  "WORKER_CLAIM_INTERVAL_MS": str(WORKER_CLAIM_INTERVAL_MS)}
+    env: dict[str, str | None] = {"SHARD_LEASE_TTL_MS": str(SHARD_LEASE_TTL_MS)}
     env.update(extra or {})
     return env
 

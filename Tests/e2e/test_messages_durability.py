@@ -23,8 +23,8 @@ from support import (
     Api,
     assert_acks_match_storage,
     check_message,
-    COMMAND_STREAM,
-    CONSUMER_GROUP,
+    consumers_of,
+    pending_by_consumer,
     create_user,
     Messages,
     numsub,
@@ -35,7 +35,7 @@ from support import (
     stored_messages,
     unique,
     user_channel,
-    wait_until_consumed,
+    wait_until_all_consumed,
     worker_env,
 )
 
@@ -171,11 +171,6 @@ class Streamer(threading.Thread):
                     f"resent {self.resent}, late acks {self.late_acks}, error acks {dict(self.error_codes)}")
 
 
-def pending_by_consumer(r) -> dict[str, int]:
-    summary = r.xpending(COMMAND_STREAM, CONSUMER_GROUP)
-    return {c["name"]: int(c["pending"]) for c in summary.get("consumers") or []}
-
-
 def logs_of(processes) -> str:
     return "\n".join(f"--- {cp.name} {cp.env.get('WORKER_ID') or cp.env.get('GATEWAY_ID')}:\n{cp.log_tail(15)}"
                      for cp in processes)
@@ -218,7 +213,7 @@ def test_no_message_lost_when_a_worker_is_killed(settings, procs, sio_session):
                        interval=0.01, what="a worker holding pending entries")
         victim = max(cluster.workers, key=lambda w: pending.get(w.env["WORKER_ID"], -1))
         victim_id = victim.env["WORKER_ID"]
-        consumers = {c["name"] for c in r.xinfo_consumers(COMMAND_STREAM, CONSUMER_GROUP)}
+        consumers = consumers_of(r)
         victim.proc.kill()  # SIGKILL: no chance to XACK, finish a batch or say goodbye
         victim.proc.wait(timeout=10)
         victim.stopped = True
@@ -241,9 +236,8 @@ def test_no_message_lost_when_a_worker_is_killed(settings, procs, sio_session):
         for s in sessions:
             assert s.connected and s.find("disconnect") is None, "a client was disconnected during the stream"
 
-        # The survivor claimed the dead worker's entries: nothing is left pending anywhere.
-        last_id = r.xinfo_stream(COMMAND_STREAM)["last-generated-id"]
-        wait_until_consumed(r, last_id, timeout=30)
+        # The survivor took over the dead worker's shards and entries: nothing is left pending anywhere.
+        wait_until_all_consumed(r, timeout=30)
         left = pending_by_consumer(r).get(victim_id, 0)
         assert left == 0, f"the dead worker still owns {left} pending entries"
     finally:

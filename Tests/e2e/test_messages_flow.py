@@ -19,6 +19,7 @@ from support import (
     numsub,
     poll,
     redis_client,
+    shard_heads,
     unique,
     user_channel,
 )
@@ -279,14 +280,10 @@ def test_rest_mark_as_read_by_ids_and_by_sender(settings, cluster, sio_session):
 # --- typing ------------------------------------------------------------------------------------
 
 
-def stream_head(settings) -> str | None:
-    import redis
-
+def stream_head(settings) -> dict[str, str]:
     r = redis_client(settings)
     try:
-        return r.xinfo_stream("chat:cmd")["last-generated-id"]
-    except redis.ResponseError:  # no stream yet
-        return None
+        return shard_heads(r)
     finally:
         r.close()
 

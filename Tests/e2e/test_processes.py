@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from support import (
-    COMMAND_STREAM,
+    FIRST_SHARD,
     consumer_group,
     database_url_for,
     free_port,
@@ -187,11 +187,11 @@ def test_two_workers_side_by_side(procs):
 def test_worker_consumes_and_acknowledges(settings, procs):
     wk = procs.worker()
     r = redis_client(settings)
-    poll(lambda: consumer_group(r) is not None, 10, what="the workers group on chat:cmd")
+    poll(lambda: consumer_group(r) is not None, 10, what="the workers group on the first shard")
     before = consumer_group(r)
     last_id = None
     for n in range(3):
-        last_id = r.xadd(COMMAND_STREAM, {"type": "e2e.ping", "n": str(n)})
+        last_id = r.xadd(FIRST_SHARD, {"type": "e2e.ping", "n": str(n)})
     group = wait_until_consumed(r, last_id, 5)
     if group.get("entries-read") is not None and before.get("entries-read") is not None:
         assert group["entries-read"] >= before["entries-read"] + 3

@@ -7,7 +7,7 @@ import time
 import requests
 
 from support import (
-    COMMAND_STREAM,
+    FIRST_SHARD,
     Api,
     consumer_group,
     create_user,
@@ -133,6 +133,6 @@ def test_worker_consumes_again_after_redis_restart(settings, procs, restore_serv
     poll(lambda: consumer_group(r) is not None, RECOVERY_SECONDS, what="consumer group recreated")
     last_id = None
     for n in range(3):
-        last_id = r.xadd(COMMAND_STREAM, {"type": "e2e.ping", "n": str(n)})
+        last_id = r.xadd(FIRST_SHARD, {"type": "e2e.ping", "n": str(n)})
     wait_until_consumed(r, last_id, 10)
     assert wk.alive()

@@ -57,7 +57,7 @@ final class GatewayServices {
         presence = Presence(registry: registry, directory: directory, redis: redis, logger: logger)
         userRoutes = UserRoutes(directory: directory, presence: registry)
         let reader = ConversationReader(database: database, presence: registry)
-        submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, stream: messagingConfiguration.commandStream,
+        submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, shards: messagingConfiguration.commandShards,
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,

@@ -23,7 +23,7 @@ final class CommandSubmitter {
 
     private let redis: RedisClient
     let gatewayID: String
-    private let stream: String
+    private let shards: CommandShards
     private let replyTimeout: Duration
     private let clock: any LoopClock
     /// REST requests waiting for their reply, by request id.
@@ -41,10 +41,10 @@ final class CommandSubmitter {
     /// Answers a socket: a worker's reply for it, or the `worker_unavailable` of an ack that timed out.
     var answerSocket: (@LoopActor (ChatReply) -> Void)?
 
-    init(redis: RedisClient, gatewayID: String, stream: String, replyTimeout: Duration, clock: any LoopClock = SystemClock.shared) {
+    init(redis: RedisClient, gatewayID: String, shards: CommandShards, replyTimeout: Duration, clock: any LoopClock = SystemClock.shared) {
         self.redis = redis
         self.gatewayID = gatewayID
-        self.stream = stream
+        self.shards = shards
         self.replyTimeout = replyTimeout
         self.clock = clock
     }
@@ -117,9 +117,12 @@ final class CommandSubmitter {
         }
     }
 
+    /// Appends to the command's shard: the conversation's, so one device's commands in a
+    /// conversation reach one worker in the order this gateway received them (issue 12).
     private func append(_ envelope: CommandEnvelope) async throws(RedisError) {
         // No MAXLEN here: the workers trim the stream without dropping unacknowledged entries.
-        _ = try await redis.send(.xadd(stream, fields: envelope.streamFields()))
+        let shard = shards.shard(of: envelope.command, userID: envelope.userID)
+        _ = try await redis.send(.xadd(shards.stream(shard), fields: envelope.streamFields()))
     }
 
     // MARK: Replies

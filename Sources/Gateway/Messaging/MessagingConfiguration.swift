@@ -3,8 +3,9 @@ import Shared
 /// Messaging settings of the gateway: where commands go, how long REST waits for a worker, the
 /// content limit checked before enqueueing, and the typing relay's timing.
 struct MessagingConfiguration: Sendable {
-    /// The Redis stream commands are appended to (the workers read it with their group).
-    var commandStream: String
+    /// The command shard streams commands are appended to, each conversation's to one shard (the
+    /// workers read them with their group, one worker per shard).
+    var commandShards: CommandShards
     /// How long a REST write (or a socket command with an ack) waits for the worker's reply.
     var replyTimeout: Duration
     /// Most Unicode scalars in a message's `content` (the worker checks again with its own setting).
@@ -24,7 +25,9 @@ struct MessagingConfiguration: Sendable {
     var maxConversations: Int
 
     static let settings: [Setting] = [
-        Setting("COMMAND_STREAM", ChatChannels.commandStream, "Redis stream the gateway appends message commands to (same as the workers')"),
+        Setting("COMMAND_STREAM", ChatChannels.commandStream, "prefix of the command shard streams <prefix>:{s<n>} (same as the workers')"),
+        Setting("COMMAND_SHARDS", String(CommandShards.defaultCount),
+                "number of command shards, 1-\(CommandShards.maxCount) (same on every gateway and worker; see OPERATIONS.md to change it)"),
         Setting("COMMAND_REPLY_TIMEOUT_MS", "10000", "how long a write waits for a message worker before answering 503 worker_unavailable"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "most characters (Unicode scalars) in a message's content"),
         Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),
@@ -33,7 +36,7 @@ struct MessagingConfiguration: Sendable {
 
     /// The defaults, for tests.
     init() {
-        commandStream = ChatChannels.commandStream
+        commandShards = CommandShards(count: CommandShards.defaultCount)
         replyTimeout = .seconds(10)
         maxContentLength = ChatLimits.maxContentLength
         typingTimeout = .seconds(5)
@@ -47,7 +50,8 @@ struct MessagingConfiguration: Sendable {
 
     init(reader: SettingsReader) throws(ConfigurationError) {
         self.init()
-        commandStream = try reader.string("COMMAND_STREAM")
+        commandShards = CommandShards(count: try reader.int("COMMAND_SHARDS", in: 1...CommandShards.maxCount),
+                                      prefix: try reader.string("COMMAND_STREAM"))
         replyTimeout = try reader.milliseconds("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         typingTimeout = try reader.milliseconds("TYPING_TIMEOUT_MS", in: 500...60_000)

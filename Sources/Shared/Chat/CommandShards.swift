@@ -15,6 +15,9 @@ package struct CommandShards: Sendable, Equatable {
 
     /// Most shards a deployment may configure.
     package static let maxCount = 4096
+    /// Shards when not configured: enough for 64 workers, cheap for one (an idle shard costs a
+    /// stream key and a lease renewal every few seconds).
+    package static let defaultCount = 64
 
     package init(count: Int, prefix: String = ChatChannels.commandStream) {
         precondition((1...Self.maxCount).contains(count), "shard count \(count) outside 1...\(Self.maxCount)")
@@ -50,14 +53,12 @@ package struct CommandShards: Sendable, Equatable {
     /// The stream of `shard`: `<prefix>:{s<shard>}`.
     package func stream(_ shard: Int) -> String { "\(prefix):{s\(shard)}" }
 
-    /// The lease of `shard`: `chat:lease:{s<shard>}`, with the stream's hash tag (same cluster node).
-    package func lease(_ shard: Int) -> String { "\(Self.leasePrefix){s\(shard)}" }
+    /// The lease of `shard`: `<prefix>:lease:{s<shard>}`, with the stream's hash tag (same cluster node).
+    package func lease(_ shard: Int) -> String { "\(prefix):lease:{s\(shard)}" }
 
-    /// What lease key names start with.
-    package static let leasePrefix = "chat:lease:"
-    /// The roster of live workers: a sorted set of worker ids scored by when their liveness lapses
-    /// (Redis server time, milliseconds).
-    package static let rosterKey = "chat:workers"
+    /// The roster of live workers, `<prefix>:workers`: a sorted set of worker ids scored by when
+    /// their liveness lapses (Redis server time, milliseconds).
+    package var rosterKey: String { "\(prefix):workers" }
 
     /// Every shard's stream, in shard order.
     package var streams: [String] { (0..<count).map(stream) }

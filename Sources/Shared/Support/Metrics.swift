@@ -265,6 +265,46 @@ package final class MetricGauge: MetricFamily {
     }
 }
 
+/// A gauge with one label whose series come and go (e.g. one per shard this process holds).
+@LoopActor
+package final class MetricLabeledGauge: MetricFamily {
+    package let name: String
+    private let help: String
+    private let labelName: String
+    /// Value per label value, in first-set order.
+    private var values: [(label: String, value: Double)] = []
+
+    fileprivate init(name: String, help: String, labelName: String) {
+        self.name = name
+        self.help = help
+        self.labelName = labelName
+    }
+
+    /// Sets series `label` to `value`, creating it on first use.
+    package func set(_ label: String, _ value: Double) {
+        if let index = values.firstIndex(where: { $0.label == label }) {
+            values[index].value = value
+        } else {
+            values.append((label, value))
+        }
+    }
+
+    /// Drops series `label` (a scrape no longer shows it).
+    package func remove(_ label: String) {
+        values.removeAll { $0.label == label }
+    }
+
+    /// The current value of series `label`, if shown.
+    package func value(_ label: String) -> Double? {
+        values.first { $0.label == label }?.value
+    }
+
+    package func snapshot() -> MetricFamilySnapshot {
+        MetricFamilySnapshot(name: name, help: help, kind: .gauge,
+                             samples: values.map { MetricSample(labels: [MetricLabel(labelName, $0.label)], value: $0.value) })
+    }
+}
+
 /// A histogram with fixed buckets, unlabeled.
 @LoopActor
 package final class MetricHistogram: MetricFamily {
@@ -324,6 +364,15 @@ package final class MetricsRegistry {
         }
         checkUnused(name)
         let gauge = MetricGauge(name: name, help: help, kind: .gauge, sample: sample)
+        families.append(gauge)
+        return gauge
+    }
+
+    /// The labelled gauge `name`, registered on first use.
+    package func labeledGauge(_ name: String, help: String, labelName: String) -> MetricLabeledGauge {
+        if let existing = families.first(where: { $0.name == name }) as? MetricLabeledGauge { return existing }
+        checkUnused(name)
+        let gauge = MetricLabeledGauge(name: name, help: help, labelName: labelName)
         families.append(gauge)
         return gauge
     }

@@ -51,6 +51,8 @@ final class GatewayHarness {
         environment["REDIS_URL"] = urls.redis
         environment["GATEWAY_ID"] = "unit-\(unique)"
         environment["COMMAND_STREAM"] = "chat:cmd:unit:\(unique)"
+        // One shard: every command lands on one stream, in the order the gateway appended them.
+        environment["COMMAND_SHARDS"] = "1"
         environment.merge(settings) { _, new in new }
         configuration = try GatewayConfiguration(reader: SettingsReader(settings: GatewayConfiguration.settings, environment: environment))
         let logger = Logger(service: "gateway-unit", minimumLevel: .error)
@@ -183,7 +185,7 @@ final class GatewayHarness {
     /// The commands this gateway appended to its stream since `after` (the stream id of the last one seen).
     func commands(after: String = "-") async throws -> [(id: String, envelope: CommandEnvelope)] {
         let start = after == "-" ? "-" : "(" + after
-        let reply = try await redis.send(["XRANGE", configuration.messaging.commandStream, start, "+"])
+        let reply = try await redis.send(["XRANGE", configuration.messaging.commandShards.stream(0), start, "+"])
         guard case .array(let entries) = reply else { return [] }
         return try entries.map { entry in
             guard case .array(let parts) = entry, parts.count == 2, case .bulk(let id) = parts[0], case .array(let flat) = parts[1] else {
