@@ -179,6 +179,7 @@ def main() -> None:
     # Schema (the workers migrate), then the users every run shares.
     reset_workers = start_workers(variants[1], 1, log_dir)
     stop_workers(reset_workers)
+    reset(r)
     psql("DELETE FROM users WHERE username LIKE 'ob%'")
     users = [int(x) for x in psql(
         "INSERT INTO users (username, email, password_hash, display_name) "

@@ -94,6 +94,16 @@ final class CommandConsumer {
 
     // MARK: Shards
 
+    /// Consumes the shards `coordinator` gives this worker, asks it before each batch, tells it
+    /// when a lease turns out lost, and holds its lease releases until the batch in hand is done.
+    func follow(_ coordinator: ShardCoordinator) {
+        epochForBatch = { [unowned coordinator] shard in coordinator.epochForBatch(shard) }
+        onLost = { [unowned coordinator] shard in coordinator.lost(shard) }
+        coordinator.onStart = { [unowned self] shard, epoch in self.shardStarted(shard, epoch: epoch) }
+        coordinator.onStop = { [unowned self] shard in self.shardStopped(shard) }
+        coordinator.drained = { [unowned self] shard in await self.drained(shard) }
+    }
+
     /// The shards being consumed.
     var shards: [Int] { cycle.shards }
 
@@ -162,10 +172,11 @@ final class CommandConsumer {
                         continue
                     }
                     try await readNew(shards.filter { epochs[$0] != nil }, epochs: epochs)
-                case .wait(let positions):
+                case .wait(let positions, let gated):
                     waiting = true
                     defer { waiting = false }
-                    try await ShardReads.wait(positions, layout: layout, block: configuration.blockTime, on: reader)
+                    let block = gated ? min(configuration.blockTime, Self.gateRecheck) : configuration.blockTime
+                    try await ShardReads.wait(positions, layout: layout, block: block, on: reader)
                     cycle.waited()
                 case .trim(let shards):
                     try await trim(shards)
@@ -188,6 +199,8 @@ final class CommandConsumer {
 
     /// How long to wait when no held shard may start a batch right now (a renewal is late).
     private static let notNowDelay = Duration.milliseconds(20)
+    /// How often a shard whose entries wait for their parent (while the shard count grows) looks again.
+    private static let gateRecheck = Duration.milliseconds(20)
 
     /// Waits until a shard starts, the worker stops, or `WORKER_BLOCK_MS` passes.
     private func waitForShard() async {
@@ -233,8 +246,8 @@ final class CommandConsumer {
 
     /// New entries of the live shards that may start a batch now, in one lease-checked read.
     private func readNew(_ shards: [Int], epochs: [Int: Int64]) async throws {
-        let results = try await ShardReads.read(shards, layout: layout, group: configuration.group, worker: configuration.workerID,
-                                                count: configuration.batchSize, on: reader)
+        let results = try await ShardReads.read(shards, layout: layout, parent: configuration.parent, group: configuration.group,
+                                                worker: configuration.workerID, count: configuration.batchSize, on: reader)
         var report: [Int: WorkerCycle.ReadResult] = [:]
         var entries: [ShardEntry] = []
         for result in results {

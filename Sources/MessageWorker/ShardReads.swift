@@ -18,14 +18,18 @@ enum ShardReads {
     }
 
     /// `XREADGROUP ... COUNT <budget> STREAMS <stream> >` on each shard whose lease is `worker`'s,
-    /// in the order given, until `count` entries are read in all.
-    static func read(_ shards: [Int], layout: CommandShards, group: String, worker: String, count: Int,
-                     on redis: RedisClient) async throws(RedisError) -> [ShardResult] {
+    /// in the order given, until `count` entries are read in all. A shard with a `parent` (while
+    /// the shard count grows: the shard of the previous count its conversations came from) gets
+    /// only entries older than everything the parent's group has not acknowledged yet, so a
+    /// conversation's commands written under the previous count are applied first.
+    static func read(_ shards: [Int], layout: CommandShards, parent: (Int) -> Int? = { _ in nil }, group: String, worker: String,
+                     count: Int, on redis: RedisClient) async throws(RedisError) -> [ShardResult] {
         var keys: [String] = []
-        keys.reserveCapacity(shards.count * 2)
+        keys.reserveCapacity(shards.count * 3)
         for shard in shards {
             keys.append(layout.lease(shard))
             keys.append(layout.stream(shard))
+            keys.append(layout.stream(parent(shard) ?? shard))
         }
         let reply = try await redis.evaluate(readScript, keys: keys, arguments: [worker, group, worker, String(count)])
         return parse(readReply: reply, shards: shards)
@@ -46,6 +50,8 @@ enum ShardReads {
                 results.append(ShardResult(shard: shard, result: .entries, entries: StreamEntry.parse(entries: payload)))
             case "idle":
                 results.append(ShardResult(shard: shard, result: .idle(lastID: payload.string ?? "0-0")))
+            case "gated":
+                results.append(ShardResult(shard: shard, result: .gated(lastID: payload.string ?? "0-0")))
             case "lost":
                 results.append(ShardResult(shard: shard, result: .lost))
             case "nogroup":
@@ -86,18 +92,77 @@ enum ShardReads {
 
     // MARK: Scripts
 
-    /// KEYS: lease and stream of each shard, in pairs. ARGV: worker (the lease holder), group,
-    /// consumer, count. Per shard, `{status, payload}`: `entries` with the entries, `idle` with the
-    /// stream's last id, `lost`, `nogroup`, or `skipped` (the count was reached).
+    /// KEYS: lease, stream and parent stream of each shard, in threes (the parent is the stream
+    /// itself when there is none). ARGV: worker (the lease holder), group, consumer, count. Per
+    /// shard, `{status, payload}`: `entries` with the entries, `idle` with the stream's last id
+    /// (only when no shard had entries: otherwise such a shard is `skipped`), `gated` with it
+    /// (entries wait for the parent), `lost`, `nogroup`, or `skipped` (the count was reached, or
+    /// another shard had entries).
     static let readScript = RedisScript(source: """
-        local out = {}
+        local function before(a, b)
+          local am, as = string.match(a, '^(%d+)-(%d+)$')
+          local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+          am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+          return am < bm or (am == bm and as < bs)
+        end
+        local function group_info(stream)
+          local groups = redis.pcall('XINFO', 'GROUPS', stream)
+          if type(groups) ~= 'table' or groups.err then return nil end
+          for _, g in ipairs(groups) do
+            local info = {}
+            for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+            if info['name'] == ARGV[2] then return info end
+          end
+          return nil
+        end
+        -- The oldest entry of a parent stream its group has not acknowledged (pending or never read).
+        local function unfinished(parent)
+          local info = group_info(parent)
+          if info == nil then
+            local first = redis.call('XRANGE', parent, '-', '+', 'COUNT', 1)
+            return first[1] and first[1][1] or nil
+          end
+          local oldest = nil
+          if tonumber(info['pending']) > 0 then oldest = redis.call('XPENDING', parent, ARGV[2])[2] end
+          local unread = redis.call('XRANGE', parent, '(' .. info['last-delivered-id'], '+', 'COUNT', 1)
+          if unread[1] and (oldest == nil or before(unread[1][1], oldest)) then oldest = unread[1][1] end
+          return oldest
+        end
+        local function last_id(stream)
+          local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+          return last[1] and last[1][1] or '0-0'
+        end
+        local out, idle = {}, {}
         local budget = tonumber(ARGV[4])
-        for i = 1, #KEYS, 2 do
+        for i = 1, #KEYS, 3 do
           local status, payload = 'skipped', ''
+          local stream, parent = KEYS[i + 1], KEYS[i + 2]
+          local count = budget
           if redis.call('GET', KEYS[i]) ~= ARGV[1] then
             status = 'lost'
-          elseif budget > 0 then
-            local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', budget, 'STREAMS', KEYS[i + 1], '>')
+            count = 0
+          elseif budget > 0 and parent ~= stream then
+            local info = group_info(stream)
+            if info == nil then
+              status = 'nogroup'
+              count = 0
+            else
+              local waiting = redis.call('XRANGE', stream, '(' .. info['last-delivered-id'], '+', 'COUNT', budget)
+              local bound = #waiting > 0 and unfinished(parent) or nil
+              if bound ~= nil then
+                count = 0
+                for _, entry in ipairs(waiting) do
+                  if before(entry[1], bound) then count = count + 1 else break end
+                end
+                if count == 0 then
+                  status = 'gated'
+                  payload = last_id(stream)
+                end
+              end
+            end
+          end
+          if count > 0 then
+            local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', count, 'STREAMS', stream, '>')
             if type(r) == 'table' and r.err then
               if string.sub(r.err, 1, 7) == 'NOGROUP' then status = 'nogroup' else return r end
             elseif r then
@@ -105,12 +170,20 @@ enum ShardReads {
               payload = r[1][2]
               budget = budget - #payload
             else
-              local last = redis.call('XREVRANGE', KEYS[i + 1], '+', '-', 'COUNT', 1)
               status = 'idle'
-              payload = last[1] and last[1][1] or '0-0'
+              idle[#idle + 1] = #out + 1
             end
           end
           out[#out + 1] = {status, payload}
+        end
+        -- Where to wait from matters only when nothing at all was read (the worker then waits);
+        -- otherwise it reads again at once, and the idle shards are simply read again.
+        for _, n in ipairs(idle) do
+          if budget == tonumber(ARGV[4]) then
+            out[n][2] = last_id(KEYS[(n - 1) * 3 + 2])
+          else
+            out[n][1] = 'skipped'
+          end
         end
         return out
         """)

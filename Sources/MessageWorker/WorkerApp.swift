@@ -84,11 +84,7 @@ final class WorkerApp: ServiceApp {
         let coordinator = ShardCoordinator(shards: configuration.shards, store: store, database: database,
                                            timing: ShardLease.Timing(ttl: configuration.leaseTTL, retryEvery: configuration.leaseTTL / 10),
                                            logger: logger)
-        consumer.epochForBatch = { [unowned coordinator] shard in coordinator.epochForBatch(shard) }
-        consumer.onLost = { [unowned coordinator] shard in coordinator.lost(shard) }
-        coordinator.onStart = { [unowned consumer] shard, epoch in consumer.shardStarted(shard, epoch: epoch) }
-        coordinator.onStop = { [unowned consumer] shard in consumer.shardStopped(shard) }
-        coordinator.drained = { [unowned consumer] shard in await consumer.drained(shard) }
+        consumer.follow(coordinator)
         self.consumer = consumer
         self.coordinator = coordinator
         consumer.start()

@@ -8,6 +8,8 @@ struct WorkerConfiguration: Sendable {
     /// The command shard streams (`COMMAND_STREAM` prefix, `COMMAND_SHARDS` of them).
     var shards: CommandShards
     var group: String
+    /// While the shard count grows: the previous count (it divides `shards.count`).
+    var previousShardCount: Int?
     /// Lifetime of a shard lease; a dead worker's shards move after at most this long.
     var leaseTTL: Duration
     var batchSize: Int
@@ -28,6 +30,8 @@ struct WorkerConfiguration: Sendable {
         Setting("COMMAND_STREAM", ChatChannels.commandStream, "prefix of the command shard streams <prefix>:{s<n>} (same as the gateways')"),
         Setting("COMMAND_SHARDS", String(CommandShards.defaultCount),
                 "number of command shards, 1-\(CommandShards.maxCount) (same on every gateway and worker; see OPERATIONS.md to change it)"),
+        Setting("COMMAND_SHARDS_PREVIOUS", nil,
+                "only while growing COMMAND_SHARDS: the previous count, which must divide it (see OPERATIONS.md)"),
         Setting("CONSUMER_GROUP", "workers", "consumer group of every shard stream"),
         Setting("SHARD_LEASE_TTL_MS", "5000", "lifetime of a worker's lease on a shard; renewed every third of it, a dead worker's shards move after it"),
         Setting("WORKER_BATCH_SIZE", "128", "most commands read (and committed) per batch"),
@@ -42,11 +46,26 @@ struct WorkerConfiguration: Sendable {
                 "when the limit script fails: local (this worker's own sliding log), allow, or deny (answer rate_limiter_unavailable)"),
     ] + CommonConfiguration.settings(poolSize: 4)
 
+    /// While the shard count grows, the shard of the previous count that `shard`'s conversations
+    /// came from (`shard mod previous`: for a count that is a multiple of the previous one, a
+    /// conversation's new shard mod the previous count is its old shard); nil when it has none.
+    func parent(_ shard: Int) -> Int? {
+        guard let previous = previousShardCount, shard >= previous else { return nil }
+        return shard % previous
+    }
+
     init(reader: SettingsReader) throws(ConfigurationError) {
         common = try CommonConfiguration(reader: reader)
         workerID = reader.optionalString("WORKER_ID") ?? InstanceID.generate(prefix: "worker")
         admin = try .admin(reader: reader)
         shards = CommandShards(count: try reader.int("COMMAND_SHARDS", in: 1...CommandShards.maxCount), prefix: try reader.string("COMMAND_STREAM"))
+        if reader.optionalString("COMMAND_SHARDS_PREVIOUS") != nil {
+            let previous = try reader.int("COMMAND_SHARDS_PREVIOUS", in: 1...CommandShards.maxCount)
+            guard previous < shards.count, shards.count % previous == 0 else {
+                throw ConfigurationError("COMMAND_SHARDS_PREVIOUS", "must be smaller than COMMAND_SHARDS (\(shards.count)) and divide it")
+            }
+            previousShardCount = previous
+        }
         group = try reader.string("CONSUMER_GROUP")
         leaseTTL = try reader.milliseconds("SHARD_LEASE_TTL_MS", in: 1_000...600_000)
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)

@@ -21,8 +21,10 @@ struct WorkerCycle: Sendable {
         /// Lease-checked `XREADGROUP ... >` over these live shards (in this order, which rotates so
         /// that no shard waits behind the others when batches are full).
         case read(shards: [Int])
-        /// `XREAD BLOCK` until any of these shards gets an entry after the id given.
-        case wait(after: [ShardPosition])
+        /// `XREAD BLOCK` until any of these shards gets an entry after the id given; `gated`: a
+        /// shard has entries waiting for its parent (while the shard count grows), so the wait is
+        /// short and the gate is checked again.
+        case wait(after: [ShardPosition], gated: Bool)
         /// Trim these shards and refresh their metrics.
         case trim(shards: [Int])
         /// No shard held: wait until one starts.
@@ -43,6 +45,9 @@ struct WorkerCycle: Sendable {
         case entries
         /// Nothing new; the stream's last entry is `lastID`.
         case idle(lastID: String)
+        /// Entries wait for the parent shard (of the previous shard count) to catch up; the
+        /// stream's last entry is `lastID`.
+        case gated(lastID: String)
         /// Not read this time (the batch was full).
         case skipped
         /// The lease is not this worker's any more.
@@ -67,6 +72,8 @@ struct WorkerCycle: Sendable {
     private var backoff = Duration.zero
     private var pauseRequested: Duration?
     private var rotation = 0
+    /// Live shards whose last read found entries waiting for their parent.
+    private var gated: Set<Int> = []
 
     /// A cycle starting at `now`; the first trim comes one interval later.
     init(trimInterval: Duration, now: UInt64) {
@@ -95,7 +102,7 @@ struct WorkerCycle: Sendable {
             guard case .live(let lastID?) = phases[shard] else { break }
             positions.append(ShardPosition(shard: shard, lastID: lastID))
         }
-        if positions.count == held.count { return .wait(after: positions) }
+        if positions.count == held.count { return .wait(after: positions, gated: !gated.isEmpty) }
         rotation = (rotation + 1) % held.count
         return .read(shards: Array(held[rotation...] + held[..<rotation]))
     }
@@ -110,6 +117,7 @@ struct WorkerCycle: Sendable {
     /// This worker must stop processing `shard`.
     mutating func stopped(_ shard: Int) {
         phases[shard] = nil
+        gated.remove(shard)
     }
 
     /// Entries of `shard` were left unacknowledged while it is still held: claim its pending
@@ -139,9 +147,13 @@ struct WorkerCycle: Sendable {
     mutating func read(_ results: [Int: ReadResult]) {
         backoff = .zero
         for (shard, result) in results where phases[shard] != nil {
+            gated.remove(shard)
             switch result {
             case .entries, .skipped: phases[shard] = .live(lastID: nil)
             case .idle(let lastID): phases[shard] = .live(lastID: lastID)
+            case .gated(let lastID):
+                phases[shard] = .live(lastID: lastID)
+                gated.insert(shard)
             case .lost: phases[shard] = nil
             case .noGroup: phases[shard] = .creatingGroup
             }

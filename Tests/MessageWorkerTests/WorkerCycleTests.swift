@@ -62,9 +62,22 @@ import Shared
         cycle.read([0: .idle(lastID: "5-0"), 1: .entries])
         guard case .read = cycle.next(now: 0) else { Issue.record("a shard had entries: read again"); return }
         cycle.read([0: .idle(lastID: "5-0"), 1: .idle(lastID: "0-0")])
-        #expect(cycle.next(now: 0) == .wait(after: [.init(shard: 0, lastID: "5-0"), .init(shard: 1, lastID: "0-0")]))
+        #expect(cycle.next(now: 0) == .wait(after: [.init(shard: 0, lastID: "5-0"), .init(shard: 1, lastID: "0-0")], gated: false))
         cycle.waited()
         guard case .read = cycle.next(now: 0) else { Issue.record("after a wait: read"); return }
+    }
+
+    @Test func aShardWaitingForItsParentMakesTheWaitShortUntilItMovesOn() {
+        var cycle = Self.live([0, 5])
+        _ = cycle.next(now: 0)
+        cycle.read([0: .idle(lastID: "1-0"), 5: .gated(lastID: "9-0")])
+        #expect(cycle.next(now: 0) == .wait(after: [.init(shard: 0, lastID: "1-0"), .init(shard: 5, lastID: "9-0")], gated: true))
+        cycle.waited()
+        _ = cycle.next(now: 0)
+        cycle.read([0: .idle(lastID: "1-0"), 5: .entries])
+        _ = cycle.next(now: 0)
+        cycle.read([0: .idle(lastID: "1-0"), 5: .idle(lastID: "9-0")])
+        #expect(cycle.next(now: 0) == .wait(after: [.init(shard: 0, lastID: "1-0"), .init(shard: 5, lastID: "9-0")], gated: false))
     }
 
     @Test func aSkippedShardIsReadAgain() {

@@ -149,11 +149,7 @@ import Testing
             let store = ShardLeaseStore(redis: commands, shards: configuration.shards, workerID: configuration.workerID, ttl: configuration.leaseTTL)
             let coordinator = ShardCoordinator(shards: configuration.shards, store: store, database: database,
                                                timing: ShardLease.Timing(ttl: configuration.leaseTTL, retryEvery: .milliseconds(100)), logger: logger)
-            consumer.epochForBatch = { [unowned coordinator] shard in coordinator.epochForBatch(shard) }
-            consumer.onLost = { [unowned coordinator] shard in coordinator.lost(shard) }
-            coordinator.onStart = { [unowned consumer] shard, epoch in consumer.shardStarted(shard, epoch: epoch) }
-            coordinator.onStop = { [unowned consumer] shard in consumer.shardStopped(shard) }
-            coordinator.drained = { [unowned consumer] shard in await consumer.drained(shard) }
+            consumer.follow(coordinator)
             consumer.start()
             coordinator.start()
             consumers.append(consumer)
@@ -474,6 +470,41 @@ import Testing
         #expect(worker.coordinator.epochForBatch(shard).map { $0 > stolen } == true)
         #expect(try await harness.database.query("SELECT count(*) AS n FROM messages").int64("n") == 2)
         #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+        await harness.close()
+    }
+
+    @Test @LoopActor func whileTheShardCountGrowsANewShardWaitsForItsConversationsOlderCommands() async throws {
+        let harness = try await Harness(["COMMAND_SHARDS": "4", "COMMAND_SHARDS_PREVIOUS": "2"])
+        let users = try await harness.users(8)
+        try await harness.listen(users: users)
+        // A conversation that moves: shard 2 or 3 under the new count, shard 0 or 1 under the old.
+        var pair: (Int64, Int64)?
+        for a in users { for b in users where a < b && pair == nil && harness.shards.shard(directBetween: a, b) >= 2 { pair = (a, b) } }
+        let (a, b) = try #require(pair)
+        let newShard = harness.shards.shard(directBetween: a, b)
+        let oldShard = CommandShards(count: 2, prefix: harness.shards.prefix).shard(directBetween: a, b)
+        #expect(harness.configuration.parent(newShard) == oldShard)
+        // An old-count gateway appended "first"; a worker read it and died. The old shard's lease is
+        // still someone else's for a while, so "first" waits there.
+        try await harness.addFields(CommandEnvelope(command: .send(SendMessage(receiverID: b, content: "first", clientMsgID: "first")),
+                                                    userID: a, reply: harness.reply("first")).streamFields(), to: harness.shards.stream(oldShard))
+        _ = try await harness.deliverToDeadConsumer(count: 1, stream: harness.shards.stream(oldShard))
+        _ = try await harness.redis.send(["SET", harness.shards.lease(oldShard), "someone-else", "PX", "1500"])
+        // Then the same device, through a new-count gateway, sent "second".
+        try await harness.send("second", from: a, to: b, key: "second")
+        harness.startConsumer()
+        try await harness.waitForReplies(["first", "second"], timeout: .seconds(10))
+        #expect(harness.replies("first").first?["result"]?["seq"] == 1)
+        #expect(harness.replies("second").first?["result"]?["seq"] == 2)
+        #expect(await Harness.eventually { try await harness.pendingCount() == 0 })
+
+        let settings = WorkerConfiguration.settings
+        for bad in ["3", "4", "8"] {
+            #expect(throws: ConfigurationError.self) {
+                try WorkerConfiguration(reader: SettingsReader(settings: settings, environment: [
+                    "DATABASE_URL": "postgresql://x@127.0.0.1/x", "COMMAND_SHARDS": "4", "COMMAND_SHARDS_PREVIOUS": bad]))
+            }
+        }
         await harness.close()
     }
 
