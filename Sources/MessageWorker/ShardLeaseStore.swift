@@ -43,11 +43,11 @@ final class ShardLeaseStore {
 
     // MARK: Roster
 
-    /// Says this worker is alive for `ttl` more (and drops workers whose liveness lapsed); returns
-    /// the live workers, this one included, sorted.
+    /// Says this worker is alive for `ttl` more (and drops workers whose liveness lapsed), records
+    /// the shard count for the gateways' check; returns the live workers, this one included, sorted.
     func heartbeat() async throws(RedisError) -> [String] {
-        let reply = try await redis.evaluate(Self.rosterScript, keys: [shards.rosterKey],
-                                             arguments: [workerID, String(max(1, ttl.millisecondsRoundedUp))])
+        let reply = try await redis.evaluate(Self.rosterScript, keys: [shards.rosterKey, shards.countKey],
+                                             arguments: [workerID, String(max(1, ttl.millisecondsRoundedUp)), String(shards.count)])
         return (reply.array ?? []).compactMap { value in
             guard case .bulk(let bytes) = value else { return nil }
             return String(decoding: bytes, as: UTF8.self)
@@ -77,8 +77,10 @@ final class ShardLeaseStore {
         return 0
         """)
 
-    /// KEYS[1] roster, ARGV[1] worker, ARGV[2] ttl ms → the live workers.
+    /// KEYS[1] roster, KEYS[2] shard count key, ARGV[1] worker, ARGV[2] ttl ms, ARGV[3] shard count
+    /// → the live workers.
     static let rosterScript = RedisScript(source: """
+        redis.call('SET', KEYS[2], ARGV[3])
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])

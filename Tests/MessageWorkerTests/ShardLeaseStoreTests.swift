@@ -57,6 +57,8 @@ import Testing
         #expect(try await c.heartbeat() == ["b", "c"])
         try await b.leave()
         #expect(try await c.heartbeat() == ["c"])
+        // Each heartbeat also records the shard count, which the gateways check theirs against.
+        #expect(try await redis.send(.get(shards.countKey)).int == 8)
     }
 
     @Test @LoopActor func oneBlockingReadServesEveryHeldShardStream() async throws {

@@ -36,6 +36,7 @@ GATEWAY = {
     "chat_connected_users": "gauge",
     "chat_socket_events_in": "counter",
     "chat_published_events_delivered": "counter",
+    "chat_command_shards_mismatch": "gauge",
 }
 WORKER = {
     "chat_commands_processed": "counter",
@@ -44,6 +45,10 @@ WORKER = {
     "chat_dead_lettered": "counter",
     "chat_command_stream_length": "gauge",
     "chat_command_stream_pending": "gauge",
+    "chat_command_shards_held": "gauge",
+    "chat_command_shard_epoch": "gauge",
+    "chat_shard_takeovers": "counter",
+    "chat_shard_fenced_batches": "counter",
 }
 
 

@@ -55,6 +55,7 @@ final class GatewayApp: ServiceApp {
         subscriberConfiguration.clientName = configuration.gatewayID + "-pubsub"
         services.realtime.start(redis: subscriberConfiguration)
         services.presence.registry.start()
+        services.shardCountCheck.start()
         guard let server = listen(configuration.http, services.router, upgrader: services.realtime, what: "the public port") else {
             return fail(1)
         }

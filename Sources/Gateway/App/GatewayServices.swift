@@ -17,6 +17,7 @@ final class GatewayServices {
     let adminRouter: APIRouter
     let presence: Presence
     let submitter: CommandSubmitter
+    let shardCountCheck: ShardCountCheck
     let realtime: RealtimeHub
     /// Route owners: the router's handlers hold them unowned, so they live here.
     private let accounts: AccountRoutes
@@ -59,6 +60,7 @@ final class GatewayServices {
         let reader = ConversationReader(database: database, presence: registry)
         submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, shards: messagingConfiguration.commandShards,
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
+        shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)
@@ -93,6 +95,7 @@ final class GatewayServices {
 
     /// Closes every client and pool (after the servers drained).
     func close() {
+        shardCountCheck.stop()
         submitter.close()
         realtime.close()
         redis.close()

@@ -60,6 +60,9 @@ package struct CommandShards: Sendable, Equatable {
     /// their liveness lapses (Redis server time, milliseconds).
     package var rosterKey: String { "\(prefix):workers" }
 
+    /// Where the workers record their shard count, `<prefix>:shards`, so gateways can check theirs.
+    package var countKey: String { "\(prefix):shards" }
+
     /// Every shard's stream, in shard order.
     package var streams: [String] { (0..<count).map(stream) }
 
