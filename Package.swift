@@ -25,7 +25,7 @@ let layers: [(name: String, dependencies: [String])] = [
     ("Postgres", ["CLibPQ", "Runtime", "Support"]),
     ("API", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres"]),
     ("RateLimit", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "API"]),
-    ("Chat", ["Runtime", "JSON", "Support", "HTTP", "Redis", "Postgres", "API"]),
+    ("Chat", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres", "API"]),
     ("Service", ["CLinux", "Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres", "RateLimit"]),
 ]
 

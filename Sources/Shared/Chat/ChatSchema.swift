@@ -96,5 +96,30 @@ package enum ChatSchema {
                 taken_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        // Rooms (issue 13): a room is a conversation of kind 'room' with a name, an optional
+        // description, privacy, an invite code (private rooms; unique, so a lookup by code is one
+        // index probe), a member count kept by the writers, and the time it was archived (its last
+        // member left) or deleted (by an admin). Direct conversations have none of these.
+        PostgresMigration(version: 6, name: "rooms", sql: """
+            ALTER TABLE conversations
+                ADD COLUMN description text,
+                ADD COLUMN is_private boolean NOT NULL DEFAULT false,
+                ADD COLUMN invite_code text,
+                ADD COLUMN member_count integer,
+                ADD COLUMN archived_at timestamptz,
+                ADD COLUMN deleted_at timestamptz,
+                ADD CONSTRAINT conversations_invite_code_key UNIQUE (invite_code),
+                ADD CONSTRAINT conversations_room_fields CHECK (
+                    (kind = 'room') = (name IS NOT NULL) AND (kind = 'room') = (member_count IS NOT NULL)
+                    AND (kind = 'room' OR (description IS NULL AND invite_code IS NULL AND NOT is_private))),
+                ADD CONSTRAINT conversations_room_name_length CHECK (name IS NULL OR char_length(name) BETWEEN 1 AND 100),
+                ADD CONSTRAINT conversations_room_description_length CHECK (description IS NULL OR char_length(description) <= 1000),
+                ADD CONSTRAINT conversations_member_count_nonnegative CHECK (member_count IS NULL OR member_count >= 0);
+            -- Public rooms by name (the room directory: a prefix is one range scan).
+            CREATE INDEX conversations_public_rooms_idx ON conversations ((lower(name) COLLATE "C"))
+                WHERE kind = 'room' AND NOT is_private AND archived_at IS NULL AND deleted_at IS NULL;
+            -- A room's members in join order (the oldest is promoted when the last admin leaves).
+            CREATE INDEX conversation_members_joined_idx ON conversation_members (conversation_id, joined_at, user_id);
+            """),
     ]
 }
