@@ -19,13 +19,35 @@ protocol BatchApplier: AnyObject {
 @LoopActor
 final class BatchStore: BatchApplier {
     private let database: PostgresPool
+    private let rooms: RoomStore
 
-    /// A store writing through `database`.
-    init(database: PostgresPool) {
+    /// A store writing through `database`; rooms take at most `roomMemberLimit` members.
+    init(database: PostgresPool, roomMemberLimit: Int = RoomDefaults.memberLimit) {
         self.database = database
+        rooms = RoomStore(database: database, memberLimit: roomMemberLimit)
     }
 
+    /// Messages and reads go in one transaction per run of them; each room command (rare) in a
+    /// transaction of its own, in stream order between them, so a room's membership changes and
+    /// its messages are applied in the order they were sent.
     func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
+        guard commands.contains(where: \.isRoomCommand) else { return try await applyMessages(commands, fence: fence) }
+        var outcomes: [CommandOutcome] = []
+        var run: [BatchCommand] = []
+        for command in commands {
+            guard command.isRoomCommand else {
+                run.append(command)
+                continue
+            }
+            if !run.isEmpty { outcomes += try await applyMessages(run, fence: fence) }
+            run = []
+            outcomes.append(try await rooms.apply(command, fence: fence))
+        }
+        if !run.isEmpty { outcomes += try await applyMessages(run, fence: fence) }
+        return outcomes
+    }
+
+    private func applyMessages(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
         var batch = MessageBatch(commands: commands)
         let users = batch.userIDsToCheck
         if !users.isEmpty {

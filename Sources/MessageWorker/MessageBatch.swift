@@ -6,6 +6,12 @@ struct BatchCommand: Sendable, Equatable {
     let envelope: CommandEnvelope
     /// The shard stream the entry was read from.
     var shard = 0
+
+    /// A room operation (applied by `RoomStore`, not in a message batch).
+    var isRoomCommand: Bool {
+        if case .room = envelope.command { return true }
+        return false
+    }
     /// Set when the sender's message limit refused this send. It is answered with this error and
     /// never stored, unless it is a retry of a message already stored (then the stored message is
     /// the answer, as for any retry).
@@ -246,6 +252,8 @@ struct MessageBatch: Sendable {
                 for id in ids {
                     if let record = snapshot.messages[id] { keys.insert(MemberKey(conversationID: record.conversationID, userID: userID)) }
                 }
+            case .room:
+                break  // applied by RoomStore, never in a message batch
             }
         }
         return keys.sorted()
@@ -294,6 +302,7 @@ struct MessageBatch: Sendable {
             case .read(let messageID): return read(messageID, by: userID)
             case .readAll(let senderID): return readAll(from: senderID, by: userID)
             case .readMany(let ids): return readMany(ids, by: userID)
+            case .room(let room): return .failed(ChatErrors.unsupportedCommand(room.typeName))  // RoomStore's, never here
             }
         }
 

@@ -19,6 +19,8 @@ struct WorkerConfiguration: Sendable {
     var maxDeliveries: Int
     var trimInterval: Duration
     var maxContentLength: Int
+    /// Most members of one room.
+    var roomMemberLimit: Int
     /// Sends per user per window, for the whole cluster (nil: off).
     var messageRateLimit: RateLimitPolicy?
     var messageRateLimitFailureMode: RateLimitFailureMode
@@ -41,6 +43,7 @@ struct WorkerConfiguration: Sendable {
         Setting("WORKER_MAX_DELIVERIES", "5", "a command delivered more often goes to the dead-letter stream"),
         Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
+        Setting("ROOM_MAX_MEMBERS", String(RoomDefaults.memberLimit), "most members of one room (joins and additions past it: room_full)"),
         Setting("RATE_LIMIT_MESSAGES", "5/10s", "sends per user per sliding window, whole cluster (<count>/<window: ms|s|m|h>, or off)"),
         Setting("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR", "local",
                 "when the limit script fails: local (this worker's own sliding log), allow, or deny (answer rate_limiter_unavailable)"),
@@ -75,6 +78,7 @@ struct WorkerConfiguration: Sendable {
         maxDeliveries = try reader.int("WORKER_MAX_DELIVERIES", in: 1...1000)
         trimInterval = try reader.milliseconds("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
+        roomMemberLimit = try reader.int("ROOM_MAX_MEMBERS", in: 2...1_000_000)
         messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
         messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")
         guard !deadLetterStream.hasPrefix(shards.prefix + ":{") else {

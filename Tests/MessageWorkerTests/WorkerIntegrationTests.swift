@@ -508,6 +508,89 @@ import Testing
         await harness.close()
     }
 
+    @Test @LoopActor func roomsAreCreatedJoinedAndLeftThroughTheStream() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(3)
+        let (a, b, c) = (users[0], users[1], users[2])
+        try await harness.listen(users: users)
+        harness.startConsumer()
+        func result(_ request: String) -> JSONValue? { harness.replies(request).first?["result"] }
+        func code(_ request: String) -> JSONValue? { harness.replies(request).first?["error"]?["code"] }
+
+        try await harness.add(.room(.create(name: "  Team ", description: nil, isPrivate: false)), by: a, request: "create")
+        try await harness.waitForReplies(["create"])
+        let team = try #require(result("create")?["id"]?.int64Value)
+        #expect(result("create")?["name"] == "Team" && result("create")?["role"] == "admin" && result("create")?["memberCount"] == 1)
+        #expect(result("create")?["inviteCode"] == .null, "a public room has no code")
+
+        try await harness.add(.room(.join(roomID: team)), by: b, request: "join")
+        try await harness.add(.room(.join(roomID: team)), by: b, request: "again")
+        try await harness.waitForReplies(["join", "again"])
+        #expect(result("join")?["memberCount"] == 2 && result("join")?["role"] == "member")
+        #expect(code("again") == "already_a_member")
+        #expect(await Harness.eventually { harness.events(a, "memberJoined").count == 1 })
+        #expect(harness.events(b, "roomJoined").first?["id"] == .int(team))
+
+        // A private room: its code (for admins only) lets c in; a wrong one does not, and without
+        // the code the room does not exist for c.
+        try await harness.add(.room(.create(name: "Secret", description: "shh", isPrivate: true)), by: a, request: "secret")
+        try await harness.waitForReplies(["secret"])
+        let secret = try #require(result("secret")?["id"]?.int64Value)
+        let invite = try #require(result("secret")?["inviteCode"]?.stringValue)
+        #expect(InviteCode.isWellFormed(invite))
+        try await harness.add(.room(.join(roomID: secret)), by: c, request: "no-code")
+        try await harness.add(.room(.joinByInvite(roomID: secret, code: InviteCode.generate())), by: c, request: "bad-code")
+        try await harness.add(.room(.joinByInvite(roomID: secret, code: invite)), by: c, request: "good-code")
+        try await harness.waitForReplies(["no-code", "bad-code", "good-code"])
+        #expect(code("no-code") == "room_not_found")
+        #expect(code("bad-code") == "invite_invalid")
+        #expect(result("good-code")?["id"] == .int(secret) && result("good-code")?["inviteCode"] == nil, "members do not see the code")
+        // Only admins rotate it; the old code stops working.
+        try await harness.add(.room(.rotateInvite(roomID: secret, revoke: false)), by: c, request: "c-rotates")
+        try await harness.add(.room(.rotateInvite(roomID: secret, revoke: false)), by: a, request: "a-rotates")
+        try await harness.add(.room(.joinByInvite(roomID: secret, code: invite)), by: b, request: "old-code")
+        try await harness.waitForReplies(["c-rotates", "a-rotates", "old-code"])
+        #expect(code("c-rotates") == "admin_required")
+        #expect(result("a-rotates")?["inviteCode"]?.stringValue != invite)
+        #expect(code("old-code") == "invite_invalid")
+
+        // The only admin leaves: the oldest member becomes admin; the last member leaving archives the room.
+        try await harness.add(.room(.leave(roomID: team)), by: a, request: "a-leaves")
+        try await harness.waitForReplies(["a-leaves"])
+        #expect(result("a-leaves")?["promoted"] == .int(b))
+        #expect(await Harness.eventually { harness.events(b, "memberRoleChanged").contains { $0["userId"] == .int(b) && $0["role"] == "admin" } })
+        #expect(harness.events(a, "roomLeft").first?["roomId"] == .int(team))
+        try await harness.add(.room(.leave(roomID: team)), by: b, request: "b-leaves")
+        try await harness.add(.room(.join(roomID: team)), by: c, request: "c-joins-archived")
+        try await harness.waitForReplies(["b-leaves", "c-joins-archived"])
+        #expect(result("b-leaves")?["archived"] == true)
+        #expect(code("c-joins-archived") == "room_not_found")
+        let counts = try await harness.database.query("SELECT member_count, archived_at IS NOT NULL AS archived FROM conversations WHERE id = $1",
+                                                      [.int64(team)])
+        #expect(try counts.int64("member_count") == 0 && counts.bool("archived"))
+        await harness.close()
+    }
+
+    @Test @LoopActor func aRoomCommandRedeliveredAfterItsCommitIsNotAppliedTwice() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        let store = BatchStore(database: harness.database)
+        let create = BatchCommand(entryID: "0/1-0", envelope: CommandEnvelope(
+            command: .room(.create(name: "Once", description: nil, isPrivate: false)), userID: users[0], reply: harness.reply("c")))
+        let first = try await store.apply([create], fence: [:])
+        let room = try #require({ if case .ok(let json)? = first.first?.reply?.outcome { return json["id"]?.int64Value } else { return nil } }())
+        let join = BatchCommand(entryID: "3/7-0", envelope: CommandEnvelope(command: .room(.join(roomID: room)), userID: users[1],
+                                                                             reply: harness.reply("j")))
+        let joined = try await store.apply([join], fence: [:])
+        let again = try await store.apply([join], fence: [:])
+        #expect(again.first?.reply == joined.first?.reply, "the same answer, not already_a_member")
+        #expect(again.first?.events == joined.first?.events, "and the same events, published again")
+        #expect(try await harness.database.query("SELECT member_count FROM conversations WHERE id = $1", [.int64(room)]).int64("member_count") == 2)
+        #expect(try await store.apply([create], fence: [:]) == first)
+        #expect(try await harness.database.query("SELECT count(*) AS n FROM conversations WHERE kind = 'room'").int64("n") == 1)
+        await harness.close()
+    }
+
     @Test @LoopActor func reprocessingAfterACrashRepublishesTheStoredMessage() async throws {
         let harness = try await Harness()
         let users = try await harness.users(2)

@@ -119,6 +119,8 @@ package enum ChatCommand: Sendable, Equatable {
     case readAll(senderID: Int64)
     /// Mark these messages (and everything before the newest of them, per conversation) read.
     case readMany([Int64])
+    /// A room operation (issue 13).
+    case room(RoomCommand)
 
     /// The stream's `type` field.
     package var typeName: String {
@@ -127,6 +129,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .read: "read"
         case .readAll: "readAll"
         case .readMany: "readMany"
+        case .room(let command): command.typeName
         }
     }
 
@@ -137,6 +140,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .read(let messageID): ["messageId": .int(messageID)]
         case .readAll(let senderID): ["senderId": .int(senderID)]
         case .readMany(let ids): ["messageIds": .array(ids.map { .int($0) })]
+        case .room(let command): command.body
         }
     }
 
@@ -155,6 +159,8 @@ package enum ChatCommand: Sendable, Equatable {
                 throw APIError.validation("field 'messageIds' may hold at most \(ChatLimits.maxReadManyIDs) ids")
             }
             for id in ids { try Self.validateID(id, field: "messageIds") }
+        case .room(let command):
+            try command.validate()
         }
     }
 
@@ -188,6 +194,8 @@ package enum ChatCommand: Sendable, Equatable {
                 ids.append(id)
             }
             return .readMany(ids)
+        case _ where RoomCommand.typeNames.contains(type):
+            return .room(try RoomCommand.parse(type: type, body: body))
         default:
             throw ChatErrors.unsupportedCommand(type)
         }

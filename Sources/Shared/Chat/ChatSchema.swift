@@ -121,5 +121,16 @@ package enum ChatSchema {
             -- A room's members in join order (the oldest is promoted when the last admin leaves).
             CREATE INDEX conversation_members_joined_idx ON conversation_members (conversation_id, joined_at, user_id);
             """),
+        // Room commands applied, by stream entry ("<shard>/<id>"), with their result: a command
+        // redelivered after its commit (a worker died before acknowledging it) gets the same answer
+        // again instead of being applied twice. Rows older than a day are deleted by the workers.
+        PostgresMigration(version: 7, name: "room_commands", sql: """
+            CREATE TABLE room_commands (
+                entry text PRIMARY KEY,
+                result text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX room_commands_applied_idx ON room_commands (applied_at);
+            """),
     ]
 }

@@ -41,12 +41,15 @@ package struct CommandShards: Sendable, Equatable {
     /// pair), so a device's sends and read-alls in a conversation stay in one shard, in order. A
     /// read by message ids names no conversation at the gateway; it goes to the reader's own shard
     /// (the pair of the reader with itself). That is safe: a device reads only messages it has
-    /// seen, which are stored already, and read pointers only move forward.
+    /// seen, which are stored already, and read pointers only move forward. A room operation goes
+    /// to its room's shard, in order with the room's messages; creating a room, which has no id
+    /// yet, goes to the creator's own shard.
     package func shard(of command: ChatCommand, userID: Int64) -> Int {
         switch command {
         case .send(let message): shard(directBetween: userID, message.receiverID)
         case .readAll(let senderID): shard(directBetween: userID, senderID)
         case .read, .readMany: shard(directBetween: userID, userID)
+        case .room(let command): command.roomID.map { shard(room: $0) } ?? shard(directBetween: userID, userID)
         }
     }
 

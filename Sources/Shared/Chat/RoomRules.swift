@@ -25,6 +25,12 @@ extension ErrorCode {
     package static let lastAdmin = ErrorCode("last_admin", .conflict, "a room needs an admin: make another member admin first")
 }
 
+/// Room limits when not configured.
+package enum RoomDefaults {
+    /// Most members of one room (`ROOM_MAX_MEMBERS`).
+    package static let memberLimit = 10_000
+}
+
 /// A member's role in a room.
 package enum RoomRole: String, Sendable, CaseIterable, Comparable {
     case admin
@@ -146,16 +152,22 @@ package enum RoomDeparture: Sendable, Equatable {
     /// its invite code revoked).
     case leavesArchiving
 
-    /// The departure of `userID` from a room with `members` (who include it); nil when it is not
-    /// a member. The oldest remaining member (earliest join, then lowest id) is promoted when the
-    /// last admin goes, so a room always has an admin while it has members.
+    /// The departure of a member with `role`, given how many admins stay (`otherAdmins`) and the
+    /// oldest remaining member (earliest join, then lowest id; nil when nobody stays). The oldest
+    /// is promoted when the last admin goes, so a room always has an admin while it has members.
+    /// (What the store reads under the room's lock: two indexed queries, whatever the room's size.)
+    package static func plan(role: RoomRole, otherAdmins: Int, oldestOther: Int64?) -> RoomDeparture {
+        guard let oldestOther else { return .leavesArchiving }
+        return role == .admin && otherAdmins == 0 ? .leavesPromoting(oldestOther) : .leaves
+    }
+
+    /// `plan` for a room whose every member is known (`members` include the one leaving); nil
+    /// when `userID` is not a member.
     package static func plan(_ userID: Int64, members: [RoomMember]) -> RoomDeparture? {
         guard let leaving = members.first(where: { $0.userID == userID }) else { return nil }
         let others = members.filter { $0.userID != userID }
-        guard !others.isEmpty else { return .leavesArchiving }
-        guard leaving.role == .admin, !others.contains(where: { $0.role == .admin }) else { return .leaves }
         let oldest = others.min { ($0.joinedAtMilliseconds, $0.userID) < ($1.joinedAtMilliseconds, $1.userID) }
-        return oldest.map { .leavesPromoting($0.userID) } ?? .leaves
+        return plan(role: leaving.role, otherAdmins: others.filter { $0.role == .admin }.count, oldestOther: oldest?.userID)
     }
 }
 

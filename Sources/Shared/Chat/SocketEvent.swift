@@ -62,6 +62,18 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let allMessagesRead = SocketEvent("allMessagesRead")
     /// To every device of the sender after `markAllAsRead` or `mark-as-read`.
     package static let messagesReadByReceiver = SocketEvent("messagesReadByReceiver")
+    /// To every device of a user who created, joined or was added to a room: the room.
+    package static let roomJoined = SocketEvent("roomJoined")
+    /// To every device of a user who left or was removed from a room, or whose room was deleted.
+    package static let roomLeft = SocketEvent("roomLeft")
+    /// To the room's other members: someone joined or was added.
+    package static let memberJoined = SocketEvent("memberJoined")
+    /// To the room's remaining members: someone left or was removed.
+    package static let memberLeft = SocketEvent("memberLeft")
+    /// To the room's members: a member's role changed (an admin's change, or a promotion).
+    package static let memberRoleChanged = SocketEvent("memberRoleChanged")
+    /// To the room's members: its name, description or privacy changed.
+    package static let roomUpdated = SocketEvent("roomUpdated")
 
     // MARK: Lists
 
@@ -75,6 +87,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let server: [SocketEvent] = [
         .pong, .whoami, .error, .resync, .sync, .onlineUsers, .userOnline, .userOffline, .messageSent, .receiveMessage,
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
+        .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated,
     ]
 
     /// The client event named `name`, if the protocol has one.

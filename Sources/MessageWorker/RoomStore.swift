@@ -1,0 +1,323 @@
+import Shared
+
+/// Applies room commands (issue 13): each in one transaction that locks the room's row first
+/// (so it is ordered with the room's sends, which lock it too), checks `RoomRules` on what it read,
+/// writes, checks the shards' fence last, and commits. Refusals are outcomes, not errors: the
+/// transaction then ends without writes.
+///
+/// Events go to each member's user channel for now (one `PUBLISH` per member); room channels are
+/// the next step of the fan-out work.
+@LoopActor
+final class RoomStore {
+    private let database: PostgresPool
+    private let memberLimit: Int
+
+    init(database: PostgresPool, memberLimit: Int) {
+        self.database = database
+        self.memberLimit = memberLimit
+    }
+
+    /// Applies `command` (a room command) and returns its outcome.
+    func apply(_ command: BatchCommand, fence: [Int: Int64]) async throws -> CommandOutcome {
+        guard case .room(let room) = command.envelope.command else {
+            return CommandOutcome(entryID: command.entryID, reply: command.envelope.reply.map {
+                ChatReply(reply: $0, error: ChatErrors.unsupportedCommand(command.envelope.command.typeName))
+            }, events: [])
+        }
+        let actor = command.envelope.userID
+        let memberLimit = self.memberLimit
+        let entry = command.entryID
+        let result = try await database.transaction { connection -> Applied in
+            // Applied before (committed, then the batch failed or the worker died before
+            // publishing and acknowledging): the same answer and events again, nothing applied twice.
+            let logged = try await connection.query("SELECT result FROM room_commands WHERE entry = $1", [.string(entry)])
+            if !logged.isEmpty, let replay = Applied(logged: try logged.string("result")) { return replay }
+            let applied: Applied
+            do {
+                applied = try await Self.apply(room, by: actor, memberLimit: memberLimit, on: connection)
+            } catch let refusal as APIError {
+                return Applied(result: .failure(refusal), events: [])
+            }
+            if let logged = applied.logged {
+                try await connection.query("INSERT INTO room_commands (entry, result) VALUES ($1, $2)", [.string(entry), .string(logged)])
+                // A redelivery comes within minutes; a day of log is plenty (an index range, usually empty).
+                try await connection.query("DELETE FROM room_commands WHERE applied_at < now() - interval '1 day'")
+            }
+            try await ShardFence.check(fence, on: connection)
+            return applied
+        }
+        let reply = command.envelope.reply.map { address in
+            switch result.result {
+            case .success(let json): ChatReply(reply: address, outcome: .ok(json))
+            case .failure(let error): ChatReply(reply: address, error: error)
+            }
+        }
+        return CommandOutcome(entryID: command.entryID, reply: reply, events: result.events)
+    }
+
+    /// What a command did: its result for the caller (or the refusal) and the events to publish.
+    private struct Applied {
+        var result: Result<JSONValue, APIError>
+        var events: [ChatEvent]
+
+        init(result: Result<JSONValue, APIError>, events: [ChatEvent]) {
+            self.result = result
+            self.events = events
+        }
+
+        /// A success as `room_commands` keeps it: `{"result", "events": [[user, event, data], ...]}`.
+        var logged: String? {
+            guard case .success(let json) = result else { return nil }
+            let events = JSONValue.array(events.map { .array([.int($0.userID), .string($0.name), $0.data]) })
+            return JSONValue.object(["result": json, "events": events]).jsonString
+        }
+
+        /// A logged success read back (nil when the text is not one).
+        init?(logged text: String) {
+            guard let json = try? JSONParser.parse(Array(text.utf8)), let result = json["result"] else { return nil }
+            var events: [ChatEvent] = []
+            for item in json["events"]?.arrayValue ?? [] {
+                guard let parts = item.arrayValue, parts.count == 3, let user = parts[0].int64Value, let name = parts[1].stringValue,
+                      let event = SocketEvent.server.first(where: { $0.name == name }) else { continue }
+                events.append(ChatEvent(userID: user, event: event, data: parts[2]))
+            }
+            self.init(result: .success(result), events: events)
+        }
+    }
+
+    // MARK: The commands
+
+    private static func apply(_ command: RoomCommand, by actor: Int64, memberLimit: Int, on connection: PostgresConnection) async throws -> Applied {
+        if case .create(let name, let description, let isPrivate) = command {
+            return try await create(name: name, description: description, isPrivate: isPrivate, by: actor, on: connection)
+        }
+        guard let roomID = command.roomID, let room = try await lockRoom(roomID, on: connection) else {
+            throw APIError(.roomNotFound)
+        }
+        let actorRole = try await Self.role(of: actor, in: roomID, on: connection)
+        switch command {
+        case .create:
+            throw APIError(.unsupportedCommand)
+        case .join:
+            try check(.join, actor: actorRole, room: room, memberLimit: memberLimit)
+            return try await addMember(actor, to: room, on: connection)
+        case .joinByInvite(_, let code):
+            try check(.joinByInvite(codeMatches: room.inviteCode == code), actor: actorRole, room: room, memberLimit: memberLimit)
+            return try await addMember(actor, to: room, on: connection)
+        case .leave:
+            try check(.leave, actor: actorRole, room: room, memberLimit: memberLimit)
+            return try await removeMember(actor, role: actorRole ?? .member, from: room, reason: "left", on: connection)
+        case .addMember(_, let user):
+            let target = try await Self.role(of: user, in: roomID, on: connection)
+            try check(.addMember(targetRole: target), actor: actorRole, room: room, memberLimit: memberLimit)
+            guard try await connection.query("SELECT 1 FROM users WHERE id = $1", [.int64(user)]).count == 1 else {
+                throw APIError(.userNotFound)
+            }
+            return try await addMember(user, to: room, addedBy: actor, on: connection)
+        case .removeMember(_, let user):
+            let target = try await Self.role(of: user, in: roomID, on: connection)
+            try check(.removeMember(targetRole: target, isSelf: user == actor), actor: actorRole, room: room, memberLimit: memberLimit)
+            return try await removeMember(user, role: target ?? .member, from: room, reason: user == actor ? "left" : "removed",
+                                          on: connection)
+        case .changeRole(_, let user, let newRole):
+            let target = try await Self.role(of: user, in: roomID, on: connection)
+            var facts = room
+            facts.adminCount = try await adminCount(roomID, on: connection)
+            try check(.changeRole(targetRole: target, to: newRole, isSelf: user == actor), actor: actorRole, room: facts, memberLimit: memberLimit)
+            try await connection.query("UPDATE conversation_members SET role = $3 WHERE conversation_id = $1 AND user_id = $2",
+                                       [.int64(roomID), .int64(user), .string(newRole.rawValue)])
+            let change: JSONValue = ["roomId": .int(roomID), "userId": .int(user), "role": .string(newRole.rawValue), "by": .int(actor)]
+            return Applied(result: .success(change), events: try await toMembers(of: roomID, .memberRoleChanged, change, on: connection))
+        case .update(_, let name, let description, let isPrivate):
+            try check(.update, actor: actorRole, room: room, memberLimit: memberLimit)
+            var updated = room
+            if let name { updated.name = try RoomProfileRules.name(name) }
+            if let description { updated.description = try RoomProfileRules.description(description) }
+            if let isPrivate { updated.isPrivate = isPrivate }
+            if updated.isPrivate, updated.inviteCode == nil { updated.inviteCode = InviteCode.generate() }
+            try await connection.query("""
+                UPDATE conversations SET name = $2, description = $3, is_private = $4, invite_code = $5 WHERE id = $1
+                """, [.int64(roomID), .string(updated.name), updated.description.map { .string($0) }, .bool(updated.isPrivate),
+                      updated.inviteCode.map { .string($0) }])
+            let events = try await toMembers(of: roomID, .roomUpdated, updated.json(role: nil), on: connection)
+            return Applied(result: .success(updated.json(role: .admin)), events: events)
+        case .rotateInvite(_, let revoke):
+            try check(.rotateInvite, actor: actorRole, room: room, memberLimit: memberLimit)
+            var updated = room
+            updated.inviteCode = revoke ? nil : InviteCode.generate()
+            try await connection.query("UPDATE conversations SET invite_code = $2 WHERE id = $1",
+                                       [.int64(roomID), updated.inviteCode.map { .string($0) }])
+            return Applied(result: .success(updated.json(role: .admin)), events: [])
+        case .delete:
+            try check(.delete, actor: actorRole, room: room, memberLimit: memberLimit)
+            let members = try await memberIDs(roomID, on: connection)
+            try await connection.query("UPDATE conversations SET deleted_at = now(), invite_code = NULL WHERE id = $1", [.int64(roomID)])
+            try await connection.query("UPDATE messages SET deleted_at = now() WHERE conversation_id = $1 AND deleted_at IS NULL",
+                                       [.int64(roomID)])
+            let gone: JSONValue = ["roomId": .int(roomID), "reason": "deleted", "by": .int(actor)]
+            return Applied(result: .success(["roomId": .int(roomID), "deleted": true]),
+                           events: members.map { ChatEvent(userID: $0, event: .roomLeft, data: gone) })
+        }
+    }
+
+    private static func check(_ request: RoomRequest, actor: RoomRole?, room: RoomRow, memberLimit: Int) throws(APIError) {
+        if let code = RoomRules.refusal(of: request, actor: actor, room: room.facts(memberLimit: memberLimit)) { throw APIError(code) }
+    }
+
+    private static func create(name: String, description: String?, isPrivate: Bool, by actor: Int64,
+                               on connection: PostgresConnection) async throws -> Applied {
+        let name = try RoomProfileRules.name(name)
+        let description = try RoomProfileRules.description(description)
+        let code = isPrivate ? InviteCode.generate() : nil
+        let rows = try await connection.query("""
+            INSERT INTO conversations (kind, name, description, is_private, invite_code, member_count, created_by)
+            VALUES ('room', $1, $2, $3, $4, 1, $5)
+            RETURNING \(RoomRow.columns)
+            """, [.string(name), description.map { .string($0) }, .bool(isPrivate), code.map { .string($0) }, .int64(actor)])
+        let room = try RoomRow(rows[0])
+        try await connection.query("""
+            INSERT INTO conversation_members (conversation_id, user_id, role) VALUES ($1, $2, 'admin')
+            """, [.int64(room.id), .int64(actor)])
+        let json = room.json(role: .admin)
+        return Applied(result: .success(json), events: [ChatEvent(userID: actor, event: .roomJoined, data: json)])
+    }
+
+    /// Adds `user` (its read and delivery pointers at the room's last seq: history before the join
+    /// is not unread); events to the other members and to the user's devices.
+    private static func addMember(_ user: Int64, to room: RoomRow, addedBy: Int64? = nil, on connection: PostgresConnection) async throws -> Applied {
+        try await connection.query("""
+            INSERT INTO conversation_members (conversation_id, user_id, role, last_read_seq, last_delivered_seq)
+            VALUES ($1, $2, 'member', $3, $3)
+            """, [.int64(room.id), .int64(user), .int64(room.lastSeq)])
+        try await connection.query("UPDATE conversations SET member_count = member_count + 1 WHERE id = $1", [.int64(room.id)])
+        var joined = room
+        joined.memberCount += 1
+        var change: JSONObject = ["roomId": .int(room.id), "userId": .int(user), "role": "member", "memberCount": .int(Int64(joined.memberCount))]
+        if let addedBy { change["by"] = .int(addedBy) }
+        var events = try await toMembers(of: room.id, .memberJoined, .object(change), except: user, on: connection)
+        let own = joined.json(role: .member)
+        events.append(ChatEvent(userID: user, event: .roomJoined, data: own))
+        return Applied(result: .success(addedBy == nil ? own : .object(change)), events: events)
+    }
+
+    /// Removes `user` (left or removed): the last admin's departure promotes the oldest member; the
+    /// last member's archives the room.
+    private static func removeMember(_ user: Int64, role: RoomRole, from room: RoomRow, reason: String,
+                                     on connection: PostgresConnection) async throws -> Applied {
+        let others = try await connection.query("""
+            SELECT count(*) FILTER (WHERE role = 'admin') AS admins,
+                   (SELECT user_id FROM conversation_members WHERE conversation_id = $1 AND user_id <> $2
+                    ORDER BY joined_at, user_id LIMIT 1) AS oldest
+            FROM conversation_members WHERE conversation_id = $1 AND user_id <> $2
+            """, [.int64(room.id), .int64(user)])
+        let departure = RoomDeparture.plan(role: role, otherAdmins: Int(try others.int64("admins")),
+                                           oldestOther: try others.isNull("oldest") ? nil : try others.int64("oldest"))
+        try await connection.query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+                                   [.int64(room.id), .int64(user)])
+        try await connection.query("UPDATE conversations SET member_count = member_count - 1 WHERE id = $1", [.int64(room.id)])
+        var events: [ChatEvent] = []
+        var change: JSONObject = ["roomId": .int(room.id), "userId": .int(user), "reason": .string(reason),
+                                  "memberCount": .int(Int64(room.memberCount - 1))]
+        switch departure {
+        case .leaves:
+            break
+        case .leavesPromoting(let heir):
+            try await connection.query("UPDATE conversation_members SET role = 'admin' WHERE conversation_id = $1 AND user_id = $2",
+                                       [.int64(room.id), .int64(heir)])
+            change["promoted"] = .int(heir)
+        case .leavesArchiving:
+            try await connection.query("UPDATE conversations SET archived_at = now(), invite_code = NULL WHERE id = $1", [.int64(room.id)])
+            change["archived"] = true
+        }
+        events += try await toMembers(of: room.id, .memberLeft, .object(change), on: connection)
+        if case .leavesPromoting(let heir) = departure {
+            let promotion: JSONValue = ["roomId": .int(room.id), "userId": .int(heir), "role": "admin"]
+            events += try await toMembers(of: room.id, .memberRoleChanged, promotion, on: connection)
+        }
+        events.append(ChatEvent(userID: user, event: .roomLeft, data: ["roomId": .int(room.id), "reason": .string(reason)]))
+        return Applied(result: .success(.object(change)), events: events)
+    }
+
+    // MARK: Reads
+
+    private static func lockRoom(_ id: Int64, on connection: PostgresConnection) async throws -> RoomRow? {
+        let rows = try await connection.query(
+            "SELECT \(RoomRow.columns) FROM conversations WHERE id = $1 AND kind = 'room' FOR NO KEY UPDATE", [.int64(id)])
+        return rows.isEmpty ? nil : try RoomRow(rows[0])
+    }
+
+    private static func role(of user: Int64, in room: Int64, on connection: PostgresConnection) async throws -> RoomRole? {
+        let rows = try await connection.query("SELECT role FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
+                                              [.int64(room), .int64(user)])
+        return rows.isEmpty ? nil : RoomRole(rawValue: try rows.string("role"))
+    }
+
+    private static func adminCount(_ room: Int64, on connection: PostgresConnection) async throws -> Int {
+        Int(try await connection.query("SELECT count(*) AS n FROM conversation_members WHERE conversation_id = $1 AND role = 'admin'",
+                                       [.int64(room)]).int64("n"))
+    }
+
+    private static func memberIDs(_ room: Int64, on connection: PostgresConnection) async throws -> [Int64] {
+        try await connection.query("SELECT user_id FROM conversation_members WHERE conversation_id = $1", [.int64(room)])
+            .map { row throws(PostgresError) in try row.int64("user_id") }
+    }
+
+    /// `event` to every member of `room` (but `except`).
+    private static func toMembers(of room: Int64, _ event: SocketEvent, _ data: JSONValue, except: Int64? = nil,
+                                  on connection: PostgresConnection) async throws -> [ChatEvent] {
+        try await memberIDs(room, on: connection).filter { $0 != except }.map { ChatEvent(userID: $0, event: event, data: data) }
+    }
+}
+
+/// A room's row, as the store reads it under its lock.
+struct RoomRow: Sendable, Equatable {
+    static let columns = """
+        id, name, description, is_private, invite_code, member_count, created_by, last_seq,
+        (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, (archived_at IS NOT NULL OR deleted_at IS NOT NULL) AS gone
+        """
+
+    var id: Int64
+    var name: String
+    var description: String?
+    var isPrivate: Bool
+    var inviteCode: String?
+    var memberCount: Int
+    var createdBy: Int64?
+    var lastSeq: Int64
+    var createdAtMilliseconds: Int64
+    var isGone: Bool
+    /// Admins (read only where a rule needs it).
+    var adminCount = 1
+
+    init(_ row: PostgresRow) throws(PostgresError) {
+        id = try row.int64("id")
+        name = try row.string("name")
+        description = try row.optionalString("description")
+        isPrivate = try row.bool("is_private")
+        inviteCode = try row.optionalString("invite_code")
+        memberCount = Int(try row.int64("member_count"))
+        createdBy = try row.optionalInt64("created_by")
+        lastSeq = try row.int64("last_seq")
+        createdAtMilliseconds = try row.int64("created_ms")
+        isGone = try row.bool("gone")
+    }
+
+    func facts(memberLimit: Int) -> RoomFacts {
+        RoomFacts(isPrivate: isPrivate, isGone: isGone, memberCount: memberCount, adminCount: adminCount, memberLimit: memberLimit)
+    }
+
+    /// `{id, name, description, isPrivate, memberCount, createdBy, createdAt, lastSeq, role?, inviteCode?}`:
+    /// the invite code only for an admin.
+    func json(role: RoomRole?) -> JSONValue {
+        var object: JSONObject = [
+            "id": .int(id), "name": .string(name), "description": description.map { .string($0) } ?? .null,
+            "isPrivate": .bool(isPrivate), "memberCount": .int(Int64(memberCount)), "createdBy": createdBy.map { .int($0) } ?? .null,
+            "createdAt": .string(ISO8601.format(millisecondsSinceEpoch: createdAtMilliseconds)), "lastSeq": .int(lastSeq),
+        ]
+        if let role {
+            object["role"] = .string(role.rawValue)
+            if role == .admin { object["inviteCode"] = inviteCode.map { .string($0) } ?? .null }
+        }
+        return .object(object)
+    }
+}
