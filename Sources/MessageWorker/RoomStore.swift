@@ -160,7 +160,7 @@ final class RoomStore {
         }
     }
 
-    private static func check(_ request: RoomRequest, actor: RoomRole?, room: RoomRow, memberLimit: Int) throws(APIError) {
+    private static func check(_ request: RoomRequest, actor: RoomRole?, room: RoomRecord, memberLimit: Int) throws(APIError) {
         if let code = RoomRules.refusal(of: request, actor: actor, room: room.facts(memberLimit: memberLimit)) { throw APIError(code) }
     }
 
@@ -170,11 +170,11 @@ final class RoomStore {
         let description = try RoomProfileRules.description(description)
         let code = isPrivate ? InviteCode.generate() : nil
         let rows = try await connection.query("""
-            INSERT INTO conversations (kind, name, description, is_private, invite_code, member_count, created_by)
+            INSERT INTO conversations AS c (kind, name, description, is_private, invite_code, member_count, created_by)
             VALUES ('room', $1, $2, $3, $4, 1, $5)
-            RETURNING \(RoomRow.columns)
+            RETURNING \(RoomRecord.columns)
             """, [.string(name), description.map { .string($0) }, .bool(isPrivate), code.map { .string($0) }, .int64(actor)])
-        let room = try RoomRow(rows[0])
+        let room = try RoomRecord(rows[0])
         try await connection.query("""
             INSERT INTO conversation_members (conversation_id, user_id, role) VALUES ($1, $2, 'admin')
             """, [.int64(room.id), .int64(actor)])
@@ -184,7 +184,7 @@ final class RoomStore {
 
     /// Adds `user` (its read and delivery pointers at the room's last seq: history before the join
     /// is not unread); events to the other members and to the user's devices.
-    private static func addMember(_ user: Int64, to room: RoomRow, addedBy: Int64? = nil, on connection: PostgresConnection) async throws -> Applied {
+    private static func addMember(_ user: Int64, to room: RoomRecord, addedBy: Int64? = nil, on connection: PostgresConnection) async throws -> Applied {
         try await connection.query("""
             INSERT INTO conversation_members (conversation_id, user_id, role, last_read_seq, last_delivered_seq)
             VALUES ($1, $2, 'member', $3, $3)
@@ -202,7 +202,7 @@ final class RoomStore {
 
     /// Removes `user` (left or removed): the last admin's departure promotes the oldest member; the
     /// last member's archives the room.
-    private static func removeMember(_ user: Int64, role: RoomRole, from room: RoomRow, reason: String,
+    private static func removeMember(_ user: Int64, role: RoomRole, from room: RoomRecord, reason: String,
                                      on connection: PostgresConnection) async throws -> Applied {
         let others = try await connection.query("""
             SELECT count(*) FILTER (WHERE role = 'admin') AS admins,
@@ -240,10 +240,10 @@ final class RoomStore {
 
     // MARK: Reads
 
-    private static func lockRoom(_ id: Int64, on connection: PostgresConnection) async throws -> RoomRow? {
+    private static func lockRoom(_ id: Int64, on connection: PostgresConnection) async throws -> RoomRecord? {
         let rows = try await connection.query(
-            "SELECT \(RoomRow.columns) FROM conversations WHERE id = $1 AND kind = 'room' FOR NO KEY UPDATE", [.int64(id)])
-        return rows.isEmpty ? nil : try RoomRow(rows[0])
+            "SELECT \(RoomRecord.columns) FROM conversations c WHERE c.id = $1 AND c.kind = 'room' FOR NO KEY UPDATE", [.int64(id)])
+        return rows.isEmpty ? nil : try RoomRecord(rows[0])
     }
 
     private static func role(of user: Int64, in room: Int64, on connection: PostgresConnection) async throws -> RoomRole? {
@@ -266,58 +266,5 @@ final class RoomStore {
     private static func toMembers(of room: Int64, _ event: SocketEvent, _ data: JSONValue, except: Int64? = nil,
                                   on connection: PostgresConnection) async throws -> [ChatEvent] {
         try await memberIDs(room, on: connection).filter { $0 != except }.map { ChatEvent(userID: $0, event: event, data: data) }
-    }
-}
-
-/// A room's row, as the store reads it under its lock.
-struct RoomRow: Sendable, Equatable {
-    static let columns = """
-        id, name, description, is_private, invite_code, member_count, created_by, last_seq,
-        (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, (archived_at IS NOT NULL OR deleted_at IS NOT NULL) AS gone
-        """
-
-    var id: Int64
-    var name: String
-    var description: String?
-    var isPrivate: Bool
-    var inviteCode: String?
-    var memberCount: Int
-    var createdBy: Int64?
-    var lastSeq: Int64
-    var createdAtMilliseconds: Int64
-    var isGone: Bool
-    /// Admins (read only where a rule needs it).
-    var adminCount = 1
-
-    init(_ row: PostgresRow) throws(PostgresError) {
-        id = try row.int64("id")
-        name = try row.string("name")
-        description = try row.optionalString("description")
-        isPrivate = try row.bool("is_private")
-        inviteCode = try row.optionalString("invite_code")
-        memberCount = Int(try row.int64("member_count"))
-        createdBy = try row.optionalInt64("created_by")
-        lastSeq = try row.int64("last_seq")
-        createdAtMilliseconds = try row.int64("created_ms")
-        isGone = try row.bool("gone")
-    }
-
-    func facts(memberLimit: Int) -> RoomFacts {
-        RoomFacts(isPrivate: isPrivate, isGone: isGone, memberCount: memberCount, adminCount: adminCount, memberLimit: memberLimit)
-    }
-
-    /// `{id, name, description, isPrivate, memberCount, createdBy, createdAt, lastSeq, role?, inviteCode?}`:
-    /// the invite code only for an admin.
-    func json(role: RoomRole?) -> JSONValue {
-        var object: JSONObject = [
-            "id": .int(id), "name": .string(name), "description": description.map { .string($0) } ?? .null,
-            "isPrivate": .bool(isPrivate), "memberCount": .int(Int64(memberCount)), "createdBy": createdBy.map { .int($0) } ?? .null,
-            "createdAt": .string(ISO8601.format(millisecondsSinceEpoch: createdAtMilliseconds)), "lastSeq": .int(lastSeq),
-        ]
-        if let role {
-            object["role"] = .string(role.rawValue)
-            if role == .admin { object["inviteCode"] = inviteCode.map { .string($0) } ?? .null }
-        }
-        return .object(object)
     }
 }

@@ -19,5 +19,8 @@ def test_openapi_document_is_valid_and_covers_the_routes():
     spec = yaml.safe_load(DOC.read_text())
     validate(spec)
     for path in ["/health", "/ready", "/api/auth/signup", "/api/auth/register", "/api/auth/login",
-                 "/api/auth/refresh", "/api/auth/logout", "/api/auth/profile", "/api/users/me", "/socket.io/"]:
+                 "/api/auth/refresh", "/api/auth/logout", "/api/auth/profile", "/api/users/me", "/socket.io/",
+                 "/api/rooms", "/api/rooms/public", "/api/rooms/join", "/api/rooms/invite/{inviteCode}", "/api/rooms/{roomId}",
+                 "/api/rooms/{roomId}/join", "/api/rooms/{roomId}/leave", "/api/rooms/{roomId}/invite",
+                 "/api/rooms/{roomId}/members", "/api/rooms/{roomId}/members/{userId}"]:
         assert path in spec["paths"], f"{path} is not documented"

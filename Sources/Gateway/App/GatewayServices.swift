@@ -23,6 +23,7 @@ final class GatewayServices {
     private let accounts: AccountRoutes
     private let userRoutes: UserRoutes
     private let messageRoutes: MessageRoutes
+    private let roomRoutes: RoomRoutes
 
     /// `clock` drives the sockets' and commands' timers: the loop's, or a manual clock in tests.
     init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, logger: Logger,
@@ -62,6 +63,8 @@ final class GatewayServices {
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
+        roomRoutes = RoomRoutes(reader: RoomReader(database: database), submitter: submitter,
+                                memberLimit: messagingConfiguration.roomMemberLimit)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)
 
@@ -87,6 +90,7 @@ final class GatewayServices {
         accounts.register(on: router)
         userRoutes.register(on: router)
         messageRoutes.register(on: router)
+        roomRoutes.register(on: router)
         // Metrics are for the monitoring network only: the admin port, never the public one.
         adminRouter = APIRouter(authenticator: nil, logger: logger)
         HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)

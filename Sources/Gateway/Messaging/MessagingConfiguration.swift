@@ -23,6 +23,8 @@ struct MessagingConfiguration: Sendable {
     var syncMaxLimit: Int
     /// Most conversations one sync or conversation list covers (most recent first).
     var maxConversations: Int
+    /// Most members of one room (checked here first; the workers' setting decides).
+    var roomMemberLimit: Int
 
     static let settings: [Setting] = [
         Setting("COMMAND_STREAM", ChatChannels.commandStream, "prefix of the command shard streams <prefix>:{s<n>} (same as the workers')"),
@@ -32,6 +34,7 @@ struct MessagingConfiguration: Sendable {
         Setting("MESSAGE_MAX_LENGTH", "4000", "most characters (Unicode scalars) in a message's content"),
         Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),
         Setting("TYPING_REPEAT_MS", "1000", "repeated typing events within this interval are not relayed again (the deadline is re-armed)"),
+        Setting("ROOM_MAX_MEMBERS", String(RoomDefaults.memberLimit), "most members of one room (the same as the workers')"),
     ]
 
     /// The defaults, for tests.
@@ -46,6 +49,7 @@ struct MessagingConfiguration: Sendable {
         historyMaxLimit = 200
         syncMaxLimit = 200
         maxConversations = 1000
+        roomMemberLimit = RoomDefaults.memberLimit
     }
 
     init(reader: SettingsReader) throws(ConfigurationError) {
@@ -56,6 +60,7 @@ struct MessagingConfiguration: Sendable {
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         typingTimeout = try reader.milliseconds("TYPING_TIMEOUT_MS", in: 500...60_000)
         typingRepeat = try reader.milliseconds("TYPING_REPEAT_MS", in: 0...60_000)
+        roomMemberLimit = try reader.int("ROOM_MAX_MEMBERS", in: 2...1_000_000)
         guard typingRepeat < typingTimeout else {
             throw ConfigurationError("TYPING_REPEAT_MS", "must be below TYPING_TIMEOUT_MS (\(typingTimeout.wholeMilliseconds))")
         }

@@ -41,7 +41,7 @@ struct PublicUser: Sendable, Equatable {
     }
 }
 
-/// Who a user's contacts are (everyone sharing a conversation with them), user lookups and the
+/// Who a user's contacts are (everyone sharing a direct conversation with them; room members follow each other's presence by subscription instead, issue 13), user lookups and the
 /// username search: the Postgres side of presence.
 @LoopActor
 final class ContactDirectory {
@@ -65,7 +65,7 @@ final class ContactDirectory {
                     SELECT m2.user_id, max(conv.last_message_at) AS recent
                     FROM conversation_members m1
                     JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
-                    JOIN conversations conv ON conv.id = m1.conversation_id
+                    JOIN conversations conv ON conv.id = m1.conversation_id AND conv.kind = 'direct'
                     WHERE m1.user_id = $1
                     GROUP BY m2.user_id
                     ORDER BY recent DESC NULLS LAST
@@ -97,7 +97,8 @@ final class ContactDirectory {
             )
             SELECT DISTINCT u.id, u.username, u.display_name, u.last_seen_ms, m2.user_id AS contact
             FROM updated u
-            LEFT JOIN conversation_members m1 ON m1.user_id = u.id
+            LEFT JOIN (conversation_members m1 JOIN conversations c1 ON c1.id = m1.conversation_id AND c1.kind = 'direct')
+                ON m1.user_id = u.id
             LEFT JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> u.id
             """, [.string(PostgresArrayLiteral.integers(entries.map(\.userID))),
                   .string(PostgresArrayLiteral.integers(entries.map(\.lastSeenMilliseconds)))])
@@ -117,6 +118,7 @@ final class ContactDirectory {
         guard !userIDs.isEmpty else { return [] }
         let rows = try await database.query("""
             SELECT DISTINCT m2.user_id FROM conversation_members m1
+            JOIN conversations c ON c.id = m1.conversation_id AND c.kind = 'direct'
             JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id
             WHERE m1.user_id = $1 AND m2.user_id = ANY($2::bigint[])
             """, [.int64(callerID), .string(PostgresArrayLiteral.integers(userIDs))])

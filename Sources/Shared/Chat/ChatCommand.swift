@@ -261,7 +261,7 @@ package enum ChatCommand: Sendable, Equatable {
     }
 
     /// An id from a JSON integer, or from a decimal string (JavaScript clients often send route params as strings).
-    static func idValue(_ value: JSONValue) -> Int64? {
+    package static func idValue(_ value: JSONValue) -> Int64? {
         if let id = value.int64Value { return id }
         if let text = value.stringValue, !text.isEmpty, text.utf8.count <= 19,
            text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
@@ -271,7 +271,7 @@ package enum ChatCommand: Sendable, Equatable {
     }
 
     /// A required positive id field.
-    static func requiredID(_ body: JSONObject, _ field: String) throws(APIError) -> Int64 {
+    package static func requiredID(_ body: JSONObject, _ field: String) throws(APIError) -> Int64 {
         guard let value = body[field], !value.isNull else { throw APIError.validation("field '\(field)' is required") }
         guard let id = idValue(value), id > 0 else { throw APIError.validation("field '\(field)' must be a positive integer id") }
         return id

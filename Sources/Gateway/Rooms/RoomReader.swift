@@ -1,0 +1,162 @@
+import Shared
+
+/// The read side of rooms, straight from Postgres (parameterised SQL only): one room, my rooms,
+/// the public directory, an invite preview, members, and the facts a gateway checks `RoomRules`
+/// against before it appends a room command (the worker checks again under the room's lock).
+@LoopActor
+final class RoomReader {
+    private let database: PostgresPool
+
+    init(database: PostgresPool) {
+        self.database = database
+    }
+
+    /// A room and `userID`'s role in it (nil: not a member); nil when there is no such room.
+    func room(_ roomID: Int64, for userID: Int64) async throws(PostgresError) -> (room: RoomRecord, role: RoomRole?)? {
+        let rows = try await database.query("""
+            SELECT \(RoomRecord.columns), me.role AS my_role,
+                   (SELECT count(*) FROM conversation_members a WHERE a.conversation_id = c.id AND a.role = 'admin') AS admins
+            FROM conversations c
+            LEFT JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $2
+            WHERE c.id = $1 AND c.kind = 'room'
+            """, [.int64(roomID), .int64(userID)])
+        guard let row = rows.first else { return nil }
+        var room = try RoomRecord(row)
+        room.adminCount = Int(try row.int64("admins"))
+        return (room, try row.optionalString("my_role").flatMap(RoomRole.init(rawValue:)))
+    }
+
+    /// The room whose current invite code is `code`, if any (for a join by code and the invite
+    /// link's preview).
+    func room(inviteCode code: String) async throws(PostgresError) -> RoomRecord? {
+        let rows = try await database.query(
+            "SELECT \(RoomRecord.columns) FROM conversations c WHERE c.invite_code = $1 AND c.kind = 'room'", [.string(code)])
+        return try rows.first.map { row throws(PostgresError) in try RoomRecord(row) }
+    }
+
+    /// `userID`'s rooms, most recent activity first, each with `role`, `unreadCount` and
+    /// `lastMessage`; `after` continues a previous page (its `nextCursor`).
+    func rooms(of userID: Int64, limit: Int, after cursor: RoomListCursor?) async throws(PostgresError) -> (rooms: [JSONValue], next: RoomListCursor?) {
+        let rows = try await database.query("""
+            SELECT \(RoomRecord.columns), me.role AS my_role, c.last_seq - me.last_read_seq AS unread, c.last_message_id,
+                   (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000)::bigint AS activity_ms
+            FROM conversation_members me
+            JOIN conversations c ON c.id = me.conversation_id AND c.kind = 'room'
+                AND c.archived_at IS NULL AND c.deleted_at IS NULL
+            WHERE me.user_id = $1
+              AND ($2::bigint IS NULL OR (coalesce(c.last_message_at, c.created_at), c.id)
+                   < (timestamptz 'epoch' + $2 * interval '1 millisecond', $3))
+            ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id DESC
+            LIMIT \(limit + 1)
+            """, [.int64(userID), cursor.map { .int64($0.activityMilliseconds) }, .int64(cursor?.roomID ?? 0)])
+        var lastMessageIDs: [Int64] = []
+        for row in rows.prefix(limit) { if let id = try row.optionalInt64("last_message_id") { lastMessageIDs.append(id) } }
+        var lastMessages: [Int64: JSONValue] = [:]
+        if !lastMessageIDs.isEmpty {
+            let messages = try await database.query("""
+                SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE m.id = ANY($1::bigint[])
+                """, [.string(PostgresArrayLiteral.integers(lastMessageIDs))])
+            for row in messages {
+                let message = try ChatMessageRecord(row: row)
+                lastMessages[message.id] = .object(message.json)
+            }
+        }
+        var rooms: [JSONValue] = []
+        var next: RoomListCursor?
+        for (index, row) in rows.enumerated() where index < limit {
+            let room = try RoomRecord(row)
+            guard case .object(var json) = room.json(role: try row.optionalString("my_role").flatMap(RoomRole.init(rawValue:))) else { continue }
+            json["unreadCount"] = .int(max(0, try row.int64("unread")))
+            json["lastMessage"] = try row.optionalInt64("last_message_id").flatMap { lastMessages[$0] } ?? .null
+            rooms.append(.object(json))
+            if index == limit - 1, rows.count > limit {
+                next = RoomListCursor(activityMilliseconds: try row.int64("activity_ms"), roomID: room.id)
+            }
+        }
+        return (rooms, next)
+    }
+
+    /// Public rooms whose name starts with `prefix` (any when empty), by name; `after` continues a
+    /// previous page (the last name and id).
+    func publicRooms(prefix: String, limit: Int, after cursor: (name: String, id: Int64)?) async throws(PostgresError)
+        -> (rooms: [JSONValue], next: (name: String, id: Int64)?) {
+        let rows = try await database.query("""
+            SELECT \(RoomRecord.columns), lower(c.name) AS sort_name FROM conversations c
+            WHERE c.kind = 'room' AND NOT c.is_private AND c.archived_at IS NULL AND c.deleted_at IS NULL
+              AND (lower(c.name) COLLATE "C") >= ($1 COLLATE "C") AND (lower(c.name) COLLATE "C") < ($2 COLLATE "C")
+              AND ($3::text IS NULL OR ((lower(c.name) COLLATE "C"), c.id) > (($3::text COLLATE "C"), $4))
+            ORDER BY lower(c.name) COLLATE "C", c.id
+            LIMIT \(limit + 1)
+            """, [.string(prefix.lowercased()), .string(Self.prefixEnd(prefix.lowercased())), cursor.map { .string($0.name) },
+                  .int64(cursor?.id ?? 0)])
+        var rooms: [JSONValue] = []
+        var next: (name: String, id: Int64)?
+        for (index, row) in rows.enumerated() where index < limit {
+            let room = try RoomRecord(row)
+            rooms.append(room.json(role: nil))
+            if index == limit - 1, rows.count > limit { next = (try row.string("sort_name"), room.id) }
+        }
+        return (rooms, next)
+    }
+
+    /// A room's members, oldest first, `{userId, username, displayName, role, joinedAt}`.
+    func members(of roomID: Int64, limit: Int, afterUserID: Int64?) async throws(PostgresError) -> [JSONValue] {
+        let rows = try await database.query("""
+            SELECT u.id, u.username, u.display_name, me.role, (extract(epoch FROM me.joined_at) * 1000)::bigint AS joined_ms
+            FROM conversation_members me JOIN users u ON u.id = me.user_id
+            WHERE me.conversation_id = $1 AND me.user_id > $2
+            ORDER BY me.user_id LIMIT \(limit)
+            """, [.int64(roomID), .int64(afterUserID ?? 0)])
+        return try rows.map { row throws(PostgresError) in
+            [
+                "userId": .int(try row.int64("id")), "username": .string(try row.string("username")),
+                "displayName": .string(try row.string("display_name")), "role": .string(try row.string("role")),
+                "joinedAt": .string(ISO8601.format(millisecondsSinceEpoch: try row.int64("joined_ms"))),
+            ]
+        }
+    }
+
+    /// Whether a user exists (a quick 404 before an addition is enqueued; the worker checks again).
+    func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
+        try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1
+    }
+
+    /// The smallest string greater than every string starting with `prefix` (byte order): the
+    /// prefix with its last byte raised, or the maximum when there is no prefix.
+    nonisolated static func prefixEnd(_ prefix: String) -> String {
+        var bytes = Array(prefix.utf8)
+        while let last = bytes.last {
+            if last < 0x7F {
+                bytes[bytes.count - 1] = last + 1
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            bytes.removeLast()
+        }
+        return "\u{10FFFF}"
+    }
+}
+
+/// Where a page of `GET /api/rooms` ended: the last room's activity time and id, as
+/// `<milliseconds>_<id>`.
+struct RoomListCursor: Sendable, Equatable {
+    var activityMilliseconds: Int64
+    var roomID: Int64
+
+    init(activityMilliseconds: Int64, roomID: Int64) {
+        self.activityMilliseconds = activityMilliseconds
+        self.roomID = roomID
+    }
+
+    /// Parses `<milliseconds>_<id>`; a malformed cursor is a 422 on `cursor`.
+    init(text: String) throws(APIError) {
+        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0].utf8.count <= 16, parts[1].utf8.count <= 19,
+              let milliseconds = Int64(parts[0]), milliseconds >= 0, let id = Int64(parts[1]), id > 0 else {
+            throw APIError.invalidField("cursor", "field 'cursor' must be a cursor returned by the previous page")
+        }
+        activityMilliseconds = milliseconds
+        roomID = id
+    }
+
+    var text: String { "\(activityMilliseconds)_\(roomID)" }
+}

@@ -1,0 +1,131 @@
+"""Rooms (issue 13), the REST side so far: create, look up, join by id or invite code, list, members,
+roles, leave (the last admin's departure promotes the oldest member), update, rotate, delete; each
+refusal with its code; membership events on the members' sockets. Two gateways, two workers: every
+write is a room command applied by the worker holding the room's shard."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import Api, create_user, numsub, poll, user_channel
+
+EVENT = 5  # seconds for a membership event to reach a socket
+
+
+def error_code(resp) -> str:
+    return resp.json().get("error", {}).get("code", "")
+
+
+@pytest.fixture
+def people(cluster, sio_session, settings):
+    api1, api2 = Api(cluster.gw1.url), Api(cluster.gw2.url)
+    alice, bob, carol = create_user(api1), create_user(api1), create_user(api1)
+    sessions = {u.username: sio_session(gw.url).connect(token=u.token)
+                for u, gw in ((alice, cluster.gw1), (bob, cluster.gw2), (carol, cluster.gw1))}
+    for u in (alice, bob, carol):
+        poll(lambda: numsub(settings, user_channel(u.id)) == 1, 3, interval=0.05, what=f"{u.username} subscribed")
+    return api1, api2, alice, bob, carol, sessions
+
+
+def test_a_public_room_is_created_joined_listed_and_left(people):
+    api1, api2, alice, bob, carol, sessions = people
+    resp = api1.post("/api/rooms", {"name": "  Design  ", "description": "all things design"}, token=alice.token)
+    assert resp.status_code == 201, resp.text
+    room = resp.json()
+    assert room["name"] == "Design" and room["role"] == "admin" and room["memberCount"] == 1 and room["isPrivate"] is False
+    rid = room["id"]
+    sessions[alice.username].wait_for("roomJoined", EVENT, match=lambda r: r["id"] == rid)
+
+    mark = sessions[alice.username].mark()
+    resp = api2.post(f"/api/rooms/{rid}/join", token=bob.token)  # through the other gateway
+    assert resp.status_code == 200 and resp.json()["memberCount"] == 2 and resp.json()["role"] == "member", resp.text
+    joined = sessions[alice.username].wait_for("memberJoined", EVENT, since=mark).args[0]
+    assert joined["userId"] == bob.id and joined["roomId"] == rid
+    sessions[bob.username].wait_for("roomJoined", EVENT, match=lambda r: r["id"] == rid)
+    assert error_code(api2.post(f"/api/rooms/{rid}/join", token=bob.token)) == "already_a_member"
+
+    mine = api2.get("/api/rooms", token=bob.token).json()
+    assert [r["id"] for r in mine["rooms"]] == [rid] and mine["rooms"][0]["unreadCount"] == 0
+    assert mine["rooms"][0]["role"] == "member" and "inviteCode" not in mine["rooms"][0]
+    found = api1.get("/api/rooms/public", token=carol.token, params={"query": "desi"}).json()["rooms"]
+    assert rid in [r["id"] for r in found]
+    assert api1.get(f"/api/rooms/{rid}", token=carol.token).json()["memberCount"] == 2, "a public room can be looked at"
+    members = api1.get(f"/api/rooms/{rid}/members", token=alice.token).json()["members"]
+    assert {(m["userId"], m["role"]) for m in members} == {(alice.id, "admin"), (bob.id, "member")}
+    assert all("email" not in m for m in members)
+
+    # Members act; non-members and members without the role are refused with codes.
+    assert error_code(api1.request("PATCH", f"/api/rooms/{rid}", carol.token, json={"name": "x"})) == "not_a_member"
+    assert error_code(api2.request("PATCH", f"/api/rooms/{rid}", bob.token, json={"name": "x"})) == "admin_required"
+    resp = api1.request("PATCH", f"/api/rooms/{rid}", alice.token, json={"name": "Design team", "description": None})
+    assert resp.status_code == 200 and resp.json()["name"] == "Design team" and resp.json()["description"] is None, resp.text
+    sessions[bob.username].wait_for("roomUpdated", EVENT, match=lambda r: r["name"] == "Design team")
+
+    # The only admin leaves: the oldest member (bob) becomes admin.
+    mark = sessions[bob.username].mark()
+    resp = api1.post(f"/api/rooms/{rid}/leave", token=alice.token)
+    assert resp.status_code == 200 and resp.json()["promoted"] == bob.id, resp.text
+    sessions[bob.username].wait_for("memberRoleChanged", EVENT, since=mark, match=lambda c: c["userId"] == bob.id)
+    assert api2.get(f"/api/rooms/{rid}", token=bob.token).json()["role"] == "admin"
+    assert error_code(api1.post(f"/api/rooms/{rid}/leave", token=alice.token)) == "not_a_member"
+
+
+def test_a_private_room_is_found_only_by_its_members_and_its_code(people):
+    api1, api2, alice, bob, carol, sessions = people
+    room = api1.post("/api/rooms", {"name": "Secret plans", "isPrivate": True}, token=alice.token).json()
+    rid, code = room["id"], room["inviteCode"]
+    assert isinstance(code, str) and len(code) == 22
+
+    for path in (f"/api/rooms/{rid}", f"/api/rooms/{rid}/members"):
+        assert error_code(api2.get(path, token=bob.token)) == "room_not_found", path
+    assert error_code(api2.post(f"/api/rooms/{rid}/join", token=bob.token)) == "room_not_found"
+    assert rid not in [r["id"] for r in api2.get("/api/rooms/public", token=bob.token, params={"query": "secret"}).json()["rooms"]]
+    assert error_code(api2.post("/api/rooms/join", {"inviteCode": "A" * 22}, token=bob.token)) == "invite_invalid"
+    assert error_code(api2.post("/api/rooms/join", {"inviteCode": "short"}, token=bob.token)) == "invite_invalid"
+
+    preview = api2.get(f"/api/rooms/invite/{code}", token=bob.token)
+    assert preview.status_code == 200 and preview.json()["name"] == "Secret plans" and "inviteCode" not in preview.json()
+    resp = api2.post("/api/rooms/join", {"inviteCode": code}, token=bob.token)
+    assert resp.status_code == 200 and resp.json()["id"] == rid and "inviteCode" not in resp.json(), resp.text
+    assert "inviteCode" not in api2.get(f"/api/rooms/{rid}", token=bob.token).json(), "members do not see the code"
+
+    # An admin rotates the code: the old one stops working.
+    assert error_code(api2.post(f"/api/rooms/{rid}/invite", token=bob.token)) == "admin_required"
+    rotated = api1.post(f"/api/rooms/{rid}/invite", token=alice.token).json()["inviteCode"]
+    assert rotated != code
+    assert error_code(api1.post("/api/rooms/join", {"inviteCode": code}, token=carol.token)) == "invite_invalid"
+
+    # Admins add and remove members and change roles.
+    assert error_code(api2.post(f"/api/rooms/{rid}/members", {"userId": carol.id}, token=bob.token)) == "admin_required"
+    resp = api1.post(f"/api/rooms/{rid}/members", {"userId": carol.id}, token=alice.token)
+    assert resp.status_code == 200, resp.text
+    sessions[carol.username].wait_for("roomJoined", EVENT, match=lambda r: r["id"] == rid)
+    resp = api1.request("PATCH", f"/api/rooms/{rid}/members/{bob.id}", alice.token, json={"role": "admin"})
+    assert resp.status_code == 200 and resp.json()["role"] == "admin", resp.text
+    mark = sessions[carol.username].mark()
+    resp = api2.request("DELETE", f"/api/rooms/{rid}/members/{carol.id}", bob.token)
+    assert resp.status_code == 200 and resp.json()["reason"] == "removed", resp.text
+    sessions[carol.username].wait_for("roomLeft", EVENT, since=mark, match=lambda e: e["roomId"] == rid)
+    assert error_code(api1.get(f"/api/rooms/{rid}", token=carol.token)) == "room_not_found"
+    assert error_code(api1.request("PATCH", f"/api/rooms/{rid}/members/{carol.id}", alice.token,
+                                   json={"role": "owner"})) == "validation_failed"
+
+    # An admin deletes the room: gone for everyone, members told.
+    mark = sessions[bob.username].mark()
+    resp = api1.request("DELETE", f"/api/rooms/{rid}", alice.token)
+    assert resp.status_code == 200, resp.text
+    left = sessions[bob.username].wait_for("roomLeft", EVENT, since=mark).args[0]
+    assert left == {"roomId": rid, "reason": "deleted", "by": alice.id}
+    assert error_code(api1.get(f"/api/rooms/{rid}", token=alice.token)) == "room_not_found"
+    assert rid not in [r["id"] for r in api1.get("/api/rooms", token=alice.token).json()["rooms"]]
+
+
+def test_room_bodies_are_validated(people):
+    api1, _api2, alice, _bob, _carol, _sessions = people
+    for body, field in (({}, "name"), ({"name": ""}, "name"), ({"name": "x" * 101}, "name"),
+                        ({"name": "ok", "isPrivate": "yes"}, "isPrivate"), ({"name": "ok", "description": "d" * 1001}, "description")):
+        resp = api1.post("/api/rooms", body, token=alice.token)
+        assert resp.status_code == 422 and resp.json()["error"].get("field") == field, (body, resp.text)
+    assert api1.post("/api/rooms", {"name": "no token"}).status_code == 401
+    assert error_code(api1.get("/api/rooms/999999999", token=alice.token)) == "room_not_found"
+    assert api1.get("/api/rooms", token=alice.token, params={"cursor": "nonsense"}).status_code == 422
