@@ -21,6 +21,21 @@ enum BatchStatements {
         """
     }
 
+    /// The rooms of `ids` that are not archived or deleted, locked in id order (issue 13).
+    static func lockRooms(_ ids: [Int64]) -> PostgresQuery {
+        """
+        SELECT id, last_seq, is_private FROM conversations
+        WHERE id = ANY(\(integers: ids)) AND kind = 'room' AND archived_at IS NULL AND deleted_at IS NULL
+        ORDER BY id
+        FOR NO KEY UPDATE
+        """
+    }
+
+    /// Every member of the rooms of `ids` (the devices a room message goes to).
+    static func roomMembers(_ ids: [Int64]) -> PostgresQuery {
+        "SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id = ANY(\(integers: ids))"
+    }
+
     /// Creates the missing direct conversations, in key order so two workers creating the same
     /// pairs take the unique-index locks in one order; a pair another worker created meanwhile is
     /// skipped (and then locked by `lockConversations`).

@@ -84,6 +84,7 @@ final class BatchStore: BatchApplier {
     private static func readSnapshot(for batch: MessageBatch, on connection: PostgresConnection) async throws -> BatchSnapshot {
         var snapshot = BatchSnapshot()
         try await lockConversations(batch, into: &snapshot, on: connection)
+        try await lockRooms(batch.roomIDs, into: &snapshot, on: connection)
         snapshot.messages = try await messages(batch.messageIDs, on: connection)
         snapshot.existing = try await storedSends(batch.idempotencyKeys, on: connection)
         snapshot.pointers = try await lockMemberships(batch.memberKeys(snapshot), on: connection)
@@ -120,6 +121,19 @@ final class BatchStore: BatchApplier {
     private static func selectConversations(_ keys: [String], into snapshot: inout BatchSnapshot, on connection: PostgresConnection) async throws {
         for row in try await connection.query(BatchStatements.lockConversations(keys)) {
             snapshot.conversations[try row.string("direct_key")] = (id: try row.int64("id"), lastSeq: try row.int64("last_seq"))
+        }
+    }
+
+    /// Locks the rooms the batch sends in (when not gone) and reads their members (issue 13).
+    private static func lockRooms(_ ids: [Int64], into snapshot: inout BatchSnapshot, on connection: PostgresConnection) async throws {
+        guard !ids.isEmpty else { return }
+        for row in try await connection.query(BatchStatements.lockRooms(ids)) {
+            snapshot.rooms[try row.int64("id")] = (lastSeq: try row.int64("last_seq"), isPrivate: try row.bool("is_private"))
+        }
+        let live = snapshot.rooms.keys.sorted()
+        guard !live.isEmpty else { return }
+        for row in try await connection.query(BatchStatements.roomMembers(live)) {
+            snapshot.roomMembers[try row.int64("conversation_id"), default: []].append(try row.int64("user_id"))
         }
     }
 

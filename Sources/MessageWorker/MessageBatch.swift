@@ -53,6 +53,10 @@ struct BatchSnapshot: Sendable {
     var pointers: [MemberKey: Int64] = [:]
     /// Total unread of the users `MessageBatch.totalUserIDs` named, before the batch.
     var totals: [Int64: Int64] = [:]
+    /// Rooms sent in (issue 13), locked, when not gone: their `last_seq` and privacy.
+    var rooms: [Int64: (lastSeq: Int64, isPrivate: Bool)] = [:]
+    /// Every member of those rooms (their devices get the room's messages).
+    var roomMembers: [Int64: [Int64]] = [:]
 }
 
 /// A message row to insert.
@@ -60,7 +64,8 @@ struct NewMessageRow: Sendable, Equatable {
     let conversationID: Int64
     let seq: Int64
     let senderID: Int64
-    let receiverID: Int64
+    /// The receiver of a direct message (nil in a room).
+    let receiverID: Int64?
     let clientMsgID: String
     let type: MessageType
     let content: String
@@ -114,11 +119,15 @@ struct MessageBatch: Sendable {
     private enum Planned: Sendable {
         case failed(APIError)
         case send(MessageReference, receiverID: Int64, unreadCount: Int64, totalUnread: Int64, isRead: Bool)
+        /// A room message (issue 13): to the sender's devices and every other member's.
+        case roomSend(MessageReference, roomID: Int64)
         case done(result: JSONValue, events: [ChatEvent])
     }
 
     private var planned: [Planned?]
     private var writes = BatchWrites()
+    /// The members of the rooms sent in, from the snapshot (for the room messages' events).
+    private var roomMembers: [Int64: [Int64]] = [:]
 
     init(commands: [BatchCommand]) {
         self.commands = commands
@@ -137,6 +146,11 @@ struct MessageBatch: Sendable {
         }
     }
 
+    /// Admitted sends of direct messages, with their receiver.
+    private var directSends: [(userID: Int64, receiverID: Int64)] {
+        admittedSends.compactMap { send in send.message.receiverID.map { (send.userID, $0) } }
+    }
+
     /// Active sends the rate limit admitted: only these may create conversations or rows.
     private var admittedSends: [(userID: Int64, message: SendMessage)] {
         active.compactMap { entry in
@@ -153,7 +167,7 @@ struct MessageBatch: Sendable {
         var ids = Set<Int64>()
         for (userID, message) in admittedSends {
             ids.insert(userID)
-            ids.insert(message.receiverID)
+            if let receiver = message.receiverID { ids.insert(receiver) }
         }
         for (_, command) in active {
             if case .readAll(let senderID) = command.envelope.command { ids.insert(senderID) }
@@ -170,7 +184,7 @@ struct MessageBatch: Sendable {
                 continue
             }
             guard case .send(let message) = command.envelope.command else { continue }
-            if !existing.contains(message.receiverID) {
+            if let receiver = message.receiverID, !existing.contains(receiver) {
                 planned[index] = .failed(ChatErrors.userNotFound)
             } else if !existing.contains(command.envelope.userID) {
                 planned[index] = .failed(APIError(.userNotFound, message: "your account does not exist"))
@@ -183,10 +197,10 @@ struct MessageBatch: Sendable {
     /// Direct conversations the sends need, sorted by key (the order rows are created and locked in).
     var conversationsToCreate: [ConversationToCreate] {
         var seen: [String: ConversationToCreate] = [:]
-        for (userID, message) in admittedSends {
-            let key = DirectConversation.key(userID, message.receiverID)
+        for (userID, receiver) in directSends {
+            let key = DirectConversation.key(userID, receiver)
             if seen[key] == nil {
-                seen[key] = ConversationToCreate(directKey: key, createdBy: userID, members: [min(userID, message.receiverID), max(userID, message.receiverID)])
+                seen[key] = ConversationToCreate(directKey: key, createdBy: userID, members: [min(userID, receiver), max(userID, receiver)])
             }
         }
         return seen.keys.sorted().compactMap { seen[$0] }
@@ -201,6 +215,11 @@ struct MessageBatch: Sendable {
             }
         }
         return keys.sorted()
+    }
+
+    /// Rooms the batch sends in (issue 13), sorted: locked like direct conversations.
+    var roomIDs: [Int64] {
+        Set(activeSends.compactMap(\.message.roomID)).sorted()
     }
 
     /// Messages named by read commands.
@@ -238,9 +257,14 @@ struct MessageBatch: Sendable {
                     keys.insert(MemberKey(conversationID: stored.record.conversationID, userID: stored.record.senderID))
                     if let receiver = stored.record.receiverID { keys.insert(MemberKey(conversationID: stored.record.conversationID, userID: receiver)) }
                 }
-                if let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] {
-                    keys.insert(MemberKey(conversationID: conversation.id, userID: userID))
-                    keys.insert(MemberKey(conversationID: conversation.id, userID: message.receiverID))
+                switch message.target {
+                case .user(let receiver):
+                    if let conversation = snapshot.conversations[DirectConversation.key(userID, receiver)] {
+                        keys.insert(MemberKey(conversationID: conversation.id, userID: userID))
+                        keys.insert(MemberKey(conversationID: conversation.id, userID: receiver))
+                    }
+                case .room(let room):
+                    keys.insert(MemberKey(conversationID: room, userID: userID))
                 }
             case .readAll(let senderID):
                 if let conversation = snapshot.conversations[DirectConversation.key(userID, senderID)] {
@@ -265,8 +289,8 @@ struct MessageBatch: Sendable {
         for (userID, message) in activeSends {
             if let stored = snapshot.existing[IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)], let receiver = stored.record.receiverID {
                 users.insert(receiver)
-            } else {
-                users.insert(message.receiverID)
+            } else if let receiver = message.receiverID {
+                users.insert(receiver)
             }
         }
         return users.sorted()
@@ -282,6 +306,7 @@ struct MessageBatch: Sendable {
             planned[index] = planner.plan(command)
         }
         writes = BatchWrites(messages: planner.messages, pointers: planner.ledger.movedPointers())
+        roomMembers = snapshot.roomMembers
         return writes
     }
 
@@ -308,12 +333,13 @@ struct MessageBatch: Sendable {
 
         /// A send: the stored message again for a known key, else a new row with the next seq.
         mutating func send(_ message: SendMessage, of command: BatchCommand) -> Planned {
+            guard case .user(let receiverID) = message.target else { return roomSend(message, of: command) }
             let userID = command.envelope.userID
             let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
             if let stored = snapshot.existing[key] {
                 // Stored by an earlier attempt or batch: the same message again, no new seq.
                 let record = stored.record
-                let receiver = record.receiverID ?? message.receiverID
+                let receiver = record.receiverID ?? receiverID
                 let member = MemberKey(conversationID: record.conversationID, userID: receiver)
                 return sent(.stored(record), to: member, isRead: ledger.pointer(member) >= record.seq)
             }
@@ -321,20 +347,41 @@ struct MessageBatch: Sendable {
             if let earlier = newByKey[key] {
                 // The same key twice in one batch (a client retry): one row.
                 let row = messages[earlier]
-                let member = MemberKey(conversationID: row.conversationID, userID: row.receiverID)
+                let member = MemberKey(conversationID: row.conversationID, userID: row.receiverID ?? receiverID)
                 return sent(.new(earlier), to: member, isRead: ledger.pointer(member) >= row.seq)
             }
-            guard let conversation = snapshot.conversations[DirectConversation.key(userID, message.receiverID)] else {
+            guard let conversation = snapshot.conversations[DirectConversation.key(userID, receiverID)] else {
                 // The conversation was created or found earlier in the transaction; absent means a bug.
                 return .failed(ChatErrors.processingFailed)
             }
-            let seq = ledger.append(conversationID: conversation.id, members: [userID, message.receiverID])
+            let seq = ledger.append(conversationID: conversation.id, members: [userID, receiverID])
             ledger.advance(MemberKey(conversationID: conversation.id, userID: userID), to: seq)
             messages.append(NewMessageRow(
-                conversationID: conversation.id, seq: seq, senderID: userID, receiverID: message.receiverID,
+                conversationID: conversation.id, seq: seq, senderID: userID, receiverID: receiverID,
                 clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
             newByKey[key] = messages.count - 1
-            return sent(.new(messages.count - 1), to: MemberKey(conversationID: conversation.id, userID: message.receiverID), isRead: false)
+            return sent(.new(messages.count - 1), to: MemberKey(conversationID: conversation.id, userID: receiverID), isRead: false)
+        }
+
+        /// A room message (issue 13): only a member of a room that is not gone may send; the
+        /// stored message again for a known key, else a new row with the room's next seq.
+        mutating func roomSend(_ message: SendMessage, of command: BatchCommand) -> Planned {
+            guard let roomID = message.roomID else { return .failed(ChatErrors.processingFailed) }
+            let userID = command.envelope.userID
+            let key = IdempotencyKey(senderID: userID, clientMsgID: message.clientMsgID)
+            if let stored = snapshot.existing[key] { return .roomSend(.stored(stored.record), roomID: stored.record.conversationID) }
+            if let refusal = command.rateLimited { return .failed(refusal) }
+            if let earlier = newByKey[key] { return .roomSend(.new(earlier), roomID: messages[earlier].conversationID) }
+            guard let room = snapshot.rooms[roomID] else { return .failed(APIError(.roomNotFound)) }
+            let member = MemberKey(conversationID: roomID, userID: userID)
+            guard ledger.isMember(member) else { return .failed(APIError(room.isPrivate ? .roomNotFound : .notAMember)) }
+            let seq = ledger.append(conversationID: roomID, members: [userID])
+            ledger.advance(member, to: seq)
+            messages.append(NewMessageRow(
+                conversationID: roomID, seq: seq, senderID: userID, receiverID: nil,
+                clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
+            newByKey[key] = messages.count - 1
+            return .roomSend(.new(messages.count - 1), roomID: roomID)
         }
 
         /// A send answered with `reference`, carrying the receiver's counts as they are now.
@@ -447,12 +494,30 @@ struct MessageBatch: Sendable {
         var description: String { "INSERT returned no row for conversation \(conversationID) seq \(seq)" }
     }
 
+    private struct Position: Hashable {
+        let conversationID: Int64
+        let seq: Int64
+    }
+
+    /// The message a send answers with: stored earlier, or inserted by this batch.
+    private func record(_ reference: MessageReference, byPosition: [Position: InsertedMessage]) throws(MissingInsert) -> ChatMessageRecord {
+        switch reference {
+        case .stored(let stored):
+            return stored
+        case .new(let position):
+            let row = writes.messages[position]
+            guard let stored = byPosition[Position(conversationID: row.conversationID, seq: row.seq)] else {
+                throw MissingInsert(conversationID: row.conversationID, seq: row.seq)
+            }
+            return ChatMessageRecord(
+                id: stored.id, conversationID: row.conversationID, seq: row.seq, senderID: row.senderID, receiverID: row.receiverID,
+                clientMsgID: row.clientMsgID, type: row.type, content: row.content, attachmentURL: row.attachmentURL,
+                createdAtMilliseconds: stored.createdAtMilliseconds, isRead: false)
+        }
+    }
+
     /// Replies and events for every command, in stream order.
     func outcomes(inserted: [InsertedMessage]) throws(MissingInsert) -> [CommandOutcome] {
-        struct Position: Hashable {
-            let conversationID: Int64
-            let seq: Int64
-        }
         var byPosition: [Position: InsertedMessage] = [:]
         for message in inserted { byPosition[Position(conversationID: message.conversationID, seq: message.seq)] = message }
 
@@ -465,21 +530,16 @@ struct MessageBatch: Sendable {
                 outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, error: error) }, events: []))
             case .done(let result, let events)?:
                 outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) }, events: events))
-            case .send(let reference, let receiverID, let unreadCount, let totalUnread, let isRead)?:
-                var record: ChatMessageRecord
-                switch reference {
-                case .stored(let stored):
-                    record = stored
-                case .new(let position):
-                    let row = writes.messages[position]
-                    guard let stored = byPosition[Position(conversationID: row.conversationID, seq: row.seq)] else {
-                        throw MissingInsert(conversationID: row.conversationID, seq: row.seq)
-                    }
-                    record = ChatMessageRecord(
-                        id: stored.id, conversationID: row.conversationID, seq: row.seq, senderID: row.senderID, receiverID: row.receiverID,
-                        clientMsgID: row.clientMsgID, type: row.type, content: row.content, attachmentURL: row.attachmentURL,
-                        createdAtMilliseconds: stored.createdAtMilliseconds, isRead: false)
+            case .roomSend(let reference, let roomID)?:
+                let message = try record(reference, byPosition: byPosition).json
+                var events = [ChatEvent(userID: command.envelope.userID, event: .messageSent, data: .object(message))]
+                for member in roomMembers[roomID] ?? [] where member != command.envelope.userID {
+                    events.append(ChatEvent(userID: member, event: .receiveMessage, data: .object(message)))
                 }
+                outcomes.append(CommandOutcome(
+                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) }, events: events))
+            case .send(let reference, let receiverID, let unreadCount, let totalUnread, let isRead)?:
+                var record = try record(reference, byPosition: byPosition)
                 record.isRead = isRead
                 let message = record.json
                 var received = message
@@ -513,6 +573,7 @@ struct UnreadLedger: Sendable {
         for stored in snapshot.existing.values { lastSeqs[stored.record.conversationID] = stored.conversationLastSeq }
         // The locked rows win over values read without a lock.
         for conversation in snapshot.conversations.values { lastSeqs[conversation.id] = conversation.lastSeq }
+        for (room, state) in snapshot.rooms { lastSeqs[room] = state.lastSeq }
         for (key, seq) in snapshot.pointers { pointers[key] = ReadPointer(lastReadSeq: seq) }
         tracked = trackedUsers
         for user in trackedUsers { totals[user] = snapshot.totals[user] ?? 0 }

@@ -571,6 +571,51 @@ import Testing
         await harness.close()
     }
 
+    @Test @LoopActor func roomMessagesReachEveryMemberInOrderWithMembershipChanges() async throws {
+        let harness = try await Harness(["WORKER_BATCH_SIZE": "64"])
+        let users = try await harness.users(4)
+        let (a, b, c, outsider) = (users[0], users[1], users[2], users[3])
+        try await harness.listen(users: users)
+        harness.startConsumer()
+        func send(_ content: String, by user: Int64, to room: Int64, key: String) async throws {
+            try await harness.add(.send(SendMessage(target: .room(room), content: content, clientMsgID: key)), by: user, request: key)
+        }
+        try await harness.add(.room(.create(name: "Chat", description: nil, isPrivate: false)), by: a, request: "create")
+        try await harness.waitForReplies(["create"])
+        let room = try #require(harness.replies("create").first?["result"]?["id"]?.int64Value)
+        try await harness.add(.room(.join(roomID: room)), by: b, request: "b-joins")
+        try await harness.add(.room(.join(roomID: room)), by: c, request: "c-joins")
+        // One stream of commands, queued at once: sends around a removal. c must get the messages
+        // sent before its removal and none after, because the removal is applied in stream order.
+        try await send("m1", by: a, to: room, key: "m1")
+        try await send("m2", by: b, to: room, key: "m2")
+        try await harness.add(.room(.removeMember(roomID: room, userID: c)), by: a, request: "remove-c")
+        try await send("m3", by: a, to: room, key: "m3")
+        try await send("m4", by: c, to: room, key: "m4-removed")
+        try await send("m5", by: outsider, to: room, key: "m5-outsider")
+        try await send("m1", by: a, to: room, key: "m1")  // a client retry: the same message
+        try await harness.waitForReplies(["b-joins", "c-joins", "m1", "m2", "remove-c", "m3", "m4-removed", "m5-outsider"])
+
+        func seq(_ request: String) -> JSONValue? { harness.replies(request).first?["result"]?["seq"] }
+        #expect([seq("m1"), seq("m2"), seq("m3")] == [1, 2, 3])
+        #expect(harness.replies("m1").first?["result"]?["roomId"] == .int(room))
+        #expect(harness.replies("m1").first?["result"]?["receiverId"] == .null)
+        #expect(harness.replies("m4-removed").first?["error"]?["code"] == "not_a_member")
+        #expect(harness.replies("m5-outsider").first?["error"]?["code"] == "not_a_member")
+        #expect(harness.replies("m1").count == 2 && harness.replies("m1")[1]["result"]?["id"] == harness.replies("m1")[0]["result"]?["id"])
+        #expect(await Harness.eventually { harness.events(b, "receiveMessage").count >= 2 })
+        func contents(_ user: Int64) -> [String] { harness.events(user, "receiveMessage").compactMap { $0["content"]?.stringValue } }
+        #expect(await Harness.eventually { contents(b).filter { $0 == "m3" }.count == 1 })
+        #expect(contents(b).filter { $0 != "m1" } == ["m3"] || contents(b).contains("m3"))
+        #expect(!contents(b).contains("m2"), "the sender's own message comes as messageSent, not receiveMessage")
+        #expect(contents(c).contains("m1") && contents(c).contains("m2"))
+        #expect(!contents(c).contains("m3"), "a removed member gets nothing sent after the removal")
+        #expect(contents(outsider).isEmpty)
+        let rows = try await harness.database.query("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [.int64(room)])
+        #expect(try rows.map { try $0.int64("seq") } == [1, 2, 3])
+        await harness.close()
+    }
+
     @Test @LoopActor func aRoomCommandRedeliveredAfterItsCommitIsNotAppliedTwice() async throws {
         let harness = try await Harness()
         let users = try await harness.users(2)

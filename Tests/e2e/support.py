@@ -1102,7 +1102,11 @@ def check_message(msg, **expected) -> dict:
     assert isinstance(msg, dict), f"a message object was expected: {msg!r}"
     missing = MESSAGE_KEYS - msg.keys()
     assert not missing, f"message lacks {sorted(missing)}: {msg!r}"
-    for key in ("id", "conversationId", "seq", "senderId", "receiverId"):
+    # A room's message (issue 13) has no receiver: `receiverId` null and `roomId` its conversation.
+    in_room = "roomId" in msg
+    if in_room:
+        assert msg["receiverId"] is None and msg["roomId"] == msg["conversationId"], f"a room message: {msg!r}"
+    for key in ("id", "conversationId", "seq", "senderId") + (() if in_room else ("receiverId",)):
         assert isinstance(msg[key], int) and not isinstance(msg[key], bool) and msg[key] > 0, (
             f"{key} should be a positive integer: {msg!r}")
     assert isinstance(msg["content"], str), msg

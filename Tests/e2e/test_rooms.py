@@ -129,3 +129,61 @@ def test_room_bodies_are_validated(people):
     assert api1.post("/api/rooms", {"name": "no token"}).status_code == 401
     assert error_code(api1.get("/api/rooms/999999999", token=alice.token)) == "room_not_found"
     assert api1.get("/api/rooms", token=alice.token, params={"cursor": "nonsense"}).status_code == 422
+
+
+def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluster, sio_session, settings):
+    """A private room with three members over both gateways, one member with two devices: each
+    message reaches every other member's devices once (the sender's as messageSent); a
+    non-member's send and history read are refused; after a removal the removed member's devices
+    on both gateways get nothing more; history and sync hold the room's messages."""
+    from support import ack_error, ack_message
+
+    api1, api2 = Api(cluster.gw1.url), Api(cluster.gw2.url)
+    alice, bob, carol, dave = (create_user(api1) for _ in range(4))
+    room = api1.post("/api/rooms", {"name": "Ops", "isPrivate": True}, token=alice.token).json()
+    rid = room["id"]
+    for user in (bob, carol):
+        assert api1.post(f"/api/rooms/{rid}/members", {"userId": user.id}, token=alice.token).status_code == 200
+    devices = {
+        "alice": sio_session(cluster.gw1.url).connect(token=alice.token),
+        "bob1": sio_session(cluster.gw1.url).connect(token=bob.token),
+        "bob2": sio_session(cluster.gw2.url).connect(token=bob.token),
+        "carol": sio_session(cluster.gw2.url).connect(token=carol.token),
+        "dave": sio_session(cluster.gw1.url).connect(token=dave.token),
+    }
+    poll(lambda: numsub(settings, user_channel(bob.id)) == 2, 3, interval=0.05, what="bob on both gateways")
+    for user in (alice, carol, dave):
+        poll(lambda: numsub(settings, user_channel(user.id)) == 1, 3, interval=0.05, what=f"{user.username} subscribed")
+
+    marks = {name: d.mark() for name, d in devices.items()}
+    sent = ack_message(devices["alice"].call("sendMessage", {"roomId": rid, "content": "hello team", "clientMsgId": "r1"}, timeout=10))
+    assert sent["roomId"] == rid and sent["conversationId"] == rid and sent["receiverId"] is None and sent["seq"] == 1
+    for name in ("bob1", "bob2", "carol"):
+        got = devices[name].wait_for("receiveMessage", EVENT, since=marks[name], match=lambda m: m.get("clientMsgId") == "r1")
+        assert got.args[0]["id"] == sent["id"]
+    devices["alice"].wait_for("messageSent", EVENT, since=marks["alice"], match=lambda m: m.get("id") == sent["id"])
+    code, _ = ack_error(devices["dave"].call("sendMessage", {"roomId": rid, "content": "let me in", "clientMsgId": "d1"}, timeout=10))
+    assert code == "room_not_found", "a private room does not exist for a non-member"
+    assert error_code(api1.get(f"/api/rooms/{rid}/messages", token=dave.token)) == "room_not_found"
+
+    reply = ack_message(devices["carol"].call("sendMessage", {"roomId": rid, "content": "on it", "clientMsgId": "c1"}, timeout=10))
+    assert reply["seq"] == 2
+    history = api2.get(f"/api/rooms/{rid}/messages", token=bob.token)
+    assert [m["content"] for m in history.json()] == ["hello team", "on it"] and history.headers["X-Has-More"] == "false"
+
+    # Removal: bob's devices on both gateways get roomLeft, then nothing from the room.
+    marks = {name: d.mark() for name, d in devices.items()}
+    assert api1.request("DELETE", f"/api/rooms/{rid}/members/{bob.id}", alice.token).status_code == 200
+    for name in ("bob1", "bob2"):
+        devices[name].wait_for("roomLeft", 1.0, since=marks[name], match=lambda e: e["roomId"] == rid)
+    after = ack_message(devices["alice"].call("sendMessage", {"roomId": rid, "content": "bob is gone", "clientMsgId": "r2"}, timeout=10))
+    devices["carol"].wait_for("receiveMessage", EVENT, since=marks["carol"], match=lambda m: m.get("id") == after["id"])
+    for name in ("bob1", "bob2"):
+        assert devices[name].find("receiveMessage", since=marks[name]) is None, f"{name} got a message after the removal"
+    code, _ = ack_error(devices["bob1"].call("sendMessage", {"roomId": rid, "content": "still here?", "clientMsgId": "b9"}, timeout=10))
+    assert code == "room_not_found"
+
+    # Sync holds the room with its messages for a member.
+    synced = api2.get("/api/sync", token=carol.token).json()
+    convs = {c["conversationId"]: c for c in synced["conversations"]}
+    assert [m["seq"] for m in convs[rid]["messages"]] == [1, 2, 3]

@@ -63,8 +63,7 @@ final class GatewayServices {
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
-        roomRoutes = RoomRoutes(reader: RoomReader(database: database), submitter: submitter,
-                                memberLimit: messagingConfiguration.roomMemberLimit)
+        roomRoutes = RoomRoutes(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)
 

@@ -43,7 +43,8 @@ final class MessageRoutes {
         if clientGaveID, let stored = try await reader.message(senderID: userID, clientMsgID: message.clientMsgID) {
             return .json(.ok, stored)
         }
-        guard try await reader.userExists(message.receiverID) else { throw ChatErrors.userNotFound }
+        // A direct message's receiver is checked here for a quick 404; a room's membership by the worker.
+        if let receiver = message.receiverID, !(try await reader.userExists(receiver)) { throw ChatErrors.userNotFound }
         let stored = try await submitter.submit(.send(message), userID: userID)
         return .json(.created, stored)
     }

@@ -116,6 +116,21 @@ final class RoomReader {
         }
     }
 
+    /// A page of a room's messages (the caller was checked to be a member), in seq order as
+    /// `page` asks, with `hasMore` when the range holds more.
+    func messages(of roomID: Int64, page: HistoryPage) async throws(PostgresError) -> (messages: [JSONValue], hasMore: Bool) {
+        let order = page.fromOldest ? "ASC" : "DESC"
+        let rows = try await database.query("""
+            SELECT \(unescaped: ChatMessageRecord.columns) FROM \(unescaped: ChatMessageRecord.tables)
+            WHERE m.conversation_id = \(roomID) AND m.seq > \(page.after ?? 0) AND m.seq < \(page.before ?? Int64.max)
+            ORDER BY m.seq \(unescaped: order) LIMIT \(page.limit + 1)
+            """ as PostgresQuery)
+        var messages: [JSONValue] = []
+        for row in rows.prefix(page.limit) { messages.append(.object(try ChatMessageRecord(row: row).json)) }
+        if !page.fromOldest { messages.reverse() }
+        return (messages, rows.count > page.limit)
+    }
+
     /// Whether a user exists (a quick 404 before an addition is enqueued; the worker checks again).
     func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
         try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1

@@ -8,14 +8,18 @@ final class RoomRoutes {
     private let reader: RoomReader
     private let submitter: CommandSubmitter
     private let memberLimit: Int
+    private let historyDefaultLimit: Int
+    private let historyMaxLimit: Int
 
     /// Largest page of the room lists and member lists.
     static let maxPage = 100
 
-    init(reader: RoomReader, submitter: CommandSubmitter, memberLimit: Int) {
+    init(reader: RoomReader, submitter: CommandSubmitter, configuration: MessagingConfiguration) {
         self.reader = reader
         self.submitter = submitter
-        self.memberLimit = memberLimit
+        memberLimit = configuration.roomMemberLimit
+        historyDefaultLimit = configuration.historyDefaultLimit
+        historyMaxLimit = configuration.historyMaxLimit
     }
 
     func register(on router: APIRouter) {
@@ -31,6 +35,7 @@ final class RoomRoutes {
         router.add(.POST, "/api/rooms/:roomId/leave", authenticated: true) { [unowned self] in try await self.leave($0) }
         router.add(.POST, "/api/rooms/:roomId/invite", authenticated: true) { [unowned self] in try await self.rotateInvite($0) }
         router.add(.GET, "/api/rooms/:roomId/members", authenticated: true) { [unowned self] in try await self.members($0) }
+        router.add(.GET, "/api/rooms/:roomId/messages", authenticated: true) { [unowned self] in try await self.messages($0) }
         router.add(.POST, "/api/rooms/:roomId/members", authenticated: true) { [unowned self] in try await self.addMember($0) }
         router.add(.PATCH, "/api/rooms/:roomId/members/:userId", authenticated: true) { [unowned self] in try await self.changeRole($0) }
         router.add(.DELETE, "/api/rooms/:roomId/members/:userId", authenticated: true) { [unowned self] in
@@ -94,6 +99,22 @@ final class RoomRoutes {
             return id
         }
         return .json(.ok, ["members": .array(try await reader.members(of: roomID, limit: limit, afterUserID: after))])
+    }
+
+    /// `GET /api/rooms/:roomId/messages?before=&after=&limit=`: members only, oldest first, with
+    /// `X-Has-More` as for direct history. (Messages are sent with `POST /api/messages` or
+    /// `sendMessage` and `roomId`.)
+    private func messages(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let roomID = try request.idParameter("roomId")
+        _ = try await checked(.read, roomID: roomID, userID: userID)
+        let http = request.http
+        let page = try HistoryPage(before: http.queryParameter("before"), after: http.queryParameter("after"),
+                                   limit: http.queryParameter("limit"), defaultLimit: historyDefaultLimit, maxLimit: historyMaxLimit)
+        let history = try await reader.messages(of: roomID, page: page)
+        var response = HTTPResponse.json(.ok, .array(history.messages))
+        response.headers.replaceOrAdd(name: "X-Has-More", value: history.hasMore ? "true" : "false")
+        return response
     }
 
     // MARK: Writes

@@ -26,10 +26,18 @@ package enum MessageType: String, Sendable, Equatable, CaseIterable {
     case voice
 }
 
+/// Where a message goes.
+package enum MessageTarget: Sendable, Equatable {
+    /// The direct conversation with this user.
+    case user(Int64)
+    /// This room (issue 13).
+    case room(Int64)
+}
+
 /// The body of a `send` command: what the sender wants stored and delivered.
 package struct SendMessage: Sendable, Equatable {
-    /// The other member of the direct conversation.
-    package var receiverID: Int64
+    /// The direct conversation's other member, or the room.
+    package var target: MessageTarget
     /// 1 to `maxContentLength` Unicode scalars, not only whitespace, without NUL.
     package var content: String
     /// The kind of content (`text` unless given).
@@ -39,22 +47,48 @@ package struct SendMessage: Sendable, Equatable {
     /// The idempotency key: with the sender id, names one stored message forever.
     package var clientMsgID: String
 
+    /// The receiver of a direct message (nil for a room's).
+    package var receiverID: Int64? {
+        if case .user(let id) = target { return id }
+        return nil
+    }
+
+    /// The room of a room message (nil for a direct one).
+    package var roomID: Int64? {
+        if case .room(let id) = target { return id }
+        return nil
+    }
+
     /// A send command; values are not checked here (see `validate`).
-    package init(receiverID: Int64, content: String, type: MessageType = .text, attachmentURL: String? = nil, clientMsgID: String) {
-        self.receiverID = receiverID
+    package init(target: MessageTarget, content: String, type: MessageType = .text, attachmentURL: String? = nil, clientMsgID: String) {
+        self.target = target
         self.content = content
         self.type = type
         self.attachmentURL = attachmentURL
         self.clientMsgID = clientMsgID
     }
 
-    /// Reads and validates a client payload `{receiverId, content, type?, attachmentUrl?, clientMsgId?}`.
+    /// A direct message to `receiverID`.
+    package init(receiverID: Int64, content: String, type: MessageType = .text, attachmentURL: String? = nil, clientMsgID: String) {
+        self.init(target: .user(receiverID), content: content, type: type, attachmentURL: attachmentURL, clientMsgID: clientMsgID)
+    }
+
+    /// Reads and validates a client payload `{receiverId | roomId, content, type?, attachmentUrl?, clientMsgId?}`.
     ///
     /// `generatedClientMsgID` supplies the id when the client sent none (the gateway passes a random
     /// one); when it is nil a missing `clientMsgId` is an error (the worker's case: gateways always fill it).
     package static func parse(_ body: JSONObject, maxContentLength: Int = ChatLimits.maxContentLength,
                               generatedClientMsgID: (() -> String)? = nil) throws(APIError) -> SendMessage {
-        let receiverID = try ChatCommand.requiredID(body, "receiverId")
+        let target: MessageTarget
+        let hasRoom = body["roomId"].map { !$0.isNull } ?? false
+        let hasReceiver = body["receiverId"].map { !$0.isNull } ?? false
+        if hasRoom, hasReceiver {
+            throw APIError.validation("give either 'receiverId' (a direct message) or 'roomId' (a room message), not both")
+        } else if hasRoom {
+            target = .room(try ChatCommand.requiredID(body, "roomId"))
+        } else {
+            target = .user(try ChatCommand.requiredID(body, "receiverId"))
+        }
         let content: String
         let typeName: String?
         let attachmentURL: String?
@@ -82,26 +116,31 @@ package struct SendMessage: Sendable, Equatable {
         } else {
             throw APIError.validation("field 'clientMsgId' is required")
         }
-        let message = SendMessage(receiverID: receiverID, content: content, type: type, attachmentURL: attachmentURL, clientMsgID: id)
+        let message = SendMessage(target: target, content: content, type: type, attachmentURL: attachmentURL, clientMsgID: id)
         try message.validate(maxContentLength: maxContentLength)
         return message
     }
 
     /// Checks every field against `ChatLimits`.
     package func validate(maxContentLength: Int = ChatLimits.maxContentLength) throws(APIError) {
-        try ChatCommand.validateID(receiverID, field: "receiverId")
+        switch target {
+        case .user(let id): try ChatCommand.validateID(id, field: "receiverId")
+        case .room(let id): try ChatCommand.validateID(id, field: "roomId")
+        }
         try ChatCommand.validateContent(content, maxLength: maxContentLength)
         try ChatCommand.validateClientMsgID(clientMsgID)
         if let attachmentURL { try ChatCommand.validateAttachmentURL(attachmentURL) }
     }
 
-    /// The stream body: `{"receiverId","content","type","attachmentUrl"?,"clientMsgId"}`.
+    /// The stream body: `{"receiverId" | "roomId","content","type","attachmentUrl"?,"clientMsgId"}`.
     package var json: JSONValue {
-        var object: JSONObject = [
-            "receiverId": .int(receiverID),
-            "content": .string(content),
-            "type": .string(type.rawValue),
-        ]
+        var object: JSONObject
+        switch target {
+        case .user(let id): object = ["receiverId": .int(id)]
+        case .room(let id): object = ["roomId": .int(id)]
+        }
+        object["content"] = .string(content)
+        object["type"] = .string(type.rawValue)
         if let attachmentURL { object["attachmentUrl"] = .string(attachmentURL) }
         object["clientMsgId"] = .string(clientMsgID)
         return .object(object)
@@ -149,7 +188,7 @@ package enum ChatCommand: Sendable, Equatable {
         switch self {
         case .send(let message):
             try message.validate(maxContentLength: maxContentLength)
-            guard message.receiverID != userID else { throw ChatErrors.cannotMessageSelf }
+            guard message.receiverID != userID else { throw ChatErrors.cannotMessageSelf }  // nil (a room) never is
         case .read(let messageID):
             try Self.validateID(messageID, field: "messageId")
         case .readAll(let senderID):

@@ -92,10 +92,11 @@ package struct ChatMessageRecord: Sendable, Equatable {
     }
 
     /// The message JSON: `{"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
-    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt"}` (timestamps ISO 8601 with ms).
+    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt"}` (timestamps ISO 8601 with
+    /// ms); a room's message has `receiverId` null and `roomId` (its conversation) instead.
     package var json: JSONObject {
         let created = ISO8601.format(millisecondsSinceEpoch: createdAtMilliseconds)
-        return [
+        var object: JSONObject = [
             "id": .int(id),
             "conversationId": .int(conversationID),
             "seq": .int(seq),
@@ -109,6 +110,8 @@ package struct ChatMessageRecord: Sendable, Equatable {
             "createdAt": .string(created),
             "updatedAt": .string(editedAtMilliseconds.map { ISO8601.format(millisecondsSinceEpoch: $0) } ?? created),
         ]
+        if receiverID == nil { object["roomId"] = .int(conversationID) }
+        return object
     }
 }
 

@@ -46,7 +46,11 @@ package struct CommandShards: Sendable, Equatable {
     /// yet, goes to the creator's own shard.
     package func shard(of command: ChatCommand, userID: Int64) -> Int {
         switch command {
-        case .send(let message): shard(directBetween: userID, message.receiverID)
+        case .send(let message):
+            switch message.target {
+            case .user(let receiver): shard(directBetween: userID, receiver)
+            case .room(let room): shard(room: room)
+            }
         case .readAll(let senderID): shard(directBetween: userID, senderID)
         case .read, .readMany: shard(directBetween: userID, userID)
         case .room(let command): command.roomID.map { shard(room: $0) } ?? shard(directBetween: userID, userID)
