@@ -187,3 +187,45 @@ def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluste
     synced = api2.get("/api/sync", token=carol.token).json()
     convs = {c["conversationId"]: c for c in synced["conversations"]}
     assert [m["seq"] for m in convs[rid]["messages"]] == [1, 2, 3]
+
+
+def test_every_room_request_has_a_socket_twin_with_an_ack(cluster, sio_session, settings):
+    from support import ack_error
+
+    api = Api(cluster.gw1.url)
+    alice, bob = create_user(api), create_user(api)
+    sa = sio_session(cluster.gw1.url).connect(token=alice.token)
+    sb = sio_session(cluster.gw2.url).connect(token=bob.token)
+
+    room = sa.call("createRoom", {"name": "Socket room", "isPrivate": True}, timeout=10)
+    assert room["role"] == "admin" and len(room["inviteCode"]) == 22, room
+    rid = room["id"]
+    assert ack_error(sb.call("getRoom", {"roomId": rid}, timeout=10))[0] == "room_not_found"
+    assert ack_error(sb.call("joinRoom", {"inviteCode": "B" * 22}, timeout=10))[0] == "invite_invalid"
+    joined = sb.call("joinRoom", {"inviteCode": room["inviteCode"]}, timeout=10)
+    assert joined["id"] == rid and joined["role"] == "member" and "inviteCode" not in joined
+    assert ack_error(sb.call("joinRoom", {"roomId": rid}, timeout=10))[0] == "already_a_member"
+    assert ack_error(sb.call("updateRoom", {"roomId": rid, "name": "mine now"}, timeout=10))[0] == "admin_required"
+    assert sa.call("updateRoom", {"roomId": rid, "name": "Renamed"}, timeout=10)["name"] == "Renamed"
+    assert sa.call("setRoomMemberRole", {"roomId": rid, "userId": bob.id, "role": "admin"}, timeout=10)["role"] == "admin"
+    members = sb.call("getRoomMembers", {"roomId": rid}, timeout=10)["members"]
+    assert {(m["userId"], m["role"]) for m in members} == {(alice.id, "admin"), (bob.id, "admin")}
+    mine = sb.call("getMyRooms", {}, timeout=10)
+    assert rid in [r["id"] for r in mine["rooms"]]
+    sent = sa.call("sendMessage", {"roomId": rid, "content": "over the socket", "clientMsgId": "s1"}, timeout=10)
+    page = sb.call("getRoomMessages", {"roomId": rid, "limit": 10}, timeout=10)
+    assert [m["id"] for m in page["messages"]] == [sent["id"]] and page["hasMore"] is False
+    # Without an ack, a get answers with an event of its own name.
+    mark = sb.mark()
+    sb.emit("getRoom", {"roomId": rid})
+    assert sb.wait_for("getRoom", 5, since=mark).args[0]["name"] == "Renamed"
+    assert ack_error(sb.call("getRoom", {}, timeout=10))[0] == "validation_failed"
+    rotated = sb.call("rotateRoomInvite", {"roomId": rid, "revoke": True}, timeout=10)
+    assert rotated["inviteCode"] is None
+    left = sb.call("leaveRoom", {"roomId": rid}, timeout=10)
+    assert left["reason"] == "left" and "promoted" not in left
+    assert sa.call("deleteRoom", {"roomId": rid}, timeout=10)["deleted"] is True
+    assert ack_error(sa.call("getRoom", {"roomId": rid}, timeout=10))[0] == "room_not_found"
+    public = sa.call("createRoom", {"name": "Open socket room"}, timeout=10)
+    assert public["id"] in [r["id"] for r in sb.call("getPublicRooms", {"query": "open socket"}, timeout=10)["rooms"]]
+    assert sb.call("joinRoom", {"roomId": public["id"]}, timeout=10)["memberCount"] == 2

@@ -63,7 +63,8 @@ final class GatewayServices {
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
-        roomRoutes = RoomRoutes(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration)
+        let rooms = RoomService(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration)
+        roomRoutes = RoomRoutes(service: rooms)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)
 
@@ -74,6 +75,8 @@ final class GatewayServices {
         realtime = RealtimeHub(configuration: configuration.realtime, tokens: tokens, messaging: socketMessaging, presence: presence,
                                submitter: submitter, accounts: AccountExistence(database: admissionDatabase), apiBudget: apiBudget,
                                trustedProxies: limits.trustedProxies, logger: logger, clock: clock)
+        let realtime = self.realtime
+        realtime.rooms = SocketRooms(service: rooms) { [unowned realtime] userID in await realtime.spendAPIBudget(userID: userID) }
 
         // Routes.
         router = APIRouter(authenticator: accounts, logger: logger)

@@ -12,6 +12,8 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     let channels: UserChannels
     /// The messaging events (`sendMessage`, `typing`, `sync`, ...).
     let messaging: SocketMessaging
+    /// The room requests (`createRoom`, `joinRoom`, ...), set by the composition root.
+    var rooms: SocketRooms?
     /// Online/offline of connected users.
     let presence: Presence
     /// What every session's protocol machine is configured with.
@@ -138,6 +140,9 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
                 }
                 if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit(.onlineUsers, list) }
             }
+        case let event where SocketRooms.handles(event):
+            guard let rooms else { return session.emitError(APIError(.unknownEvent, message: "unknown event '\(event)'"), ackID: request.ackID) }
+            rooms.handle(event, request.argument, ackID: request.ackID, session: session, userID: userID)
         default:
             messaging.handle(request.event, request.argument, ackID: request.ackID, session: session, userID: userID)
         }

@@ -35,6 +35,34 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let sync = SocketEvent("sync")
     /// `getOnlineUsers` → `[{userId, username}]` (ack or event `onlineUsers`).
     package static let getOnlineUsers = SocketEvent("getOnlineUsers")
+    /// `createRoom {name, description?, isPrivate?}` → the room (issue 13; the twin of `POST /api/rooms`).
+    package static let createRoom = SocketEvent("createRoom")
+    /// `getRoom {roomId}` → the room.
+    package static let getRoom = SocketEvent("getRoom")
+    /// `getMyRooms {limit?, cursor?}` → `{rooms, nextCursor}`.
+    package static let getMyRooms = SocketEvent("getMyRooms")
+    /// `getPublicRooms {query?, limit?, cursor?}` → `{rooms, nextCursor}`.
+    package static let getPublicRooms = SocketEvent("getPublicRooms")
+    /// `joinRoom {roomId}` or `{inviteCode}` → the room.
+    package static let joinRoom = SocketEvent("joinRoom")
+    /// `leaveRoom {roomId}`.
+    package static let leaveRoom = SocketEvent("leaveRoom")
+    /// `getRoomMembers {roomId, limit?, afterUserId?}` → `{members}`.
+    package static let getRoomMembers = SocketEvent("getRoomMembers")
+    /// `addRoomMember {roomId, userId}` (admins).
+    package static let addRoomMember = SocketEvent("addRoomMember")
+    /// `removeRoomMember {roomId, userId}` (admins, or oneself).
+    package static let removeRoomMember = SocketEvent("removeRoomMember")
+    /// `setRoomMemberRole {roomId, userId, role}` (admins).
+    package static let setRoomMemberRole = SocketEvent("setRoomMemberRole")
+    /// `updateRoom {roomId, name?, description?, isPrivate?}` (admins).
+    package static let updateRoom = SocketEvent("updateRoom")
+    /// `rotateRoomInvite {roomId, revoke?}` (admins).
+    package static let rotateRoomInvite = SocketEvent("rotateRoomInvite")
+    /// `deleteRoom {roomId}` (admins).
+    package static let deleteRoom = SocketEvent("deleteRoom")
+    /// `getRoomMessages {roomId, before?, after?, limit?}` → `{messages, hasMore}`.
+    package static let getRoomMessages = SocketEvent("getRoomMessages")
 
     // MARK: Server → client
 
@@ -81,6 +109,13 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
         .stopTyping, .sync, .getOnlineUsers,
+    ] + rooms
+
+    /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
+    /// answer of a `get…` comes back as an event of the same name.
+    package static let rooms: [SocketEvent] = [
+        .createRoom, .getRoom, .getMyRooms, .getPublicRooms, .joinRoom, .leaveRoom, .getRoomMembers, .addRoomMember,
+        .removeRoomMember, .setRoomMemberRole, .updateRoom, .rotateRoomInvite, .deleteRoom, .getRoomMessages,
     ]
 
     /// Every event the server emits.
@@ -88,6 +123,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .pong, .whoami, .error, .resync, .sync, .onlineUsers, .userOnline, .userOffline, .messageSent, .receiveMessage,
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated,
+        .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages,
     ]
 
     /// The client event named `name`, if the protocol has one.

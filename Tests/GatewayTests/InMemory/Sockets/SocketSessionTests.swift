@@ -359,6 +359,10 @@ import Testing
                 (.ping, "x"), (.whoami, .null), (.authenticate, [:]), (.requestServerAck, [:]), (.sendMessage, [:]),
                 (.messageRead, [:]), (.markAllAsRead, [:]), (.typing, ["receiverId": .int(bob.id)]),
                 (.stopTyping, ["receiverId": .int(bob.id)]), (.sync, .null), (.getOnlineUsers, .null),
+                // The room requests (issue 13): two reads that answer, the others refused before the stream.
+                (.createRoom, [:]), (.getRoom, [:]), (.getMyRooms, .null), (.getPublicRooms, .null), (.joinRoom, [:]),
+                (.leaveRoom, [:]), (.getRoomMembers, [:]), (.addRoomMember, [:]), (.removeRoomMember, [:]),
+                (.setRoomMemberRole, [:]), (.updateRoom, [:]), (.rotateRoomInvite, [:]), (.deleteRoom, [:]), (.getRoomMessages, [:]),
             ]
             #expect(arguments.map(\.0.name).sorted() == SocketEvent.client.map(\.name).sorted())
             for (index, (event, argument)) in arguments.enumerated() {
