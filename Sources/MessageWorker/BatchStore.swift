@@ -21,10 +21,11 @@ final class BatchStore: BatchApplier {
     private let database: PostgresPool
     private let rooms: RoomStore
 
-    /// A store writing through `database`; rooms take at most `roomMemberLimit` members.
-    init(database: PostgresPool, roomMemberLimit: Int = RoomDefaults.memberLimit) {
+    /// A store writing through `database`; rooms take at most `roomMemberLimit` members, a user
+    /// joins at most `roomsPerUser` rooms.
+    init(database: PostgresPool, roomMemberLimit: Int = RoomDefaults.memberLimit, roomsPerUser: Int = RoomDefaults.roomsPerUser) {
         self.database = database
-        rooms = RoomStore(database: database, memberLimit: roomMemberLimit)
+        rooms = RoomStore(database: database, memberLimit: roomMemberLimit, roomsPerUser: roomsPerUser)
     }
 
     /// Messages and reads go in one transaction per run of them; each room command (rare) in a

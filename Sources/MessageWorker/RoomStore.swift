@@ -11,10 +11,12 @@ import Shared
 final class RoomStore {
     private let database: PostgresPool
     private let memberLimit: Int
+    private let roomsPerUser: Int
 
-    init(database: PostgresPool, memberLimit: Int) {
+    init(database: PostgresPool, memberLimit: Int, roomsPerUser: Int = RoomDefaults.roomsPerUser) {
         self.database = database
         self.memberLimit = memberLimit
+        self.roomsPerUser = roomsPerUser
     }
 
     /// Applies `command` (a room command) and returns its outcome.
@@ -25,7 +27,7 @@ final class RoomStore {
             }, events: [])
         }
         let actor = command.envelope.userID
-        let memberLimit = self.memberLimit
+        let limits = Limits(members: memberLimit, roomsPerUser: roomsPerUser)
         let entry = command.entryID
         let result = try await database.transaction { connection -> Applied in
             // Applied before (committed, then the batch failed or the worker died before
@@ -34,7 +36,7 @@ final class RoomStore {
             if !logged.isEmpty, let replay = Applied(logged: try logged.string("result")) { return replay }
             let applied: Applied
             do {
-                applied = try await Self.apply(room, by: actor, memberLimit: memberLimit, on: connection)
+                applied = try await Self.apply(room, by: actor, limits: limits, on: connection)
             } catch let refusal as APIError {
                 return Applied(result: .failure(refusal), events: [])
             }
@@ -87,8 +89,16 @@ final class RoomStore {
 
     // MARK: The commands
 
-    private static func apply(_ command: RoomCommand, by actor: Int64, memberLimit: Int, on connection: PostgresConnection) async throws -> Applied {
+    /// The configured limits.
+    private struct Limits {
+        var members: Int
+        var roomsPerUser: Int
+    }
+
+    private static func apply(_ command: RoomCommand, by actor: Int64, limits: Limits, on connection: PostgresConnection) async throws -> Applied {
+        let memberLimit = limits.members
         if case .create(let name, let description, let isPrivate) = command {
+            try await checkRoomCount(of: actor, limit: limits.roomsPerUser, on: connection)
             return try await create(name: name, description: description, isPrivate: isPrivate, by: actor, on: connection)
         }
         guard let roomID = command.roomID, let room = try await lockRoom(roomID, on: connection) else {
@@ -100,9 +110,11 @@ final class RoomStore {
             throw APIError(.unsupportedCommand)
         case .join:
             try check(.join, actor: actorRole, room: room, memberLimit: memberLimit)
+            try await checkRoomCount(of: actor, limit: limits.roomsPerUser, on: connection)
             return try await addMember(actor, to: room, on: connection)
         case .joinByInvite(_, let code):
             try check(.joinByInvite(codeMatches: room.inviteCode == code), actor: actorRole, room: room, memberLimit: memberLimit)
+            try await checkRoomCount(of: actor, limit: limits.roomsPerUser, on: connection)
             return try await addMember(actor, to: room, on: connection)
         case .leave:
             try check(.leave, actor: actorRole, room: room, memberLimit: memberLimit)
@@ -113,6 +125,7 @@ final class RoomStore {
             guard try await connection.query("SELECT 1 FROM users WHERE id = $1", [.int64(user)]).count == 1 else {
                 throw APIError(.userNotFound)
             }
+            try await checkRoomCount(of: user, limit: limits.roomsPerUser, on: connection)
             return try await addMember(user, to: room, addedBy: actor, on: connection)
         case .removeMember(_, let user):
             let target = try await Self.role(of: user, in: roomID, on: connection)
@@ -236,6 +249,18 @@ final class RoomStore {
         }
         events.append(ChatEvent(userID: user, event: .roomLeft, data: ["roomId": .int(room.id), "reason": .string(reason)]))
         return Applied(result: .success(.object(change)), events: events)
+    }
+
+    /// Refuses (`too_many_rooms`) when `user` is in `limit` rooms already (archived and deleted
+    /// ones do not count).
+    private static func checkRoomCount(of user: Int64, limit: Int, on connection: PostgresConnection) async throws {
+        let rows = try await connection.query("""
+            SELECT count(*) AS n FROM (
+                SELECT 1 FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
+                WHERE me.user_id = $1 AND c.kind = 'room' AND c.archived_at IS NULL AND c.deleted_at IS NULL
+                LIMIT $2) AS mine
+            """, [.int64(user), .int(limit)])
+        if try rows.int64("n") >= Int64(limit) { throw APIError(.tooManyRooms) }
     }
 
     // MARK: Reads

@@ -74,7 +74,8 @@ final class WorkerApp: ServiceApp {
         }
         self.admin = admin
 
-        let processor = BatchProcessor(applier: BatchStore(database: database, roomMemberLimit: configuration.roomMemberLimit),
+        let processor = BatchProcessor(applier: BatchStore(database: database, roomMemberLimit: configuration.roomMemberLimit,
+                                                                  roomsPerUser: configuration.roomsPerUser),
                                        logger: logger)
         let messageLimit = configuration.messageRateLimit.map { policy in
             MessageRateLimit(limiter: RateLimiter(policy: policy, failureMode: configuration.messageRateLimitFailureMode, redis: commands, logger: logger))

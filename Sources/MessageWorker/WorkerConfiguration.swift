@@ -21,6 +21,8 @@ struct WorkerConfiguration: Sendable {
     var maxContentLength: Int
     /// Most members of one room.
     var roomMemberLimit: Int
+    /// Most rooms one user may be in.
+    var roomsPerUser: Int
     /// Sends per user per window, for the whole cluster (nil: off).
     var messageRateLimit: RateLimitPolicy?
     var messageRateLimitFailureMode: RateLimitFailureMode
@@ -44,6 +46,7 @@ struct WorkerConfiguration: Sendable {
         Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
         Setting("ROOM_MAX_MEMBERS", String(RoomDefaults.memberLimit), "most members of one room (joins and additions past it: room_full)"),
+        Setting("ROOMS_PER_USER", String(RoomDefaults.roomsPerUser), "most rooms one user may be in (creating, joining or being added past it: too_many_rooms)"),
         Setting("RATE_LIMIT_MESSAGES", "5/10s", "sends per user per sliding window, whole cluster (<count>/<window: ms|s|m|h>, or off)"),
         Setting("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR", "local",
                 "when the limit script fails: local (this worker's own sliding log), allow, or deny (answer rate_limiter_unavailable)"),
@@ -79,6 +82,7 @@ struct WorkerConfiguration: Sendable {
         trimInterval = try reader.milliseconds("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         roomMemberLimit = try reader.int("ROOM_MAX_MEMBERS", in: 2...1_000_000)
+        roomsPerUser = try reader.int("ROOMS_PER_USER", in: 1...1_000_000)
         messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
         messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")
         guard !deadLetterStream.hasPrefix(shards.prefix + ":{") else {

@@ -616,6 +616,28 @@ import Testing
         await harness.close()
     }
 
+    @Test @LoopActor func aUserInAsManyRoomsAsAllowedCannotCreateJoinOrBeAddedToAnother() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        let store = BatchStore(database: harness.database, roomsPerUser: 2)
+        func apply(_ command: RoomCommand, by user: Int64, entry: String) async throws -> ChatReply.Outcome? {
+            try await store.apply([BatchCommand(entryID: entry, envelope: CommandEnvelope(command: .room(command), userID: user,
+                                                                                          reply: harness.reply(entry)))], fence: [:]).first?.reply?.outcome
+        }
+        func roomID(_ outcome: ChatReply.Outcome?) -> Int64? { if case .ok(let json)? = outcome { return json["id"]?.int64Value } else { return nil } }
+        func code(_ outcome: ChatReply.Outcome?) -> String? { if case .failed(let code, _, _)? = outcome { return code } else { return nil } }
+        let first = try #require(roomID(try await apply(.create(name: "one", description: nil, isPrivate: false), by: users[0], entry: "0/1-0")))
+        _ = try #require(roomID(try await apply(.create(name: "two", description: nil, isPrivate: false), by: users[0], entry: "0/2-0")))
+        #expect(code(try await apply(.create(name: "three", description: nil, isPrivate: false), by: users[0], entry: "0/3-0")) == "too_many_rooms")
+        let other = try #require(roomID(try await apply(.create(name: "bob's", description: nil, isPrivate: false), by: users[1], entry: "0/4-0")))
+        #expect(code(try await apply(.join(roomID: other), by: users[0], entry: "0/5-0")) == "too_many_rooms")
+        #expect(code(try await apply(.addMember(roomID: other, userID: users[0]), by: users[1], entry: "0/6-0")) == "too_many_rooms")
+        // Leaving one makes room for another.
+        _ = try await apply(.leave(roomID: first), by: users[0], entry: "0/7-0")
+        #expect(roomID(try await apply(.join(roomID: other), by: users[0], entry: "0/8-0")) == other)
+        await harness.close()
+    }
+
     @Test @LoopActor func aRoomCommandRedeliveredAfterItsCommitIsNotAppliedTwice() async throws {
         let harness = try await Harness()
         let users = try await harness.users(2)

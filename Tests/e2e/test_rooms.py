@@ -229,3 +229,17 @@ def test_every_room_request_has_a_socket_twin_with_an_ack(cluster, sio_session, 
     public = sa.call("createRoom", {"name": "Open socket room"}, timeout=10)
     assert public["id"] in [r["id"] for r in sb.call("getPublicRooms", {"query": "open socket"}, timeout=10)["rooms"]]
     assert sb.call("joinRoom", {"roomId": public["id"]}, timeout=10)["memberCount"] == 2
+
+
+def test_room_limits_refuse_with_their_codes(cluster, procs):
+    """Room creations per user per window (RATE_LIMIT_ROOM_CREATE, here 2/1h on a gateway of its
+    own): 429 rate_limited with limit roomCreate; the rate limit is per user."""
+    gw = procs.gateway({"RATE_LIMIT_ROOM_CREATE": "2/1h"})
+    api = Api(gw.url)
+    alice, bob = create_user(api), create_user(api)
+    for n in range(2):
+        assert api.post("/api/rooms", {"name": f"r{n}"}, token=alice.token).status_code == 201
+    refused = api.post("/api/rooms", {"name": "one too many"}, token=alice.token)
+    assert refused.status_code == 429 and refused.json()["error"]["limit"] == "roomCreate", refused.text
+    assert refused.headers.get("Retry-After")
+    assert api.post("/api/rooms", {"name": "bob's"}, token=bob.token).status_code == 201

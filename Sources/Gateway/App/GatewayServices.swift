@@ -63,7 +63,8 @@ final class GatewayServices {
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
-        let rooms = RoomService(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration)
+        let rooms = RoomService(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration,
+                                creations: limits.roomCreation.map { limiter($0, limits.apiFailureMode) })
         roomRoutes = RoomRoutes(service: rooms)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)

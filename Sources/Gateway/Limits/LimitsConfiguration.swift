@@ -10,6 +10,8 @@ struct LimitsConfiguration: Sendable {
     /// Login and sign-up attempts per client address.
     var loginAddress: RateLimitPolicy?
     var loginFailureMode: RateLimitFailureMode
+    /// Rooms a user may create per window (issue 13).
+    var roomCreation: RateLimitPolicy?
     /// Peers whose `X-Forwarded-For` is believed.
     var trustedProxies: TrustedProxies
 
@@ -21,6 +23,7 @@ struct LimitsConfiguration: Sendable {
         Setting("RATE_LIMIT_LOGIN_ACCOUNT", "10/15m", "login attempts per account (email or username) per sliding window, or off"),
         Setting("RATE_LIMIT_LOGIN_IP", "50/15m", "login and sign-up attempts per client address per sliding window, or off"),
         Setting("RATE_LIMIT_LOGIN_ON_REDIS_ERROR", "local", "failure mode of the two login limits: local, allow or deny"),
+        Setting("RATE_LIMIT_ROOM_CREATE", "10/1h", "rooms a user may create per sliding window (createRoom, POST /api/rooms), or off"),
         Setting("TRUSTED_PROXIES", "",
                 "comma-separated addresses or CIDR networks of load balancers whose X-Forwarded-For is trusted (empty: use the peer address)"),
     ]
@@ -31,6 +34,7 @@ struct LimitsConfiguration: Sendable {
         loginAccount = try reader.rateLimit("RATE_LIMIT_LOGIN_ACCOUNT", policyName: "login")
         loginAddress = try reader.rateLimit("RATE_LIMIT_LOGIN_IP", policyName: "login-ip")
         loginFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_LOGIN_ON_REDIS_ERROR")
+        roomCreation = try reader.rateLimit("RATE_LIMIT_ROOM_CREATE", policyName: "room-create")
         do {
             trustedProxies = try TrustedProxies(parsing: reader.optionalString("TRUSTED_PROXIES") ?? "")
         } catch {

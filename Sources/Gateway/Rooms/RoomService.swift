@@ -10,14 +10,17 @@ final class RoomService {
     private let reader: RoomReader
     private let submitter: CommandSubmitter
     private let configuration: MessagingConfiguration
+    /// Rooms a user may create per window (`RATE_LIMIT_ROOM_CREATE`; nil: no limit).
+    private let creations: RateLimiter?
 
     /// Largest page of the room lists and member lists.
     static let maxPage = 100
 
-    init(reader: RoomReader, submitter: CommandSubmitter, configuration: MessagingConfiguration) {
+    init(reader: RoomReader, submitter: CommandSubmitter, configuration: MessagingConfiguration, creations: RateLimiter? = nil) {
         self.reader = reader
         self.submitter = submitter
         self.configuration = configuration
+        self.creations = creations
     }
 
     private var memberLimit: Int { configuration.roomMemberLimit }
@@ -85,6 +88,10 @@ final class RoomService {
     /// Creates a room (the caller is its admin). Arguments: `name`, `description`, `isPrivate`.
     func create(userID: Int64, _ arguments: JSONObject) async throws -> JSONValue {
         let command = try RoomCommand.parse(type: "room.create", body: arguments)
+        if let creations, var refusal = await creations.check("user:\(userID)").refusal(creations.policy, what: "too many rooms created") {
+            if refusal.status == .tooManyRequests { refusal.details["limit"] = "roomCreate" }
+            throw refusal
+        }
         return try await submitter.submit(.room(command), userID: userID)
     }
 

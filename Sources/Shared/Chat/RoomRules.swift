@@ -23,12 +23,16 @@ extension ErrorCode {
     package static let inviteInvalid = ErrorCode("invite_invalid", .notFound, "this invite code is not valid")
     /// The only admin cannot step down while other members remain.
     package static let lastAdmin = ErrorCode("last_admin", .conflict, "a room needs an admin: make another member admin first")
+    /// The user is in as many rooms as a user may be (`ROOMS_PER_USER`).
+    package static let tooManyRooms = ErrorCode("too_many_rooms", .conflict, "you are in as many rooms as a user may be: leave one first")
 }
 
 /// Room limits when not configured.
 package enum RoomDefaults {
     /// Most members of one room (`ROOM_MAX_MEMBERS`).
     package static let memberLimit = 10_000
+    /// Most rooms one user may be a member of (`ROOMS_PER_USER`).
+    package static let roomsPerUser = 1_000
 }
 
 /// A member's role in a room.
