@@ -31,11 +31,6 @@ enum BatchStatements {
         """
     }
 
-    /// Every member of the rooms of `ids` (the devices a room message goes to).
-    static func roomMembers(_ ids: [Int64]) -> PostgresQuery {
-        "SELECT conversation_id, user_id FROM conversation_members WHERE conversation_id = ANY(\(integers: ids))"
-    }
-
     /// Creates the missing direct conversations, in key order so two workers creating the same
     /// pairs take the unique-index locks in one order; a pair another worker created meanwhile is
     /// skipped (and then locked by `lockConversations`).

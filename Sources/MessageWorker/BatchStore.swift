@@ -125,16 +125,12 @@ final class BatchStore: BatchApplier {
         }
     }
 
-    /// Locks the rooms the batch sends in (when not gone) and reads their members (issue 13).
+    /// Locks the rooms the batch sends in, when not gone (issue 13). Their members are not read:
+    /// a room message is published once, on the room's channel.
     private static func lockRooms(_ ids: [Int64], into snapshot: inout BatchSnapshot, on connection: PostgresConnection) async throws {
         guard !ids.isEmpty else { return }
         for row in try await connection.query(BatchStatements.lockRooms(ids)) {
             snapshot.rooms[try row.int64("id")] = (lastSeq: try row.int64("last_seq"), isPrivate: try row.bool("is_private"))
-        }
-        let live = snapshot.rooms.keys.sorted()
-        guard !live.isEmpty else { return }
-        for row in try await connection.query(BatchStatements.roomMembers(live)) {
-            snapshot.roomMembers[try row.int64("conversation_id"), default: []].append(try row.int64("user_id"))
         }
     }
 

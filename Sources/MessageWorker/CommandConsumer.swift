@@ -504,6 +504,7 @@ final class CommandConsumer {
                 pipeline.append(command)
             }
             pipeline += outcome.events.map(\.publishCommand)
+            pipeline += outcome.roomEvents.map(\.publishCommand)
             if let reply = outcome.reply { pipeline.append(reply.publishCommand) }
         }
         var notWritten = Set<String>()

@@ -55,8 +55,6 @@ struct BatchSnapshot: Sendable {
     var totals: [Int64: Int64] = [:]
     /// Rooms sent in (issue 13), locked, when not gone: their `last_seq` and privacy.
     var rooms: [Int64: (lastSeq: Int64, isPrivate: Bool)] = [:]
-    /// Every member of those rooms (their devices get the room's messages).
-    var roomMembers: [Int64: [Int64]] = [:]
 }
 
 /// A message row to insert.
@@ -99,6 +97,8 @@ struct CommandOutcome: Sendable, Equatable {
     var reply: ChatReply?
     /// Events for users' devices.
     var events: [ChatEvent]
+    /// Events for rooms' members (one publish each, on the room's channel), after `events`.
+    var roomEvents: [RoomEvent] = []
     /// Set when the entry is to be moved to the dead-letter stream.
     var deadLetterReason: String?
 }
@@ -126,8 +126,6 @@ struct MessageBatch: Sendable {
 
     private var planned: [Planned?]
     private var writes = BatchWrites()
-    /// The members of the rooms sent in, from the snapshot (for the room messages' events).
-    private var roomMembers: [Int64: [Int64]] = [:]
 
     init(commands: [BatchCommand]) {
         self.commands = commands
@@ -306,7 +304,6 @@ struct MessageBatch: Sendable {
             planned[index] = planner.plan(command)
         }
         writes = BatchWrites(messages: planner.messages, pointers: planner.ledger.movedPointers())
-        roomMembers = snapshot.roomMembers
         return writes
     }
 
@@ -532,12 +529,11 @@ struct MessageBatch: Sendable {
                 outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) }, events: events))
             case .roomSend(let reference, let roomID)?:
                 let message = try record(reference, byPosition: byPosition).json
-                var events = [ChatEvent(userID: command.envelope.userID, event: .messageSent, data: .object(message))]
-                for member in roomMembers[roomID] ?? [] where member != command.envelope.userID {
-                    events.append(ChatEvent(userID: member, event: .receiveMessage, data: .object(message)))
-                }
+                let sender = command.envelope.userID
                 outcomes.append(CommandOutcome(
-                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) }, events: events))
+                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) },
+                    events: [ChatEvent(userID: sender, event: .messageSent, data: .object(message))],
+                    roomEvents: [RoomEvent(roomID: roomID, event: .receiveMessage, data: .object(message), except: sender)]))
             case .send(let reference, let receiverID, let unreadCount, let totalUnread, let isRead)?:
                 var record = try record(reference, byPosition: byPosition)
                 record.isRead = isRead

@@ -5,8 +5,8 @@ import Shared
 /// writes, checks the shards' fence last, and commits. Refusals are outcomes, not errors: the
 /// transaction then ends without writes.
 ///
-/// Events go to each member's user channel for now (one `PUBLISH` per member); room channels are
-/// the next step of the fan-out work.
+/// Events for the room's members go once to the room's channel (`RoomEvent`); events for one user
+/// (`roomJoined`, `roomLeft`) to that user's channel.
 @LoopActor
 final class RoomStore {
     private let database: PostgresPool
@@ -54,36 +54,47 @@ final class RoomStore {
             case .failure(let error): ChatReply(reply: address, error: error)
             }
         }
-        return CommandOutcome(entryID: command.entryID, reply: reply, events: result.events)
+        return CommandOutcome(entryID: command.entryID, reply: reply, events: result.events, roomEvents: result.roomEvents)
     }
 
     /// What a command did: its result for the caller (or the refusal) and the events to publish.
     private struct Applied {
         var result: Result<JSONValue, APIError>
         var events: [ChatEvent]
+        var roomEvents: [RoomEvent]
 
-        init(result: Result<JSONValue, APIError>, events: [ChatEvent]) {
+        init(result: Result<JSONValue, APIError>, events: [ChatEvent], roomEvents: [RoomEvent] = []) {
             self.result = result
             self.events = events
+            self.roomEvents = roomEvents
         }
 
-        /// A success as `room_commands` keeps it: `{"result", "events": [[user, event, data], ...]}`.
+        /// A success as `room_commands` keeps it: `{"result", "events": [[user, event, data], ...],
+        /// "roomEvents": [[room, except, event, data], ...]}`.
         var logged: String? {
             guard case .success(let json) = result else { return nil }
             let events = JSONValue.array(events.map { .array([.int($0.userID), .string($0.name), $0.data]) })
-            return JSONValue.object(["result": json, "events": events]).jsonString
+            let roomEvents = JSONValue.array(roomEvents.map {
+                .array([.int($0.roomID), $0.except.map { .int($0) } ?? .null, .string($0.event.name), $0.data])
+            })
+            return JSONValue.object(["result": json, "events": events, "roomEvents": roomEvents]).jsonString
         }
 
         /// A logged success read back (nil when the text is not one).
         init?(logged text: String) {
             guard let json = try? JSONParser.parse(Array(text.utf8)), let result = json["result"] else { return nil }
+            func event(_ name: JSONValue) -> SocketEvent? { name.stringValue.flatMap { name in SocketEvent.server.first { $0.name == name } } }
             var events: [ChatEvent] = []
             for item in json["events"]?.arrayValue ?? [] {
-                guard let parts = item.arrayValue, parts.count == 3, let user = parts[0].int64Value, let name = parts[1].stringValue,
-                      let event = SocketEvent.server.first(where: { $0.name == name }) else { continue }
-                events.append(ChatEvent(userID: user, event: event, data: parts[2]))
+                guard let parts = item.arrayValue, parts.count == 3, let user = parts[0].int64Value, let name = event(parts[1]) else { continue }
+                events.append(ChatEvent(userID: user, event: name, data: parts[2]))
             }
-            self.init(result: .success(result), events: events)
+            var roomEvents: [RoomEvent] = []
+            for item in json["roomEvents"]?.arrayValue ?? [] {
+                guard let parts = item.arrayValue, parts.count == 4, let room = parts[0].int64Value, let name = event(parts[2]) else { continue }
+                roomEvents.append(RoomEvent(roomID: room, event: name, data: parts[3], except: parts[1].int64Value))
+            }
+            self.init(result: .success(result), events: events, roomEvents: roomEvents)
         }
     }
 
@@ -140,7 +151,7 @@ final class RoomStore {
             try await connection.query("UPDATE conversation_members SET role = $3 WHERE conversation_id = $1 AND user_id = $2",
                                        [.int64(roomID), .int64(user), .string(newRole.rawValue)])
             let change: JSONValue = ["roomId": .int(roomID), "userId": .int(user), "role": .string(newRole.rawValue), "by": .int(actor)]
-            return Applied(result: .success(change), events: try await toMembers(of: roomID, .memberRoleChanged, change, on: connection))
+            return Applied(result: .success(change), events: [], roomEvents: [RoomEvent(roomID: roomID, event: .memberRoleChanged, data: change)])
         case .update(_, let name, let description, let isPrivate):
             try check(.update, actor: actorRole, room: room, memberLimit: memberLimit)
             var updated = room
@@ -152,8 +163,8 @@ final class RoomStore {
                 UPDATE conversations SET name = $2, description = $3, is_private = $4, invite_code = $5 WHERE id = $1
                 """, [.int64(roomID), .string(updated.name), updated.description.map { .string($0) }, .bool(updated.isPrivate),
                       updated.inviteCode.map { .string($0) }])
-            let events = try await toMembers(of: roomID, .roomUpdated, updated.json(role: nil), on: connection)
-            return Applied(result: .success(updated.json(role: .admin)), events: events)
+            return Applied(result: .success(updated.json(role: .admin)), events: [],
+                           roomEvents: [RoomEvent(roomID: roomID, event: .roomUpdated, data: updated.json(role: nil))])
         case .rotateInvite(_, let revoke):
             try check(.rotateInvite, actor: actorRole, room: room, memberLimit: memberLimit)
             var updated = room
@@ -163,13 +174,12 @@ final class RoomStore {
             return Applied(result: .success(updated.json(role: .admin)), events: [])
         case .delete:
             try check(.delete, actor: actorRole, room: room, memberLimit: memberLimit)
-            let members = try await memberIDs(roomID, on: connection)
             try await connection.query("UPDATE conversations SET deleted_at = now(), invite_code = NULL WHERE id = $1", [.int64(roomID)])
             try await connection.query("UPDATE messages SET deleted_at = now() WHERE conversation_id = $1 AND deleted_at IS NULL",
                                        [.int64(roomID)])
             let gone: JSONValue = ["roomId": .int(roomID), "reason": "deleted", "by": .int(actor)]
-            return Applied(result: .success(["roomId": .int(roomID), "deleted": true]),
-                           events: members.map { ChatEvent(userID: $0, event: .roomLeft, data: gone) })
+            return Applied(result: .success(["roomId": .int(roomID), "deleted": true]), events: [],
+                           roomEvents: [RoomEvent(roomID: roomID, event: .roomLeft, data: gone)])
         }
     }
 
@@ -207,10 +217,10 @@ final class RoomStore {
         joined.memberCount += 1
         var change: JSONObject = ["roomId": .int(room.id), "userId": .int(user), "role": "member", "memberCount": .int(Int64(joined.memberCount))]
         if let addedBy { change["by"] = .int(addedBy) }
-        var events = try await toMembers(of: room.id, .memberJoined, .object(change), except: user, on: connection)
         let own = joined.json(role: .member)
-        events.append(ChatEvent(userID: user, event: .roomJoined, data: own))
-        return Applied(result: .success(addedBy == nil ? own : .object(change)), events: events)
+        return Applied(result: .success(addedBy == nil ? own : .object(change)),
+                       events: [ChatEvent(userID: user, event: .roomJoined, data: own)],
+                       roomEvents: [RoomEvent(roomID: room.id, event: .memberJoined, data: .object(change), except: user)])
     }
 
     /// Removes `user` (left or removed): the last admin's departure promotes the oldest member; the
@@ -228,7 +238,6 @@ final class RoomStore {
         try await connection.query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
                                    [.int64(room.id), .int64(user)])
         try await connection.query("UPDATE conversations SET member_count = member_count - 1 WHERE id = $1", [.int64(room.id)])
-        var events: [ChatEvent] = []
         var change: JSONObject = ["roomId": .int(room.id), "userId": .int(user), "reason": .string(reason),
                                   "memberCount": .int(Int64(room.memberCount - 1))]
         switch departure {
@@ -242,13 +251,14 @@ final class RoomStore {
             try await connection.query("UPDATE conversations SET archived_at = now(), invite_code = NULL WHERE id = $1", [.int64(room.id)])
             change["archived"] = true
         }
-        events += try await toMembers(of: room.id, .memberLeft, .object(change), on: connection)
+        var roomEvents = [RoomEvent(roomID: room.id, event: .memberLeft, data: .object(change), except: user)]
         if case .leavesPromoting(let heir) = departure {
             let promotion: JSONValue = ["roomId": .int(room.id), "userId": .int(heir), "role": "admin"]
-            events += try await toMembers(of: room.id, .memberRoleChanged, promotion, on: connection)
+            roomEvents.append(RoomEvent(roomID: room.id, event: .memberRoleChanged, data: promotion, except: user))
         }
-        events.append(ChatEvent(userID: user, event: .roomLeft, data: ["roomId": .int(room.id), "reason": .string(reason)]))
-        return Applied(result: .success(.object(change)), events: events)
+        return Applied(result: .success(.object(change)),
+                       events: [ChatEvent(userID: user, event: .roomLeft, data: ["roomId": .int(room.id), "reason": .string(reason)])],
+                       roomEvents: roomEvents)
     }
 
     /// Refuses (`too_many_rooms`) when `user` is in `limit` rooms already (archived and deleted
@@ -282,14 +292,4 @@ final class RoomStore {
                                        [.int64(room)]).int64("n"))
     }
 
-    private static func memberIDs(_ room: Int64, on connection: PostgresConnection) async throws -> [Int64] {
-        try await connection.query("SELECT user_id FROM conversation_members WHERE conversation_id = $1", [.int64(room)])
-            .map { row throws(PostgresError) in try row.int64("user_id") }
-    }
-
-    /// `event` to every member of `room` (but `except`).
-    private static func toMembers(of room: Int64, _ event: SocketEvent, _ data: JSONValue, except: Int64? = nil,
-                                  on connection: PostgresConnection) async throws -> [ChatEvent] {
-        try await memberIDs(room, on: connection).filter { $0 != except }.map { ChatEvent(userID: $0, event: event, data: data) }
-    }
 }

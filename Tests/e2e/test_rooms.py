@@ -212,7 +212,10 @@ def test_every_room_request_has_a_socket_twin_with_an_ack(cluster, sio_session, 
     assert {(m["userId"], m["role"]) for m in members} == {(alice.id, "admin"), (bob.id, "admin")}
     mine = sb.call("getMyRooms", {}, timeout=10)
     assert rid in [r["id"] for r in mine["rooms"]]
+    mark = sb.mark()
     sent = sa.call("sendMessage", {"roomId": rid, "content": "over the socket", "clientMsgId": "s1"}, timeout=10)
+    # bob joined after connecting: its gateway subscribed the room's channel on roomJoined.
+    assert sb.wait_for("receiveMessage", 5, since=mark).args[0]["id"] == sent["id"]
     page = sb.call("getRoomMessages", {"roomId": rid, "limit": 10}, timeout=10)
     assert [m["id"] for m in page["messages"]] == [sent["id"]] and page["hasMore"] is False
     # Without an ack, a get answers with an event of its own name.

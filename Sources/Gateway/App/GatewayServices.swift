@@ -63,7 +63,8 @@ final class GatewayServices {
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)
-        let rooms = RoomService(reader: RoomReader(database: database), submitter: submitter, configuration: messagingConfiguration,
+        let roomReader = RoomReader(database: database)
+        let rooms = RoomService(reader: roomReader, submitter: submitter, configuration: messagingConfiguration,
                                 creations: limits.roomCreation.map { limiter($0, limits.apiFailureMode) })
         roomRoutes = RoomRoutes(service: rooms)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
@@ -78,6 +79,7 @@ final class GatewayServices {
                                trustedProxies: limits.trustedProxies, logger: logger, clock: clock)
         let realtime = self.realtime
         realtime.rooms = SocketRooms(service: rooms) { [unowned realtime] userID in await realtime.spendAPIBudget(userID: userID) }
+        realtime.channels.loadRooms = { users in try await roomReader.roomIDs(of: users) }
 
         // Routes.
         router = APIRouter(authenticator: accounts, logger: logger)

@@ -86,6 +86,12 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         } catch {
             return APIError(.redisUnavailable, message: error.message)
         }
+        do {
+            try await channels.registerRooms(of: principal.userID)
+        } catch {
+            channels.unregister(session, userID: principal.userID)
+            return APIError.from(error)
+        }
         // Both checks at once, on the loop (no hop to the global executor).
         let revocation = Task { @LoopActor in await self.revocationRefusal(principal) }
         let account = await accountRefusal(principal.userID)

@@ -7,10 +7,27 @@ import Shared
 /// connected users. Every event published there is encoded once and written to each local socket.
 ///
 /// The same connection carries the gateway's own channel `chat:gw:{gatewayId}` (workers' replies to
-/// commands), subscribed for the process's lifetime and handed to `gatewayHandler`.
+/// commands), subscribed for the process's lifetime and handed to `gatewayHandler`, and the room
+/// channels `chat:room:{id}` (issue 13): a room's channel is subscribed while a member of it has a
+/// local socket. A user's rooms are loaded when its first socket connects (before the CONNECT is
+/// answered, so "subscribe before sync" holds for rooms too) and follow the membership events on
+/// its channel: `roomJoined` subscribes the room before the event is written to the sockets (the
+/// client then syncs the room), `roomLeft` stops the room's events for the user at once. Payloads
+/// are handled strictly in arrival order, the ones after a `roomJoined` waiting for its subscription.
 @LoopActor
 final class UserChannels {
     private var socketsByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
+    /// Rooms of each user with a local socket, and local members of each room.
+    private var roomsByUser: [Int64: Set<Int64>] = [:]
+    private var usersByRoom: [Int64: Set<Int64>] = [:]
+    /// Room loads in flight, per user (a second socket of the user waits for the first's load).
+    private var roomLoads: [Int64: Task<Void, any Error>] = [:]
+    /// The rooms of these users (room ids per user), from Postgres; set by the composition root.
+    var loadRooms: (@LoopActor ([Int64]) async throws -> [Int64: [Int64]])?
+    /// Payloads waiting while a membership change's subscription is in flight, in arrival order.
+    private var routeQueue: [(channel: String, payload: [UInt8])] = []
+    private var routeHead = 0
+    private var routing = false
     private var subscriber: RedisSubscriber?
     private let logger: Logger
     private var gatewayChannel: String?
@@ -36,7 +53,12 @@ final class UserChannels {
         subscriber.onResubscribed = { [weak self] in
             // Every wanted channel, the gateway's included, is subscribed again.
             if self?.gatewayChannel != nil { self?.gatewayChannelReady = true }
-            onResubscribed()
+            // Membership events may have been lost meanwhile: the local users' rooms are read again
+            // before the clients are told to resync.
+            Task { @LoopActor in
+                await self?.reloadRooms()
+                onResubscribed()
+            }
         }
         subscriber.onDisconnected = { [weak self, logger] error in
             self?.gatewayChannelReady = false
@@ -86,40 +108,194 @@ final class UserChannels {
         }
     }
 
-    /// Removes a socket; the last one of a user drops the subscription.
+    /// Removes a socket; the last one of a user drops the subscription (and its rooms').
     func unregister(_ session: SocketSession, userID: Int64) {
         guard var sockets = socketsByUser[userID], sockets.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
         if sockets.isEmpty {
             socketsByUser[userID] = nil
+            roomLoads[userID] = nil
+            let emptied = (roomsByUser.removeValue(forKey: userID) ?? []).filter { removeLocalMember(userID, from: $0) }
             guard let subscriber else { return }
-            Task { @LoopActor in await subscriber.unsubscribe(Self.channel(for: userID)) }
+            Task { @LoopActor in
+                await subscriber.unsubscribe(Self.channel(for: userID))
+                if !emptied.isEmpty { await subscriber.unsubscribe(emptied.map(ChatChannels.room)) }
+            }
         } else {
             socketsByUser[userID] = sockets
+        }
+    }
+
+    // MARK: Rooms
+
+    /// Loads the rooms of a registered user (once, whatever its number of sockets) and subscribes
+    /// their channels; returns when they are subscribed. Throws when Postgres or Redis fails.
+    func registerRooms(of userID: Int64) async throws {
+        guard let loadRooms else { return }
+        if let load = roomLoads[userID] { return try await load.value }
+        let load = Task { @LoopActor in
+            let rooms = try await loadRooms([userID])[userID] ?? []
+            try await self.addRooms(rooms, for: userID)
+        }
+        roomLoads[userID] = load
+        do {
+            try await load.value
+        } catch {
+            roomLoads[userID] = nil
+            throw error
+        }
+    }
+
+    /// The rooms of `userID` known here (tests and diagnostics).
+    func rooms(of userID: Int64) -> Set<Int64> { roomsByUser[userID] ?? [] }
+
+    /// Room channels subscribed here.
+    var roomCount: Int { usersByRoom.count }
+
+    private func addRooms(_ rooms: [Int64], for userID: Int64) async throws(RedisError) {
+        guard socketsByUser[userID] != nil else { return }
+        var fresh: [String] = []
+        for room in rooms where roomsByUser[userID, default: []].insert(room).inserted {
+            if usersByRoom[room, default: []].isEmpty { fresh.append(ChatChannels.room(room)) }
+            usersByRoom[room, default: []].insert(userID)
+        }
+        guard !fresh.isEmpty else { return }
+        guard let subscriber else { throw .unavailable }
+        try await subscriber.subscribe(fresh)
+    }
+
+    /// Drops `userID` from `room`'s local members; true when the room has none left here.
+    private func removeLocalMember(_ userID: Int64, from room: Int64) -> Bool {
+        guard var users = usersByRoom[room] else { return false }
+        users.remove(userID)
+        usersByRoom[room] = users.isEmpty ? nil : users
+        return users.isEmpty
+    }
+
+    /// `userID` left `room` (or the room is gone): its events stop for the user here at once.
+    private func leave(_ room: Int64, userID: Int64) {
+        guard roomsByUser[userID]?.remove(room) != nil else { return }
+        if removeLocalMember(userID, from: room), let subscriber {
+            Task { @LoopActor in await subscriber.unsubscribe(ChatChannels.room(room)) }
+        }
+    }
+
+    /// Reads the rooms of every local user again and subscribes or drops channels to match.
+    private func reloadRooms() async {
+        guard let loadRooms, !socketsByUser.isEmpty else { return }
+        let users = Array(socketsByUser.keys)
+        guard let rooms = try? await loadRooms(users) else {
+            logger.warn("cannot read the local users' rooms after a reconnect; room events may be missed until they reconnect")
+            return
+        }
+        for user in users {
+            let wanted = Set(rooms[user] ?? [])
+            for room in (roomsByUser[user] ?? []).subtracting(wanted) { leave(room, userID: user) }
+            try? await addRooms(Array(wanted), for: user)
         }
     }
 
     /// Local sockets of a user (for tests and diagnostics).
     func sockets(of userID: Int64) -> [SocketSession] { socketsByUser[userID].map { Array($0.values) } ?? [] }
 
-    /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
-    /// local socket of the user; a control message (`{"control": ...}`) goes to `onControl`.
-    /// Malformed payloads are logged and dropped.
+    /// Handles a payload at once, unless an earlier `roomJoined` still waits for its room's
+    /// subscription: then it queues behind it, so payloads are handled in arrival order.
     private func route(channel: String, payload: [UInt8]) {
-        if channel == gatewayChannel {
-            gatewayHandler?(payload)
+        if routing {
+            routeQueue.append((channel, payload))
             return
         }
+        guard let wait = routeNow(channel: channel, payload: payload) else { return }
+        routing = true
+        Task { @LoopActor in
+            await wait()
+            await self.drainRoutes()
+        }
+    }
+
+    private func drainRoutes() async {
+        while routeHead < routeQueue.count {
+            let (channel, payload) = routeQueue[routeHead]
+            routeHead += 1
+            if let wait = routeNow(channel: channel, payload: payload) { await wait() }
+        }
+        routeQueue.removeAll(keepingCapacity: true)
+        routeHead = 0
+        routing = false
+    }
+
+    /// A published event: `{"event": "<name>", "data": <any>}` → `42["<name>", <data>]` to every
+    /// local socket of the user (of every local member but `except`, on a room channel); a control
+    /// message (`{"control": ...}`) goes to `onControl`. Malformed payloads are logged and dropped.
+    /// Returns the work to await before the next payload: a `roomJoined` whose room must be
+    /// subscribed here first (its frame is written after).
+    private func routeNow(channel: String, payload: [UInt8]) -> (@LoopActor () async -> Void)? {
+        if channel == gatewayChannel {
+            gatewayHandler?(payload)
+            return nil
+        }
+        if channel.hasPrefix(ChatChannels.roomPrefix) {
+            if let room = Int64(channel.dropFirst(ChatChannels.roomPrefix.count)) { routeRoom(room, payload: payload) }
+            return nil
+        }
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
-              let sockets = socketsByUser[userID], !sockets.isEmpty else { return }
+              socketsByUser[userID]?.isEmpty == false else { return nil }
         switch Self.published(payload) {
         case .event(let event, let frame)?:
-            for session in sockets.values { session.sendPublished(frame) }
-            GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
+            let deliver: @LoopActor () -> Void = { [weak self] in
+                guard let sockets = self?.socketsByUser[userID] else { return }
+                for session in sockets.values { session.sendPublished(frame) }
+                GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
+            }
+            if event == SocketEvent.roomJoined.name || event == SocketEvent.roomLeft.name, let room = Self.roomOfMembershipEvent(payload) {
+                if event == SocketEvent.roomLeft.name {
+                    leave(room, userID: userID)
+                } else if usersByRoom[room]?.isEmpty == false {
+                    roomsByUser[userID, default: []].insert(room)
+                    usersByRoom[room, default: []].insert(userID)
+                } else {
+                    return { [weak self] in
+                        do {
+                            try await self?.addRooms([room], for: userID)
+                        } catch {
+                            self?.logger.warn("cannot subscribe a joined room's channel", ["room": .int(room), "error": .string(String(describing: error))])
+                        }
+                        deliver()
+                    }
+                }
+            }
+            deliver()
         case .control(let control)?:
-            onControl?(Array(sockets.values), control)
+            if let sockets = socketsByUser[userID] { onControl?(Array(sockets.values), control) }
         case nil:
             logger.warn("dropped a malformed published event", ["channel": .string(channel), "bytes": .int(Int64(payload.count))])
         }
+        return nil
+    }
+
+    /// A room channel's event to the local members but `except`; a `roomLeft` (the room was
+    /// deleted) also ends the room here.
+    private func routeRoom(_ room: Int64, payload: [UInt8]) {
+        guard let members = usersByRoom[room], case .object(let object)? = try? JSONParser.parse(payload),
+              case .string(let event)? = object["event"], !event.isEmpty, !SocketIOPacket.reservedEventNames.contains(event) else { return }
+        let except = object["except"]?.int64Value
+        let frame = SocketSession.frame(for: .event(event, [object["data"] ?? .null]))
+        var delivered = 0
+        for user in members where user != except {
+            for session in socketsByUser[user]?.values ?? [:].values {
+                session.sendPublished(frame)
+                delivered += 1
+            }
+        }
+        GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(delivered))
+        if event == SocketEvent.roomLeft.name {
+            for user in members { leave(room, userID: user) }
+        }
+    }
+
+    /// The room a `roomJoined` (`data.id`) or `roomLeft` (`data.roomId`) names.
+    nonisolated static func roomOfMembershipEvent(_ payload: [UInt8]) -> Int64? {
+        guard let json = try? JSONParser.parse(payload), let data = json["data"] else { return nil }
+        return data["roomId"]?.int64Value ?? data["id"]?.int64Value
     }
 
     /// What a user channel carries.

@@ -131,6 +131,19 @@ final class RoomReader {
         return (messages, rows.count > page.limit)
     }
 
+    /// The rooms (not archived or deleted) of each of `users`: the room channels their gateway subscribes.
+    func roomIDs(of users: [Int64]) async throws(PostgresError) -> [Int64: [Int64]] {
+        guard !users.isEmpty else { return [:] }
+        let rows = try await database.query("""
+            SELECT me.user_id, me.conversation_id FROM conversation_members me
+            JOIN conversations c ON c.id = me.conversation_id AND c.kind = 'room' AND c.archived_at IS NULL AND c.deleted_at IS NULL
+            WHERE me.user_id = ANY($1::bigint[])
+            """, [.string(PostgresArrayLiteral.integers(users))])
+        var rooms: [Int64: [Int64]] = [:]
+        for row in rows { rooms[try row.int64("user_id"), default: []].append(try row.int64("conversation_id")) }
+        return rooms
+    }
+
     /// Whether a user exists (a quick 404 before an addition is enqueued; the worker checks again).
     func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
         try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1

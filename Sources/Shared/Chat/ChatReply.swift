@@ -16,6 +16,40 @@ package enum ChatChannels {
     package static let userPrefix = "chat:user:"
     /// Replies and control messages for one gateway.
     package static func gateway(_ gatewayID: String) -> String { "chat:gw:\(gatewayID)" }
+    /// Every event for the members of one room (issue 13): a gateway subscribes it while it holds
+    /// a socket of a member.
+    package static func room(_ roomID: Int64) -> String { roomPrefix + String(roomID) }
+    /// What every room channel name starts with (the rest is the decimal room id).
+    package static let roomPrefix = "chat:room:"
+}
+
+/// An event for every member of a room but `except` (issue 13), published once on the room's
+/// channel: `{"event", "data", "except"?}`. Each gateway writes it to its local sockets of members.
+package struct RoomEvent: Sendable, Equatable {
+    package var roomID: Int64
+    package var event: SocketEvent
+    package var data: JSONValue
+    /// A member whose devices do not get it (the sender of a message, the member who left).
+    package var except: Int64?
+
+    package init(roomID: Int64, event: SocketEvent, data: JSONValue, except: Int64? = nil) {
+        self.roomID = roomID
+        self.event = event
+        self.data = data
+        self.except = except
+    }
+
+    /// The published bytes.
+    package func payload() -> [UInt8] {
+        var object: JSONObject = ["event": .string(event.name), "data": data]
+        if let except { object["except"] = .int(except) }
+        return JSONValue.object(object).serialized()
+    }
+
+    /// `PUBLISH chat:room:<id> <payload>`.
+    package var publishCommand: RedisCommand {
+        .publish(ChatChannels.room(roomID), payload: payload())
+    }
 }
 
 /// The errors of the message path, shared so a code means the same thing in workers and gateways.
