@@ -67,14 +67,15 @@ import Testing
     @Test func messagesToOneselfAreRefused() {
         #expect(throws: ChatErrors.cannotMessageSelf) { try send(["receiverId": .int(me), "content": "note"]) }
         #expect(throws: ChatErrors.cannotMessageSelf) { try MessagePayload.markAllAsRead(["senderId": .int(me)], readerID: me) }
-        #expect(throws: ChatErrors.cannotMessageSelf) { try MessagePayload.typingReceiver(["receiverId": .int(me)], senderID: me) }
+        #expect(throws: ChatErrors.cannotMessageSelf) { try MessagePayload.typingTarget(["receiverId": .int(me)], senderID: me) }
     }
 
     @Test func readEvents() throws {
         #expect(try MessagePayload.messageRead(["messageId": 12]) == .read(messageID: 12))
         #expect(try MessagePayload.messageRead(["messageId": "12"]) == .read(messageID: 12))
         #expect(try MessagePayload.markAllAsRead(["senderId": 3], readerID: me) == .readAll(senderID: 3))
-        #expect(try MessagePayload.typingReceiver(["receiverId": 3], senderID: me) == 3)
+        #expect(try MessagePayload.typingTarget(["receiverId": 3], senderID: me) == .user(3))
+        #expect(try MessagePayload.typingTarget(["roomId": 8], senderID: me) == .room(8))
         for bad: JSONValue in [.null, [:], ["messageId": "x"], [1], ["messageId": .null]] {
             #expect(validationMessage { _ = try MessagePayload.messageRead(bad) } != nil, "\(bad.jsonString)")
         }
@@ -82,7 +83,7 @@ import Testing
             #expect(validationMessage { _ = try MessagePayload.markAllAsRead(bad, readerID: me) } != nil)
         }
         for bad: JSONValue in [[:], "x", ["receiverId": ["id": 1]], 7] {
-            #expect(validationMessage { _ = try MessagePayload.typingReceiver(bad, senderID: me) } != nil)
+            #expect(validationMessage { _ = try MessagePayload.typingTarget(bad, senderID: me) } != nil)
         }
     }
 

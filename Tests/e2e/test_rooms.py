@@ -171,6 +171,17 @@ def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluste
     history = api2.get(f"/api/rooms/{rid}/messages", token=bob.token)
     assert [m["content"] for m in history.json()] == ["hello team", "on it"] and history.headers["X-Has-More"] == "false"
 
+    # Typing reaches the room's other members' devices (not the typist's, not a non-member's).
+    marks = {name: d.mark() for name, d in devices.items()}
+    assert devices["carol"].call("typing", {"roomId": rid}, timeout=10) == {"ok": True}
+    for name in ("alice", "bob1", "bob2"):
+        got = devices[name].wait_for("typing", EVENT, since=marks[name]).args[0]
+        assert got == {"senderId": carol.id, "roomId": rid}
+    devices["alice"].wait_for("stopTyping", 8, since=marks["alice"], match=lambda t: t.get("roomId") == rid)  # automatic stop
+    for name in ("carol", "dave"):
+        assert devices[name].find("typing", since=marks[name]) is None, f"{name} got the room's typing"
+    assert ack_error(devices["dave"].call("typing", {"roomId": rid}, timeout=10))[0] == "room_not_found"
+
     # Removal: bob's devices on both gateways get roomLeft, then nothing from the room.
     marks = {name: d.mark() for name, d in devices.items()}
     assert api1.request("DELETE", f"/api/rooms/{rid}/members/{bob.id}", alice.token).status_code == 200

@@ -80,6 +80,8 @@ final class GatewayServices {
         let realtime = self.realtime
         realtime.rooms = SocketRooms(service: rooms) { [unowned realtime] userID in await realtime.spendAPIBudget(userID: userID) }
         realtime.channels.loadRooms = { users in try await roomReader.roomIDs(of: users) }
+        let channels = realtime.channels
+        socketMessaging.isRoomMember = { [unowned channels] userID, roomID in channels.rooms(of: userID).contains(roomID) }
 
         // Routes.
         router = APIRouter(authenticator: accounts, logger: logger)

@@ -62,10 +62,13 @@ enum MessagePayload {
     }
 
     /// `typing` / `stopTyping {receiverId}`.
-    static func typingReceiver(_ argument: JSONValue, senderID: Int64) throws(APIError) -> Int64 {
-        let receiverID = try id(try object(argument), "receiverId")
+    /// The target of `typing` / `stopTyping`: `{receiverId}` (not oneself) or `{roomId}`.
+    static func typingTarget(_ argument: JSONValue, senderID: Int64) throws(APIError) -> MessageTarget {
+        let body = try object(argument)
+        if let room = body["roomId"], !room.isNull { return .room(try id(body, "roomId")) }
+        let receiverID = try id(body, "receiverId")
         guard receiverID != senderID else { throw ChatErrors.cannotMessageSelf }
-        return receiverID
+        return .user(receiverID)
     }
 
     // MARK: Fields

@@ -43,15 +43,16 @@ final class SocketMessaging {
                 enqueue(try MessagePayload.markAllAsRead(argument, readerID: userID), userID: userID, ackID: ackID, session: session,
                         spendsAPIBudget: true)
             case .typing:
-                let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
-                guard typingRelay(of: session, userID: userID).typing(to: receiverID) else {
+                let target = try MessagePayload.typingTarget(argument, senderID: userID)
+                try checkTypingTarget(target, userID: userID)
+                guard typingRelay(of: session, userID: userID).typing(to: target) else {
                     throw APIError(.tooManyTypingTargets,
                                    message: "typing to at most \(configuration.maxTypingReceivers) users at once")
                 }
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
             case .stopTyping:
-                let receiverID = try MessagePayload.typingReceiver(argument, senderID: userID)
-                session.typing?.stopTyping(to: receiverID)
+                let target = try MessagePayload.typingTarget(argument, senderID: userID)
+                session.typing?.stopTyping(to: target)
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
             case .sync:
                 sync(argument, userID: userID, ackID: ackID, session: session)
@@ -128,11 +129,23 @@ final class SocketMessaging {
 
     // MARK: Typing
 
+    /// Whether a user is a member of a room, from the gateway's room channels (no database read);
+    /// set by the composition root.
+    var isRoomMember: @LoopActor (_ userID: Int64, _ roomID: Int64) -> Bool = { _, _ in false }
+
+    /// Typing into a room needs its membership (`room_not_found` otherwise, as for a send).
+    private func checkTypingTarget(_ target: MessageTarget, userID: Int64) throws(APIError) {
+        if case .room(let room) = target, !isRoomMember(userID, room) { throw APIError(.roomNotFound) }
+    }
+
     private func typingRelay(of session: SocketSession, userID: Int64) -> TypingRelay {
         if let relay = session.typing { return relay }
         let redis = self.redis
-        let relay = TypingRelay(senderID: userID, limits: typingLimits, clock: clock) { event, payload, receiverID in
-            let command = ChatEvent(userID: receiverID, event: event, data: payload).publishCommand
+        let relay = TypingRelay(senderID: userID, limits: typingLimits, clock: clock) { event, payload, target in
+            let command = switch target {
+            case .user(let receiverID): ChatEvent(userID: receiverID, event: event, data: payload).publishCommand
+            case .room(let roomID): RoomEvent(roomID: roomID, event: event, data: payload, except: userID).publishCommand
+            }
             // Ephemeral: a lost indicator is corrected by the next one or by the automatic stop.
             Task { @LoopActor in _ = try? await redis.send(command) }
         }

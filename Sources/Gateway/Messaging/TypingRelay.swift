@@ -1,28 +1,30 @@
 import Shared
 
 /// One socket's typing indicators: relays `typing` / `stopTyping` `{senderId, receiverId}` to the
-/// receiver's user channel (every device, any gateway; never the stream or the database), and
-/// sends `stopTyping` by itself when the typist falls silent or the socket goes away.
-/// The decisions are `TypingState`'s; this class owns the timer and publishes.
+/// receiver's user channel, or `{senderId, roomId}` to a room's channel for its other members
+/// (every device, any gateway; never the stream or the database), and sends `stopTyping` by itself
+/// when the typist falls silent or the socket goes away. The decisions are `TypingState`'s (a room
+/// is a target like a receiver, keyed by its negated id); this class owns the timer and publishes.
 @LoopActor
 final class TypingRelay {
     private let senderID: Int64
     private var state: TypingState
-    private let publish: @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void
+    private let publish: @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ target: MessageTarget) -> Void
     private var timer: TimerHandle?
     private var timerDeadline: UInt64?
     private let clock: any LoopClock
 
     init(senderID: Int64, limits: TypingState.Limits, clock: any LoopClock,
-         publish: @escaping @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ receiverID: Int64) -> Void) {
+         publish: @escaping @LoopActor (_ event: SocketEvent, _ payload: JSONValue, _ target: MessageTarget) -> Void) {
         self.senderID = senderID
         state = TypingState(limits: limits)
         self.publish = publish
         self.clock = clock
     }
 
-    /// `typing {receiverId}`; false when refused (too many receivers at once).
-    func typing(to receiverID: Int64) -> Bool {
+    /// `typing {receiverId}` or `{roomId}`; false when refused (too many targets at once).
+    func typing(to target: MessageTarget) -> Bool {
+        let receiverID = Self.key(target)
         switch state.typing(to: receiverID, now: clock.now()) {
         case .publish:
             relay(.typing, to: receiverID)
@@ -35,10 +37,19 @@ final class TypingRelay {
         return true
     }
 
-    /// `stopTyping {receiverId}`: relayed only when this socket was typing to that receiver.
-    func stopTyping(to receiverID: Int64) {
+    /// `stopTyping {receiverId}` or `{roomId}`: relayed only when this socket was typing there.
+    func stopTyping(to target: MessageTarget) {
+        let receiverID = Self.key(target)
         if state.stopTyping(to: receiverID) { relay(.stopTyping, to: receiverID) }
         armTimer()
+    }
+
+    /// `TypingState`'s key of a target: a user's id, a room's id negated (ids are positive).
+    private static func key(_ target: MessageTarget) -> Int64 {
+        switch target {
+        case .user(let id): id
+        case .room(let id): -id
+        }
     }
 
     /// The socket closed: every live indicator stops now.
@@ -47,8 +58,12 @@ final class TypingRelay {
         cancelTimer()
     }
 
-    private func relay(_ event: SocketEvent, to receiverID: Int64) {
-        publish(event, ["senderId": .int(senderID), "receiverId": .int(receiverID)], receiverID)
+    private func relay(_ event: SocketEvent, to key: Int64) {
+        if key < 0 {
+            publish(event, ["senderId": .int(senderID), "roomId": .int(-key)], .room(-key))
+        } else {
+            publish(event, ["senderId": .int(senderID), "receiverId": .int(key)], .user(key))
+        }
     }
 
     /// Keeps one timer at the earliest deadline. Deadlines only move later, so an armed timer
