@@ -78,8 +78,10 @@ class Streamer(threading.Thread):
     """One client: sends its plan through one socket with at most WINDOW unacknowledged messages,
     re-sending (same clientMsgId) on ack timeout or transient error."""
 
-    def __init__(self, index: int, session, user, plan: list[tuple[str, int, str]], counter: AckCounter):
+    def __init__(self, index: int, session, user, plan: list[tuple[str, int, str]], counter: AckCounter,
+                 target: str = "receiverId"):
         super().__init__(name=f"streamer-{index}", daemon=True)
+        self.target = target  # "receiverId" (the plan names users) or "roomId" (rooms)
         self.session, self.user, self.plan, self.counter = session, user, plan, counter
         self.cond = threading.Condition()
         self.pending: dict[str, Outstanding] = {}
@@ -124,7 +126,7 @@ class Streamer(threading.Thread):
                     out = self.pending[cmid]
                     out.attempts += 1
                     out.deadline = now + ACK_TIMEOUT
-                payloads = [(cmid, {"receiverId": self.pending[cmid].receiver, "content": self.pending[cmid].content,
+                payloads = [(cmid, {self.target: self.pending[cmid].receiver, "content": self.pending[cmid].content,
                                     "clientMsgId": cmid}) for cmid in batch]
             for cmid, payload in payloads:
                 self.session.client.emit("sendMessage", payload, namespace="/",
@@ -151,7 +153,7 @@ class Streamer(threading.Thread):
         receiver, content = self.by_cmid[cmid]
         if not (isinstance(ack, dict) and isinstance(ack.get("id"), int) and ack.get("clientMsgId") == cmid
                 and ack.get("content") == content and ack.get("senderId") == self.user.id
-                and ack.get("receiverId") == receiver and isinstance(ack.get("seq"), int)):
+                and ack.get(self.target) == receiver and isinstance(ack.get("seq"), int)):
             self.problems.append(f"{cmid}: the ack is not the stored message: {ack!r}")
             return
         stored = (ack["id"], ack["conversationId"], ack["seq"])
@@ -343,3 +345,77 @@ def test_commands_wait_for_a_worker_and_retries_stay_idempotent(settings, procs,
                                                      "clientMsgId": socket_cmid}, timeout=10))
     assert again["clientMsgId"] == socket_cmid and again["seq"] in (1, 2)
     assert len(mb.history(a.id)) == 2 and mb.unread() == 2, "retries must not add messages"
+
+
+ROOM_MEMBERS = 50
+ROOM_SENDERS = 4
+ROOM_TOTAL = 5_000
+
+
+@pytest.mark.timeout(420)
+def test_no_room_message_lost_when_a_worker_is_killed(settings, procs, sio_session):
+    """Rooms (issue 13): 4 senders stream 5,000 messages into one 50-member room over two gateways
+    while one of two workers is killed with SIGKILL. Every acknowledged message is stored once,
+    the room's seq runs 1..5000 without gaps, and every member that syncs holds exactly the
+    stored set."""
+    cluster = start_cluster(procs)
+    api = Api(cluster.gw1.url)
+    members = [create_user(api) for _ in range(ROOM_MEMBERS)]
+    rid = api.post("/api/rooms", {"name": unique("durable")}, token=members[0].token).json()["id"]
+    for member in members[1:]:
+        resp = api.post(f"/api/rooms/{rid}/join", token=member.token)
+        assert resp.status_code == 200, resp.text
+    senders = members[:ROOM_SENDERS]
+    sessions = [sio_session(cluster.gateways[n % 2].url).connect(token=u.token) for n, u in enumerate(senders)]
+    run = uuid.uuid4().hex[:8]
+    per_sender = ROOM_TOTAL // ROOM_SENDERS
+    plans = [[(f"rd{run}-{n}-{k}", rid, f"room durable {run} {n} {k}") for k in range(per_sender)] for n in range(ROOM_SENDERS)]
+    counter = AckCounter(ROOM_TOTAL * 3 // 10)
+    streamers = [Streamer(n, sessions[n], u, plans[n], counter, target="roomId") for n, u in enumerate(senders)]
+    start = time.monotonic()
+    for s in streamers:
+        s.start()
+    r = redis_client(settings)
+    try:
+        assert counter.reached.wait(STREAM_DEADLINE), "\n".join(s.summary() for s in streamers)
+        pending = poll(lambda: (lambda p: p if any(p.values()) else None)(pending_by_consumer(r)), 10, interval=0.01,
+                       what="a worker holding pending entries")
+        victim = max(cluster.workers, key=lambda w: pending.get(w.env["WORKER_ID"], -1))
+        victim.proc.kill()
+        victim.proc.wait(timeout=10)
+        victim.stopped = True
+        deadline = start + STREAM_DEADLINE
+        for s in streamers:
+            s.join(timeout=max(0.0, deadline - time.monotonic()))
+        report = "\n".join(s.summary() for s in streamers)
+        assert not [s for s in streamers if s.is_alive()], f"not every message was acknowledged:\n{report}\n" + logs_of(cluster.all())
+        problems = [p for s in streamers for p in s.problems]
+        assert not problems, "\n".join(problems[:20]) + "\n" + report
+        wait_until_all_consumed(r, timeout=30)
+    finally:
+        r.close()
+    seconds = time.monotonic() - start
+
+    acked = {(s.user.id, cmid): stored for s in streamers for cmid, stored in s.acked.items()}
+    assert len(acked) == ROOM_TOTAL
+    rows = psql_rows(settings, f"SELECT id, seq, sender_id, client_msg_id FROM messages WHERE conversation_id = {rid} ORDER BY seq")
+    assert [int(seq) for _id, seq, _s, _c in rows] == list(range(1, ROOM_TOTAL + 1)), "the room's seq must run 1..N without gaps"
+    by_key = {(int(sender), cmid): (int(mid), int(seq)) for mid, seq, sender, cmid in rows}
+    assert len(by_key) == ROOM_TOTAL, "a message stored twice"
+    wrong = [k for k, stored in acked.items() if by_key.get(k) != (stored[0], stored[2])]
+    assert not wrong, f"{len(wrong)} acks differ from the stored rows, e.g. {wrong[:3]}"
+    stored_ids = [int(mid) for mid, _seq, _s, _c in rows]
+
+    # Three members (a sender, two others) sync the room page by page: exactly the stored set.
+    for member in (members[0], members[10], members[-1]):
+        seen, seq = [], 0
+        while True:
+            body = Messages(cluster.gw2.url, member).sync(since={rid: seq}, limit=SYNC_PAGE)
+            conv = next(c for c in body["conversations"] if c["conversationId"] == rid)
+            seen += [m["id"] for m in conv["messages"]]
+            if not conv["hasMore"]:
+                break
+            seq = conv["messages"][-1]["seq"]
+        assert seen == stored_ids, f"{member.username} synced {len(seen)} messages, {len(stored_ids)} are stored"
+    print(f"\n{ROOM_TOTAL} room messages from {ROOM_SENDERS} senders into {ROOM_MEMBERS} members in {seconds:.1f}s, "
+          f"a worker killed after {counter.threshold} acks; resent {sum(s.resent for s in streamers)}")
