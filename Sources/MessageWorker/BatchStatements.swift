@@ -118,9 +118,22 @@ enum BatchStatements {
     static func movePointers(_ pointers: [(key: MemberKey, lastReadSeq: Int64)]) -> PostgresQuery {
         """
         UPDATE conversation_members cm
-        SET last_read_seq = GREATEST(cm.last_read_seq, t.seq)
+        SET last_read_seq = GREATEST(cm.last_read_seq, t.seq), last_delivered_seq = GREATEST(cm.last_delivered_seq, t.seq)
         FROM unnest(\(integers: pointers.map(\.key.conversationID)), \(integers: pointers.map(\.key.userID)), \
         \(integers: pointers.map(\.lastReadSeq))) AS t(conversation_id, user_id, seq)
+        WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
+        """
+    }
+
+    /// Moves delivery pointers forward, never back and never past the conversation's last message
+    /// (a device cannot have received what does not exist).
+    static func moveDeliveries(_ deliveries: [(key: MemberKey, seq: Int64)]) -> PostgresQuery {
+        """
+        UPDATE conversation_members cm
+        SET last_delivered_seq = GREATEST(cm.last_delivered_seq, LEAST(t.seq, c.last_seq))
+        FROM unnest(\(integers: deliveries.map(\.key.conversationID)), \(integers: deliveries.map(\.key.userID)), \
+        \(integers: deliveries.map(\.seq))) AS t(conversation_id, user_id, seq)
+        JOIN conversations c ON c.id = t.conversation_id
         WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
         """
     }

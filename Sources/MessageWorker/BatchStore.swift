@@ -75,6 +75,9 @@ final class BatchStore: BatchApplier {
         if !writes.pointers.isEmpty {
             try await connection.query(BatchStatements.movePointers(writes.pointers))
         }
+        if !writes.deliveries.isEmpty {
+            try await connection.query(BatchStatements.moveDeliveries(writes.deliveries))
+        }
         return inserted
     }
 

@@ -38,6 +38,8 @@ final class CommandConsumer {
     /// Batches in flight per shard, and who waits for a shard to have none.
     private var inFlight: [Int: Int] = [:]
     private var drainWaiters: [Int: [CheckedContinuation<Void, Never>]] = [:]
+    /// Room read and delivery receipts, at most one per member per room per second.
+    private let receipts = ReceiptCoalescer()
     /// The reader connection's `CLIENT ID`, to cut its blocking wait short when a shard starts.
     private var readerClientID: Int64?
     /// Whether the reader is in a blocking wait.
@@ -68,6 +70,9 @@ final class CommandConsumer {
         layout = configuration.shards
         self.logger = logger
         cycle = WorkerCycle(trimInterval: configuration.trimInterval, now: MonotonicClock.now())
+        receipts.publish = { [unowned commands] events in
+            Task { @LoopActor in _ = try? await commands.pipeline(events.map(\.publishCommand)) }
+        }
         reader.onConnected = { [weak self, unowned reader] in
             Task { @LoopActor in self?.readerClientID = try? await reader.send(["CLIENT", "ID"]).int }
         }
@@ -504,7 +509,7 @@ final class CommandConsumer {
                 pipeline.append(command)
             }
             pipeline += outcome.events.map(\.publishCommand)
-            pipeline += outcome.roomEvents.map(\.publishCommand)
+            pipeline += receipts.admit(outcome.roomEvents).map(\.publishCommand)
             if let reply = outcome.reply { pipeline.append(reply.publishCommand) }
         }
         var notWritten = Set<String>()

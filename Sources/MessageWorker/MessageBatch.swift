@@ -84,9 +84,12 @@ struct BatchWrites: Sendable, Equatable {
     var messages: [NewMessageRow] = []
     /// Final read pointers of the memberships that moved, sorted by key (lock order).
     var pointers: [(key: MemberKey, lastReadSeq: Int64)] = []
+    /// Delivery pointers to move forward (room members' devices confirmed receipt), sorted by key.
+    var deliveries: [(key: MemberKey, seq: Int64)] = []
 
     static func == (lhs: BatchWrites, rhs: BatchWrites) -> Bool {
-        lhs.messages == rhs.messages && lhs.pointers.elementsEqual(rhs.pointers) { $0.key == $1.key && $0.lastReadSeq == $1.lastReadSeq }
+        lhs.deliveries.elementsEqual(rhs.deliveries) { $0.key == $1.key && $0.seq == $1.seq }
+            && lhs.messages == rhs.messages && lhs.pointers.elementsEqual(rhs.pointers) { $0.key == $1.key && $0.lastReadSeq == $1.lastReadSeq }
     }
 }
 
@@ -121,7 +124,7 @@ struct MessageBatch: Sendable {
         case send(MessageReference, receiverID: Int64, unreadCount: Int64, totalUnread: Int64, isRead: Bool)
         /// A room message (issue 13): to the sender's devices and every other member's.
         case roomSend(MessageReference, roomID: Int64)
-        case done(result: JSONValue, events: [ChatEvent])
+        case done(result: JSONValue, events: [ChatEvent], roomEvents: [RoomEvent] = [])
     }
 
     private var planned: [Planned?]
@@ -274,6 +277,8 @@ struct MessageBatch: Sendable {
                 for id in ids {
                     if let record = snapshot.messages[id] { keys.insert(MemberKey(conversationID: record.conversationID, userID: userID)) }
                 }
+            case .delivered(let room, _):
+                keys.insert(MemberKey(conversationID: room, userID: userID))
             case .room:
                 break  // applied by RoomStore, never in a message batch
             }
@@ -303,7 +308,8 @@ struct MessageBatch: Sendable {
         for (index, command) in commands.enumerated() where planned[index] == nil {
             planned[index] = planner.plan(command)
         }
-        writes = BatchWrites(messages: planner.messages, pointers: planner.ledger.movedPointers())
+        writes = BatchWrites(messages: planner.messages, pointers: planner.ledger.movedPointers(),
+                             deliveries: planner.deliveries.keys.sorted().map { (key: $0, seq: planner.deliveries[$0] ?? 0) })
         return writes
     }
 
@@ -316,6 +322,8 @@ struct MessageBatch: Sendable {
         var messages: [NewMessageRow] = []
         /// The row each idempotency key got in this batch.
         var newByKey: [IdempotencyKey: Int] = [:]
+        /// Delivery pointers to move (room members' devices confirmed receipt).
+        var deliveries: [MemberKey: Int64] = [:]
 
         mutating func plan(_ command: BatchCommand) -> Planned {
             let userID = command.envelope.userID
@@ -325,7 +333,20 @@ struct MessageBatch: Sendable {
             case .readAll(let senderID): return readAll(from: senderID, by: userID)
             case .readMany(let ids): return readMany(ids, by: userID)
             case .room(let room): return .failed(ChatErrors.unsupportedCommand(room.typeName))  // RoomStore's, never here
+            case .delivered(let room, let seq): return delivered(room, upTo: seq, by: userID)
             }
+        }
+
+        /// `messageDelivered` in a room: the member's delivery pointer moves forward (never past
+        /// the room's last message, never back: the statement clamps); the room's other members
+        /// hear `memberDelivered` (coalesced by the consumer).
+        mutating func delivered(_ room: Int64, upTo seq: Int64, by userID: Int64) -> Planned {
+            let member = MemberKey(conversationID: room, userID: userID)
+            guard ledger.isMember(member) else { return .failed(APIError(.notAMember)) }
+            deliveries[member] = max(deliveries[member] ?? 0, seq)
+            let data: JSONValue = ["roomId": .int(room), "userId": .int(userID), "lastDeliveredSeq": .int(seq)]
+            return .done(result: ["roomId": .int(room), "seq": .int(seq)], events: [],
+                         roomEvents: [RoomEvent(roomID: room, event: .memberDelivered, data: data, except: userID)])
         }
 
         /// A send: the stored message again for a known key, else a new row with the next seq.
@@ -381,6 +402,13 @@ struct MessageBatch: Sendable {
             return .roomSend(.new(messages.count - 1), roomID: roomID)
         }
 
+        /// `memberRead` for a room's other members: `member` read up to `lastReadSeq`.
+        static func memberRead(_ member: MemberKey, lastReadSeq: Int64) -> RoomEvent {
+            RoomEvent(roomID: member.conversationID, event: .memberRead,
+                      data: ["roomId": .int(member.conversationID), "userId": .int(member.userID), "lastReadSeq": .int(lastReadSeq)],
+                      except: member.userID)
+        }
+
         /// A send answered with `reference`, carrying the receiver's counts as they are now.
         private func sent(_ reference: MessageReference, to receiver: MemberKey, isRead: Bool) -> Planned {
             .send(reference, receiverID: receiver.userID, unreadCount: ledger.unread(receiver),
@@ -397,9 +425,14 @@ struct MessageBatch: Sendable {
             read.isRead = true
             var bySender = read.json
             bySender["readerId"] = .int(userID)
-            return .done(result: ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))], events: [
-                ChatEvent(userID: userID, event: .messageReadConfirmed, data: .object(read.json)),
-                ChatEvent(userID: record.senderID, event: .messageReadByReceiver, data: .object(bySender)),
+            let result: JSONValue = ["count": .int(count), "lastReadSeq": .int(ledger.pointer(member))]
+            let confirmed = ChatEvent(userID: userID, event: .messageReadConfirmed, data: .object(read.json))
+            if record.receiverID == nil {
+                // A room: the other members hear who read how far (coalesced), not the sender alone.
+                return .done(result: result, events: [confirmed], roomEvents: [Self.memberRead(member, lastReadSeq: ledger.pointer(member))])
+            }
+            return .done(result: result, events: [
+                confirmed, ChatEvent(userID: record.senderID, event: .messageReadByReceiver, data: .object(bySender)),
             ])
         }
 
@@ -427,15 +460,18 @@ struct MessageBatch: Sendable {
             // Per conversation: the newest message, and who sent them.
             var newest: [Int64: Int64] = [:]
             var senders: [Int64: Set<Int64>] = [:]
+            var rooms = Set<Int64>()
             for id in ids {
                 guard let record = snapshot.messages[id] else { continue }
                 newest[record.conversationID] = max(newest[record.conversationID] ?? 0, record.seq)
                 senders[record.conversationID, default: []].insert(record.senderID)
+                if record.receiverID == nil { rooms.insert(record.conversationID) }
             }
             var total: Int64 = 0
             var highest: Int64 = 0
             var perConversation: [JSONValue] = []
             var events: [ChatEvent] = []
+            var roomEvents: [RoomEvent] = []
             for conversationID in newest.keys.sorted() {
                 let member = MemberKey(conversationID: conversationID, userID: userID)
                 let count = ledger.advance(member, to: newest[conversationID] ?? 0)
@@ -443,11 +479,16 @@ struct MessageBatch: Sendable {
                 total = total.addingSaturated(count)
                 highest = max(highest, progress.lastReadSeq)
                 perConversation.append(progress.conversationEntry)
+                if rooms.contains(conversationID) {
+                    roomEvents.append(Self.memberRead(member, lastReadSeq: progress.lastReadSeq))
+                    continue
+                }
                 for sender in (senders[conversationID] ?? []).sorted() {
                     events.append(ChatEvent(userID: sender, event: .messagesReadByReceiver, data: progress.messagesReadByReceiver(receiverID: userID)))
                 }
             }
-            return .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)], events: events)
+            return .done(result: ["count": .int(total), "lastReadSeq": .int(highest), "conversations": .array(perConversation)],
+                         events: events, roomEvents: roomEvents)
         }
 
         /// Why a mark-as-read of `ids` is refused, as `read` refuses one message: 404 for ids that
@@ -525,8 +566,9 @@ struct MessageBatch: Sendable {
             switch planned[index] {
             case .failed(let error)?:
                 outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, error: error) }, events: []))
-            case .done(let result, let events)?:
-                outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) }, events: events))
+            case .done(let result, let events, let roomEvents)?:
+                outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) },
+                                               events: events, roomEvents: roomEvents))
             case .roomSend(let reference, let roomID)?:
                 let message = try record(reference, byPosition: byPosition).json
                 let sender = command.envelope.userID

@@ -171,6 +171,19 @@ def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluste
     history = api2.get(f"/api/rooms/{rid}/messages", token=bob.token)
     assert [m["content"] for m in history.json()] == ["hello team", "on it"] and history.headers["X-Has-More"] == "false"
 
+    # Receipts: bob's device confirms delivery, carol reads; the sender hears both (coalesced
+    # events) and the counts say so.
+    marks = {name: d.mark() for name, d in devices.items()}
+    assert devices["bob2"].call("messageDelivered", {"roomId": rid, "seq": 1}, timeout=10) == {"roomId": rid, "seq": 1}
+    devices["carol"].call("messageRead", {"messageId": sent["id"]}, timeout=10)
+    got = devices["alice"].wait_for("memberDelivered", EVENT, since=marks["alice"]).args[0]
+    assert got == {"roomId": rid, "userId": bob.id, "lastDeliveredSeq": 1}
+    got = devices["alice"].wait_for("memberRead", EVENT, since=marks["alice"], match=lambda r: r["userId"] == carol.id).args[0]
+    assert got["lastReadSeq"] >= 1
+    receipts = api1.get(f"/api/rooms/{rid}/messages/{sent['id']}/receipts", token=alice.token).json()
+    assert receipts == {"messageId": sent["id"], "roomId": rid, "seq": 1, "members": 2, "delivered": 2, "read": 1}, receipts
+    assert devices["carol"].find("memberRead", since=marks["carol"]) is None, "a member does not hear its own receipt"
+
     # Typing reaches the room's other members' devices (not the typist's, not a non-member's).
     marks = {name: d.mark() for name, d in devices.items()}
     assert devices["carol"].call("typing", {"roomId": rid}, timeout=10) == {"ok": True}

@@ -131,6 +131,23 @@ final class RoomReader {
         return (messages, rows.count > page.limit)
     }
 
+    /// How many of a room's members other than its sender received (`delivered`) and read a
+    /// message, from the members' pointers; nil when the room has no such message.
+    func receipts(of messageID: Int64, in roomID: Int64) async throws(PostgresError) -> JSONValue? {
+        let rows = try await database.query("""
+            SELECT m.seq, m.sender_id,
+                   count(cm.user_id) FILTER (WHERE cm.user_id <> m.sender_id) AS others,
+                   count(cm.user_id) FILTER (WHERE cm.user_id <> m.sender_id AND cm.last_delivered_seq >= m.seq) AS delivered,
+                   count(cm.user_id) FILTER (WHERE cm.user_id <> m.sender_id AND cm.last_read_seq >= m.seq) AS read
+            FROM messages m LEFT JOIN conversation_members cm ON cm.conversation_id = m.conversation_id
+            WHERE m.id = $1 AND m.conversation_id = $2
+            GROUP BY m.seq, m.sender_id
+            """, [.int64(messageID), .int64(roomID)])
+        guard let row = rows.first else { return nil }
+        return ["messageId": .int(messageID), "roomId": .int(roomID), "seq": .int(try row.int64("seq")),
+                "members": .int(try row.int64("others")), "delivered": .int(try row.int64("delivered")), "read": .int(try row.int64("read"))]
+    }
+
     /// The rooms (not archived or deleted) of each of `users`: the room channels their gateway subscribes.
     func roomIDs(of users: [Int64]) async throws(PostgresError) -> [Int64: [Int64]] {
         guard !users.isEmpty else { return [:] }

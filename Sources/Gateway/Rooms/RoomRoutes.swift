@@ -69,6 +69,14 @@ final class RoomRoutes {
             .json(.ok, try await self.service.removeMember(try request.idParameter("roomId"), target: try request.idParameter("userId"),
                                                            userID: try request.caller.userID))
         }
+        router.add(.GET, "/api/rooms/:roomId/messages/:messageId/receipts", authenticated: true) { [unowned self] request in
+            .json(.ok, try await self.service.receipts(try request.idParameter("roomId"), messageID: try request.idParameter("messageId"),
+                                                       userID: try request.caller.userID))
+        }
+        router.add(.POST, "/api/rooms/:roomId/delivered", authenticated: true) { [unowned self] request in
+            let seq = try ChatCommand.requiredID(try request.jsonObject(), "seq")
+            return .json(.ok, try await self.service.delivered(try request.idParameter("roomId"), seq: seq, userID: try request.caller.userID))
+        }
         router.add(.GET, "/api/rooms/:roomId/messages", authenticated: true) { [unowned self] request in
             let history = try await self.service.messages(try request.idParameter("roomId"), userID: try request.caller.userID,
                                                           Self.query(request, "before", "after", "limit"))

@@ -83,7 +83,21 @@ final class RoomService {
         return try await reader.messages(of: roomID, page: page)
     }
 
+    /// How many of the room's other members received and read a message (members only).
+    func receipts(_ roomID: Int64, messageID: Int64, userID: Int64) async throws -> JSONValue {
+        _ = try await checked(.read, roomID: roomID, userID: userID)
+        guard let receipts = try await reader.receipts(of: messageID, in: roomID) else { throw APIError(.messageNotFound) }
+        return receipts
+    }
+
     // MARK: Writes
+
+    /// One of the caller's devices received the room's messages up to `seq`: the delivery pointer
+    /// moves (the worker checks the membership); the other members hear `memberDelivered`.
+    func delivered(_ roomID: Int64, seq: Int64, userID: Int64) async throws -> JSONValue {
+        try ChatCommand.validateID(seq, field: "seq")
+        return try await submitter.submit(.delivered(roomID: roomID, seq: seq), userID: userID)
+    }
 
     /// Creates a room (the caller is its admin). Arguments: `name`, `description`, `isPrivate`.
     func create(userID: Int64, _ arguments: JSONObject) async throws -> JSONValue {

@@ -56,6 +56,10 @@ final class SocketRooms {
         case .updateRoom: return try await service.update(try room(), userID: userID, arguments)
         case .rotateRoomInvite: return try await service.rotateInvite(try room(), userID: userID, arguments)
         case .deleteRoom: return try await service.delete(try room(), userID: userID)
+        case .getMessageReceipts:
+            return try await service.receipts(try room(), messageID: try ChatCommand.requiredID(arguments, "messageId"), userID: userID)
+        case .messageDelivered:
+            return try await service.delivered(try room(), seq: try ChatCommand.requiredID(arguments, "seq"), userID: userID)
         case .getRoomMessages:
             let page = try await service.messages(try room(), userID: userID, arguments)
             return ["messages": .array(page.messages), "hasMore": .bool(page.hasMore)]

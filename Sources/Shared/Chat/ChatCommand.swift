@@ -160,6 +160,9 @@ package enum ChatCommand: Sendable, Equatable {
     case readMany([Int64])
     /// A room operation (issue 13).
     case room(RoomCommand)
+    /// One of the user's devices received the room's messages up to `seq` (issue 13): its
+    /// delivery pointer moves forward.
+    case delivered(roomID: Int64, seq: Int64)
 
     /// The stream's `type` field.
     package var typeName: String {
@@ -169,6 +172,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .readAll: "readAll"
         case .readMany: "readMany"
         case .room(let command): command.typeName
+        case .delivered: "delivered"
         }
     }
 
@@ -180,6 +184,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .readAll(let senderID): ["senderId": .int(senderID)]
         case .readMany(let ids): ["messageIds": .array(ids.map { .int($0) })]
         case .room(let command): command.body
+        case .delivered(let room, let seq): ["roomId": .int(room), "seq": .int(seq)]
         }
     }
 
@@ -200,6 +205,9 @@ package enum ChatCommand: Sendable, Equatable {
             for id in ids { try Self.validateID(id, field: "messageIds") }
         case .room(let command):
             try command.validate()
+        case .delivered(let room, let seq):
+            try Self.validateID(room, field: "roomId")
+            try Self.validateID(seq, field: "seq")
         }
     }
 
@@ -233,6 +241,8 @@ package enum ChatCommand: Sendable, Equatable {
                 ids.append(id)
             }
             return .readMany(ids)
+        case "delivered":
+            return .delivered(roomID: try requiredID(body, "roomId"), seq: try requiredID(body, "seq"))
         case _ where RoomCommand.typeNames.contains(type):
             return .room(try RoomCommand.parse(type: type, body: body))
         default:

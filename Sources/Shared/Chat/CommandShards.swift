@@ -54,6 +54,7 @@ package struct CommandShards: Sendable, Equatable {
         case .readAll(let senderID): shard(directBetween: userID, senderID)
         case .read, .readMany: shard(directBetween: userID, userID)
         case .room(let command): command.roomID.map { shard(room: $0) } ?? shard(directBetween: userID, userID)
+        case .delivered(let room, _): shard(room: room)
         }
     }
 

@@ -63,6 +63,10 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let deleteRoom = SocketEvent("deleteRoom")
     /// `getRoomMessages {roomId, before?, after?, limit?}` → `{messages, hasMore}`.
     package static let getRoomMessages = SocketEvent("getRoomMessages")
+    /// `getMessageReceipts {roomId, messageId}` → `{messageId, seq, members, delivered, read}`.
+    package static let getMessageReceipts = SocketEvent("getMessageReceipts")
+    /// `messageDelivered {roomId, seq}`: this device received the room's messages up to `seq`.
+    package static let messageDelivered = SocketEvent("messageDelivered")
 
     // MARK: Server → client
 
@@ -102,6 +106,11 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let memberRoleChanged = SocketEvent("memberRoleChanged")
     /// To the room's members: its name, description or privacy changed.
     package static let roomUpdated = SocketEvent("roomUpdated")
+    /// To a room's other members: a member read up to `lastReadSeq` (at most one a second per member).
+    package static let memberRead = SocketEvent("memberRead")
+    /// To a room's other members: a member's devices received up to `lastDeliveredSeq` (at most
+    /// one a second per member).
+    package static let memberDelivered = SocketEvent("memberDelivered")
 
     // MARK: Lists
 
@@ -115,15 +124,16 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// answer of a `get…` comes back as an event of the same name.
     package static let rooms: [SocketEvent] = [
         .createRoom, .getRoom, .getMyRooms, .getPublicRooms, .joinRoom, .leaveRoom, .getRoomMembers, .addRoomMember,
-        .removeRoomMember, .setRoomMemberRole, .updateRoom, .rotateRoomInvite, .deleteRoom, .getRoomMessages,
+        .removeRoomMember, .setRoomMemberRole, .updateRoom, .rotateRoomInvite, .deleteRoom, .getRoomMessages, .getMessageReceipts,
+        .messageDelivered,
     ]
 
     /// Every event the server emits.
     package static let server: [SocketEvent] = [
         .pong, .whoami, .error, .resync, .sync, .onlineUsers, .userOnline, .userOffline, .messageSent, .receiveMessage,
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
-        .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated,
-        .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages,
+        .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
+        .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts,
     ]
 
     /// The client event named `name`, if the protocol has one.
