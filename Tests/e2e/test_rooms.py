@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from support import Api, create_user, numsub, poll, user_channel
+from support import Api, create_user, numsub, poll, unique, user_channel
 
 EVENT = 5  # seconds for a membership event to reach a socket
 
@@ -270,3 +270,35 @@ def test_room_limits_refuse_with_their_codes(cluster, procs):
     assert refused.status_code == 429 and refused.json()["error"]["limit"] == "roomCreate", refused.text
     assert refused.headers.get("Retry-After")
     assert api.post("/api/rooms", {"name": "bob's"}, token=bob.token).status_code == 201
+
+
+def test_room_members_follow_each_others_presence_by_subscription(cluster, sio_session, settings):
+    """Presence at room scale: no contact rule between room members; a socket subscribes to the
+    users it shows (people it shares a conversation or room with) and hears only them; a room
+    says how many members are online."""
+    from support import ack_error
+
+    api = Api(cluster.gw1.url)
+    alice, bob, carol = create_user(api), create_user(api), create_user(api)
+    rid = api.post("/api/rooms", {"name": unique("presence")}, token=alice.token).json()["id"]
+    assert api.post(f"/api/rooms/{rid}/join", token=bob.token).status_code == 200
+    sa = sio_session(cluster.gw1.url).connect(token=alice.token)
+
+    answer = sa.call("presenceSubscribe", {"userIds": [bob.id, carol.id]}, timeout=10)
+    assert answer == {"users": [{"userId": bob.id, "isOnline": False}], "refused": [carol.id]}, answer
+    mark = sa.mark()
+    sb = sio_session(cluster.gw2.url).connect(token=bob.token)
+    got = sa.wait_for("userOnline", EVENT, since=mark, match=lambda u: u.get("userId") == bob.id).args[0]
+    assert got["username"] == bob.username
+    sc = sio_session(cluster.gw2.url).connect(token=carol.token)
+    poll(lambda: numsub(settings, user_channel(carol.id)) == 1, 3, interval=0.05, what="carol subscribed")
+    presence = sa.call("getRoomPresence", {"roomId": rid}, timeout=10)
+    assert presence["online"] == 2 and {m["userId"] for m in presence["members"]} == {alice.id, bob.id}, presence
+    assert api.get(f"/api/rooms/{rid}/presence", token=bob.token).json()["online"] == 2
+    mark = sa.mark()
+    sb.close()
+    sa.wait_for("userOffline", EVENT, since=mark, match=lambda u: u.get("userId") == bob.id)
+    assert all(e.args[0].get("userId") != carol.id for e in sa.events if e.name in ("userOnline", "userOffline"))
+    assert ack_error(sa.call("presenceSubscribe", {"userIds": "all"}, timeout=10))[0] == "validation_failed"
+    assert ack_error(sa.call("presenceSubscribe", {"userIds": list(range(1, 502))}, timeout=10))[0] == "validation_failed"
+    sc.close()

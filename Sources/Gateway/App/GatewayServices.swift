@@ -66,6 +66,7 @@ final class GatewayServices {
         let roomReader = RoomReader(database: database)
         let rooms = RoomService(reader: roomReader, submitter: submitter, configuration: messagingConfiguration,
                                 creations: limits.roomCreation.map { limiter($0, limits.apiFailureMode) })
+        rooms.presence = registry
         roomRoutes = RoomRoutes(service: rooms)
         let socketMessaging = SocketMessaging(configuration: messagingConfiguration, submitter: submitter, reader: reader, redis: redis,
                                               apiBudget: apiBudget, clock: clock)

@@ -127,6 +127,21 @@ final class ContactDirectory {
         return contacts
     }
 
+    /// Which of `userIDs` share a conversation or a room with `callerID` (the caller included):
+    /// whose presence the caller may subscribe to.
+    func peers(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
+        guard !userIDs.isEmpty else { return [] }
+        let rows = try await database.query("""
+            SELECT DISTINCT m2.user_id FROM conversation_members m1
+            JOIN conversations c ON c.id = m1.conversation_id AND c.archived_at IS NULL AND c.deleted_at IS NULL
+            JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id
+            WHERE m1.user_id = $1 AND m2.user_id = ANY($2::bigint[])
+            """, [.int64(callerID), .string(PostgresArrayLiteral.integers(userIDs))])
+        var peers = Set(try rows.map { try $0.int64("user_id") })
+        if userIDs.contains(callerID) { peers.insert(callerID) }
+        return peers
+    }
+
     /// One user by id.
     func user(_ userID: Int64) async throws -> PublicUser? {
         let rows = try await database.query("SELECT \(PublicUser.columns) FROM users u WHERE u.id = $1", [.int64(userID)])

@@ -50,19 +50,28 @@ final class Presence {
 
     // MARK: Announcing
 
+    /// `PUBLISH chat:presence:watch:<user> {"event", "data"}`.
+    private static func watchCommand(_ userID: Int64, _ event: SocketEvent, _ data: JSONValue) -> RedisCommand {
+        .publish(ChatChannels.presence(userID), payload: JSONValue.object(["event": .string(event.name), "data": data]).serialized())
+    }
+
     private func announce(_ change: PresenceChange) async {
         var events: [ChatEvent] = []
+        // Once more on the user's presence channel, for the sockets that subscribed to it.
+        var watched: [RedisCommand] = []
         do {
             switch change {
             case .online(let userID):
                 guard let (user, contacts) = try await directory.contacts(of: userID) else { return }
                 let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username)]
                 events = contacts.map { ChatEvent(userID: $0.id, event: .userOnline, data: data) }
+                watched.append(Self.watchCommand(user.id, .userOnline, data))
             case .offline(let users):
                 for (user, contacts) in try await directory.recordLastSeen(users.map { ($0.userID, $0.lastSeenMilliseconds) }) {
                     let lastSeen = user.lastSeenMilliseconds.map { JSONValue.string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null
                     let data: JSONValue = ["userId": .int(user.id), "username": .string(user.username), "lastSeen": lastSeen]
                     events += contacts.map { ChatEvent(userID: $0, event: .userOffline, data: data) }
+                    watched.append(Self.watchCommand(user.id, .userOffline, data))
                 }
             }
         } catch {
@@ -71,9 +80,9 @@ final class Presence {
             logger.warn("presence: cannot announce a change", ["change": .string(String(describing: change)), "error": .string(String(describing: error))])
             return
         }
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty || !watched.isEmpty else { return }
         do throws(RedisError) {
-            _ = try await redis.pipeline(events.map(\.publishCommand))
+            _ = try await redis.pipeline(events.map(\.publishCommand) + watched)
         } catch {
             logger.warn("presence: cannot publish a change", ["events": .int(Int64(events.count)), "error": .string(error.description)])
         }

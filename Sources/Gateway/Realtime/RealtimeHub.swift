@@ -146,12 +146,49 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
                 }
                 if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit(.onlineUsers, list) }
             }
+        case .presenceSubscribe:
+            Task { @LoopActor in
+                if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
+                do {
+                    let answer = try await self.presenceSubscribe(request.argument, session: session, userID: userID)
+                    if let ackID = request.ackID { session.sendAck(ackID, [answer]) } else { session.emit(.presenceSubscribe, answer) }
+                } catch {
+                    session.emitError(APIError.from(error), ackID: request.ackID)
+                }
+            }
         case let event where SocketRooms.handles(event):
             guard let rooms else { return session.emitError(APIError(.unknownEvent, message: "unknown event '\(event)'"), ackID: request.ackID) }
             rooms.handle(event, request.argument, ackID: request.ackID, session: session, userID: userID)
         default:
             messaging.handle(request.event, request.argument, ackID: request.ackID, session: session, userID: userID)
         }
+    }
+
+    /// Most users one socket may watch with `presenceSubscribe`.
+    static let maxWatchedUsers = 500
+
+    /// `presenceSubscribe {userIds}`: watches those of the users the caller shares a conversation
+    /// or room with (the others are listed in `refused`), then answers their current state.
+    private func presenceSubscribe(_ argument: JSONValue, session: SocketSession, userID: Int64) async throws -> JSONValue {
+        let body = try MessagePayload.object(argument)
+        guard let values = body["userIds"]?.arrayValue else { throw APIError.invalidField("userIds", "field 'userIds' must be an array of user ids") }
+        guard values.count <= Self.maxWatchedUsers else {
+            throw APIError.invalidField("userIds", "field 'userIds' may hold at most \(Self.maxWatchedUsers) ids")
+        }
+        var wanted: [Int64] = []
+        for value in values {
+            guard let id = ChatCommand.idValue(value), id > 0 else {
+                throw APIError.invalidField("userIds", "field 'userIds' must be an array of positive integer ids")
+            }
+            wanted.append(id)
+        }
+        let allowed = try await presence.directory.peers(of: userID, among: wanted)
+        try await channels.watch(allowed, for: session)
+        let online = await presence.registry.onlineUsers(among: Array(allowed))
+        return [
+            "users": .array(allowed.sorted().map { ["userId": .int($0), "isOnline": .bool(online.contains($0))] }),
+            "refused": .array(Set(wanted).subtracting(allowed).sorted().map { .int($0) }),
+        ]
     }
 
     // MARK: HTTPUpgrader

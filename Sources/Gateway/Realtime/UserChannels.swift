@@ -24,6 +24,9 @@ final class UserChannels {
     private var roomLoads: [Int64: Task<Void, any Error>] = [:]
     /// The rooms of these users (room ids per user), from Postgres; set by the composition root.
     var loadRooms: (@LoopActor ([Int64]) async throws -> [Int64: [Int64]])?
+    /// Presence subscriptions (issue 13): the sockets watching each user, the users each watches.
+    private var watchersByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
+    private var watchedBySocket: [ObjectIdentifier: Set<Int64>] = [:]
     /// Payloads waiting while a membership change's subscription is in flight, in arrival order.
     private var routeQueue: [(channel: String, payload: [UInt8])] = []
     private var routeHead = 0
@@ -110,6 +113,7 @@ final class UserChannels {
 
     /// Removes a socket; the last one of a user drops the subscription (and its rooms').
     func unregister(_ session: SocketSession, userID: Int64) {
+        unwatch(session)
         guard var sockets = socketsByUser[userID], sockets.removeValue(forKey: ObjectIdentifier(session)) != nil else { return }
         if sockets.isEmpty {
             socketsByUser[userID] = nil
@@ -123,6 +127,44 @@ final class UserChannels {
         } else {
             socketsByUser[userID] = sockets
         }
+    }
+
+    // MARK: Presence subscriptions
+
+    /// Makes `session` hear the presence changes of exactly `users` (replacing what it watched),
+    /// returning once the new channels are subscribed, so a change after this is not missed.
+    func watch(_ users: Set<Int64>, for session: SocketSession) async throws(RedisError) {
+        let id = ObjectIdentifier(session)
+        let before = watchedBySocket[id] ?? []
+        var dropped: [String] = []
+        for user in before.subtracting(users) where removeWatcher(id, of: user) { dropped.append(ChatChannels.presence(user)) }
+        var fresh: [String] = []
+        for user in users.subtracting(before) {
+            if watchersByUser[user] == nil { fresh.append(ChatChannels.presence(user)) }
+            watchersByUser[user, default: [:]][id] = session
+        }
+        watchedBySocket[id] = users.isEmpty ? nil : users
+        guard let subscriber else { throw .unavailable }
+        if !dropped.isEmpty { Task { @LoopActor in await subscriber.unsubscribe(dropped) } }
+        if !fresh.isEmpty { try await subscriber.subscribe(fresh) }
+    }
+
+    /// The users `session` watches.
+    func watched(by session: SocketSession) -> Set<Int64> { watchedBySocket[ObjectIdentifier(session)] ?? [] }
+
+    private func unwatch(_ session: SocketSession) {
+        let id = ObjectIdentifier(session)
+        guard let users = watchedBySocket.removeValue(forKey: id) else { return }
+        let dropped = users.filter { removeWatcher(id, of: $0) }.map(ChatChannels.presence)
+        if !dropped.isEmpty, let subscriber { Task { @LoopActor in await subscriber.unsubscribe(dropped) } }
+    }
+
+    /// Drops one watcher of `user`; true when nobody here watches the user any more.
+    private func removeWatcher(_ id: ObjectIdentifier, of user: Int64) -> Bool {
+        guard var watchers = watchersByUser[user] else { return false }
+        watchers[id] = nil
+        watchersByUser[user] = watchers.isEmpty ? nil : watchers
+        return watchers.isEmpty
     }
 
     // MARK: Rooms
@@ -231,6 +273,14 @@ final class UserChannels {
     private func routeNow(channel: String, payload: [UInt8]) -> (@LoopActor () async -> Void)? {
         if channel == gatewayChannel {
             gatewayHandler?(payload)
+            return nil
+        }
+        if channel.hasPrefix(ChatChannels.presencePrefix) {
+            if let user = Int64(channel.dropFirst(ChatChannels.presencePrefix.count)), let watchers = watchersByUser[user],
+               case .event(let event, let frame)? = Self.published(payload) {
+                for session in watchers.values { session.sendPublished(frame) }
+                GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(watchers.count))
+            }
             return nil
         }
         if channel.hasPrefix(ChatChannels.roomPrefix) {

@@ -161,6 +161,23 @@ final class RoomReader {
         return rooms
     }
 
+    /// Every member of a room, by user id.
+    func memberIDs(of roomID: Int64) async throws(PostgresError) -> [Int64] {
+        try await database.query("SELECT user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY user_id", [.int64(roomID)])
+            .map { row throws(PostgresError) in try row.int64("user_id") }
+    }
+
+    /// `{userId, username, displayName}` of these users, by id.
+    func people(_ ids: [Int64]) async throws(PostgresError) -> [JSONValue] {
+        guard !ids.isEmpty else { return [] }
+        return try await database.query("""
+            SELECT id, username, display_name FROM users WHERE id = ANY($1::bigint[]) ORDER BY id
+            """, [.string(PostgresArrayLiteral.integers(ids))]).map { row throws(PostgresError) in
+            ["userId": .int(try row.int64("id")), "username": .string(try row.string("username")),
+             "displayName": .string(try row.string("display_name"))]
+        }
+    }
+
     /// Whether a user exists (a quick 404 before an addition is enqueued; the worker checks again).
     func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
         try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1

@@ -69,6 +69,10 @@ final class RoomRoutes {
             .json(.ok, try await self.service.removeMember(try request.idParameter("roomId"), target: try request.idParameter("userId"),
                                                            userID: try request.caller.userID))
         }
+        router.add(.GET, "/api/rooms/:roomId/presence", authenticated: true) { [unowned self] request in
+            .json(.ok, try await self.service.presence(try request.idParameter("roomId"), userID: try request.caller.userID,
+                                                       Self.query(request, "limit", "afterUserId")))
+        }
         router.add(.GET, "/api/rooms/:roomId/messages/:messageId/receipts", authenticated: true) { [unowned self] request in
             .json(.ok, try await self.service.receipts(try request.idParameter("roomId"), messageID: try request.idParameter("messageId"),
                                                        userID: try request.caller.userID))

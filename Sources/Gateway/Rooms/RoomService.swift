@@ -12,6 +12,8 @@ final class RoomService {
     private let configuration: MessagingConfiguration
     /// Rooms a user may create per window (`RATE_LIMIT_ROOM_CREATE`; nil: no limit).
     private let creations: RateLimiter?
+    /// Who is online (the presence registry); set by the composition root.
+    var presence: (any PresenceLookup)?
 
     /// Largest page of the room lists and member lists.
     static let maxPage = 100
@@ -81,6 +83,18 @@ final class RoomService {
                                    limit: Self.text(arguments, "limit"), defaultLimit: configuration.historyDefaultLimit,
                                    maxLimit: configuration.historyMaxLimit)
         return try await reader.messages(of: roomID, page: page)
+    }
+
+    /// How many of the room's members are online, and a page of the online ones by user id.
+    /// Arguments: `limit`, `afterUserId`.
+    func presence(_ roomID: Int64, userID: Int64, _ arguments: JSONObject) async throws -> JSONValue {
+        _ = try await checked(.view, roomID: roomID, userID: userID)
+        let limit = try HistoryPage.limit(Self.text(arguments, "limit"), default: 100, max: Self.maxPage)
+        let after = try Self.text(arguments, "afterUserId").flatMap { ChatCommand.idValue(.string($0)) } ?? 0
+        let members = try await reader.memberIDs(of: roomID)
+        let online = await presence?.onlineUsers(among: members) ?? []
+        let page = online.sorted().filter { $0 > after }.prefix(limit)
+        return ["roomId": .int(roomID), "online": .int(Int64(online.count)), "members": .array(try await reader.people(Array(page)))]
     }
 
     /// How many of the room's other members received and read a message (members only).

@@ -56,6 +56,8 @@ final class SocketRooms {
         case .updateRoom: return try await service.update(try room(), userID: userID, arguments)
         case .rotateRoomInvite: return try await service.rotateInvite(try room(), userID: userID, arguments)
         case .deleteRoom: return try await service.delete(try room(), userID: userID)
+        case .getRoomPresence:
+            return try await service.presence(try room(), userID: userID, arguments)
         case .getMessageReceipts:
             return try await service.receipts(try room(), messageID: try ChatCommand.requiredID(arguments, "messageId"), userID: userID)
         case .messageDelivered:

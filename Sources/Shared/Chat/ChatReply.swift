@@ -21,6 +21,11 @@ package enum ChatChannels {
     package static func room(_ roomID: Int64) -> String { roomPrefix + String(roomID) }
     /// What every room channel name starts with (the rest is the decimal room id).
     package static let roomPrefix = "chat:room:"
+    /// One user's presence changes (`userOnline` / `userOffline`), for the sockets that subscribed
+    /// to that user's presence (issue 13); contacts hear them on their own channels as before.
+    package static func presence(_ userID: Int64) -> String { presencePrefix + String(userID) }
+    /// What every presence channel name starts with (the rest is the decimal user id).
+    package static let presencePrefix = "chat:presence:watch:"
 }
 
 /// An event for every member of a room but `except` (issue 13), published once on the room's

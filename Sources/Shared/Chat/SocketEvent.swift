@@ -67,6 +67,13 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let getMessageReceipts = SocketEvent("getMessageReceipts")
     /// `messageDelivered {roomId, seq}`: this device received the room's messages up to `seq`.
     package static let messageDelivered = SocketEvent("messageDelivered")
+    /// `presenceSubscribe {userIds}` → `[{userId, isOnline}]`: this socket hears `userOnline` /
+    /// `userOffline` of these users (people it shares a conversation or room with; at most 500),
+    /// replacing its earlier subscription.
+    package static let presenceSubscribe = SocketEvent("presenceSubscribe")
+    /// `getRoomPresence {roomId, limit?, afterUserId?}` → `{roomId, online, members}`: how many
+    /// members are online and a page of the online ones.
+    package static let getRoomPresence = SocketEvent("getRoomPresence")
 
     // MARK: Server → client
 
@@ -117,7 +124,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// Every event a client may send.
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
-        .stopTyping, .sync, .getOnlineUsers,
+        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe,
     ] + rooms
 
     /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
@@ -125,7 +132,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let rooms: [SocketEvent] = [
         .createRoom, .getRoom, .getMyRooms, .getPublicRooms, .joinRoom, .leaveRoom, .getRoomMembers, .addRoomMember,
         .removeRoomMember, .setRoomMemberRole, .updateRoom, .rotateRoomInvite, .deleteRoom, .getRoomMessages, .getMessageReceipts,
-        .messageDelivered,
+        .messageDelivered, .getRoomPresence,
     ]
 
     /// Every event the server emits.
@@ -133,7 +140,8 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .pong, .whoami, .error, .resync, .sync, .onlineUsers, .userOnline, .userOffline, .messageSent, .receiveMessage,
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
-        .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts,
+        .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
+        .presenceSubscribe,
     ]
 
     /// The client event named `name`, if the protocol has one.

@@ -363,7 +363,7 @@ import Testing
                 (.createRoom, [:]), (.getRoom, [:]), (.getMyRooms, .null), (.getPublicRooms, .null), (.joinRoom, [:]),
                 (.leaveRoom, [:]), (.getRoomMembers, [:]), (.addRoomMember, [:]), (.removeRoomMember, [:]),
                 (.setRoomMemberRole, [:]), (.updateRoom, [:]), (.rotateRoomInvite, [:]), (.deleteRoom, [:]), (.getRoomMessages, [:]),
-                (.getMessageReceipts, [:]), (.messageDelivered, [:]),
+                (.getMessageReceipts, [:]), (.messageDelivered, [:]), (.getRoomPresence, [:]), (.presenceSubscribe, [:]),
             ]
             #expect(arguments.map(\.0.name).sorted() == SocketEvent.client.map(\.name).sorted())
             for (index, (event, argument)) in arguments.enumerated() {
