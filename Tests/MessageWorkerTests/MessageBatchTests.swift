@@ -312,4 +312,68 @@ import Testing
         #expect(ledger.advance(MemberKey(conversationID: 10, userID: 9), to: 6) == 0)
         #expect(ledger.movedPointers().map(\.key) == [member])
     }
+
+    // MARK: Rooms (issue 13)
+
+    private static func roomSend(_ entry: String, from sender: Int64, room: Int64, key: String? = nil) -> BatchCommand {
+        BatchCommand(entryID: entry, envelope: CommandEnvelope(
+            command: .send(SendMessage(target: .room(room), content: "to the room", clientMsgID: key ?? "k-\(entry)")), userID: sender, reply: gateway))
+    }
+
+    /// Room 50 (public, last seq 4) with members 1 (pointer 4) and 2 (pointer 1); room 60 private, member 1.
+    private static func rooms() -> BatchSnapshot {
+        var snapshot = BatchSnapshot()
+        snapshot.rooms = [50: (lastSeq: 4, isPrivate: false), 60: (lastSeq: 0, isPrivate: true)]
+        snapshot.pointers = [MemberKey(conversationID: 50, userID: 1): 4, MemberKey(conversationID: 50, userID: 2): 1,
+                             MemberKey(conversationID: 60, userID: 1): 0]
+        return snapshot
+    }
+
+    @Test func roomSendsTakeTheRoomsNextSeqsAndGoOnceToTheRoomsChannel() throws {
+        var batch = MessageBatch(commands: [
+            Self.roomSend("1-0", from: 2, room: 50), Self.roomSend("1-1", from: 1, room: 50), Self.roomSend("1-2", from: 2, room: 50, key: "k-1-0"),
+        ])
+        #expect(batch.roomIDs == [50])
+        #expect(batch.memberKeys(Self.rooms()) == [MemberKey(conversationID: 50, userID: 1), MemberKey(conversationID: 50, userID: 2)])
+        let writes = batch.plan(Self.rooms())
+        #expect(writes.messages.map(\.seq) == [5, 6], "the retry of 1-0 in the same batch is one row")
+        #expect(writes.messages.allSatisfy { $0.receiverID == nil && $0.conversationID == 50 })
+        // The senders' pointers move to their own messages.
+        #expect(writes.pointers.map { "\($0.key.userID)=\($0.lastReadSeq)" }.sorted() == ["1=6", "2=5"])
+        let outcomes = try batch.outcomes(inserted: Self.inserted(writes))
+        #expect(outcomes.map { Self.result($0)?["seq"] } == [5, 6, 5])
+        #expect(outcomes[0].events.map(\.name) == ["messageSent"] && outcomes[0].events.first?.userID == 2)
+        #expect(outcomes[0].roomEvents.map { "\($0.roomID) \($0.event.name) except \($0.except ?? 0)" } == ["50 receiveMessage except 2"])
+        #expect(Self.result(outcomes[0])?["roomId"] == 50 && Self.result(outcomes[0])?["receiverId"] == .null)
+    }
+
+    @Test func onlyMembersOfALiveRoomSendAndAPrivateRoomDoesNotExistForOthers() throws {
+        var batch = MessageBatch(commands: [
+            Self.roomSend("1-0", from: 3, room: 50), Self.roomSend("1-1", from: 3, room: 60), Self.roomSend("1-2", from: 1, room: 70),
+        ])
+        let writes = batch.plan(Self.rooms())
+        #expect(writes.messages.isEmpty)
+        let outcomes = try batch.outcomes(inserted: [])
+        #expect(outcomes.map(Self.errorCode) == ["not_a_member", "room_not_found", "room_not_found"])
+        #expect(outcomes.allSatisfy { $0.events.isEmpty && $0.roomEvents.isEmpty })
+    }
+
+    @Test func deliveriesAndReadsInARoomMovePointersAndTellTheOtherMembers() throws {
+        var snapshot = Self.rooms()
+        snapshot.messages[900] = ChatMessageRecord(id: 900, conversationID: 50, seq: 3, senderID: 1, receiverID: nil, clientMsgID: "m",
+                                                   type: .text, content: "x", attachmentURL: nil, createdAtMilliseconds: 1, isRead: false)
+        var batch = MessageBatch(commands: [
+            Self.command("1-0", .delivered(roomID: 50, seq: 4), by: 2), Self.command("1-1", .read(messageID: 900), by: 2),
+            Self.command("1-2", .delivered(roomID: 50, seq: 2), by: 9),
+        ])
+        #expect(batch.memberKeys(snapshot).contains(MemberKey(conversationID: 50, userID: 9)))
+        let writes = batch.plan(snapshot)
+        #expect(writes.deliveries.map { "\($0.key.userID)=\($0.seq)" } == ["2=4"])
+        #expect(writes.pointers.map { "\($0.key.userID)=\($0.lastReadSeq)" } == ["2=3"])
+        let outcomes = try batch.outcomes(inserted: [])
+        #expect(outcomes[0].roomEvents.map(\.event.name) == ["memberDelivered"] && outcomes[0].roomEvents.first?.except == 2)
+        #expect(outcomes[1].roomEvents.map(\.event.name) == ["memberRead"] && outcomes[1].roomEvents.first?.data["lastReadSeq"] == 3)
+        #expect(outcomes[1].events.map(\.name) == ["messageReadConfirmed"], "no per-sender receipt in a room")
+        #expect(Self.errorCode(outcomes[2]) == "not_a_member")
+    }
 }

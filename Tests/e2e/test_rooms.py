@@ -168,6 +168,13 @@ def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluste
 
     reply = ack_message(devices["carol"].call("sendMessage", {"roomId": rid, "content": "on it", "clientMsgId": "c1"}, timeout=10))
     assert reply["seq"] == 2
+
+    # Unread counts per member: sending marks what came before as read (so carol has none), the
+    # others count the messages after their pointer.
+    def unread(user) -> int:
+        rooms = api1.get("/api/rooms", token=user.token).json()["rooms"]
+        return next(r["unreadCount"] for r in rooms if r["id"] == rid)
+    assert (unread(alice), unread(bob), unread(carol)) == (1, 2, 0)
     history = api2.get(f"/api/rooms/{rid}/messages", token=bob.token)
     assert [m["content"] for m in history.json()] == ["hello team", "on it"] and history.headers["X-Has-More"] == "false"
 
@@ -180,9 +187,13 @@ def test_room_messages_reach_every_member_device_once_and_stop_at_removal(cluste
     assert got == {"roomId": rid, "userId": bob.id, "lastDeliveredSeq": 1}
     got = devices["alice"].wait_for("memberRead", EVENT, since=marks["alice"], match=lambda r: r["userId"] == carol.id).args[0]
     assert got["lastReadSeq"] >= 1
+    devices["alice"].call("messageRead", {"messageId": reply["id"]}, timeout=10)
+    assert (unread(alice), unread(bob), unread(carol)) == (0, 2, 0), "alice read carol's message"
     receipts = api1.get(f"/api/rooms/{rid}/messages/{sent['id']}/receipts", token=alice.token).json()
     assert receipts == {"messageId": sent["id"], "roomId": rid, "seq": 1, "members": 2, "delivered": 2, "read": 1}, receipts
-    assert devices["carol"].find("memberRead", since=marks["carol"]) is None, "a member does not hear its own receipt"
+    assert devices["carol"].find("memberRead", since=marks["carol"], match=lambda r: r["userId"] == carol.id) is None, (
+        "a member does not hear its own receipt")
+    devices["carol"].wait_for("memberRead", EVENT, since=marks["carol"], match=lambda r: r["userId"] == alice.id)
 
     # Typing reaches the room's other members' devices (not the typist's, not a non-member's).
     marks = {name: d.mark() for name, d in devices.items()}
