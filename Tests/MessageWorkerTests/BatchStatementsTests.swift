@@ -114,10 +114,20 @@ import Testing
         let pointers = BatchStatements.movePointers([(key: MemberKey(conversationID: 4, userID: 2), lastReadSeq: 11)])
         #expect(pointers.sql == """
             UPDATE conversation_members cm
-            SET last_read_seq = GREATEST(cm.last_read_seq, t.seq)
+            SET last_read_seq = GREATEST(cm.last_read_seq, t.seq), last_delivered_seq = GREATEST(cm.last_delivered_seq, t.seq)
             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(conversation_id, user_id, seq)
             WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
             """)
         #expect(pointers.parameters == [Self.integers([4]), Self.integers([2]), Self.integers([11])])
+
+        let deliveries = BatchStatements.moveDeliveries([(key: MemberKey(conversationID: 5, userID: 3), seq: 9)])
+        #expect(deliveries.sql == """
+            UPDATE conversation_members cm
+            SET last_delivered_seq = GREATEST(cm.last_delivered_seq, LEAST(t.seq, c.last_seq))
+            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(conversation_id, user_id, seq)
+            JOIN conversations c ON c.id = t.conversation_id
+            WHERE cm.conversation_id = t.conversation_id AND cm.user_id = t.user_id
+            """)
+        #expect(deliveries.parameters == [Self.integers([5]), Self.integers([3]), Self.integers([9])])
     }
 }
