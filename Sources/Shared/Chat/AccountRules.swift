@@ -82,12 +82,18 @@ package enum AccountRules {
     /// An optional display name, 1-64 characters without control characters; defaults to the username.
     package static func displayName(_ raw: String?, username: String) throws(APIError) -> String {
         guard let raw else { return username }
+        return try printableLine(raw, field: "displayName", length: displayNameLength)
+    }
+
+    /// A one-line name (a display name, a room's name): trimmed, `length` characters (Unicode
+    /// scalars), no control characters (NUL included).
+    package static func printableLine(_ raw: String, field: String, length: ClosedRange<Int>) throws(APIError) -> String {
         let trimmed = String(Substring(raw).trimmingSpaces())
-        guard displayNameLength.contains(trimmed.unicodeScalars.count) else {
-            throw APIError.invalidField("displayName", "field 'displayName' must be \(displayNameLength.lowerBound)-\(displayNameLength.upperBound) characters")
+        guard length.contains(trimmed.unicodeScalars.count) else {
+            throw APIError.invalidField(field, "field '\(field)' must be \(length.lowerBound)-\(length.upperBound) characters")
         }
         for scalar in trimmed.unicodeScalars where scalar.properties.generalCategory == .control {
-            throw APIError.invalidField("displayName", "field 'displayName' must not contain control characters")
+            throw APIError.invalidField(field, "field '\(field)' must not contain control characters")
         }
         return trimmed
     }

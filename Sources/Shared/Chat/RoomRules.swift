@@ -204,14 +204,7 @@ package enum RoomProfileRules {
 
     /// A name, trimmed; no control characters (NUL included).
     package static func name(_ raw: String) throws(APIError) -> String {
-        let trimmed = String(Substring(raw).trimmingSpaces())
-        guard nameLength.contains(trimmed.unicodeScalars.count) else {
-            throw APIError.invalidField("name", "field 'name' must be \(nameLength.lowerBound)-\(nameLength.upperBound) characters")
-        }
-        for scalar in trimmed.unicodeScalars where scalar.properties.generalCategory == .control {
-            throw APIError.invalidField("name", "field 'name' must not contain control characters")
-        }
-        return trimmed
+        try AccountRules.printableLine(raw, field: "name", length: nameLength)
     }
 
     /// An optional description, trimmed (empty: none); newlines and tabs allowed, other control
