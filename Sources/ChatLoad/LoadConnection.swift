@@ -296,6 +296,11 @@ final class LoadConnection: IOHandler {
                 return lost("socketio_disconnect")
             }
             generator.counters.packetsReceived += 1
+            if let field = generator.options.latencyField, packet.type == .event,
+               let sentAt = packet.payload?.arrayValue?.dropFirst().first?[field]?.int64Value, sentAt > 0 {
+                generator.counters.eventsMeasured += 1
+                generator.counters.eventLatencies.record(nanoseconds: MonotonicClock.now() &- UInt64(sentAt))
+            }
         default:
             protocolFailure("unexpected_packet", closeCode: 1002)
         }

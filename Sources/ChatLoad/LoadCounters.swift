@@ -25,6 +25,9 @@ struct LoadCounters {
     var packetsReceived = 0
     /// Time from `socket()` to the CONNECT answer, microseconds, one entry per authenticated connection.
     var connectLatencies: [UInt32] = []
+    /// Events received with a latency field (`--latency-field`), and their latencies.
+    var eventsMeasured = 0
+    var eventLatencies = LatencyHistogram()
 
     var refused: Int { refusedByCode.values.reduce(0, +) }
     var failed: Int { failedByReason.values.reduce(0, +) }
@@ -65,6 +68,36 @@ struct LoadCounters {
     }
 }
 
+/// Latencies in 10 µs buckets up to 10 s (and one bucket beyond): quantiles without keeping
+/// every sample, whatever the number of events.
+struct LatencyHistogram {
+    private static let bucketMicroseconds: UInt64 = 10
+    private static let buckets = 1_000_000
+    private var counts = [UInt32](repeating: 0, count: LatencyHistogram.buckets + 1)
+    private(set) var total = 0
+    private(set) var maxMicroseconds: UInt64 = 0
+
+    mutating func record(nanoseconds: UInt64) {
+        let micros = nanoseconds / 1000
+        maxMicroseconds = max(maxMicroseconds, micros)
+        let index = min(Int(clamping: micros / Self.bucketMicroseconds), Self.buckets)
+        counts[index] &+= 1
+        total += 1
+    }
+
+    /// The latency at quantile `q` (0...1) in milliseconds (the bucket's upper edge).
+    func quantileMilliseconds(_ q: Double) -> Double {
+        guard total > 0 else { return 0 }
+        let rank = max(1, Int((Double(total) * q).rounded(.up)))
+        var seen = 0
+        for (index, count) in counts.enumerated() where count > 0 {
+            seen += Int(count)
+            if seen >= rank { return Double(UInt64(index + 1) * Self.bucketMicroseconds) / 1000 }
+        }
+        return Double(maxMicroseconds) / 1000
+    }
+}
+
 /// Names for the errno values a load test meets, so reports say `EADDRNOTAVAIL`, not `99`.
 enum ErrnoName {
     static func name(_ code: CInt) -> String {
@@ -99,6 +132,9 @@ enum LoadReport {
         line += " connecting=\(counters.inFlight) connected=\(counters.connected) open=\(counters.open)"
         line += " refused=\(counters.refused) failed=\(counters.failed) dropped=\(counters.dropped)"
         line += " pings=\(counters.pingsAnswered)"
+        if counters.eventsMeasured > 0 {
+            line += " events=\(counters.eventsMeasured) p99=\(format(counters.eventLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
+        }
         if let residentBytes { line += " rss=\(format(Double(residentBytes) / 1_048_576, decimals: 1))MiB" }
         line += breakdown("refused", counters.refusedByCode)
         line += breakdown("failed", counters.failedByReason)
@@ -133,6 +169,13 @@ enum LoadReport {
             "p50": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 0.5), 3)),
             "p99": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 0.99), 3)),
             "max": .double(rounded(LoadCounters.quantileMilliseconds(sorted, 1), 3)),
+        ])
+        object["eventsMeasured"] = .int(Int64(counters.eventsMeasured))
+        let events = counters.eventLatencies
+        object["eventLatencyMs"] = events.total == 0 ? .null : .object([
+            "p50": .double(rounded(events.quantileMilliseconds(0.5), 3)), "p90": .double(rounded(events.quantileMilliseconds(0.9), 3)),
+            "p99": .double(rounded(events.quantileMilliseconds(0.99), 3)), "p999": .double(rounded(events.quantileMilliseconds(0.999), 3)),
+            "max": .double(rounded(Double(events.maxMicroseconds) / 1000, 3)),
         ])
         object["totalSeconds"] = .double(rounded(totalSeconds, 3))
         object["sourceAddresses"] = .int(Int64(options.sourceAddresses.count))

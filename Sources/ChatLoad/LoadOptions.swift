@@ -31,6 +31,9 @@ struct LoadOptions: Sendable {
     var closeTimeout = Duration.seconds(5)
     /// Request path and query of the Engine.IO WebSocket endpoint.
     var path = "/socket.io/?EIO=4&transport=websocket"
+    /// A numeric field of received events' data holding the sender's monotonic clock (nanoseconds):
+    /// each such event's delivery latency is measured (the fan-out benchmark). Nil: not measured.
+    var latencyField: String?
 
     static let usage = """
         ChatLoad: opens N authenticated Socket.IO (Engine.IO v4, WebSocket transport) connections to a
@@ -53,6 +56,9 @@ struct LoadOptions: Sendable {
           --handshake-timeout MS       per-connection authentication deadline (default 30000)
           --close-timeout MS           wait for the server's close frames at the end (default 5000)
           --path P                     request target (default /socket.io/?EIO=4&transport=websocket)
+          --latency-field NAME         measure every received event whose data has NAME = the sender's
+                                       CLOCK_MONOTONIC in nanoseconds (same host): counts and latency
+                                       quantiles in the status lines and the summary
 
         Output: one status line per second, a line starting 'ramp complete' once every connection is
         connected, refused or failed, and a final JSON summary line. Exit status 0 when every
@@ -95,6 +101,9 @@ struct LoadOptions: Sendable {
             case "--ttl": tokenLifetimeSeconds = Int64(try Self.integer(value, name, in: 1...31_536_000))
             case "--handshake-timeout": handshakeTimeout = .milliseconds(try Self.integer(value, name, in: 1...3_600_000))
             case "--close-timeout": closeTimeout = .milliseconds(try Self.integer(value, name, in: 0...3_600_000))
+            case "--latency-field":
+                guard !value.isEmpty, value.utf8.count <= 64 else { throw .invalidValue(name, value, "a field name of 1-64 bytes") }
+                latencyField = value
             case "--path":
                 guard value.hasPrefix("/"), !value.contains(" "), !value.contains("\r"), !value.contains("\n") else {
                     throw .invalidValue(name, value, "a request target starting with '/' and without spaces")

@@ -24,6 +24,10 @@ final class UserChannels {
     private var roomLoads: [Int64: Task<Void, any Error>] = [:]
     /// The rooms of these users (room ids per user), from Postgres; set by the composition root.
     var loadRooms: (@LoopActor ([Int64]) async throws -> [Int64: [Int64]])?
+    /// Users whose rooms the next query reads, and who waits for them: the connects of a burst
+    /// share one query (one in flight at a time), so a connect storm does not exhaust the pool.
+    private var roomLoadQueue: [Int64: [CheckedContinuation<[Int64], any Error>]] = [:]
+    private var roomLoadRunning = false
     /// Presence subscriptions (issue 13): the sockets watching each user, the users each watches.
     private var watchersByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
     private var watchedBySocket: [ObjectIdentifier: Set<Int64>] = [:]
@@ -172,10 +176,10 @@ final class UserChannels {
     /// Loads the rooms of a registered user (once, whatever its number of sockets) and subscribes
     /// their channels; returns when they are subscribed. Throws when Postgres or Redis fails.
     func registerRooms(of userID: Int64) async throws {
-        guard let loadRooms else { return }
+        guard loadRooms != nil else { return }
         if let load = roomLoads[userID] { return try await load.value }
         let load = Task { @LoopActor in
-            let rooms = try await loadRooms([userID])[userID] ?? []
+            let rooms = try await self.queuedRoomLoad(userID)
             try await self.addRooms(rooms, for: userID)
         }
         roomLoads[userID] = load
@@ -185,6 +189,31 @@ final class UserChannels {
             roomLoads[userID] = nil
             throw error
         }
+    }
+
+    /// `userID`'s rooms, read with whatever other users' reads are queued by then.
+    private func queuedRoomLoad(_ userID: Int64) async throws -> [Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            roomLoadQueue[userID, default: []].append(continuation)
+            guard !roomLoadRunning else { return }
+            roomLoadRunning = true
+            Task { @LoopActor in await self.runRoomLoads() }
+        }
+    }
+
+    /// One query per round for every user queued since the last, until none is left.
+    private func runRoomLoads() async {
+        while !roomLoadQueue.isEmpty, let loadRooms {
+            let waiters = roomLoadQueue
+            roomLoadQueue = [:]
+            do {
+                let rooms = try await loadRooms(Array(waiters.keys))
+                for (user, continuations) in waiters { for continuation in continuations { continuation.resume(returning: rooms[user] ?? []) } }
+            } catch {
+                for continuations in waiters.values { for continuation in continuations { continuation.resume(throwing: error) } }
+            }
+        }
+        roomLoadRunning = false
     }
 
     /// The rooms of `userID` known here (tests and diagnostics).
