@@ -28,6 +28,8 @@ final class UserChannels {
     /// share one query (one in flight at a time), so a connect storm does not exhaust the pool.
     private var roomLoadQueue: [Int64: [CheckedContinuation<[Int64], any Error>]] = [:]
     private var roomLoadRunning = false
+    /// Rooms a user left while its room list was being read: that (older) read must not add them back.
+    private var leftWhileLoading: [Int64: Set<Int64>] = [:]
     /// Presence subscriptions (issue 13): the sockets watching each user, the users each watches.
     private var watchersByUser: [Int64: [ObjectIdentifier: SocketSession]] = [:]
     private var watchedBySocket: [ObjectIdentifier: Set<Int64>] = [:]
@@ -178,15 +180,18 @@ final class UserChannels {
     func registerRooms(of userID: Int64) async throws {
         guard loadRooms != nil else { return }
         if let load = roomLoads[userID] { return try await load.value }
+        leftWhileLoading[userID] = []
         let load = Task { @LoopActor in
-            let rooms = try await self.queuedRoomLoad(userID)
-            try await self.addRooms(rooms, for: userID)
+            let loaded = try await self.queuedRoomLoad(userID)
+            let left = self.leftWhileLoading.removeValue(forKey: userID) ?? []
+            try await self.addRooms(loaded.filter { !left.contains($0) }, for: userID)
         }
         roomLoads[userID] = load
         do {
             try await load.value
         } catch {
             roomLoads[userID] = nil
+            leftWhileLoading[userID] = nil
             throw error
         }
     }
@@ -327,6 +332,7 @@ final class UserChannels {
             }
             if event == SocketEvent.roomJoined.name || event == SocketEvent.roomLeft.name, let room = Self.roomOfMembershipEvent(payload) {
                 if event == SocketEvent.roomLeft.name {
+                    leftWhileLoading[userID]?.insert(room)
                     leave(room, userID: userID)
                 } else if usersByRoom[room]?.isEmpty == false {
                     roomsByUser[userID, default: []].insert(room)
