@@ -35,6 +35,19 @@ import Testing
         }
     }
 
+    @Test func roomRefusalsFromAWorkerKeepTheirStatuses() {
+        // A room command refused by the worker (a race the gateway's check could not see) is
+        // answered with the code's own status, never a 500.
+        let expected: [(String, HTTPStatus)] = [
+            ("room_not_found", .notFound), ("not_a_member", .forbidden), ("admin_required", .forbidden),
+            ("already_a_member", .conflict), ("member_not_found", .notFound), ("room_full", .conflict),
+            ("invite_invalid", .notFound), ("last_admin", .conflict), ("too_many_rooms", .conflict),
+        ]
+        for (name, status) in expected {
+            #expect(ChatErrors.apiError(code: name, message: "m").status == status, "\(name)")
+        }
+    }
+
     @Test func eventsAreWrappedForTheUserChannel() {
         let event = ChatEvent(userID: 12, event: .messageSent, data: ["id": 1])
         #expect(event.channel == "chat:user:12")

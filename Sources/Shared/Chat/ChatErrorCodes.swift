@@ -23,5 +23,8 @@ extension ErrorCode {
         .userNotFound, .messageNotFound, .notARecipient, .cannotMessageSelf, .processingFailed, .workerUnavailable,
         .unsupportedCommand, .notFound, .validationFailed, .databaseUnavailable, .redisUnavailable, .overloaded,
         .rateLimited, .rateLimiterUnavailable, .internalError,
+        // Room commands (issue 13): the worker's authoritative refusals.
+        .roomNotFound, .notAMember, .adminRequired, .alreadyAMember, .memberNotFound, .roomFull, .inviteInvalid, .lastAdmin,
+        .tooManyRooms,
     ]
 }
