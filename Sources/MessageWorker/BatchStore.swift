@@ -32,7 +32,6 @@ final class BatchStore: BatchApplier {
     /// transaction of its own, in stream order between them, so a room's membership changes and
     /// its messages are applied in the order they were sent.
     func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
-        guard commands.contains(where: \.isRoomCommand) else { return try await applyMessages(commands, fence: fence) }
         var outcomes: [CommandOutcome] = []
         var run: [BatchCommand] = []
         for command in commands {

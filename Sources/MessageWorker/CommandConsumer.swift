@@ -362,10 +362,9 @@ final class CommandConsumer {
         let stillHeld: @LoopActor () -> Bool = { [unowned self] in keptShards.contains { self.cycle.shards.contains($0) } }
 
         let ordered = kept.compactMap { decoded.outcomes[$0.key] }
-        let fields = Dictionary(kept.map { ($0.key, $0.entry.fields) }) { first, _ in first }
         let streams = Dictionary(kept.map { ($0.key, $0) }) { first, _ in first }
         let published = await retrying("publishing a batch failed; retrying", while: stillHeld) {
-            try await publish(ordered, entries: streams, fields: fields, deliveries: deliveries)
+            try await publish(ordered, entries: streams, deliveries: deliveries)
         }
         guard let acknowledgeable = published, !acknowledgeable.isEmpty else { return }
 
@@ -493,8 +492,7 @@ final class CommandConsumer {
 
     /// Dead letters, events and replies in one pipeline. Returns the entries that may be
     /// acknowledged: all but those whose dead-letter copy was not written.
-    private func publish(_ outcomes: [CommandOutcome], entries: [String: ShardEntry], fields: [String: [(String, [UInt8])]],
-                         deliveries: [String: Int]) async throws -> [String] {
+    private func publish(_ outcomes: [CommandOutcome], entries: [String: ShardEntry], deliveries: [String: Int]) async throws -> [String] {
         var pipeline: [RedisCommand] = []
         var deadLetterSlots: [(index: Int, entryID: String)] = []
         for outcome in outcomes {
@@ -504,7 +502,7 @@ final class CommandConsumer {
                     "stream", entries[outcome.entryID].map { layout.stream($0.shard) } ?? "", "reason", reason, "deliveries", String(deliveries[outcome.entryID] ?? 1),
                     "consumer", configuration.workerID,
                 ])
-                for (name, value) in fields[outcome.entryID] ?? [] { command.appendField(name, value: value) }
+                for (name, value) in entries[outcome.entryID]?.entry.fields ?? [] { command.appendField(name, value: value) }
                 deadLetterSlots.append((index: pipeline.count, entryID: outcome.entryID))
                 pipeline.append(command)
             }

@@ -62,13 +62,7 @@ final class ConversationReader {
         guard persons[otherUserID] != nil else { return nil }
         guard let conversationID, userID != otherUserID else { return ([], false) }
 
-        let order = page.fromOldest ? "ASC" : "DESC"
-        let pageQuery: PostgresQuery = """
-            SELECT \(unescaped: Self.columns) FROM \(unescaped: ChatMessageRecord.tables)
-            WHERE m.conversation_id = \(conversationID) AND m.seq > \(page.after ?? 0) AND m.seq < \(page.before ?? Int64.max)
-            ORDER BY m.seq \(unescaped: order) LIMIT \(page.limit + 1)
-            """
-        let rows = try await database.query(pageQuery)
+        let rows = try await database.query(page.query(conversationID: conversationID))
         var messages: [JSONValue] = []
         messages.reserveCapacity(min(rows.count, page.limit))
         for row in rows.prefix(page.limit) {

@@ -80,6 +80,16 @@ struct HistoryPage: Sendable, Equatable {
     /// forward), otherwise the newest (scrolling back). Pages are always returned oldest first.
     var fromOldest: Bool { after != nil }
 
+    /// This page of `conversationID`'s messages (`ChatMessageRecord.columns`), one row more than
+    /// `limit` so the caller can tell whether the range holds more; newest first unless `fromOldest`.
+    func query(conversationID: Int64) -> PostgresQuery {
+        """
+        SELECT \(unescaped: ChatMessageRecord.columns) FROM \(unescaped: ChatMessageRecord.tables)
+        WHERE m.conversation_id = \(conversationID) AND m.seq > \(after ?? 0) AND m.seq < \(before ?? Int64.max)
+        ORDER BY m.seq \(unescaped: fromOldest ? "ASC" : "DESC") LIMIT \(limit + 1)
+        """
+    }
+
     init(before: Int64? = nil, after: Int64? = nil, limit: Int) {
         self.before = before
         self.after = after

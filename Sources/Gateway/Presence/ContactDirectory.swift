@@ -115,31 +115,28 @@ final class ContactDirectory {
     /// Which of `userIDs` share a conversation with `callerID` (the caller counts as their own
     /// contact): the users whose presence the caller may see.
     func contacts(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
-        guard !userIDs.isEmpty else { return [] }
-        let rows = try await database.query("""
-            SELECT DISTINCT m2.user_id FROM conversation_members m1
-            JOIN conversations c ON c.id = m1.conversation_id AND c.kind = 'direct'
-            JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id
-            WHERE m1.user_id = $1 AND m2.user_id = ANY($2::bigint[])
-            """, [.int64(callerID), .string(PostgresArrayLiteral.integers(userIDs))])
-        var contacts = Set(try rows.map { try $0.int64("user_id") })
-        if userIDs.contains(callerID) { contacts.insert(callerID) }
-        return contacts
+        try await sharing(with: callerID, among: userIDs, conversations: "c.kind = 'direct'")
     }
 
     /// Which of `userIDs` share a conversation or a room with `callerID` (the caller included):
     /// whose presence the caller may subscribe to.
     func peers(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
+        try await sharing(with: callerID, among: userIDs, conversations: "c.archived_at IS NULL AND c.deleted_at IS NULL")
+    }
+
+    /// Which of `userIDs` are members of a conversation `conversations` (a fixed SQL condition on
+    /// `c`, never outside input) that `callerID` is a member of too; the caller counts as sharing.
+    private func sharing(with callerID: Int64, among userIDs: [Int64], conversations condition: StaticString) async throws -> Set<Int64> {
         guard !userIDs.isEmpty else { return [] }
         let rows = try await database.query("""
             SELECT DISTINCT m2.user_id FROM conversation_members m1
-            JOIN conversations c ON c.id = m1.conversation_id AND c.archived_at IS NULL AND c.deleted_at IS NULL
+            JOIN conversations c ON c.id = m1.conversation_id AND \(condition)
             JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id
             WHERE m1.user_id = $1 AND m2.user_id = ANY($2::bigint[])
             """, [.int64(callerID), .string(PostgresArrayLiteral.integers(userIDs))])
-        var peers = Set(try rows.map { try $0.int64("user_id") })
-        if userIDs.contains(callerID) { peers.insert(callerID) }
-        return peers
+        var sharing = Set(try rows.map { try $0.int64("user_id") })
+        if userIDs.contains(callerID) { sharing.insert(callerID) }
+        return sharing
     }
 
     /// One user by id.

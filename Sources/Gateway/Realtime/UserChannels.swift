@@ -155,9 +155,6 @@ final class UserChannels {
         if !fresh.isEmpty { try await subscriber.subscribe(fresh) }
     }
 
-    /// The users `session` watches.
-    func watched(by session: SocketSession) -> Set<Int64> { watchedBySocket[ObjectIdentifier(session)] ?? [] }
-
     private func unwatch(_ session: SocketSession) {
         let id = ObjectIdentifier(session)
         guard let users = watchedBySocket.removeValue(forKey: id) else { return }
@@ -223,9 +220,6 @@ final class UserChannels {
 
     /// The rooms of `userID` known here (tests and diagnostics).
     func rooms(of userID: Int64) -> Set<Int64> { roomsByUser[userID] ?? [] }
-
-    /// Room channels subscribed here.
-    var roomCount: Int { usersByRoom.count }
 
     private func addRooms(_ rooms: [Int64], for userID: Int64) async throws(RedisError) {
         guard socketsByUser[userID] != nil else { return }

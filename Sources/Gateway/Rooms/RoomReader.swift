@@ -14,16 +14,13 @@ final class RoomReader {
     /// A room and `userID`'s role in it (nil: not a member); nil when there is no such room.
     func room(_ roomID: Int64, for userID: Int64) async throws(PostgresError) -> (room: RoomRecord, role: RoomRole?)? {
         let rows = try await database.query("""
-            SELECT \(RoomRecord.columns), me.role AS my_role,
-                   (SELECT count(*) FROM conversation_members a WHERE a.conversation_id = c.id AND a.role = 'admin') AS admins
+            SELECT \(RoomRecord.columns), me.role AS my_role
             FROM conversations c
             LEFT JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $2
             WHERE c.id = $1 AND c.kind = 'room'
             """, [.int64(roomID), .int64(userID)])
         guard let row = rows.first else { return nil }
-        var room = try RoomRecord(row)
-        room.adminCount = Int(try row.int64("admins"))
-        return (room, try row.optionalString("my_role").flatMap(RoomRole.init(rawValue:)))
+        return (try RoomRecord(row), try row.optionalString("my_role").flatMap(RoomRole.init(rawValue:)))
     }
 
     /// The room whose current invite code is `code`, if any (for a join by code and the invite
@@ -119,12 +116,7 @@ final class RoomReader {
     /// A page of a room's messages (the caller was checked to be a member), in seq order as
     /// `page` asks, with `hasMore` when the range holds more.
     func messages(of roomID: Int64, page: HistoryPage) async throws(PostgresError) -> (messages: [JSONValue], hasMore: Bool) {
-        let order = page.fromOldest ? "ASC" : "DESC"
-        let rows = try await database.query("""
-            SELECT \(unescaped: ChatMessageRecord.columns) FROM \(unescaped: ChatMessageRecord.tables)
-            WHERE m.conversation_id = \(roomID) AND m.seq > \(page.after ?? 0) AND m.seq < \(page.before ?? Int64.max)
-            ORDER BY m.seq \(unescaped: order) LIMIT \(page.limit + 1)
-            """ as PostgresQuery)
+        let rows = try await database.query(page.query(conversationID: roomID))
         var messages: [JSONValue] = []
         for row in rows.prefix(page.limit) { messages.append(.object(try ChatMessageRecord(row: row).json)) }
         if !page.fromOldest { messages.reverse() }
@@ -178,9 +170,10 @@ final class RoomReader {
         }
     }
 
-    /// Whether a user exists (a quick 404 before an addition is enqueued; the worker checks again).
-    func userExists(_ userID: Int64) async throws(PostgresError) -> Bool {
-        try await database.query("SELECT 1 FROM users WHERE id = $1", [.int64(userID)]).count == 1
+    /// The room's admins (the one rule that needs them: the only admin may not step down).
+    func adminCount(of roomID: Int64) async throws(PostgresError) -> Int {
+        Int(try await database.query("SELECT count(*) AS n FROM conversation_members WHERE conversation_id = $1 AND role = 'admin'",
+                                     [.int64(roomID)]).int64("n"))
     }
 
     /// The smallest string greater than every string starting with `prefix` (byte order): the

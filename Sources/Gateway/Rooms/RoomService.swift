@@ -175,7 +175,7 @@ final class RoomService {
         if let code = RoomRules.refusal(of: .addMember(targetRole: targetRole), actor: role, room: room.facts(memberLimit: memberLimit)) {
             throw APIError(code)
         }
-        guard try await reader.userExists(target) else { throw APIError(.userNotFound) }
+        // An unknown user is answered user_not_found by the worker, which checks under the room's lock.
         return try await submitter.submit(.room(.addMember(roomID: roomID, userID: target)), userID: userID)
     }
 
@@ -197,8 +197,9 @@ final class RoomService {
         body["userId"] = .int(target)
         let command = try RoomCommand.parse(type: "room.changeRole", body: body)
         guard case .changeRole(_, _, let newRole) = command else { throw APIError.validation("field 'role' is required") }
-        let (room, role) = try await checked(nil, roomID: roomID, userID: userID)
+        var (room, role) = try await checked(nil, roomID: roomID, userID: userID)
         let targetRole = try await reader.room(roomID, for: target)?.role
+        if target == userID, newRole == .member { room.adminCount = try await reader.adminCount(of: roomID) }
         if let code = RoomRules.refusal(of: .changeRole(targetRole: targetRole, to: newRole, isSelf: target == userID), actor: role,
                                         room: room.facts(memberLimit: memberLimit)) {
             throw APIError(code)
