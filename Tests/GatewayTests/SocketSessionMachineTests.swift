@@ -167,12 +167,32 @@ import Testing
         #expect(accepted == 16)
         #expect(refused == 184)
         #expect(machine.pendingServerAcks == 16)
-        // The client answers server ack 1: the request (ack id 1) gets what it said, and a slot frees.
-        #expect(Self.sent(machine.received(text: #"431["ok"]"#, now: Self.start)) == [#"31[{"clientAck":["ok"]}]"#])
+        // Server ack ids are even (odd ones name room messages). The client answers server ack 2:
+        // the request (ack id 1) gets what it said, and a slot frees.
+        #expect(Self.sent(machine.received(text: #"432["ok"]"#, now: Self.start)) == [#"31[{"clientAck":["ok"]}]"#])
         #expect(machine.pendingServerAcks == 15)
-        #expect(Self.sent(machine.serverAckTimedOut(2)) == [#"32[{"error":{"code":"ack_timeout","message":"the client did not acknowledge in time"}}]"#])
-        #expect(machine.serverAckTimedOut(2).isEmpty)
+        #expect(Self.sent(machine.serverAckTimedOut(4)) == [#"32[{"error":{"code":"ack_timeout","message":"the client did not acknowledge in time"}}]"#])
+        #expect(machine.serverAckTimedOut(4).isEmpty)
         #expect(machine.pendingServerAcks == 14)
+    }
+
+    /// Issue 13: the ack of a room message's frame (odd id: the message id × 2 + 1) confirms its
+    /// delivery; an even id nobody waits for, or any ack before CONNECT, changes nothing.
+    @Test func anOddAckConfirmsTheDeliveryOfTheMessageItNames() throws {
+        #expect(SocketSessionMachine.deliveryAckID(messageID: 41) == 83)
+        #expect(SocketSessionMachine.messageID(deliveryAckID: 83) == 41)
+        #expect(SocketSessionMachine.messageID(deliveryAckID: 82) == nil)
+        #expect(SocketSessionMachine.deliveryAckID(messageID: 0) == nil)
+        #expect(SocketSessionMachine.deliveryAckID(messageID: 1 << 52) == nil, "beyond what a JavaScript number holds exactly")
+        let largest = try #require(SocketSessionMachine.deliveryAckID(messageID: (1 << 52) - 1))
+        #expect(largest <= (1 << 53) - 1)
+
+        var machine = Self.connected()
+        #expect(machine.received(text: "4383[]", now: Self.start) == [.deliveryAcknowledged(messageID: 41, userID: 7)])
+        #expect(machine.received(text: #"4383["any","answer"]"#, now: Self.start) == [.deliveryAcknowledged(messageID: 41, userID: 7)])
+        #expect(machine.received(text: "4382[]", now: Self.start).isEmpty)
+        var unconnected = SocketSessionMachine(configuration: Self.configuration(), headerToken: nil, now: Self.start)
+        #expect(unconnected.received(text: "4383[]", now: Self.start).isEmpty)
     }
 
     /// Found by fuzzing (fuzz/session/seeds/reserved-event-name): the client named a lifecycle

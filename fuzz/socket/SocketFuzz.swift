@@ -99,6 +99,8 @@ private final class FuzzHost: SocketSessionHost {
         dispatched.append(request)
     }
 
+    func deliveryAcknowledged(_ messageID: Int64, userID: Int64) {}
+
     func sessionConnected(_ session: SocketSession, userID: Int64) {
         if closedCount > 0 { fail("sessionConnected after sessionClosed") }
         connectedCount += 1

@@ -20,6 +20,10 @@ enum GatewayMetrics {
         "chat_published_events_delivered_total", help: "Published events written to local sockets, one per socket, by event name.",
         labelName: "event", initialLabels: publishedEvents.sorted() + ["other"])
 
+    /// Socket.IO acks of room message deliveries that confirmed receipt (issue 13).
+    static let deliveryAcks = MetricsRegistry.shared.counter(
+        "chat_delivery_acks_total", help: "Socket.IO acks of room messages that confirmed their delivery to a member's device.")
+
     /// The label for a published event name: itself when known, else `other`.
     nonisolated static func publishedLabel(_ name: String) -> String {
         publishedEvents.contains(name) ? name : "other"

@@ -82,6 +82,9 @@ final class GatewayServices {
         realtime.rooms = SocketRooms(service: rooms) { [unowned realtime] userID in await realtime.spendAPIBudget(userID: userID) }
         realtime.channels.loadRooms = { users in try await roomReader.roomIDs(of: users) }
         let channels = realtime.channels
+        channels.deliveryAcks = DeliveryAcks(clock: clock, submitter: submitter) { [unowned channels] user, room in
+            channels.rooms(of: user).contains(room)
+        }
         socketMessaging.isRoomMember = { [unowned channels] userID, roomID in channels.rooms(of: userID).contains(roomID) }
 
         // Routes.
@@ -108,6 +111,7 @@ final class GatewayServices {
     /// Closes every client and pool (after the servers drained).
     func close() {
         shardCountCheck.stop()
+        realtime.channels.deliveryAcks?.close()
         submitter.close()
         realtime.close()
         redis.close()

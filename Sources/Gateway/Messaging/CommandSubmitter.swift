@@ -117,6 +117,12 @@ final class CommandSubmitter {
         }
     }
 
+    /// Appends a command nobody waits for (no reply address: the worker answers no one). Throws
+    /// when it was not appended.
+    func submitUnanswered(_ command: ChatCommand, userID: Int64) async throws(RedisError) {
+        try await append(CommandEnvelope(command: command, userID: userID))
+    }
+
     /// Appends to the command's shard: the conversation's, so one device's commands in a
     /// conversation reach one worker in the order this gateway received them (issue 12).
     private func append(_ envelope: CommandEnvelope) async throws(RedisError) {

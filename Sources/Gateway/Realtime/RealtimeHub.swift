@@ -252,6 +252,10 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         session.answer(reply)
     }
 
+    func deliveryAcknowledged(_ messageID: Int64, userID: Int64) {
+        channels.deliveryAcks?.acknowledged(messageID, by: userID)
+    }
+
     func sessionConnected(_ session: SocketSession, userID: Int64) {
         presence.socketConnected(session, userID: userID)
     }

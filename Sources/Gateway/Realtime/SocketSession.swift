@@ -205,6 +205,8 @@ final class SocketSession: WebSocketConnectionDelegate {
                 self.serverAckTimers[id] = nil
                 self.perform(self.machine.serverAckTimedOut(id))
             }
+        case .deliveryAcknowledged(let messageID, let userID):
+            host.deliveryAcknowledged(messageID, userID: userID)
         }
     }
 

@@ -19,6 +19,8 @@ protocol SocketSessionHost: AnyObject {
     func checkNotRevoked(_ principal: Principal) async throws
     /// A gateway event of a connected socket.
     func dispatch(_ request: SocketSessionMachine.EventRequest, from session: SocketSession)
+    /// The user's socket acknowledged the delivery of room message `messageID`.
+    func deliveryAcknowledged(_ messageID: Int64, userID: Int64)
     /// The socket was admitted and told so: it counts as the user's from now on.
     func sessionConnected(_ session: SocketSession, userID: Int64)
     /// What `admit` set up for a session that did not end up connected.

@@ -84,6 +84,8 @@ struct SocketSessionMachine {
         case didConnect(Principal)
         /// Arm the timeout of server ack `id`; on fire call `serverAckTimedOut(id)`.
         case armServerAckTimeout(id: Int64, after: Duration)
+        /// The client acknowledged the delivery of room message `messageID` (issue 13).
+        case deliveryAcknowledged(messageID: Int64, userID: Int64)
     }
 
     /// Revocations remembered, for tokens whose check was in flight when one arrived.
@@ -210,8 +212,10 @@ struct SocketSessionMachine {
             }
             return event(packet, principal: principal, now: now)
         case .ack:
-            guard let id = packet.ackID, let requestAckID = serverAcks.removeValue(forKey: id) else { return [] }
-            return serverAckAnswered(requestAckID, .array(packet.eventArgumentsForAck))
+            guard let id = packet.ackID else { return [] }
+            if let requestAckID = serverAcks.removeValue(forKey: id) { return serverAckAnswered(requestAckID, .array(packet.eventArgumentsForAck)) }
+            guard case .connected(let principal) = state, let messageID = Self.messageID(deliveryAckID: id) else { return [] }
+            return [.deliveryAcknowledged(messageID: messageID, userID: principal.userID)]
         case .disconnect:
             return close(WebSocketCloseCode.normalClosure, "")
         case .binaryEvent, .binaryAck:
@@ -408,11 +412,25 @@ struct SocketSessionMachine {
         guard serverAcks.count < configuration.maxPendingServerAcks else {
             return [error(.tooManyPendingAcks, ackID: ackID)]
         }
-        nextServerAckID = nextServerAckID.addingSaturated(1)
+        // Even: odd ack ids name room messages (`deliveryAckID`).
+        nextServerAckID = nextServerAckID.addingSaturated(2) & ~1
         let id = nextServerAckID
         serverAcks[id] = ackID
         return [.send(.event(event, [body["data"] ?? .null], ackID: id)),
                 .armServerAckTimeout(id: id, after: clampTimer(configuration.serverAckTimeout))]
+    }
+
+    /// The ack id of a room message's frame: odd (the ids of `requestServerAck` are even), the
+    /// same for every socket. Nil for an id that does not fit (JavaScript clients read ack ids as
+    /// numbers: exact below 2^53).
+    nonisolated static func deliveryAckID(messageID: Int64) -> Int64? {
+        guard messageID > 0, messageID < 1 << 52 else { return nil }
+        return messageID * 2 + 1
+    }
+
+    /// The room message an odd ack id names.
+    nonisolated static func messageID(deliveryAckID id: Int64) -> Int64? {
+        id > 0 && id & 1 == 1 ? id / 2 : nil
     }
 
     /// Server ack `id` got no answer in time.

@@ -43,6 +43,8 @@ final class UserChannels {
     private var gatewayHandler: (@LoopActor ([UInt8]) -> Void)?
     /// Whether the gateway channel is subscribed right now, i.e. replies can arrive.
     private(set) var gatewayChannelReady = false
+    /// The delivery acks of room messages (issue 13), set by the composition root.
+    var deliveryAcks: DeliveryAcks?
     /// Control messages on a user's channel (token revocations), for the user's local sockets.
     var onControl: (@LoopActor (_ sockets: [SocketSession], _ control: UserChannelControl) -> Void)?
 
@@ -357,7 +359,13 @@ final class UserChannels {
         guard let members = usersByRoom[room], case .object(let object)? = try? JSONParser.parse(payload),
               case .string(let event)? = object["event"], !event.isEmpty, !SocketIOPacket.reservedEventNames.contains(event) else { return }
         let except = object["except"]?.int64Value
-        let frame = SocketSession.frame(for: .event(event, [object["data"] ?? .null]))
+        let data = object["data"] ?? .null
+        // A message's frame asks for an ack: the device's ack confirms its delivery.
+        var ackID: Int64?
+        if event == SocketEvent.receiveMessage.name, let deliveryAcks, let id = data["id"]?.int64Value, let seq = data["seq"]?.int64Value {
+            ackID = deliveryAcks.ackID(messageID: id, room: room, seq: seq)
+        }
+        let frame = SocketSession.frame(for: .event(event, [data], ackID: ackID))
         var delivered = 0
         for user in members where user != except {
             for session in socketsByUser[user]?.values ?? [:].values {
