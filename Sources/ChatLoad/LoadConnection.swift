@@ -314,6 +314,9 @@ final class LoadConnection: IOHandler {
         self.handshake = nil
         phase = .connected
         generator.counters.recordConnected(latencyNanoseconds: MonotonicClock.now() &- handshake.startedAt)
+        if let watched = generator.watchedUsers(ofUserIndex: handshake.userIndex) {
+            sendText("42[\"presenceSubscribe\",{\"userIds\":[" + watched.map(String.init).joined(separator: ",") + "]}]")
+        }
         generator.connectionResolved()
     }
 

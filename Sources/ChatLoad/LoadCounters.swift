@@ -126,12 +126,12 @@ enum ErrnoName {
 
 /// Formats the per-second status line and the final summary.
 enum LoadReport {
-    /// `t=12s target=... started=... connecting=... connected=... open=... refused=... failed=... dropped=... pings=... rss=...`
+    /// `t=12s target=... started=... connecting=... connected=... open=... refused=... failed=... dropped=... pings=... packets=... rss=...`
     static func statusLine(elapsedSeconds: Double, target: Int, counters: LoadCounters, residentBytes: Int?) -> String {
         var line = "t=\(format(elapsedSeconds, decimals: 0))s target=\(target) started=\(counters.started)"
         line += " connecting=\(counters.inFlight) connected=\(counters.connected) open=\(counters.open)"
         line += " refused=\(counters.refused) failed=\(counters.failed) dropped=\(counters.dropped)"
-        line += " pings=\(counters.pingsAnswered)"
+        line += " pings=\(counters.pingsAnswered) packets=\(counters.packetsReceived)"
         if counters.eventsMeasured > 0 {
             line += " events=\(counters.eventsMeasured) p99=\(format(counters.eventLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
         }

@@ -69,6 +69,15 @@ final class LoadGenerator {
     }
 
     /// A fresh token for connection `index` (user `userBase + index`).
+    /// The users connection `index` subscribes to the presence of (`--watch`); nil for none.
+    func watchedUsers(ofUserIndex index: Int) -> [Int64]? {
+        guard options.watch > 0 else { return nil }
+        let base = options.watchBase ?? options.userBase
+        let count = Int64(options.watchCount ?? options.connections)
+        let own = options.userBase + Int64(index) - base
+        return (1...Int64(options.watch)).map { base + ((own + $0) % count + count) % count }
+    }
+
     func token(forUserIndex index: Int) -> String {
         let claims = signer.makeClaims(subject: String(options.userBase + Int64(index)), issuedAt: WallClock.seconds(),
                                        lifetimeSeconds: options.tokenLifetimeSeconds)
@@ -181,7 +190,10 @@ final class LoadGenerator {
     }
 
     /// One line on stdout, written at once (unbuffered), so a script tailing the output sees it.
-    private func emit(_ line: String) {
+    private func emit(_ line: String) { Self.writeLine(line) }
+
+    /// Writes `line` and a newline to standard output, unbuffered (a benchmark script tails it).
+    nonisolated static func writeLine(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         var offset = 0

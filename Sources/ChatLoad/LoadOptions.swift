@@ -34,6 +34,16 @@ struct LoadOptions: Sendable {
     /// A numeric field of received events' data holding the sender's monotonic clock (nanoseconds):
     /// each such event's delivery latency is measured (the fan-out benchmark). Nil: not measured.
     var latencyField: String?
+    /// The fan-out benchmark's reference: instead of gateway sockets, `connections` plain Redis
+    /// subscribers of `redisChannel` at this Redis URL (no token needed).
+    var redisURL: String?
+    /// After CONNECT, each connection subscribes to the presence of this many users
+    /// (`presenceSubscribe`): the next ones after it among `watchCount` users from `watchBase`
+    /// (default: this run's own users), wrapping around. 0: none.
+    var watch = 0
+    var watchBase: Int64?
+    var watchCount: Int?
+    var redisChannel = ""
 
     static let usage = """
         ChatLoad: opens N authenticated Socket.IO (Engine.IO v4, WebSocket transport) connections to a
@@ -59,6 +69,12 @@ struct LoadOptions: Sendable {
           --latency-field NAME         measure every received event whose data has NAME = the sender's
                                        CLOCK_MONOTONIC in nanoseconds (same host): counts and latency
                                        quantiles in the status lines and the summary
+          --watch K                    after CONNECT, emit presenceSubscribe for the K users after this
+                                       one (wrapping within --watch-range, default this run's users)
+          --watch-range BASE:COUNT     the users --watch picks from
+          --redis-url URL --channel C  the fan-out benchmark's reference: N plain Redis subscribers of
+                                       channel C instead of gateway sockets (each message's payload is
+                                       its data: measured with --latency-field like events)
 
         Output: one status line per second, a line starting 'ramp complete' once every connection is
         connected, refused or failed, and a final JSON summary line. Exit status 0 when every
@@ -104,6 +120,20 @@ struct LoadOptions: Sendable {
             case "--latency-field":
                 guard !value.isEmpty, value.utf8.count <= 64 else { throw .invalidValue(name, value, "a field name of 1-64 bytes") }
                 latencyField = value
+            case "--watch": watch = try Self.integer(value, name, in: 0...500)
+            case "--watch-range":
+                let parts = value.split(separator: ":")
+                guard parts.count == 2, let base = Int64(parts[0]), base > 0, let count = Int(parts[1]), count > 0 else {
+                    throw .invalidValue(name, value, "BASE:COUNT with positive integers")
+                }
+                watchBase = base
+                watchCount = count
+            case "--redis-url":
+                guard value.hasPrefix("redis://") else { throw .invalidValue(name, value, "a redis:// URL") }
+                redisURL = value
+            case "--channel":
+                guard !value.isEmpty, value.utf8.count <= 256 else { throw .invalidValue(name, value, "a channel name of 1-256 bytes") }
+                redisChannel = value
             case "--path":
                 guard value.hasPrefix("/"), !value.contains(" "), !value.contains("\r"), !value.contains("\n") else {
                     throw .invalidValue(name, value, "a request target starting with '/' and without spaces")
@@ -111,6 +141,10 @@ struct LoadOptions: Sendable {
                 path = value
             default: throw .unknownFlag(flag)
             }
+        }
+        if redisURL != nil {
+            guard !redisChannel.isEmpty else { throw .missingValue("--channel") }
+            return
         }
         guard !jwtSecret.isEmpty else { throw .missingSecret }
     }

@@ -23,6 +23,24 @@ case .failure(let error):
 
 FileLimit.raiseToHardLimit(needed: options.connections + FileLimit.reserve)
 
+if let redisURL = options.redisURL {
+    Task { @LoopActor in
+        let reference: RedisSubscriberLoad
+        do {
+            reference = try RedisSubscriberLoad(options: options, url: redisURL)
+        } catch {
+            writeStandardError("ChatLoad: \(String(describing: error))")
+            ProcessExitStatus.set(2)
+            EventLoop.shared.stop()
+            return
+        }
+        _ = try? SignalWatcher(fd: signalFD) { _ in reference.finish() }
+        reference.start()
+    }
+    EventLoop.shared.run()
+    exit(ProcessExitStatus.current)
+}
+
 Task { @LoopActor in
     let generator: LoadGenerator
     do {

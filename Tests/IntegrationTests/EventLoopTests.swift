@@ -89,4 +89,40 @@ import Testing
         #expect(echo.closed)
         listener.close()
     }
+
+    /// Writes inside a `WriteCoalescing` scope reach the peer only when it ends, together and in
+    /// order; a close asked for inside the scope still sends them first.
+    @Test @LoopActor func coalescedWritesGoOutTogetherWhenTheScopeEnds() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { Glibc.close(fds[1]) }
+        let connection = try TCPConnection(fd: fds[0], peer: try #require(SocketAddress(host: "127.0.0.1", port: 9)), limits: TCPConnectionLimits())
+        func available() -> [UInt8] {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let count = buffer.withUnsafeMutableBytes { recv(fds[1], $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
+            return count > 0 ? Array(buffer[0..<count]) : []
+        }
+        WriteCoalescing.perform {
+            connection.write(Array("one ".utf8))
+            WriteCoalescing.perform { connection.write(Array("two ".utf8)) }
+            #expect(available().isEmpty, "an inner scope does not release the outer one's writes")
+            connection.write(Array("three".utf8))
+            connection.closeAfterFlush()
+            #expect(available().isEmpty)
+        }
+        #expect(String(decoding: available(), as: UTF8.self) == "one two three")
+        connection.write(Array("late".utf8))  // closing: refused
+        connection.closeNow(error: nil)
+        #expect(available().isEmpty)
+        // Outside a scope a write goes out at once.
+        var again: [CInt] = [0, 0]
+        #expect(socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), 0, &again) == 0)
+        defer { Glibc.close(again[1]) }
+        let direct = try TCPConnection(fd: again[0], peer: try #require(SocketAddress(host: "127.0.0.1", port: 9)), limits: TCPConnectionLimits())
+        direct.write(Array("now".utf8))
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { recv(again[1], $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
+        #expect(count == 3)
+        direct.closeNow(error: nil)
+    }
 }

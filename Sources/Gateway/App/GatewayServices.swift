@@ -55,7 +55,7 @@ final class GatewayServices {
 
         // Presence and messaging.
         let registry = PresenceRegistry(redis: redis, configuration: configuration.presence, gatewayID: configuration.gatewayID, logger: logger)
-        let directory = ContactDirectory(database: database)
+        let directory = ContactDirectory(database: database, roomMembersAreContacts: configuration.presence.roomMembersAreContacts)
         presence = Presence(registry: registry, directory: directory, redis: redis, logger: logger)
         userRoutes = UserRoutes(directory: directory, presence: registry)
         let reader = ConversationReader(database: database, presence: registry)

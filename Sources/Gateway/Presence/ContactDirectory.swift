@@ -41,8 +41,9 @@ struct PublicUser: Sendable, Equatable {
     }
 }
 
-/// Who a user's contacts are (everyone sharing a direct conversation with them; room members follow each other's presence by subscription instead, issue 13), user lookups and the
-/// username search: the Postgres side of presence.
+/// Who a user's contacts are (everyone sharing a direct conversation with them; room members
+/// follow each other's presence by subscription instead, issue 13, unless `PRESENCE_ROOM_CONTACTS`
+/// makes them contacts too), user lookups and the username search: the Postgres side of presence.
 @LoopActor
 final class ContactDirectory {
     private let database: PostgresPool
@@ -51,9 +52,16 @@ final class ContactDirectory {
     /// conversations' members win. Bounds the work a single connect can cause.
     static let maxContacts = 5_000
 
-    init(database: PostgresPool) {
+    /// Which conversations make contacts (a fixed SQL condition on `c`): direct ones, or with
+    /// `PRESENCE_ROOM_CONTACTS` every live one, rooms included.
+    private let contactConversations: StaticString
+
+    init(database: PostgresPool, roomMembersAreContacts: Bool = false) {
         self.database = database
+        contactConversations = roomMembersAreContacts ? Self.liveConversations : "c.kind = 'direct'"
     }
+
+    private static let liveConversations: StaticString = "c.archived_at IS NULL AND c.deleted_at IS NULL"
 
     /// The user and their contacts; nil when the user does not exist.
     func contacts(of userID: Int64) async throws -> (user: PublicUser, contacts: [PublicUser])? {
@@ -61,15 +69,15 @@ final class ContactDirectory {
             SELECT \(PublicUser.columns), u.id = $1 AS is_self FROM users u WHERE u.id = $1
             UNION ALL
             (SELECT \(PublicUser.columns), false FROM users u WHERE u.id IN (
-                SELECT c.user_id FROM (
-                    SELECT m2.user_id, max(conv.last_message_at) AS recent
+                SELECT recent_contacts.user_id FROM (
+                    SELECT m2.user_id, max(c.last_message_at) AS recent
                     FROM conversation_members m1
                     JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> m1.user_id
-                    JOIN conversations conv ON conv.id = m1.conversation_id AND conv.kind = 'direct'
+                    JOIN conversations c ON c.id = m1.conversation_id AND \(contactConversations)
                     WHERE m1.user_id = $1
                     GROUP BY m2.user_id
                     ORDER BY recent DESC NULLS LAST
-                    LIMIT \(Self.maxContacts)) c)
+                    LIMIT \(Self.maxContacts)) recent_contacts)
              ORDER BY u.id)
             """, [.int64(userID)])
         var user: PublicUser?
@@ -97,7 +105,7 @@ final class ContactDirectory {
             )
             SELECT DISTINCT u.id, u.username, u.display_name, u.last_seen_ms, m2.user_id AS contact
             FROM updated u
-            LEFT JOIN (conversation_members m1 JOIN conversations c1 ON c1.id = m1.conversation_id AND c1.kind = 'direct')
+            LEFT JOIN (conversation_members m1 JOIN conversations c ON c.id = m1.conversation_id AND \(contactConversations))
                 ON m1.user_id = u.id
             LEFT JOIN conversation_members m2 ON m2.conversation_id = m1.conversation_id AND m2.user_id <> u.id
             """, [.string(PostgresArrayLiteral.integers(entries.map(\.userID))),
@@ -115,13 +123,13 @@ final class ContactDirectory {
     /// Which of `userIDs` share a conversation with `callerID` (the caller counts as their own
     /// contact): the users whose presence the caller may see.
     func contacts(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
-        try await sharing(with: callerID, among: userIDs, conversations: "c.kind = 'direct'")
+        try await sharing(with: callerID, among: userIDs, conversations: contactConversations)
     }
 
     /// Which of `userIDs` share a conversation or a room with `callerID` (the caller included):
     /// whose presence the caller may subscribe to.
     func peers(of callerID: Int64, among userIDs: [Int64]) async throws -> Set<Int64> {
-        try await sharing(with: callerID, among: userIDs, conversations: "c.archived_at IS NULL AND c.deleted_at IS NULL")
+        try await sharing(with: callerID, among: userIDs, conversations: Self.liveConversations)
     }
 
     /// Which of `userIDs` are members of a conversation `conversations` (a fixed SQL condition on

@@ -100,7 +100,7 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     /// A frame published on the user's channel, already encoded.
     func sendPublished(_ frame: [UInt8]) {
-        guard machine.principal != nil else { return }
+        guard machine.isConnected else { return }
         connection.sendFrame(frame)
     }
 

@@ -132,6 +132,12 @@ struct SocketSessionMachine {
         return nil
     }
 
+    /// Whether the socket is connected (as `principal != nil`, without copying the principal).
+    var isConnected: Bool {
+        if case .connected = state { return true }
+        return false
+    }
+
     /// Server acks outstanding.
     var pendingServerAcks: Int { serverAcks.count }
 

@@ -592,7 +592,9 @@ package final class RedisConnection: IOHandler {
         guard let ac = context else { return }
         hiredisDepth += 1
         if events.readable || events.hangup {
-            redisAsyncHandleRead(ac)
+            // Every reply of this read is handled in one scope: a pub/sub fan-out that reaches a
+            // socket several times sends its frames together (`WriteCoalescing`).
+            WriteCoalescing.perform { redisAsyncHandleRead(ac) }
         }
         // The read may have freed the context (cleanup cleared `context`): check before writing.
         if events.writable, let ac = context {

@@ -133,13 +133,75 @@ package final class TCPConnection: IOHandler, Transport {
             closeNow(error: SystemError("write queue over limit", errno: ENOBUFS))
             return false
         }
+        if pendingWriteBytes == 0 && WriteCoalescing.isActive {
+            // Held until the coalescing scope ends: the other frames it writes here join this one.
+            pending.append(bytes)
+            pendingWriteBytes = bytes.count
+            WriteCoalescing.hold(self)
+            return true
+        }
+        if pendingWriteBytes == 0 {
+            // Nothing queued: the kernel usually takes it all now, and nothing is queued or
+            // re-registered (the common case of a socket that keeps up: one `send`, no allocation).
+            let written = sendNow(bytes)
+            guard written >= 0 else { return false }
+            if written == bytes.count { return true }
+            pendingOffset = written
+            pending.append(bytes)
+            pendingWriteBytes = bytes.count - written
+            updateInterest()
+            return true
+        }
         pending.append(bytes)
         pendingWriteBytes += bytes.count
-        if pendingWriteBytes == bytes.count { flush() }
         return state != .closed
     }
 
+    /// Sends what the kernel takes of `bytes` at once: the count, or -1 after closing on an error.
+    private func sendNow(_ bytes: [UInt8]) -> Int {
+        while true {
+            let written = bytes.withUnsafeBytes { raw in send(fd, raw.baseAddress, raw.count, CInt(MSG_NOSIGNAL)) }
+            if written >= 0 { return written }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return 0
+            default:
+                closeNow(error: SystemError("send"))
+                return -1
+            }
+        }
+    }
+
+    /// The end of a `WriteCoalescing` scope: sends what it held (a connection is held only when
+    /// nothing else was queued, so nothing else flushes it meanwhile), unless it closed.
+    fileprivate func releaseHeld() {
+        guard state == .open || state == .closingAfterFlush, pendingWriteBytes > 0 else { return }
+        flush()
+    }
+
+    /// Joins the leading queued buffers (up to `mergeBytes`) into one, so one `send` takes them.
+    private func mergeLeading() {
+        guard pending.count > 1 else { return }
+        var taken = 1
+        var total = pending[0].count - pendingOffset
+        while taken < pending.count && total + pending[taken].count <= Self.mergeBytes {
+            total += pending[taken].count
+            taken += 1
+        }
+        guard taken > 1 else { return }
+        var merged: [UInt8] = []
+        merged.reserveCapacity(total)
+        merged.append(contentsOf: pending[0][pendingOffset...])
+        for index in 1..<taken { merged.append(contentsOf: pending[index]) }
+        pending.replaceSubrange(0..<taken, with: CollectionOfOne(merged))
+        pendingOffset = 0
+    }
+
+    /// Most bytes `flush` joins into one `send`.
+    private static let mergeBytes = 64 * 1024
+
     private func flush() {
+        mergeLeading()
         while let first = pending.first {
             let written = first.withUnsafeBytes { raw in
                 send(fd, raw.baseAddress.map { $0 + pendingOffset }, raw.count - pendingOffset, CInt(MSG_NOSIGNAL))
@@ -156,6 +218,7 @@ package final class TCPConnection: IOHandler, Transport {
             if pendingOffset == first.count {
                 pending.removeFirst()
                 pendingOffset = 0
+                mergeLeading()
             }
         }
         pending = []
@@ -200,5 +263,37 @@ package final class TCPConnection: IOHandler, Transport {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionDidClose(self, error: error)
+    }
+}
+
+/// Write coalescing for fan-out: the writes made inside `perform` to connections with nothing
+/// queued are held, and each such connection's are sent together, with one `send`, when the
+/// outermost `perform` returns. A gateway routes every message of one Redis read inside one scope,
+/// so a socket that several of them reach gets one system call instead of one per message; when
+/// the gateway keeps up (one message per read) nothing changes but a list append.
+@LoopActor
+package enum WriteCoalescing {
+    private static var depth = 0
+    private static var held: [TCPConnection] = []
+
+    /// Whether writes are being held.
+    static var isActive: Bool { depth > 0 }
+
+    /// Runs `body`, holding its writes until it returns.
+    package static func perform<T>(_ body: () throws -> T) rethrows -> T {
+        depth += 1
+        defer {
+            depth -= 1
+            if depth == 0 && !held.isEmpty { release() }
+        }
+        return try body()
+    }
+
+    fileprivate static func hold(_ connection: TCPConnection) { held.append(connection) }
+
+    private static func release() {
+        let connections = held
+        held.removeAll(keepingCapacity: true)
+        for connection in connections { connection.releaseHeld() }
     }
 }

@@ -83,6 +83,16 @@ package struct SettingsReader: Sendable {
         return value
     }
 
+    /// A switch: `on`/`true`/`1` or `off`/`false`/`0`.
+    package func flag(_ name: String) throws(ConfigurationError) -> Bool {
+        let text = try string(name)
+        switch text.lowercased() {
+        case "on", "true", "1": return true
+        case "off", "false", "0": return false
+        default: throw ConfigurationError(name, "must be on or off, got '\(text)'")
+        }
+    }
+
     /// A `*_MS` setting: whole milliseconds within `range`, as the duration every timeout and
     /// interval is declared in.
     package func milliseconds(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Duration {
