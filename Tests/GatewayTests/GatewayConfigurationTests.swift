@@ -33,6 +33,19 @@ import Testing
         #expect(first.jwtSecret != second.jwtSecret)
     }
 
+    /// Issue 13: room members are contacts only when asked for (`PRESENCE_ROOM_CONTACTS`).
+    @Test func roomContactsAreASwitchThatIsOffByDefault() throws {
+        #expect(try configuration(["JWT_SECRET": secret]).presence.roomMembersAreContacts == false)
+        #expect(try configuration(["JWT_SECRET": secret, "PRESENCE_ROOM_CONTACTS": "on"]).presence.roomMembersAreContacts)
+        #expect(try configuration(["JWT_SECRET": secret, "PRESENCE_ROOM_CONTACTS": "FALSE"]).presence.roomMembersAreContacts == false)
+        do {
+            _ = try configuration(["JWT_SECRET": secret, "PRESENCE_ROOM_CONTACTS": "sometimes"])
+            Issue.record("accepted a switch that is neither on nor off")
+        } catch {
+            #expect(error.variable == "PRESENCE_ROOM_CONTACTS")
+        }
+    }
+
     @Test func defaultsMatchTheDocumentation() throws {
         let config = try configuration(["JWT_SECRET": secret])
         #expect(config.http.port == 3000)
