@@ -48,20 +48,7 @@ STARTED_PG=0
 STARTED_REDIS=0
 PIDS=()
 
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local status=$?
-    trap '' INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    ((STARTED_REDIS)) && svc_redis_stop "$DATA_DIR"
-    ((STARTED_PG)) && svc_pg_stop "$DATA_DIR"
-    ((status == 0)) || say "logs kept in $WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 [[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with redis-py)"
 
@@ -79,33 +66,24 @@ header "two gateways"
 GATEWAY_PORTS=()
 GATEWAYS=()
 for g in 1 2; do
-    port="$(free_port)"
-    env PORT="$port" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=production LOG_LEVEL=warn GATEWAY_ID="fanout-gw-$g" \
-        DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_IP=100000 \
-        RATE_LIMIT_API=off SOCKET_EVENT_RATE=100000 SOCKET_EVENT_BURST=100000 \
-        "${GATEWAY_BIN:-$BIN_DIR/Gateway}" >"$WORK/gateway-$g.log" 2>&1 &
-    PIDS+=("$!")
-    GATEWAYS+=("$!")
-    GATEWAY_PORTS+=("$port")
-    wait_http "$port" /health 60 200 || { tail -n 30 "$WORK/gateway-$g.log" >&2; die "gateway $g did not come up"; }
+    bench_start_gateway "fanout-gw-$g" "$WORK/gateway-$g.log"
+    GATEWAYS+=("$GATEWAY_PID")
+    GATEWAY_PORTS+=("$GATEWAY_PORT")
 done
 
-psql_bench() { "$SVC_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-json_number() { grep -o "\"$2\":[0-9.]*" "$1" | tail -n 1 | cut -d: -f2; }
 latency() { grep -o "\"eventLatencyMs\":{[^}]*}" "$1" | grep -o "\"$2\":[0-9.]*" | cut -d: -f2; }
 
 # One measurement: publish at $1 messages/s to room $2 while the processes in LOADS hold the
 # sockets; sets M_EVENTS, M_MS, M_GATEWAY_TICKS, M_REDIS_TICKS and M_PUBLISHED.
 measure() {
     local rate=$1 room=$2 before_gw=0 before_redis after_gw=0 after_redis start_ns pid
-    for pid in "${GATEWAYS[@]}"; do before_gw=$((before_gw + $(cpu_ticks "$pid"))); done
-    before_redis="$(cpu_ticks "$REDIS_PID")"
+    for pid in "${GATEWAYS[@]}"; do before_gw=$((before_gw + $(bench_cpu_ticks "$pid"))); done
+    before_redis="$(bench_cpu_ticks "$REDIS_PID")"
     start_ns="$(date +%s%N)"
     M_PUBLISHED="$("$ROOT/.venv/bin/python" bench/fanout_publish.py "$REDIS_URL" "$room" "$rate" "$DURATION")"
     sleep 2  # the last deliveries drain
-    for pid in "${GATEWAYS[@]}"; do after_gw=$((after_gw + $(cpu_ticks "$pid"))); done
-    after_redis="$(cpu_ticks "$REDIS_PID")"
+    for pid in "${GATEWAYS[@]}"; do after_gw=$((after_gw + $(bench_cpu_ticks "$pid"))); done
+    after_redis="$(bench_cpu_ticks "$REDIS_PID")"
     M_MS=$((($(date +%s%N) - start_ns) / 1000000 - 2000))
     M_GATEWAY_TICKS=$((after_gw - before_gw))
     M_REDIS_TICKS=$((after_redis - before_redis))
@@ -130,7 +108,7 @@ stop_loads() {
     for pid in "${LOADS[@]}"; do kill -TERM "$pid"; done
     for pid in "${LOADS[@]}"; do wait "$pid" || true; done
     M_EVENTS=0
-    for log in "${LOAD_LOGS[@]}"; do M_EVENTS=$((M_EVENTS + $(json_number "$log" eventsMeasured))); done
+    for log in "${LOAD_LOGS[@]}"; do M_EVENTS=$((M_EVENTS + $(bench_json_number "$log" eventsMeasured))); done
 }
 
 per_second() { awk -v e="$1" -v ms="$2" 'BEGIN { printf "%.0f", e * 1000 / ms }'; }
@@ -144,7 +122,7 @@ REFERENCE_ROWS=()
 for size in "${SIZES[@]}"; do
     header "room of $size members"
     # The members exist and form one room (as the workers would have written it).
-    room="$(psql_bench <<SQL
+    room="$(bench_psql <<SQL
 INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
 SELECT g, 'fan' || g, 'fan' || g || '@bench.invalid', 'x', 'fan' || g
 FROM generate_series($USER_BASE::bigint, $USER_BASE::bigint + $size - 1) AS g ON CONFLICT DO NOTHING;

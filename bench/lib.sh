@@ -42,3 +42,48 @@ bench_user_token() { # <gateway url>
     [[ -n "$token" ]] || die "could not log in the benchmark user"
     printf '%s\n' "$token"
 }
+
+# The EXIT trap of a load benchmark: stops the processes in PIDS, then the services in DATA_DIR it
+# started (STARTED_PG / STARTED_REDIS); keeps WORK's logs on failure. `bench_traps` installs it.
+bench_cleanup() {
+    local status=$? pid
+    trap '' INT TERM
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    ((STARTED_REDIS)) && svc_redis_stop "$DATA_DIR"
+    ((STARTED_PG)) && svc_pg_stop "$DATA_DIR"
+    ((status == 0)) || say "logs kept in $WORK"
+    exit "$status"
+}
+
+bench_traps() {
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# Starts a gateway for a load benchmark (production mode, API limit and socket event limits off,
+# no per-IP cap) on a free port, with extra NAME=value settings; GATEWAY_BIN overrides the binary.
+# Appends its pid to PIDS; sets GATEWAY_PID and GATEWAY_PORT.
+bench_start_gateway() { # <gateway id> <log file> [NAME=value...]
+    local id=$1 log=$2
+    shift 2
+    GATEWAY_PORT="$(free_port)"
+    env PORT="$GATEWAY_PORT" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=production LOG_LEVEL=warn GATEWAY_ID="$id" \
+        DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_IP=100000 \
+        RATE_LIMIT_API=off SOCKET_EVENT_RATE=100000 SOCKET_EVENT_BURST=100000 "$@" \
+        "${GATEWAY_BIN:-$BIN_DIR/Gateway}" >"$log" 2>&1 &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    wait_http "$GATEWAY_PORT" /health 60 200 || { tail -n 30 "$log" >&2; die "gateway $id did not come up"; }
+}
+
+# psql on the benchmark's database, unaligned, tuples only, stopping on the first error.
+bench_psql() { "$SVC_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
+
+# utime + stime of a process in clock ticks (0 when it is gone); the fields after the command
+# name, which may itself contain spaces.
+bench_cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
+
+# The last number a JSON log line gives for "<key>".
+bench_json_number() { grep -o "\"$2\":[0-9.]*" "$1" | tail -n 1 | cut -d: -f2; }

@@ -44,20 +44,7 @@ STARTED_PG=0
 STARTED_REDIS=0
 PIDS=()
 
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local status=$?
-    trap '' INT TERM
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    ((STARTED_REDIS)) && svc_redis_stop "$DATA_DIR"
-    ((STARTED_PG)) && svc_pg_stop "$DATA_DIR"
-    ((status == 0)) || say "logs kept in $WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_traps
 
 [[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with redis-py)"
 
@@ -73,13 +60,11 @@ ulimit -Sn "$(ulimit -Hn)"
 REDIS_PID="$(svc_redis_pid "$DATA_DIR")"
 [[ -n "$REDIS_PID" ]] || die "no Redis pid"
 
-psql_bench() { "$SVC_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # CPU ticks of every Postgres process of this data directory (the postmaster's children).
 postgres_ticks() {
     local total=0 pid postmaster
     postmaster="$(svc_pg_pid "$DATA_DIR")"
-    for pid in $(pgrep -P "$postmaster") "$postmaster"; do total=$((total + $(cpu_ticks "$pid"))); done
+    for pid in $(pgrep -P "$postmaster") "$postmaster"; do total=$((total + $(bench_cpu_ticks "$pid"))); done
     echo "$total"
 }
 redis_info() { # <all|top|a command name>: calls since the reset (commands Lua scripts run included)
@@ -99,7 +84,6 @@ PY
 }
 redis_reset() { "$ROOT/.venv/bin/python" -c "import sys, redis; redis.Redis.from_url(sys.argv[1]).config_resetstat()" "$REDIS_URL"; }
 status_field() { grep '^t=' "$1" | tail -n 1 | grep -o " $2=[0-9]*" | cut -d= -f2; }
-json_number() { grep -o "\"$2\":[0-9.]*" "$1" | tail -n 1 | cut -d: -f2; }
 connect_latency() { grep -o "\"connectLatencyMs\":{[^}]*}" "$1" | grep -o "\"$2\":[0-9.]*" | cut -d: -f2; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b ? a / b : 0 }'; }
 ms_per() { awk -v t="$1" -v h="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.2f", n ? t / h * 1000 / n : 0 }'; }
@@ -107,7 +91,7 @@ ms_per() { awk -v t="$1" -v h="$CLK_TCK" -v n="$2" 'BEGIN { printf "%.2f", n ? t
 header "$USERS users in one room"
 env CHAT_ENV=production LOG_LEVEL=warn DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" \
     "$BIN_DIR/Gateway" --migrate-only >"$WORK/migrate.log" 2>&1 || { cat "$WORK/migrate.log" >&2; die "migrations failed"; }
-psql_bench <<SQL >/dev/null
+bench_psql <<SQL >/dev/null
 INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
 SELECT g, 'pres' || g, 'pres' || g || '@bench.invalid', 'x', 'pres' || g
 FROM generate_series($USER_BASE::bigint, $USER_BASE::bigint + $USERS - 1) AS g;
@@ -128,21 +112,15 @@ for rule in subscriptions contacts; do
     GATEWAYS=()
     PORTS=()
     for g in 1 2; do
-        port="$(free_port)"
-        env PORT="$port" HOST=127.0.0.1 ADMIN_HOST=127.0.0.1 ADMIN_PORT=0 CHAT_ENV=production LOG_LEVEL=warn GATEWAY_ID="presence-$rule-$g" \
-            DATABASE_URL="$DATABASE_URL" REDIS_URL="$REDIS_URL" JWT_SECRET="$JWT_SECRET" MAX_CONNECTIONS_PER_IP=100000 \
-            RATE_LIMIT_API=off SOCKET_EVENT_RATE=100000 SOCKET_EVENT_BURST=100000 PRESENCE_ROOM_CONTACTS="$room_contacts" \
-            "$BIN_DIR/Gateway" >"$WORK/gateway-$rule-$g.log" 2>&1 &
-        PIDS+=("$!")
-        GATEWAYS+=("$!")
-        PORTS+=("$port")
-        wait_http "$port" /health 60 200 || { tail -n 30 "$WORK/gateway-$rule-$g.log" >&2; die "gateway $g did not come up"; }
+        bench_start_gateway "presence-$rule-$g" "$WORK/gateway-$rule-$g.log" PRESENCE_ROOM_CONTACTS="$room_contacts"
+        GATEWAYS+=("$GATEWAY_PID")
+        PORTS+=("$GATEWAY_PORT")
     done
     sleep 1
     redis_reset
     gw_before=0
-    for pid in "${GATEWAYS[@]}"; do gw_before=$((gw_before + $(cpu_ticks "$pid"))); done
-    redis_before="$(cpu_ticks "$REDIS_PID")"
+    for pid in "${GATEWAYS[@]}"; do gw_before=$((gw_before + $(bench_cpu_ticks "$pid"))); done
+    redis_before="$(bench_cpu_ticks "$REDIS_PID")"
     pg_before="$(postgres_ticks)"
     half=$((USERS / 2))
     per_load_rate=$(((USERS + 2 * SECONDS_TO_CONNECT - 1) / (2 * SECONDS_TO_CONNECT)))
@@ -171,8 +149,8 @@ for rule in subscriptions contacts; do
     ramp_ms=$((($(date +%s%N) - start_ns) / 1000000))
     sleep "$SETTLE"
     gw_after=0
-    for pid in "${GATEWAYS[@]}"; do gw_after=$((gw_after + $(cpu_ticks "$pid"))); done
-    redis_after="$(cpu_ticks "$REDIS_PID")"
+    for pid in "${GATEWAYS[@]}"; do gw_after=$((gw_after + $(bench_cpu_ticks "$pid"))); done
+    redis_after="$(bench_cpu_ticks "$REDIS_PID")"
     pg_after="$(postgres_ticks)"
     commands="$(redis_info all)"
     publishes="$(redis_info publish)"
@@ -186,7 +164,7 @@ for rule in subscriptions contacts; do
     for pid in "${LOADS[@]}"; do kill -TERM "$pid"; done
     for pid in "${LOADS[@]}"; do wait "$pid" || true; done
     dropped=0
-    for log in "${LOGS[@]}"; do dropped=$((dropped + $(json_number "$log" dropped))); done
+    for log in "${LOGS[@]}"; do dropped=$((dropped + $(bench_json_number "$log" dropped))); done
     p99="$(connect_latency "${LOGS[0]}" p99)"
     max="$(connect_latency "${LOGS[0]}" max)"
     for pid in "${GATEWAYS[@]}"; do kill -TERM "$pid"; done

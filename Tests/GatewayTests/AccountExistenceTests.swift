@@ -8,45 +8,31 @@ import Testing
 @Suite struct AccountExistenceTests {
     init() { EventLoop.shared.startInBackground() }
 
-    struct SetupFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
     @Test @LoopActor func concurrentChecksAreAnsweredTogetherAndCorrectly() async throws {
-        guard let raw = getenv("TEST_DATABASE_URL"), raw.pointee != 0 else {
-            throw SetupFailure(description: "TEST_DATABASE_URL is not set: start PostgreSQL and export it")
+        try await TestSchema.with("accounts") { database in
+            var ids: [Int64] = []
+            for name in ["alice", "bob", "carol"] {
+                let rows = try await database.query("""
+                    INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, 'x', $1) RETURNING id
+                    """, [.string(name), .string("\(name)@example.com")])
+                ids.append(try rows[0].int64("id"))
+            }
+            let accounts = AccountExistence(database: database)
+            // Many checks at once, duplicates included: one query runs, the rest wait for the next one.
+            var asked: [Int64] = []
+            for index in 0..<60 {
+                let unknown: Int64 = 900_000 + Int64(index)
+                asked.append(index % 4 == 3 ? unknown : ids[index % 3])
+            }
+            let checks = asked.map { id in Task { @LoopActor in (try? await accounts.exists(id)) ?? false } }
+            var answers: [Bool] = []
+            for check in checks { answers.append(await check.value) }
+            #expect(answers == asked.map { ids.contains($0) })
+            // Deleted since: the next check says so.
+            try await database.query("DELETE FROM users WHERE id = $1", [.int64(ids[1])])
+            #expect(try await accounts.exists(ids[1]) == false)
+            #expect(try await accounts.exists(ids[0]) == true)
         }
-        let url = String(cString: raw)
-        let schema = "accounts_\(UInt32.random(in: 0...UInt32.max))_\(getpid())"
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1))
-        defer { admin.close() }
-        try await admin.query("CREATE SCHEMA \(schema)")
-        let database = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1, parameters: ["options": "-c search_path=\(schema)"]))
-        _ = try await PostgresMigrator.migrate(pool: database, migrations: ChatSchema.migrations)
-        var ids: [Int64] = []
-        for name in ["alice", "bob", "carol"] {
-            let rows = try await database.query("""
-                INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, 'x', $1) RETURNING id
-                """, [.string(name), .string("\(name)@example.com")])
-            ids.append(try rows[0].int64("id"))
-        }
-        let accounts = AccountExistence(database: database)
-        // Many checks at once, duplicates included: one query runs, the rest wait for the next one.
-        var asked: [Int64] = []
-        for index in 0..<60 {
-            let unknown: Int64 = 900_000 + Int64(index)
-            asked.append(index % 4 == 3 ? unknown : ids[index % 3])
-        }
-        let checks = asked.map { id in Task { @LoopActor in (try? await accounts.exists(id)) ?? false } }
-        var answers: [Bool] = []
-        for check in checks { answers.append(await check.value) }
-        #expect(answers == asked.map { ids.contains($0) })
-        // Deleted since: the next check says so.
-        try await database.query("DELETE FROM users WHERE id = $1", [.int64(ids[1])])
-        #expect(try await accounts.exists(ids[1]) == false)
-        #expect(try await accounts.exists(ids[0]) == true)
-        database.close()
-        try await admin.query("DROP SCHEMA \(schema) CASCADE")
 
         // Without a database every waiting check gets the error, none hangs.
         let down = AccountExistence(database: PostgresPool(configuration: PostgresPoolConfiguration(

@@ -8,52 +8,38 @@ import Testing
 @Suite struct ContactDirectoryTests {
     init() { EventLoop.shared.startInBackground() }
 
-    struct SetupFailure: Error, CustomStringConvertible {
-        let description: String
-    }
-
     @Test @LoopActor func roomMembersAreContactsOnlyWhenTheSwitchSaysSo() async throws {
-        guard let raw = getenv("TEST_DATABASE_URL"), raw.pointee != 0 else {
-            throw SetupFailure(description: "TEST_DATABASE_URL is not set: start PostgreSQL and export it")
-        }
-        let url = String(cString: raw)
-        let schema = "contacts_\(UInt32.random(in: 0...UInt32.max))_\(getpid())"
-        let admin = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1))
-        defer { admin.close() }
-        try await admin.query("CREATE SCHEMA \(schema)")
-        let database = PostgresPool(configuration: PostgresPoolConfiguration(url: url, size: 1, parameters: ["options": "-c search_path=\(schema)"]))
-        _ = try await PostgresMigrator.migrate(pool: database, migrations: ChatSchema.migrations)
-        var ids: [Int64] = []
-        for name in ["alice", "bob", "carol", "dave"] {
-            let rows = try await database.query("""
-                INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, 'x', $1) RETURNING id
-                """, [.string(name), .string("\(name)@example.com")])
-            ids.append(try rows[0].int64("id"))
-        }
-        let (alice, bob, carol, dave) = (ids[0], ids[1], ids[2], ids[3])
-        // alice and bob talk directly; alice, carol and dave share a room.
-        try await database.query("""
-            WITH direct AS (INSERT INTO conversations (kind, direct_key) VALUES ('direct', $2) RETURNING id)
-            INSERT INTO conversation_members (conversation_id, user_id) SELECT direct.id, u FROM direct, unnest($1::bigint[]) AS u
-            """, [.string(PostgresArrayLiteral.integers([alice, bob])), .string("\(alice):\(bob)")])
-        try await database.query("""
-            WITH room AS (INSERT INTO conversations (kind, name, member_count) VALUES ('room', 'team', 3) RETURNING id)
-            INSERT INTO conversation_members (conversation_id, user_id) SELECT room.id, u FROM room, unnest($1::bigint[]) AS u
-            """, [.string(PostgresArrayLiteral.integers([alice, carol, dave]))])
+        try await TestSchema.with("contacts") { database in
+            var ids: [Int64] = []
+            for name in ["alice", "bob", "carol", "dave"] {
+                let rows = try await database.query("""
+                    INSERT INTO users (username, email, password_hash, display_name) VALUES ($1, $2, 'x', $1) RETURNING id
+                    """, [.string(name), .string("\(name)@example.com")])
+                ids.append(try rows[0].int64("id"))
+            }
+            let (alice, bob, carol, dave) = (ids[0], ids[1], ids[2], ids[3])
+            // alice and bob talk directly; alice, carol and dave share a room.
+            try await database.query("""
+                WITH direct AS (INSERT INTO conversations (kind, direct_key) VALUES ('direct', $2) RETURNING id)
+                INSERT INTO conversation_members (conversation_id, user_id) SELECT direct.id, u FROM direct, unnest($1::bigint[]) AS u
+                """, [.string(PostgresArrayLiteral.integers([alice, bob])), .string("\(alice):\(bob)")])
+            try await database.query("""
+                WITH room AS (INSERT INTO conversations (kind, name, member_count) VALUES ('room', 'team', 3) RETURNING id)
+                INSERT INTO conversation_members (conversation_id, user_id) SELECT room.id, u FROM room, unnest($1::bigint[]) AS u
+                """, [.string(PostgresArrayLiteral.integers([alice, carol, dave]))])
 
-        let directOnly = ContactDirectory(database: database)
-        #expect(try await directOnly.contacts(of: alice)?.contacts.map(\.id) == [bob])
-        #expect(try await directOnly.contacts(of: alice, among: [bob, carol, dave]) == [bob])
-        #expect(try await directOnly.peers(of: alice, among: [bob, carol, dave]) == [bob, carol, dave], "peers may be watched either way")
-        let offline = try await directOnly.recordLastSeen([(userID: carol, lastSeenMilliseconds: 1_800_000_000_000)])
-        #expect(offline.first?.contacts == [])
+            let directOnly = ContactDirectory(database: database)
+            #expect(try await directOnly.contacts(of: alice)?.contacts.map(\.id) == [bob])
+            #expect(try await directOnly.contacts(of: alice, among: [bob, carol, dave]) == [bob])
+            #expect(try await directOnly.peers(of: alice, among: [bob, carol, dave]) == [bob, carol, dave], "peers may be watched either way")
+            let offline = try await directOnly.recordLastSeen([(userID: carol, lastSeenMilliseconds: 1_800_000_000_000)])
+            #expect(offline.first?.contacts == [])
 
-        let withRooms = ContactDirectory(database: database, roomMembersAreContacts: true)
-        #expect(try await withRooms.contacts(of: alice)?.contacts.map(\.id) == [bob, carol, dave])
-        #expect(try await withRooms.contacts(of: alice, among: [bob, carol, dave]) == [bob, carol, dave])
-        let announced = try await withRooms.recordLastSeen([(userID: carol, lastSeenMilliseconds: 1_800_000_000_000)])
-        #expect(Set(announced.first?.contacts ?? []) == [alice, dave])
-        database.close()
-        try await admin.query("DROP SCHEMA \(schema) CASCADE")
+            let withRooms = ContactDirectory(database: database, roomMembersAreContacts: true)
+            #expect(try await withRooms.contacts(of: alice)?.contacts.map(\.id) == [bob, carol, dave])
+            #expect(try await withRooms.contacts(of: alice, among: [bob, carol, dave]) == [bob, carol, dave])
+            let announced = try await withRooms.recordLastSeen([(userID: carol, lastSeenMilliseconds: 1_800_000_000_000)])
+            #expect(Set(announced.first?.contacts ?? []) == [alice, dave])
+        }
     }
 }
