@@ -20,28 +20,35 @@ protocol BatchApplier: AnyObject {
 final class BatchStore: BatchApplier {
     private let database: PostgresPool
     private let rooms: RoomStore
+    private let changes: MessageChangeStore
 
     /// A store writing through `database`; rooms take at most `roomMemberLimit` members, a user
-    /// joins at most `roomsPerUser` rooms.
-    init(database: PostgresPool, roomMemberLimit: Int = RoomDefaults.memberLimit, roomsPerUser: Int = RoomDefaults.roomsPerUser) {
+    /// joins at most `roomsPerUser` rooms, a message may be edited for `editWindow` (zero: always).
+    init(database: PostgresPool, roomMemberLimit: Int = RoomDefaults.memberLimit, roomsPerUser: Int = RoomDefaults.roomsPerUser,
+         editWindow: Duration = .milliseconds(172_800_000)) {
         self.database = database
         rooms = RoomStore(database: database, memberLimit: roomMemberLimit, roomsPerUser: roomsPerUser)
+        changes = MessageChangeStore(database: database, editWindow: editWindow)
     }
 
-    /// Messages and reads go in one transaction per run of them; each room command (rare) in a
-    /// transaction of its own, in stream order between them, so a room's membership changes and
-    /// its messages are applied in the order they were sent.
+    /// Messages and reads go in one transaction per run of them; each room command and each edit
+    /// or delete (rare) in a transaction of its own, in stream order between them, so a room's
+    /// membership changes and its messages are applied in the order they were sent.
     func apply(_ commands: [BatchCommand], fence: [Int: Int64]) async throws -> [CommandOutcome] {
         var outcomes: [CommandOutcome] = []
         var run: [BatchCommand] = []
         for command in commands {
-            guard command.isRoomCommand else {
+            guard command.isRoomCommand || command.isMessageChange else {
                 run.append(command)
                 continue
             }
             if !run.isEmpty { outcomes += try await applyMessages(run, fence: fence) }
             run = []
-            outcomes.append(try await rooms.apply(command, fence: fence))
+            if command.isRoomCommand {
+                outcomes.append(try await rooms.apply(command, fence: fence))
+            } else {
+                outcomes.append(try await changes.apply(command, fence: fence))
+            }
         }
         if !run.isEmpty { outcomes += try await applyMessages(run, fence: fence) }
         return outcomes

@@ -12,6 +12,14 @@ struct BatchCommand: Sendable, Equatable {
         if case .room = envelope.command { return true }
         return false
     }
+
+    /// An edit or a delete (applied by `MessageChangeStore`, not in a message batch; issue 14).
+    var isMessageChange: Bool {
+        switch envelope.command {
+        case .edit, .delete: true
+        default: false
+        }
+    }
     /// Set when the sender's message limit refused this send. It is answered with this error and
     /// never stored, unless it is a retry of a message already stored (then the stored message is
     /// the answer, as for any retry).
@@ -279,8 +287,8 @@ struct MessageBatch: Sendable {
                 }
             case .delivered(let room, _):
                 keys.insert(MemberKey(conversationID: room, userID: userID))
-            case .room:
-                break  // applied by RoomStore, never in a message batch
+            case .room, .edit, .delete:
+                break  // applied by RoomStore and MessageChangeStore, never in a message batch
             }
         }
         return keys.sorted()
@@ -332,7 +340,8 @@ struct MessageBatch: Sendable {
             case .read(let messageID): return read(messageID, by: userID)
             case .readAll(let senderID): return readAll(from: senderID, by: userID)
             case .readMany(let ids): return readMany(ids, by: userID)
-            case .room(let room): return .failed(ChatErrors.unsupportedCommand(room.typeName))  // RoomStore's, never here
+            case .room, .edit, .delete:  // RoomStore's and MessageChangeStore's, never here
+                return .failed(ChatErrors.unsupportedCommand(command.envelope.command.typeName))
             case .delivered(let room, let seq): return delivered(room, upTo: seq, by: userID)
             }
         }

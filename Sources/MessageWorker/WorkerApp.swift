@@ -75,7 +75,7 @@ final class WorkerApp: ServiceApp {
         self.admin = admin
 
         let processor = BatchProcessor(applier: BatchStore(database: database, roomMemberLimit: configuration.roomMemberLimit,
-                                                                  roomsPerUser: configuration.roomsPerUser),
+                                                                  roomsPerUser: configuration.roomsPerUser, editWindow: configuration.editWindow),
                                        logger: logger)
         let messageLimit = configuration.messageRateLimit.map { policy in
             MessageRateLimit(limiter: RateLimiter(policy: policy, failureMode: configuration.messageRateLimitFailureMode, redis: commands, logger: logger))

@@ -21,6 +21,8 @@ struct WorkerConfiguration: Sendable {
     var maxContentLength: Int
     /// Most members of one room.
     var roomMemberLimit: Int
+    /// How long after sending a message its sender may edit it (zero: always; issue 14).
+    var editWindow: Duration = .milliseconds(172_800_000)
     /// Most rooms one user may be in.
     var roomsPerUser: Int
     /// Sends per user per window, for the whole cluster (nil: off).
@@ -45,6 +47,7 @@ struct WorkerConfiguration: Sendable {
         Setting("WORKER_MAX_DELIVERIES", "5", "a command delivered more often goes to the dead-letter stream"),
         Setting("WORKER_TRIM_INTERVAL_MS", "10000", "how often the command stream is trimmed (below the oldest unacknowledged entry)"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "longest message content in Unicode scalars (set the same on gateways)"),
+        Setting("EDIT_WINDOW_MS", "172800000", "how long after sending a message its sender may edit it (0: no limit; later: edit_window_passed)"),
         Setting("ROOM_MAX_MEMBERS", String(RoomDefaults.memberLimit), "most members of one room (joins and additions past it: room_full)"),
         Setting("ROOMS_PER_USER", String(RoomDefaults.roomsPerUser), "most rooms one user may be in (creating, joining or being added past it: too_many_rooms)"),
         Setting("RATE_LIMIT_MESSAGES", "5/10s", "sends per user per sliding window, whole cluster (<count>/<window: ms|s|m|h>, or off)"),
@@ -82,6 +85,7 @@ struct WorkerConfiguration: Sendable {
         trimInterval = try reader.milliseconds("WORKER_TRIM_INTERVAL_MS", in: 1...3_600_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         roomMemberLimit = try reader.int("ROOM_MAX_MEMBERS", in: 2...1_000_000)
+        editWindow = try reader.milliseconds("EDIT_WINDOW_MS", in: 0...(10 * 365 * 86_400_000))
         roomsPerUser = try reader.int("ROOMS_PER_USER", in: 1...1_000_000)
         messageRateLimit = try reader.rateLimit("RATE_LIMIT_MESSAGES", policyName: "messages")
         messageRateLimitFailureMode = try reader.rateLimitFailureMode("RATE_LIMIT_MESSAGES_ON_REDIS_ERROR")

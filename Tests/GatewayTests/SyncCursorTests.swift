@@ -17,7 +17,7 @@ import Testing
         #expect(try SyncCursor(query: "").seqs.isEmpty)
         #expect(try SyncCursor(query: "12:40").seqs == [12: 40])
         #expect(try SyncCursor(query: "12:40,13:0").seqs == [12: 40, 13: 0])
-        for bad in ["12", "12:", ":4", "12:4,", "a:1", "1:b", "0:4", "12:-1", "12:4:5", "12:4,,13:1", "12:1,12:2", " 12:4"] {
+        for bad in ["12", "12:", ":4", "12:4,", "a:1", "1:b", "0:4", "12:-1", "12:4:5:6", "12:4:", "12:4:-1", "12:4,,13:1", "12:1,12:2", " 12:4"] {
             #expect(rejects { _ = try SyncCursor(query: bad) }, "\(bad)")
         }
     }
@@ -28,6 +28,20 @@ import Testing
         #expect(try SyncCursor(object: [:]).seqs.isEmpty)
         #expect(try SyncCursor(object: ["12": 40, "13": 0]).seqs == [12: 40, 13: 0])
         for bad: JSONValue in ["abc", [1], ["x": 1], ["12": -1], ["12": "4"], ["0": 1], ["12": 1.5]] {
+            #expect(rejects { _ = try SyncCursor(object: bad) }, "\(bad.jsonString)")
+        }
+    }
+
+    /// Issue 14: the change version a device saw, optional in both forms (absent counts as 0).
+    @Test func versionsRideAlongWithSeqs() throws {
+        let query = try SyncCursor(query: "12:40:3,13:0")
+        #expect(query.seqs == [12: 40, 13: 0])
+        #expect(query.versions == [12: 3])
+        let object = try SyncCursor(object: ["12": ["seq": 40, "version": 3], "13": 0, "14": ["seq": 2]])
+        #expect(object.seqs == [12: 40, 13: 0, 14: 2])
+        #expect(object.versions == [12: 3])
+        for bad: JSONValue in [["12": ["version": 3]], ["12": ["seq": 1, "version": -1]], ["12": ["seq": 1, "other": 2]],
+                               ["12": ["seq": 1, "version": "3"]]] {
             #expect(rejects { _ = try SyncCursor(object: bad) }, "\(bad.jsonString)")
         }
     }

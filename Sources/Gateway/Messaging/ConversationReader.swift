@@ -155,7 +155,7 @@ final class ConversationReader {
     /// oldest first, at most `limit`, with `hasMore`, the read pointer and the unread count.
     func sync(userID: Int64, cursor: SyncCursor, limit: Int, maxConversations: Int) async throws(PostgresError) -> JSONValue {
         let memberships = try await database.query("""
-            SELECT c.id AS conversation_id, c.last_seq, me.last_read_seq
+            SELECT c.id AS conversation_id, c.last_seq, c.version, me.last_read_seq
             FROM conversation_members me JOIN conversations c ON c.id = me.conversation_id
             WHERE me.user_id = $1
             ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
@@ -166,6 +166,9 @@ final class ConversationReader {
             let lastSeq: Int64
             let lastReadSeq: Int64
             let after: Int64
+            /// The conversation's change version now, and the one the device saw.
+            let version: Int64
+            let seenVersion: Int64
         }
         var entries: [Entry] = []
         var totalUnread: Int64 = 0
@@ -174,7 +177,8 @@ final class ConversationReader {
             let lastSeq = try row.int64("last_seq")
             let lastReadSeq = try row.int64("last_read_seq")
             totalUnread = totalUnread.addingSaturated(Unread.inConversation(lastSeq: lastSeq, lastReadSeq: lastReadSeq))
-            entries.append(Entry(id: id, lastSeq: lastSeq, lastReadSeq: lastReadSeq, after: cursor.seqs[id] ?? 0))
+            entries.append(Entry(id: id, lastSeq: lastSeq, lastReadSeq: lastReadSeq, after: cursor.seqs[id] ?? 0,
+                                 version: try row.int64("version"), seenVersion: cursor.versions[id] ?? 0))
         }
         // One query for every conversation with something new: a LATERAL page per conversation.
         let behind = entries.filter { $0.after < $0.lastSeq }
@@ -197,8 +201,32 @@ final class ConversationReader {
                 messagesByConversation[message.conversationID, default: []].append(.object(message.json))
             }
         }
+        // Changes (issue 14) to the messages the device holds (seq up to its cursor) since the
+        // version it saw, oldest change first: one LATERAL range of the changes index each.
+        let changed = entries.filter { $0.after > 0 && $0.seenVersion < $0.version }
+        var changesByConversation: [Int64: [JSONValue]] = [:]
+        if !changed.isEmpty {
+            let rows = try await database.query("""
+                SELECT \(Self.columns)
+                FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS wanted(conversation_id, upto_seq, seen_version)
+                CROSS JOIN LATERAL (
+                    SELECT * FROM messages
+                    WHERE conversation_id = wanted.conversation_id AND version > 0 AND version > wanted.seen_version
+                      AND seq <= wanted.upto_seq
+                    ORDER BY version LIMIT $4
+                ) m
+                JOIN conversations c ON c.id = m.conversation_id
+                ORDER BY m.conversation_id, m.version
+                """, [.string(PostgresArrayLiteral.integers(changed.map(\.id))), .string(PostgresArrayLiteral.integers(changed.map(\.after))),
+                   .string(PostgresArrayLiteral.integers(changed.map(\.seenVersion))), .int(limit)])
+            for row in rows {
+                let message = try ChatMessageRecord(row: row)
+                changesByConversation[message.conversationID, default: []].append(.object(message.json))
+            }
+        }
         let conversations: [JSONValue] = entries.map { entry in
             let messages = messagesByConversation[entry.id] ?? []
+            let changes = changesByConversation[entry.id] ?? []
             return [
                 "conversationId": .int(entry.id),
                 "lastSeq": .int(entry.lastSeq),
@@ -208,6 +236,10 @@ final class ConversationReader {
                 // The page is full and the conversation goes on beyond it.
                 // (`after` is the client's, up to Int64.max; `after < lastSeq` holds for any entry with messages.)
                 "hasMore": .bool(entry.after < entry.lastSeq && Int64(messages.count) < entry.lastSeq - entry.after && messages.count >= limit),
+                "version": .int(entry.version),
+                "changes": .array(changes),
+                // A full page of changes: sync again with the last change's version for the rest.
+                "changesHasMore": .bool(changes.count >= limit),
             ]
         }
         return ["conversations": .array(conversations), "totalUnread": .int(totalUnread)]

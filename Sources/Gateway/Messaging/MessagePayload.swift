@@ -22,6 +22,23 @@ enum MessagePayload {
         .read(messageID: try id(try object(argument), "messageId"))
     }
 
+    /// `editMessage {messageId, content}` (also the REST body `{content}` with the id from the path):
+    /// content under the same rules as a send (issue 14).
+    static func edit(_ argument: JSONValue, messageID: Int64? = nil, maxContentLength: Int) throws(APIError) -> ChatCommand {
+        let body = try object(argument)
+        let id: Int64
+        if let messageID { id = messageID } else { id = try self.id(body, "messageId") }
+        guard case .string(let content)? = body["content"] else { throw APIError.validation("field 'content' is required and must be a string") }
+        let command = ChatCommand.edit(messageID: id, content: content)
+        try command.validate(userID: 0, maxContentLength: maxContentLength)
+        return command
+    }
+
+    /// `deleteMessage {messageId}` (issue 14).
+    static func delete(_ argument: JSONValue) throws(APIError) -> ChatCommand {
+        .delete(messageID: try id(try object(argument), "messageId"))
+    }
+
     /// `markAllAsRead {senderId}`; the caller's own id is refused (there is no conversation with oneself).
     static func markAllAsRead(_ argument: JSONValue, readerID: Int64) throws(APIError) -> ChatCommand {
         let senderID = try id(try object(argument), "senderId")

@@ -30,6 +30,23 @@ final class MessageRoutes {
             try await self.markAsRead($0)
         }
         router.add(.GET, "/api/sync", authenticated: true) { [unowned self] in try await self.sync($0) }
+        router.add(.PATCH, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.edit($0) }
+        router.add(.DELETE, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.delete($0) }
+    }
+
+    /// `PATCH /api/messages/:messageId {content}`: 200 with the edited message (issue 14).
+    private func edit(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let messageID = try request.idParameter("messageId")
+        let command = try MessagePayload.edit(.object(try request.jsonObject()), messageID: messageID,
+                                              maxContentLength: configuration.maxContentLength)
+        return .json(.ok, try await submitter.submit(command, userID: userID))
+    }
+
+    /// `DELETE /api/messages/:messageId`: 200 with the deleted message (its content gone).
+    private func delete(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        return .json(.ok, try await submitter.submit(.delete(messageID: try request.idParameter("messageId")), userID: userID))
     }
 
     /// `POST /api/messages`: 201 with the stored message; 200 with the earlier one when this

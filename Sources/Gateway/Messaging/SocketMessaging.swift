@@ -1,7 +1,7 @@
 import Shared
 
-/// The messaging events of a socket: `sendMessage`, `messageRead`, `markAllAsRead` (commands on the
-/// stream, answered by the worker's reply), `typing` / `stopTyping` (relayed through Redis
+/// The messaging events of a socket: `sendMessage`, `messageRead`, `markAllAsRead`, `editMessage`,
+/// `deleteMessage` (commands on the stream, answered by the worker's reply), `typing` / `stopTyping` (relayed through Redis
 /// directly) and `sync` (read from Postgres). Every argument is validated before anything is
 /// enqueued; a problem is answered as the ack's error or an `error` event, never by disconnecting.
 @LoopActor
@@ -56,6 +56,11 @@ final class SocketMessaging {
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
             case .sync:
                 sync(argument, userID: userID, ackID: ackID, session: session)
+            case .editMessage:
+                let command = try MessagePayload.edit(argument, maxContentLength: configuration.maxContentLength)
+                enqueue(command, userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
+            case .deleteMessage:
+                enqueue(try MessagePayload.delete(argument), userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
             default:
                 session.emitError(APIError(.unknownEvent, message: "unknown event '\(event)'"), ackID: ackID)
             }
@@ -71,9 +76,9 @@ final class SocketMessaging {
 
     // MARK: Commands
 
-    /// Appends a socket's command to the stream, in the socket's order (`CommandLane`). Read
-    /// commands spend the user's API budget first, as their REST twin `mark-as-read` does; sends
-    /// are limited by the message limit in the workers instead.
+    /// Appends a socket's command to the stream, in the socket's order (`CommandLane`). Reads,
+    /// edits and deletes spend the user's API budget first, as their REST twins do; sends are
+    /// limited by the message limit in the workers instead.
     private func enqueue(_ command: ChatCommand, userID: Int64, ackID: Int64?, session: SocketSession, spendsAPIBudget: Bool = false) {
         let engineSession = session.engineID
         let submitter = self.submitter

@@ -1,19 +1,24 @@
 import Shared
 
 /// What a reconnecting device already holds: for each conversation it names, the highest `seq` it
-/// has. Sync answers with what came after. Two spellings, one meaning:
-/// - REST `GET /api/sync?since=12:40,13:0` (`<conversationId>:<seq>` pairs, comma-separated);
-/// - socket `sync {"since": {"12": 40, "13": 0}}`.
+/// has and, optionally, the conversation's change `version` it saw (issue 14). Sync answers with
+/// the messages after the seq and the changes (edits, deletes) after the version. Two spellings:
+/// - REST `GET /api/sync?since=12:40,13:0:2` (`<conversationId>:<seq>[:<version>]`, comma-separated);
+/// - socket `sync {"since": {"12": 40, "13": {"seq": 0, "version": 2}}}`.
 /// Pure: text or JSON in, cursor or a 422 naming the field out.
 struct SyncCursor: Sendable, Equatable {
     /// conversation id → last seq held (0 = nothing yet).
     var seqs: [Int64: Int64]
+    /// conversation id → the conversation's change version the device has seen (issue 14; absent
+    /// means 0: every change to a message it holds is sent).
+    var versions: [Int64: Int64]
 
     /// Conversations one cursor may name.
     static let maxConversations = 1000
 
-    init(seqs: [Int64: Int64] = [:]) {
+    init(seqs: [Int64: Int64] = [:], versions: [Int64: Int64] = [:]) {
         self.seqs = seqs
+        self.versions = versions
     }
 
     /// Parses the `since` query parameter; nil or empty names nothing.
@@ -24,11 +29,12 @@ struct SyncCursor: Sendable, Equatable {
         guard pairs.count <= Self.maxConversations else { throw Self.tooMany }
         for pair in pairs {
             let parts = pair.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, let conversation = Self.number(parts[0]), conversation > 0,
-                  let seq = Self.number(parts[1]) else {
-                throw APIError.validation("parameter 'since' must be '<conversationId>:<seq>' pairs separated by commas, e.g. since=12:40,13:0")
+            guard parts.count == 2 || parts.count == 3, let conversation = Self.number(parts[0]), conversation > 0,
+                  let seq = Self.number(parts[1]), let version = parts.count == 3 ? Self.number(parts[2]) : 0 else {
+                throw APIError.validation(
+                    "parameter 'since' must be '<conversationId>:<seq>[:<version>]' entries separated by commas, e.g. since=12:40,13:0:2")
             }
-            try add(conversation, seq)
+            try add(conversation, seq, version)
         }
     }
 
@@ -42,20 +48,32 @@ struct SyncCursor: Sendable, Equatable {
             guard members.count <= Self.maxConversations else { throw Self.tooMany }
             for (key, value) in members {
                 guard let conversation = Self.number(Substring(key)), conversation > 0,
-                      let seq = value.int64Value, seq >= 0 else {
-                    throw APIError.validation("field 'since' must map conversation ids to seqs, e.g. {\"12\": 40}")
+                      let (seq, version) = Self.position(value) else {
+                    throw APIError.validation(
+                        "field 'since' must map conversation ids to seqs or {seq, version}, e.g. {\"12\": 40, \"13\": {\"seq\": 5, \"version\": 2}}")
                 }
-                try add(conversation, seq)
+                try add(conversation, seq, version)
             }
         default:
             throw APIError.validation("field 'since' must be an object mapping conversation ids to seqs")
         }
     }
 
-    private mutating func add(_ conversation: Int64, _ seq: Int64) throws(APIError) {
+    private mutating func add(_ conversation: Int64, _ seq: Int64, _ version: Int64) throws(APIError) {
         guard seqs.updateValue(seq, forKey: conversation) == nil else {
             throw APIError.validation("'since' names conversation \(conversation) twice")
         }
+        if version > 0 { versions[conversation] = version }
+    }
+
+    /// A socket cursor's value: a seq, or `{seq, version?}` (both non-negative).
+    private static func position(_ value: JSONValue) -> (seq: Int64, version: Int64)? {
+        if let seq = value.int64Value { return seq >= 0 ? (seq, 0) : nil }
+        guard case .object(let fields) = value, fields.keys.allSatisfy({ $0 == "seq" || $0 == "version" }),
+              let seq = fields["seq"]?.int64Value, seq >= 0 else { return nil }
+        guard let version = fields["version"] else { return (seq, 0) }
+        guard let number = version.int64Value, number >= 0 else { return nil }
+        return (seq, number)
     }
 
     private static let tooMany = APIError.validation("'since' may name at most \(maxConversations) conversations")

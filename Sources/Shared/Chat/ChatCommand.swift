@@ -163,6 +163,10 @@ package enum ChatCommand: Sendable, Equatable {
     /// One of the user's devices received the room's messages up to `seq` (issue 13): its
     /// delivery pointer moves forward.
     case delivered(roomID: Int64, seq: Int64)
+    /// Replace a message's content (its sender, within the edit window; issue 14).
+    case edit(messageID: Int64, content: String)
+    /// Soft-delete a message, erasing its content (its sender, or a room's admin; issue 14).
+    case delete(messageID: Int64)
 
     /// The stream's `type` field.
     package var typeName: String {
@@ -173,6 +177,8 @@ package enum ChatCommand: Sendable, Equatable {
         case .readMany: "readMany"
         case .room(let command): command.typeName
         case .delivered: "delivered"
+        case .edit: "edit"
+        case .delete: "delete"
         }
     }
 
@@ -185,6 +191,8 @@ package enum ChatCommand: Sendable, Equatable {
         case .readMany(let ids): ["messageIds": .array(ids.map { .int($0) })]
         case .room(let command): command.body
         case .delivered(let room, let seq): ["roomId": .int(room), "seq": .int(seq)]
+        case .edit(let messageID, let content): ["messageId": .int(messageID), "content": .string(content)]
+        case .delete(let messageID): ["messageId": .int(messageID)]
         }
     }
 
@@ -208,6 +216,11 @@ package enum ChatCommand: Sendable, Equatable {
         case .delivered(let room, let seq):
             try Self.validateID(room, field: "roomId")
             try Self.validateID(seq, field: "seq")
+        case .edit(let messageID, let content):
+            try Self.validateID(messageID, field: "messageId")
+            try Self.validateContent(content, maxLength: maxContentLength)
+        case .delete(let messageID):
+            try Self.validateID(messageID, field: "messageId")
         }
     }
 
@@ -243,6 +256,17 @@ package enum ChatCommand: Sendable, Equatable {
             return .readMany(ids)
         case "delivered":
             return .delivered(roomID: try requiredID(body, "roomId"), seq: try requiredID(body, "seq"))
+        case "edit":
+            let content: String
+            do {
+                content = try body.requiredString("content")
+            } catch {
+                throw APIError.validation(error.message)
+            }
+            try validateContent(content, maxLength: maxContentLength)
+            return .edit(messageID: try requiredID(body, "messageId"), content: content)
+        case "delete":
+            return .delete(messageID: try requiredID(body, "messageId"))
         case _ where RoomCommand.typeNames.contains(type):
             return .room(try RoomCommand.parse(type: type, body: body))
         default:

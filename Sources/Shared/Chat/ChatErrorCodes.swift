@@ -18,6 +18,14 @@ extension ErrorCode {
     /// A command type the worker does not know (a newer gateway).
     package static let unsupportedCommand = ErrorCode("unsupported_command", .unprocessableContent, "unknown command type")
 
+    /// An edit of someone else's message, or a delete of it by anyone but a room's admin (issue 14).
+    package static let notMessageSender = ErrorCode("not_message_sender", .forbidden,
+                                                    "only the sender may change this message (or a room admin delete it)")
+    /// An edit of a deleted message.
+    package static let messageDeleted = ErrorCode("message_deleted", .conflict, "the message was deleted")
+    /// An edit after the edit window (`EDIT_WINDOW_MS`) closed.
+    package static let editWindowPassed = ErrorCode("edit_window_passed", .forbidden, "the message is too old to edit")
+
     /// Every code a worker may put in a reply, so the gateway answers each with its status.
     package static let replyCodes: [ErrorCode] = [
         .userNotFound, .messageNotFound, .notARecipient, .cannotMessageSelf, .processingFailed, .workerUnavailable,
@@ -26,5 +34,7 @@ extension ErrorCode {
         // Room commands (issue 13): the worker's authoritative refusals.
         .roomNotFound, .notAMember, .adminRequired, .alreadyAMember, .memberNotFound, .roomFull, .inviteInvalid, .lastAdmin,
         .tooManyRooms,
+        // Message changes (issue 14).
+        .notMessageSender, .messageDeleted, .editWindowPassed,
     ]
 }

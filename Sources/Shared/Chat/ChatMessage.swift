@@ -30,13 +30,17 @@ package struct ChatMessageRecord: Sendable, Equatable {
     package var createdAtMilliseconds: Int64
     /// When it was last edited, if ever.
     package var editedAtMilliseconds: Int64?
+    /// When it was deleted, if it was (its content is then empty; issue 14).
+    package var deletedAtMilliseconds: Int64?
+    /// The conversation's change counter at its last edit or delete (0: never changed).
+    package var version: Int64
     /// Whether another member's read pointer reached it.
     package var isRead: Bool
 
     /// A record from its values.
     package init(id: Int64, conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, clientMsgID: String,
                  type: MessageType, content: String, attachmentURL: String?, createdAtMilliseconds: Int64,
-                 editedAtMilliseconds: Int64? = nil, isRead: Bool) {
+                 editedAtMilliseconds: Int64? = nil, deletedAtMilliseconds: Int64? = nil, version: Int64 = 0, isRead: Bool) {
         self.id = id
         self.conversationID = conversationID
         self.seq = seq
@@ -48,6 +52,8 @@ package struct ChatMessageRecord: Sendable, Equatable {
         self.attachmentURL = attachmentURL
         self.createdAtMilliseconds = createdAtMilliseconds
         self.editedAtMilliseconds = editedAtMilliseconds
+        self.deletedAtMilliseconds = deletedAtMilliseconds
+        self.version = version
         self.isRead = isRead
     }
 
@@ -67,6 +73,7 @@ package struct ChatMessageRecord: Sendable, Equatable {
         m.client_msg_id, m.type, m.content, m.attachment_url, \
         floor(extract(epoch FROM m.created_at) * 1000)::bigint AS created_ms, \
         floor(extract(epoch FROM m.edited_at) * 1000)::bigint AS edited_ms, \
+        floor(extract(epoch FROM m.deleted_at) * 1000)::bigint AS deleted_ms, m.version, \
         EXISTS (SELECT 1 FROM conversation_members r WHERE r.conversation_id = m.conversation_id \
         AND r.user_id <> m.sender_id AND r.last_read_seq >= m.seq) AS is_read
         """
@@ -88,12 +95,15 @@ package struct ChatMessageRecord: Sendable, Equatable {
         attachmentURL = try row.optionalString("attachment_url")
         createdAtMilliseconds = try row.int64("created_ms")
         editedAtMilliseconds = try row.optionalInt64("edited_ms")
+        deletedAtMilliseconds = try row.optionalInt64("deleted_ms")
+        version = try row.int64("version")
         isRead = try row.bool("is_read")
     }
 
     /// The message JSON: `{"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
-    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt"}` (timestamps ISO 8601 with
-    /// ms); a room's message has `receiverId` null and `roomId` (its conversation) instead.
+    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt", "editedAt", "isDeleted",
+    /// "deletedAt", "version"}` (timestamps ISO 8601 with ms); a room's message has `receiverId` null
+    /// and `roomId` (its conversation) instead. A deleted message shows no content or attachment.
     package var json: JSONObject {
         let created = ISO8601.format(millisecondsSinceEpoch: createdAtMilliseconds)
         var object: JSONObject = [
@@ -109,7 +119,15 @@ package struct ChatMessageRecord: Sendable, Equatable {
             "isRead": .bool(isRead),
             "createdAt": .string(created),
             "updatedAt": .string(editedAtMilliseconds.map { ISO8601.format(millisecondsSinceEpoch: $0) } ?? created),
+            "editedAt": editedAtMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null,
+            "isDeleted": .bool(deletedAtMilliseconds != nil),
+            "deletedAt": deletedAtMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null,
+            "version": .int(version),
         ]
+        if deletedAtMilliseconds != nil {
+            object["content"] = .string("")
+            object["attachmentUrl"] = .null
+        }
         if receiverID == nil { object["roomId"] = .int(conversationID) }
         return object
     }

@@ -132,5 +132,13 @@ package enum ChatSchema {
             );
             CREATE INDEX room_commands_applied_idx ON room_commands (applied_at);
             """),
+        // Message changes (issue 14): every edit or delete advances its conversation's `version`
+        // by one and stamps the message with it, so `sync` finds a conversation's changes since a
+        // version with one index range.
+        PostgresMigration(version: 8, name: "message_changes", sql: """
+            ALTER TABLE conversations ADD COLUMN version bigint NOT NULL DEFAULT 0;
+            ALTER TABLE messages ADD COLUMN version bigint NOT NULL DEFAULT 0;
+            CREATE INDEX messages_changes_idx ON messages (conversation_id, version) WHERE version > 0;
+            """),
     ]
 }

@@ -43,7 +43,10 @@ package struct CommandShards: Sendable, Equatable {
     /// (the pair of the reader with itself). That is safe: a device reads only messages it has
     /// seen, which are stored already, and read pointers only move forward. A room operation goes
     /// to its room's shard, in order with the room's messages; creating a room, which has no id
-    /// yet, goes to the creator's own shard.
+    /// yet, goes to the creator's own shard. An edit or a delete names a message only, like a read:
+    /// the actor's own shard (a device changes only messages it holds, which are stored; every edit
+    /// of a message comes from its sender, so one shard orders them; the conversation's row lock
+    /// orders an admin's delete with them).
     package func shard(of command: ChatCommand, userID: Int64) -> Int {
         switch command {
         case .send(let message):
@@ -52,7 +55,7 @@ package struct CommandShards: Sendable, Equatable {
             case .room(let room): shard(room: room)
             }
         case .readAll(let senderID): shard(directBetween: userID, senderID)
-        case .read, .readMany: shard(directBetween: userID, userID)
+        case .read, .readMany, .edit, .delete: shard(directBetween: userID, userID)
         case .room(let command): command.roomID.map { shard(room: $0) } ?? shard(directBetween: userID, userID)
         case .delivered(let room, _): shard(room: room)
         }

@@ -71,6 +71,10 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// `userOffline` of these users (people it shares a conversation or room with; at most 500),
     /// replacing its earlier subscription.
     package static let presenceSubscribe = SocketEvent("presenceSubscribe")
+    /// `editMessage {messageId, content}` → the edited message (its sender, within the edit window).
+    package static let editMessage = SocketEvent("editMessage")
+    /// `deleteMessage {messageId}` → the deleted message (its sender, or an admin of its room).
+    package static let deleteMessage = SocketEvent("deleteMessage")
     /// `getRoomPresence {roomId, limit?, afterUserId?}` → `{roomId, online, members}`: how many
     /// members are online and a page of the online ones.
     package static let getRoomPresence = SocketEvent("getRoomPresence")
@@ -118,13 +122,17 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// To a room's other members: a member's devices received up to `lastDeliveredSeq` (at most
     /// one a second per member).
     package static let memberDelivered = SocketEvent("memberDelivered")
+    /// To every device of every member: a message's content changed (issue 14).
+    package static let messageEdited = SocketEvent("messageEdited")
+    /// To every device of every member: a message was deleted (its content is gone).
+    package static let messageDeleted = SocketEvent("messageDeleted")
 
     // MARK: Lists
 
     /// Every event a client may send.
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
-        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe,
+        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage,
     ] + rooms
 
     /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
@@ -141,7 +149,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
         .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
-        .presenceSubscribe,
+        .presenceSubscribe, .messageEdited, .messageDeleted,
     ]
 
     /// The client event named `name`, if the protocol has one.

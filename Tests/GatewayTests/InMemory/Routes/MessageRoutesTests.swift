@@ -441,7 +441,7 @@ import Testing
         let gateway = try await GatewayHarness()
         defer { gateway.close() }
         let alice = try await gateway.account()
-        for query in ["since=abc", "since=1:2:3", "since=0:1", "since=1:-1", "since=1:", "since=:1", "since=1:1,1:2", "since=1:1,",
+        for query in ["since=abc", "since=1:2:3:4", "since=1:2:", "since=1:2:-3", "since=0:1", "since=1:-1", "since=1:", "since=:1", "since=1:1,1:2", "since=1:1,",
                       "since=1:1234567890123456789", "limit=0", "limit=201", "limit=x"] {
             expectError(try await gateway.request(.GET, "/api/sync?\(query)", token: alice.token), 422, "validation_failed")
         }

@@ -318,8 +318,8 @@ import Testing
             let socket = try await gateway.connectedSocket(try await gateway.account())
             let cases: [(JSONValue, String)] = [
                 (["since": "12:40"], "field 'since' must be an object mapping conversation ids to seqs"),
-                (["since": ["abc": 1]], "field 'since' must map conversation ids to seqs, e.g. {\"12\": 40}"),
-                (["since": ["12": -1]], "field 'since' must map conversation ids to seqs, e.g. {\"12\": 40}"),
+                (["since": ["abc": 1]], "field 'since' must map conversation ids to seqs or {seq, version}, e.g. {\"12\": 40, \"13\": {\"seq\": 5, \"version\": 2}}"),
+                (["since": ["12": -1]], "field 'since' must map conversation ids to seqs or {seq, version}, e.g. {\"12\": 40, \"13\": {\"seq\": 5, \"version\": 2}}"),
                 (["limit": 0], "field 'limit' must be an integer from 1 to 200"),
                 (["limit": 201], "field 'limit' must be an integer from 1 to 200"),
                 (["limit": "ten"], "field 'limit' must be an integer from 1 to 200"),

@@ -364,6 +364,8 @@ import Testing
                 (.leaveRoom, [:]), (.getRoomMembers, [:]), (.addRoomMember, [:]), (.removeRoomMember, [:]),
                 (.setRoomMemberRole, [:]), (.updateRoom, [:]), (.rotateRoomInvite, [:]), (.deleteRoom, [:]), (.getRoomMessages, [:]),
                 (.getMessageReceipts, [:]), (.messageDelivered, [:]), (.getRoomPresence, [:]), (.presenceSubscribe, [:]),
+                // Edits and deletes (issue 14): refused before the stream (no message id).
+                (.editMessage, [:]), (.deleteMessage, [:]),
             ]
             #expect(arguments.map(\.0.name).sorted() == SocketEvent.client.map(\.name).sorted())
             for (index, (event, argument)) in arguments.enumerated() {
