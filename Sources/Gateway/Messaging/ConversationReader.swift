@@ -245,6 +245,16 @@ final class ConversationReader {
         return ["conversations": .array(conversations), "totalUnread": .int(totalUnread)]
     }
 
+    /// A page of the caller's messages matching `search` (issue 14), newest first, and whether
+    /// older ones match too.
+    func search(userID: Int64, _ search: MessageSearch) async throws(PostgresError) -> (messages: [JSONValue], hasMore: Bool) {
+        let (sql, parameters) = search.query(userID: userID)
+        let rows = try await database.query(sql, parameters)
+        var messages: [JSONValue] = []
+        for row in rows.prefix(search.limit) { messages.append(.object(try ChatMessageRecord(row: row).json)) }
+        return (messages, rows.count > search.limit)
+    }
+
     /// SQL for a timestamp as whole milliseconds since the epoch (truncated, as `ChatMessageRecord`).
     private nonisolated static func milliseconds(_ expression: String) -> String {
         "floor(extract(epoch FROM \(expression)) * 1000)::bigint"

@@ -30,8 +30,26 @@ final class MessageRoutes {
             try await self.markAsRead($0)
         }
         router.add(.GET, "/api/sync", authenticated: true) { [unowned self] in try await self.sync($0) }
+        router.add(.GET, "/api/messages/search", authenticated: true) { [unowned self] in try await self.search($0) }
         router.add(.PATCH, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.edit($0) }
         router.add(.DELETE, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.delete($0) }
+    }
+
+    /// `GET /api/messages/search?q=&mode=&conversationId=&before=&limit=` → `{messages, hasMore,
+    /// nextBefore}`: the caller's messages matching `q`, newest first (issue 14).
+    private func search(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let http = request.http
+        let search = try MessageSearch(q: http.queryParameter("q"), mode: http.queryParameter("mode"),
+                                       conversationID: http.queryParameter("conversationId"), before: http.queryParameter("before"),
+                                       limit: http.queryParameter("limit"))
+        return .json(.ok, try await Self.searchAnswer(reader.search(userID: userID, search)))
+    }
+
+    /// `{messages, hasMore, nextBefore}` (`nextBefore`: the `before` of the next page, or null).
+    static func searchAnswer(_ page: (messages: [JSONValue], hasMore: Bool)) -> JSONValue {
+        let next = page.hasMore ? page.messages.last?["id"] ?? .null : .null
+        return ["messages": .array(page.messages), "hasMore": .bool(page.hasMore), "nextBefore": next]
     }
 
     /// `PATCH /api/messages/:messageId {content}`: 200 with the edited message (issue 14).

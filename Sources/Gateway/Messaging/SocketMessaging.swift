@@ -56,6 +56,8 @@ final class SocketMessaging {
                 if let ackID { session.sendAck(ackID, ["ok": true]) }
             case .sync:
                 sync(argument, userID: userID, ackID: ackID, session: session)
+            case .searchMessages:
+                search(argument, userID: userID, ackID: ackID, session: session)
             case .editMessage:
                 let command = try MessagePayload.edit(argument, maxContentLength: configuration.maxContentLength)
                 enqueue(command, userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
@@ -120,6 +122,21 @@ final class SocketMessaging {
             } catch {
                 let apiError = APIError.from(error)
                 session.emitError(apiError, ackID: ackID)
+            }
+        }
+    }
+
+    /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore,
+    /// nextBefore}`, as `GET /api/messages/search`, spending the API budget first as it does.
+    private func search(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
+        Task { @LoopActor in
+            if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
+            do {
+                let search = try MessageSearch(object: try MessagePayload.object(argument))
+                let answer = MessageRoutes.searchAnswer(try await self.reader.search(userID: userID, search))
+                if let ackID { session.sendAck(ackID, [answer]) } else { session.emit(.searchMessages, answer) }
+            } catch {
+                session.emitError(APIError.from(error), ackID: ackID)
             }
         }
     }

@@ -140,5 +140,14 @@ package enum ChatSchema {
             ALTER TABLE messages ADD COLUMN version bigint NOT NULL DEFAULT 0;
             CREATE INDEX messages_changes_idx ON messages (conversation_id, version) WHERE version > 0;
             """),
+        // Message search (issue 14): case-insensitive substrings through trigrams (`pg_trgm`, a
+        // trusted extension: the database owner may create it; it goes to `public`, and the index
+        // names its operator class there, so a schema-scoped `search_path` still finds it) and
+        // words through a `simple` text-search vector. Deleted messages are in neither index.
+        PostgresMigration(version: 9, name: "message_search", sql: """
+            CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+            CREATE INDEX messages_content_trgm_idx ON messages USING gin (content public.gin_trgm_ops) WHERE deleted_at IS NULL;
+            CREATE INDEX messages_content_words_idx ON messages USING gin (to_tsvector('simple', content)) WHERE deleted_at IS NULL;
+            """),
     ]
 }

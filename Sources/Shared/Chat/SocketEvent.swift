@@ -71,6 +71,8 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// `userOffline` of these users (people it shares a conversation or room with; at most 500),
     /// replacing its earlier subscription.
     package static let presenceSubscribe = SocketEvent("presenceSubscribe")
+    /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore, nextBefore}`.
+    package static let searchMessages = SocketEvent("searchMessages")
     /// `editMessage {messageId, content}` → the edited message (its sender, within the edit window).
     package static let editMessage = SocketEvent("editMessage")
     /// `deleteMessage {messageId}` → the deleted message (its sender, or an admin of its room).
@@ -132,7 +134,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// Every event a client may send.
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
-        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage,
+        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage, .searchMessages,
     ] + rooms
 
     /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
@@ -149,7 +151,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
         .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
-        .presenceSubscribe, .messageEdited, .messageDeleted,
+        .presenceSubscribe, .messageEdited, .messageDeleted, .searchMessages,
     ]
 
     /// The client event named `name`, if the protocol has one.

@@ -365,7 +365,7 @@ import Testing
                 (.setRoomMemberRole, [:]), (.updateRoom, [:]), (.rotateRoomInvite, [:]), (.deleteRoom, [:]), (.getRoomMessages, [:]),
                 (.getMessageReceipts, [:]), (.messageDelivered, [:]), (.getRoomPresence, [:]), (.presenceSubscribe, [:]),
                 // Edits and deletes (issue 14): refused before the stream (no message id).
-                (.editMessage, [:]), (.deleteMessage, [:]),
+                (.editMessage, [:]), (.deleteMessage, [:]), (.searchMessages, [:]),
             ]
             #expect(arguments.map(\.0.name).sorted() == SocketEvent.client.map(\.name).sorted())
             for (index, (event, argument)) in arguments.enumerated() {
