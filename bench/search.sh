@@ -80,11 +80,11 @@ INSERT INTO conversation_members (conversation_id, user_id, role)
 SELECT id, $USER_BASE + n - 1, 'admin' FROM rooms;
 INSERT INTO conversation_members (conversation_id, user_id)
 SELECT id, $searcher FROM rooms WHERE n <= $USER_CONVERSATIONS;
-CREATE TEMP TABLE vocabulary AS
-SELECT array_agg(substr(md5(i::text), 1, 4 + i % 5)) AS words FROM generate_series(1, 5000) AS i;
+-- Word k of the vocabulary is the first 4-8 hex digits of md5(k), k uniform in 0..4999.
 INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, content, created_at)
 SELECT r.id, s.seq, $USER_BASE + r.n - 1, 'b' || r.id || '-' || s.seq,
-       (SELECT string_agg(v.words[1 + floor(random() * 5000)::int], ' ') FROM vocabulary v, generate_series(1, 10 + s.seq % 3) AS w),
+       (SELECT string_agg(substr(md5(w.k::text), 1, 4 + w.k % 5), ' ')
+        FROM generate_series(1, 10 + s.seq % 3) AS g CROSS JOIN LATERAL (SELECT floor(random() * 5000)::int + 0 * g AS k) AS w),
        now() - make_interval(secs => ($PER_CONVERSATION - s.seq) * 60 + r.n)
 FROM rooms r CROSS JOIN generate_series(1, $PER_CONVERSATION) AS s(seq);
 CREATE INDEX messages_content_trgm_idx ON messages USING gin (content public.gin_trgm_ops) WHERE deleted_at IS NULL;

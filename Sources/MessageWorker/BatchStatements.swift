@@ -96,10 +96,12 @@ enum BatchStatements {
     /// The new messages, seqs assigned; returns their ids and creation times.
     static func insertMessages(_ rows: [NewMessageRow]) -> PostgresQuery {
         """
-        INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url)
+        INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url, attachment_name, \
+        attachment_size, mime_type)
         SELECT * FROM unnest(\(integers: rows.map(\.conversationID)), \(integers: rows.map(\.seq)), \
         \(integers: rows.map(\.senderID)), \(texts: rows.map(\.clientMsgID)), \(texts: rows.map(\.type.rawValue)), \
-        \(texts: rows.map(\.content)), \(texts: rows.map(\.attachmentURL)))
+        \(texts: rows.map(\.content)), \(texts: rows.map(\.attachmentURL)), \(texts: rows.map(\.attachmentName)), \
+        \(integers: rows.map(\.attachmentSize)), \(texts: rows.map(\.mimeType)))
         RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
         """
     }

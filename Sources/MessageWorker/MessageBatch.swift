@@ -76,6 +76,31 @@ struct NewMessageRow: Sendable, Equatable {
     let type: MessageType
     let content: String
     let attachmentURL: String?
+    let attachmentName: String?
+    let attachmentSize: Int64?
+    let mimeType: String?
+
+    /// The row of `message` at `seq` of `conversationID`.
+    init(conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, message: SendMessage) {
+        self.init(conversationID: conversationID, seq: seq, senderID: senderID, receiverID: receiverID, clientMsgID: message.clientMsgID,
+                  type: message.type, content: message.content, attachmentURL: message.attachmentURL, attachmentName: message.attachmentName,
+                  attachmentSize: message.attachmentSize, mimeType: message.mimeType)
+    }
+
+    init(conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, clientMsgID: String, type: MessageType, content: String,
+         attachmentURL: String?, attachmentName: String? = nil, attachmentSize: Int64? = nil, mimeType: String? = nil) {
+        self.conversationID = conversationID
+        self.seq = seq
+        self.senderID = senderID
+        self.receiverID = receiverID
+        self.clientMsgID = clientMsgID
+        self.type = type
+        self.content = content
+        self.attachmentURL = attachmentURL
+        self.attachmentName = attachmentName
+        self.attachmentSize = attachmentSize
+        self.mimeType = mimeType
+    }
 }
 
 /// What `INSERT ... RETURNING` gave back for a new row.
@@ -383,9 +408,7 @@ struct MessageBatch: Sendable {
             }
             let seq = ledger.append(conversationID: conversation.id, members: [userID, receiverID])
             ledger.advance(MemberKey(conversationID: conversation.id, userID: userID), to: seq)
-            messages.append(NewMessageRow(
-                conversationID: conversation.id, seq: seq, senderID: userID, receiverID: receiverID,
-                clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
+            messages.append(NewMessageRow(conversationID: conversation.id, seq: seq, senderID: userID, receiverID: receiverID, message: message))
             newByKey[key] = messages.count - 1
             return sent(.new(messages.count - 1), to: MemberKey(conversationID: conversation.id, userID: receiverID), isRead: false)
         }
@@ -404,9 +427,7 @@ struct MessageBatch: Sendable {
             guard ledger.isMember(member) else { return .failed(APIError(room.isPrivate ? .roomNotFound : .notAMember)) }
             let seq = ledger.append(conversationID: roomID, members: [userID])
             ledger.advance(member, to: seq)
-            messages.append(NewMessageRow(
-                conversationID: roomID, seq: seq, senderID: userID, receiverID: nil,
-                clientMsgID: message.clientMsgID, type: message.type, content: message.content, attachmentURL: message.attachmentURL))
+            messages.append(NewMessageRow(conversationID: roomID, seq: seq, senderID: userID, receiverID: nil, message: message))
             newByKey[key] = messages.count - 1
             return .roomSend(.new(messages.count - 1), roomID: roomID)
         }
@@ -559,6 +580,7 @@ struct MessageBatch: Sendable {
             return ChatMessageRecord(
                 id: stored.id, conversationID: row.conversationID, seq: row.seq, senderID: row.senderID, receiverID: row.receiverID,
                 clientMsgID: row.clientMsgID, type: row.type, content: row.content, attachmentURL: row.attachmentURL,
+                attachmentName: row.attachmentName, attachmentSize: row.attachmentSize, mimeType: row.mimeType,
                 createdAtMilliseconds: stored.createdAtMilliseconds, isRead: false)
         }
     }

@@ -113,7 +113,8 @@ final class MessageChangeStore {
                                                [.int64(messageID), .string(content), .int64(version)])
                 } else {
                     try await connection.query("""
-                        UPDATE messages SET content = '', attachment_url = NULL, deleted_at = now(), version = $2 WHERE id = $1
+                        UPDATE messages SET content = '', attachment_url = NULL, attachment_name = NULL, attachment_size = NULL, mime_type = NULL,
+                                            deleted_at = now(), version = $2 WHERE id = $1
                         """, [.int64(messageID), .int64(version)])
                 }
             }

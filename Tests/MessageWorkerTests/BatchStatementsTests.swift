@@ -87,17 +87,20 @@ import Testing
             NewMessageRow(conversationID: 4, seq: 10, senderID: 1, receiverID: 2, clientMsgID: "a", type: .text, content: "hi",
                           attachmentURL: nil),
             NewMessageRow(conversationID: 6, seq: 3, senderID: 2, receiverID: 1, clientMsgID: "b", type: .image, content: "pic",
-                          attachmentURL: "https://x/y.png"),
+                          attachmentURL: "https://x/y.png", attachmentName: "y.png", attachmentSize: 1234, mimeType: "image/png"),
         ]
         let query = BatchStatements.insertMessages(rows)
         #expect(query.sql == """
-            INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url)
-            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+            INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url, attachment_name, \
+            attachment_size, mime_type)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+            $9::bigint[], $10::text[])
             RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
             """)
         #expect(query.parameters == [
             Self.integers([4, 6]), Self.integers([10, 3]), Self.integers([1, 2]), Self.texts(["a", "b"]),
             Self.texts([MessageType.text.rawValue, MessageType.image.rawValue]), Self.texts(["hi", "pic"]), Self.texts([nil, "https://x/y.png"]),
+            Self.texts([nil, "y.png"]), .string("{NULL,1234}"), Self.texts([nil, "image/png"]),
         ])
     }
 

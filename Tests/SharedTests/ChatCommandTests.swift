@@ -144,12 +144,17 @@ import Testing
         #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"\#(String(repeating: "a", count: 65))"}"#)) != nil)
         #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"\#(String(repeating: "a", count: 64))"}"#)) == nil)
         #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","type":"video"}"#))?.message.contains("'type'") == true)
-        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"ftp://x"}"#))?.message.contains("attachmentUrl") == true)
-        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"https://"}"#)) != nil)
-        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"https://a b"}"#)) != nil)
-        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"HTTPS://cdn.test/f?x=1"}"#)) == nil)
+        // Attachments (issue 14): image, file and voice messages only.
+        let image = #""type":"image","clientMsgId":"a","receiverId":5"#
+        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"https://cdn.test/f"}"#))?.message
+                == "field 'attachmentUrl' is only for image, file and voice messages")
+        #expect(Self.rejection(body(#"{\#(image),"attachmentUrl":"ftp://x"}"#))?.message.contains("attachmentUrl") == true)
+        #expect(Self.rejection(body(#"{\#(image),"attachmentUrl":"https://"}"#)) != nil)
+        #expect(Self.rejection(body(#"{\#(image),"attachmentUrl":"https://a b"}"#)) != nil)
+        #expect(Self.rejection(body(#"{\#(image),"attachmentUrl":"HTTPS://cdn.test/f?x=1"}"#)) == nil, "a caption is optional")
+        #expect(Self.rejection(body(#"{\#(image)}"#))?.message == "field 'attachmentUrl' is required for image messages")
         let longURL = "https://cdn.test/" + String(repeating: "a", count: 2048)
-        #expect(Self.rejection(body(#"{"receiverId":5,"content":"x","clientMsgId":"a","attachmentUrl":"\#(longURL)"}"#)) != nil)
+        #expect(Self.rejection(body(#"{\#(image),"attachmentUrl":"\#(longURL)"}"#)) != nil)
         #expect(Self.rejection(body(#"{"receiverId":"5","content":"x","clientMsgId":"a"}"#)) == nil)
     }
 

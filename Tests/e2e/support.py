@@ -1110,7 +1110,7 @@ def check_message(msg, **expected) -> dict:
         assert isinstance(msg[key], int) and not isinstance(msg[key], bool) and msg[key] > 0, (
             f"{key} should be a positive integer: {msg!r}")
     assert isinstance(msg["content"], str), msg
-    assert msg["type"] in ("text", "image", "file", "voice"), msg
+    assert msg["type"] in ("text", "image", "file", "emoji", "voice"), msg
     assert msg["attachmentUrl"] is None or isinstance(msg["attachmentUrl"], str), msg
     assert isinstance(msg["clientMsgId"], str) and msg["clientMsgId"], f"clientMsgId should be set: {msg!r}"
     assert isinstance(msg["isRead"], bool), msg

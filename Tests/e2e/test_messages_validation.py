@@ -279,3 +279,64 @@ def test_malformed_socket_payloads_keep_the_connection(cluster, sio_session, pai
     assert [x["id"] for x in mb.history(a.id)] == [m["id"]], "only the valid message was stored"
     for gw in cluster.gateways:
         assert gw.alive()
+
+
+# --- message types and attachments (issue 14) ---------------------------------------------------
+
+
+def test_message_types_and_every_attachment_rule(cluster, sio_session, pair):
+    """Types text, image, file, emoji and voice; an attachment is required for image, file and
+    voice (a caption optional) and refused on text and emoji; an absolute http(s) URL (the cluster
+    runs in development mode, where http is allowed; production's https-only rule is unit tested in
+    AttachmentRulesTests); at most 2,048 bytes; no user info; a media type fitting the type; a name of
+    1-255 bytes; a size from 0 to 1 TiB. Each refusal is 422 validation_failed naming the field,
+    over REST and over the socket, and stores nothing; the accepted ones round-trip every field to
+    the receiver's history and live event."""
+    a, b, ma, mb = pair
+    url = "https://cdn.example.com/files/report.pdf"
+    refusals = [
+        ({"type": "image"}, "attachmentUrl"),
+        ({"type": "voice", "content": "no audio"}, "attachmentUrl"),
+        ({"type": "text", "content": "x", "attachmentUrl": url}, "attachmentUrl"),
+        ({"type": "emoji", "content": "not an emoji"}, "content"),
+        ({"type": "emoji", "content": "😀", "mimeType": "image/png"}, "mimeType"),
+        ({"type": "file", "attachmentUrl": "ftp://cdn.example.com/a.pdf"}, "attachmentUrl"),
+        ({"type": "file", "attachmentUrl": "https://user:secret@cdn.example.com/a.pdf"}, "attachmentUrl"),
+        ({"type": "file", "attachmentUrl": "https://cdn.example.com/" + "a" * 2048}, "attachmentUrl"),
+        ({"type": "file", "attachmentUrl": "https://"}, "attachmentUrl"),
+        ({"type": "image", "attachmentUrl": url, "mimeType": "application/pdf"}, "mimeType"),
+        ({"type": "voice", "attachmentUrl": url, "mimeType": "image/png"}, "mimeType"),
+        ({"type": "file", "attachmentUrl": url, "mimeType": "pdf"}, "mimeType"),
+        ({"type": "file", "attachmentUrl": url, "attachmentName": ""}, "attachmentName"),
+        ({"type": "file", "attachmentUrl": url, "attachmentName": "a\nb"}, "attachmentName"),
+        ({"type": "file", "attachmentUrl": url, "attachmentName": "n" * 256}, "attachmentName"),
+        ({"type": "file", "attachmentUrl": url, "attachmentSize": -1}, "attachmentSize"),
+        ({"type": "file", "attachmentUrl": url, "attachmentSize": 2**40 + 1}, "attachmentSize"),
+        ({"type": "file", "attachmentUrl": url, "attachmentSize": "12"}, "attachmentSize"),
+    ]
+    s = sio_session(cluster.gw2.url).connect(token=a.token)
+    for index, (fields, field) in enumerate(refusals):
+        body = {"receiverId": b.id, "clientMsgId": f"att-{index}", **fields}
+        expect_validation(ma.api.post("/api/messages", body, a.token), field)
+        code, message = ack_error(s.call("sendMessage", body, timeout=ACK))
+        assert code == "validation_failed" and field in message, (fields, code, message)
+    assert mb.history(a.id) == [], "no refused message may be stored"
+
+    mark = s.mark()
+    sent = ma.api.post("/api/messages", {"receiverId": b.id, "type": "file", "attachmentUrl": url, "attachmentName": "report.pdf",
+                                         "attachmentSize": 48213, "mimeType": "application/pdf", "clientMsgId": "att-ok-1"}, a.token)
+    assert sent.status_code == 201, sent.text
+    stored = sent.json()
+    assert (stored["type"], stored["content"], stored["attachmentUrl"], stored["attachmentName"], stored["attachmentSize"],
+            stored["mimeType"]) == ("file", "", url, "report.pdf", 48213, "application/pdf"), stored
+    image = ack_message(s.call("sendMessage", {"receiverId": b.id, "type": "image", "content": "the view",
+                                               "attachmentUrl": "https://cdn.example.com/v.jpg", "mimeType": "image/jpeg",
+                                               "clientMsgId": "att-ok-2"}, timeout=ACK))
+    assert image["mimeType"] == "image/jpeg" and image["attachmentName"] is None and image["content"] == "the view"
+    emoji = ack_message(s.call("sendMessage", {"receiverId": b.id, "type": "emoji", "content": "👍🏽🎉", "clientMsgId": "att-ok-3"},
+                               timeout=ACK))
+    assert emoji["type"] == "emoji" and emoji["attachmentUrl"] is None
+    history = mb.history(a.id)
+    assert [(m["type"], m["attachmentName"], m["attachmentSize"], m["mimeType"]) for m in history] == [
+        ("file", "report.pdf", 48213, "application/pdf"), ("image", None, None, "image/jpeg"), ("emoji", None, None, None)], history
+    s.wait_for("messageSent", DELIVERY, since=mark, match=lambda m: m.get("clientMsgId") == "att-ok-1")

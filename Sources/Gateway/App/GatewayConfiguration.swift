@@ -91,7 +91,7 @@ struct GatewayConfiguration: Sendable {
         hashThreads = try reader.int("HASH_THREADS", in: 1...64)
         hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
         realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
-        messaging = try MessagingConfiguration(reader: reader)
+        messaging = try MessagingConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         limits = try LimitsConfiguration(reader: reader)
         presence = try PresenceConfiguration(reader: reader)
     }

@@ -9,9 +9,9 @@ enum MessagePayload {
     /// `sendMessage` / `POST /api/messages`: `{receiverId, content, type?, attachmentUrl?, clientMsgId?}`
     /// under the shared rules (`SendMessage.parse`). A missing `clientMsgId` is filled with
     /// `generatedClientMsgID()`; messages to oneself are refused (`cannot_message_self`).
-    static func send(_ argument: JSONValue, senderID: Int64, maxContentLength: Int,
+    static func send(_ argument: JSONValue, senderID: Int64, maxContentLength: Int, attachments: AttachmentPolicy = AttachmentPolicy(),
                      generatedClientMsgID: @escaping () -> String) throws(APIError) -> SendMessage {
-        let message = try SendMessage.parse(try object(argument), maxContentLength: maxContentLength,
+        let message = try SendMessage.parse(try object(argument), maxContentLength: maxContentLength, attachments: attachments,
                                             generatedClientMsgID: generatedClientMsgID)
         guard message.receiverID != senderID else { throw ChatErrors.cannotMessageSelf }
         return message

@@ -74,6 +74,7 @@ final class MessageRoutes {
         let body = try request.jsonObject()
         let clientGaveID = body["clientMsgId"].map { !$0.isNull } ?? false
         let message = try MessagePayload.send(.object(body), senderID: userID, maxContentLength: configuration.maxContentLength,
+                                              attachments: configuration.attachments,
                                               generatedClientMsgID: ClientMessageID.generate)
         if clientGaveID, let stored = try await reader.message(senderID: userID, clientMsgID: message.clientMsgID) {
             return .json(.ok, stored)

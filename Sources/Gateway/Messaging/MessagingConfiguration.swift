@@ -25,6 +25,9 @@ struct MessagingConfiguration: Sendable {
     var maxConversations: Int
     /// Most members of one room (checked here first; the workers' setting decides).
     var roomMemberLimit: Int
+    /// Which attachment URLs sends may carry (issue 14): https only (http too in development),
+    /// any host or those of `ATTACHMENT_HOSTS`.
+    var attachments = AttachmentPolicy()
 
     static let settings: [Setting] = [
         Setting("COMMAND_STREAM", ChatChannels.commandStream, "prefix of the command shard streams <prefix>:{s<n>} (same as the workers')"),
@@ -35,6 +38,8 @@ struct MessagingConfiguration: Sendable {
         Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),
         Setting("TYPING_REPEAT_MS", "1000", "repeated typing events within this interval are not relayed again (the deadline is re-armed)"),
         Setting("ROOM_MAX_MEMBERS", String(RoomDefaults.memberLimit), "most members of one room (the same as the workers')"),
+        Setting("ATTACHMENT_HOSTS", "",
+                "hosts attachment URLs may point to, comma-separated (exact names or *.example.com); empty: any host"),
     ]
 
     /// The defaults, for tests.
@@ -52,8 +57,12 @@ struct MessagingConfiguration: Sendable {
         roomMemberLimit = RoomDefaults.memberLimit
     }
 
-    init(reader: SettingsReader) throws(ConfigurationError) {
+    init(reader: SettingsReader, isDevelopment: Bool = false) throws(ConfigurationError) {
         self.init()
+        guard let hosts = AttachmentPolicy.hosts(from: reader.optionalString("ATTACHMENT_HOSTS") ?? "") else {
+            throw ConfigurationError("ATTACHMENT_HOSTS", "must be host names separated by commas, e.g. cdn.example.com,*.files.example.com")
+        }
+        attachments = AttachmentPolicy(allowHTTP: isDevelopment, hosts: hosts)
         commandShards = CommandShards(count: try reader.int("COMMAND_SHARDS", in: 1...CommandShards.maxCount),
                                       prefix: try reader.string("COMMAND_STREAM"))
         replyTimeout = try reader.milliseconds("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000)

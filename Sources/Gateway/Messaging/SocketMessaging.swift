@@ -35,6 +35,7 @@ final class SocketMessaging {
             switch event {
             case .sendMessage:
                 let message = try MessagePayload.send(argument, senderID: userID, maxContentLength: configuration.maxContentLength,
+                                                      attachments: configuration.attachments,
                                                       generatedClientMsgID: ClientMessageID.generate)
                 enqueue(.send(message), userID: userID, ackID: ackID, session: session)
             case .messageRead:

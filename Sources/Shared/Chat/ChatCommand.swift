@@ -22,6 +22,8 @@ package enum MessageType: String, Sendable, Equatable, CaseIterable {
     case image
     /// A file at `attachmentUrl`; `content` names it.
     case file
+    /// One or more emoji as the content (issue 14).
+    case emoji
     /// A voice note at `attachmentUrl`.
     case voice
 }
@@ -42,8 +44,12 @@ package struct SendMessage: Sendable, Equatable {
     package var content: String
     /// The kind of content (`text` unless given).
     package var type: MessageType
-    /// An `http(s)` URL of at most `ChatLimits.maxAttachmentURLBytes` bytes.
+    /// An `http(s)` URL of at most `ChatLimits.maxAttachmentURLBytes` bytes (image, file, voice).
     package var attachmentURL: String?
+    /// The attachment's file name, size in bytes and media type, when the client gives them.
+    package var attachmentName: String?
+    package var attachmentSize: Int64?
+    package var mimeType: String?
     /// The idempotency key: with the sender id, names one stored message forever.
     package var clientMsgID: String
 
@@ -60,11 +66,15 @@ package struct SendMessage: Sendable, Equatable {
     }
 
     /// A send command; values are not checked here (see `validate`).
-    package init(target: MessageTarget, content: String, type: MessageType = .text, attachmentURL: String? = nil, clientMsgID: String) {
+    package init(target: MessageTarget, content: String, type: MessageType = .text, attachmentURL: String? = nil,
+                 attachmentName: String? = nil, attachmentSize: Int64? = nil, mimeType: String? = nil, clientMsgID: String) {
         self.target = target
         self.content = content
         self.type = type
         self.attachmentURL = attachmentURL
+        self.attachmentName = attachmentName
+        self.attachmentSize = attachmentSize
+        self.mimeType = mimeType
         self.clientMsgID = clientMsgID
     }
 
@@ -78,6 +88,7 @@ package struct SendMessage: Sendable, Equatable {
     /// `generatedClientMsgID` supplies the id when the client sent none (the gateway passes a random
     /// one); when it is nil a missing `clientMsgId` is an error (the worker's case: gateways always fill it).
     package static func parse(_ body: JSONObject, maxContentLength: Int = ChatLimits.maxContentLength,
+                              attachments: AttachmentPolicy = .structural,
                               generatedClientMsgID: (() -> String)? = nil) throws(APIError) -> SendMessage {
         let target: MessageTarget
         let hasRoom = body["roomId"].map { !$0.isNull } ?? false
@@ -89,24 +100,37 @@ package struct SendMessage: Sendable, Equatable {
         } else {
             target = .user(try ChatCommand.requiredID(body, "receiverId"))
         }
-        let content: String
+        let content: String?
         let typeName: String?
         let attachmentURL: String?
+        let attachmentName: String?
+        let mimeType: String?
         let clientMsgID: String?
         do {
-            content = try body.requiredString("content")
+            content = try body.optionalString("content")
             typeName = try body.optionalString("type")
             attachmentURL = try body.optionalString("attachmentUrl")
+            attachmentName = try body.optionalString("attachmentName")
+            mimeType = try body.optionalString("mimeType")
             clientMsgID = try body.optionalString("clientMsgId")
         } catch {
             throw APIError.validation(error.message)
         }
+        var attachmentSize: Int64?
+        if let size = body["attachmentSize"], !size.isNull {
+            guard let bytes = size.int64Value else { throw APIError.validation("field 'attachmentSize' must be an integer byte count") }
+            attachmentSize = bytes
+        }
         var type = MessageType.text
         if let typeName {
             guard let known = MessageType(rawValue: typeName) else {
-                throw APIError.validation("field 'type' must be one of text, image, file, voice")
+                throw APIError.validation("field 'type' must be one of text, image, file, emoji, voice")
             }
             type = known
+        }
+        // A caption is optional with an attachment; text and emoji need their content.
+        guard let content = content ?? (AttachmentRules.needsAttachment(type) ? "" : nil) else {
+            throw APIError.validation("field 'content' is required")
         }
         let id: String
         if let clientMsgID {
@@ -116,20 +140,22 @@ package struct SendMessage: Sendable, Equatable {
         } else {
             throw APIError.validation("field 'clientMsgId' is required")
         }
-        let message = SendMessage(target: target, content: content, type: type, attachmentURL: attachmentURL, clientMsgID: id)
-        try message.validate(maxContentLength: maxContentLength)
+        let message = SendMessage(target: target, content: content, type: type, attachmentURL: attachmentURL, attachmentName: attachmentName,
+                                  attachmentSize: attachmentSize, mimeType: mimeType, clientMsgID: id)
+        try message.validate(maxContentLength: maxContentLength, attachments: attachments)
         return message
     }
 
-    /// Checks every field against `ChatLimits`.
-    package func validate(maxContentLength: Int = ChatLimits.maxContentLength) throws(APIError) {
+    /// Checks every field against `ChatLimits` and `AttachmentRules` (with `attachments` as the
+    /// deployment's URL policy; the shape only by default).
+    package func validate(maxContentLength: Int = ChatLimits.maxContentLength, attachments: AttachmentPolicy = .structural) throws(APIError) {
         switch target {
         case .user(let id): try ChatCommand.validateID(id, field: "receiverId")
         case .room(let id): try ChatCommand.validateID(id, field: "roomId")
         }
-        try ChatCommand.validateContent(content, maxLength: maxContentLength)
+        try AttachmentRules.validate(type: type, content: content, url: attachmentURL, name: attachmentName, size: attachmentSize,
+                                     mimeType: mimeType, maxContentLength: maxContentLength, policy: attachments)
         try ChatCommand.validateClientMsgID(clientMsgID)
-        if let attachmentURL { try ChatCommand.validateAttachmentURL(attachmentURL) }
     }
 
     /// The stream body: `{"receiverId" | "roomId","content","type","attachmentUrl"?,"clientMsgId"}`.
@@ -142,6 +168,9 @@ package struct SendMessage: Sendable, Equatable {
         object["content"] = .string(content)
         object["type"] = .string(type.rawValue)
         if let attachmentURL { object["attachmentUrl"] = .string(attachmentURL) }
+        if let attachmentName { object["attachmentName"] = .string(attachmentName) }
+        if let attachmentSize { object["attachmentSize"] = .int(attachmentSize) }
+        if let mimeType { object["mimeType"] = .string(mimeType) }
         object["clientMsgId"] = .string(clientMsgID)
         return .object(object)
     }
@@ -304,22 +333,6 @@ package enum ChatCommand: Sendable, Equatable {
         }
         for byte in bytes where !isClientMsgIDByte(byte) {
             throw APIError.validation("field 'clientMsgId' may contain only letters, digits, '_', '.', ':' and '-'")
-        }
-    }
-
-    /// Attachment URLs: `http://` or `https://` with a host, at most 2048 bytes, no spaces or control characters.
-    package static func validateAttachmentURL(_ url: String) throws(APIError) {
-        let bytes = Array(url.utf8)
-        guard bytes.count <= ChatLimits.maxAttachmentURLBytes else {
-            throw APIError.validation("field 'attachmentUrl' must be at most \(ChatLimits.maxAttachmentURLBytes) bytes")
-        }
-        let lower = url.prefix(8).lowercased()
-        let schemeLength = lower.hasPrefix("https://") ? 8 : lower.hasPrefix("http://") ? 7 : 0
-        guard schemeLength > 0, bytes.count > schemeLength, bytes[schemeLength] != UInt8(ascii: "/") else {
-            throw APIError.validation("field 'attachmentUrl' must be an http:// or https:// URL")
-        }
-        for byte in bytes where byte <= 0x20 || byte == 0x7F {
-            throw APIError.validation("field 'attachmentUrl' must not contain spaces or control characters")
         }
     }
 

@@ -24,8 +24,11 @@ package struct ChatMessageRecord: Sendable, Equatable {
     package var type: MessageType
     /// The text (or caption).
     package var content: String
-    /// The attachment's URL, if any.
+    /// The attachment's URL, if any, and what the sender said of it.
     package var attachmentURL: String?
+    package var attachmentName: String?
+    package var attachmentSize: Int64?
+    package var mimeType: String?
     /// When it was stored, in milliseconds since the epoch (truncated).
     package var createdAtMilliseconds: Int64
     /// When it was last edited, if ever.
@@ -39,7 +42,8 @@ package struct ChatMessageRecord: Sendable, Equatable {
 
     /// A record from its values.
     package init(id: Int64, conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, clientMsgID: String,
-                 type: MessageType, content: String, attachmentURL: String?, createdAtMilliseconds: Int64,
+                 type: MessageType, content: String, attachmentURL: String?, attachmentName: String? = nil, attachmentSize: Int64? = nil,
+                 mimeType: String? = nil, createdAtMilliseconds: Int64,
                  editedAtMilliseconds: Int64? = nil, deletedAtMilliseconds: Int64? = nil, version: Int64 = 0, isRead: Bool) {
         self.id = id
         self.conversationID = conversationID
@@ -50,6 +54,9 @@ package struct ChatMessageRecord: Sendable, Equatable {
         self.type = type
         self.content = content
         self.attachmentURL = attachmentURL
+        self.attachmentName = attachmentName
+        self.attachmentSize = attachmentSize
+        self.mimeType = mimeType
         self.createdAtMilliseconds = createdAtMilliseconds
         self.editedAtMilliseconds = editedAtMilliseconds
         self.deletedAtMilliseconds = deletedAtMilliseconds
@@ -70,7 +77,7 @@ package struct ChatMessageRecord: Sendable, Equatable {
     /// Columns in the order `init(row:)` reads them.
     package static let columns = """
         m.id, m.conversation_id, m.seq, m.sender_id, \(receiverExpression) AS receiver_id, \
-        m.client_msg_id, m.type, m.content, m.attachment_url, \
+        m.client_msg_id, m.type, m.content, m.attachment_url, m.attachment_name, m.attachment_size, m.mime_type, \
         floor(extract(epoch FROM m.created_at) * 1000)::bigint AS created_ms, \
         floor(extract(epoch FROM m.edited_at) * 1000)::bigint AS edited_ms, \
         floor(extract(epoch FROM m.deleted_at) * 1000)::bigint AS deleted_ms, m.version, \
@@ -93,6 +100,9 @@ package struct ChatMessageRecord: Sendable, Equatable {
         self.type = type
         content = try row.string("content")
         attachmentURL = try row.optionalString("attachment_url")
+        attachmentName = try row.optionalString("attachment_name")
+        attachmentSize = try row.optionalInt64("attachment_size")
+        mimeType = try row.optionalString("mime_type")
         createdAtMilliseconds = try row.int64("created_ms")
         editedAtMilliseconds = try row.optionalInt64("edited_ms")
         deletedAtMilliseconds = try row.optionalInt64("deleted_ms")
@@ -101,7 +111,7 @@ package struct ChatMessageRecord: Sendable, Equatable {
     }
 
     /// The message JSON: `{"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
-    /// "attachmentUrl", "clientMsgId", "isRead", "createdAt", "updatedAt", "editedAt", "isDeleted",
+    /// "attachmentUrl", "attachmentName", "attachmentSize", "mimeType", "clientMsgId", "isRead", "createdAt", "updatedAt", "editedAt", "isDeleted",
     /// "deletedAt", "version"}` (timestamps ISO 8601 with ms); a room's message has `receiverId` null
     /// and `roomId` (its conversation) instead. A deleted message shows no content or attachment.
     package var json: JSONObject {
@@ -115,6 +125,9 @@ package struct ChatMessageRecord: Sendable, Equatable {
             "content": .string(content),
             "type": .string(type.rawValue),
             "attachmentUrl": attachmentURL.map { .string($0) } ?? .null,
+            "attachmentName": attachmentName.map { .string($0) } ?? .null,
+            "attachmentSize": attachmentSize.map { .int($0) } ?? .null,
+            "mimeType": mimeType.map { .string($0) } ?? .null,
             "clientMsgId": .string(clientMsgID),
             "isRead": .bool(isRead),
             "createdAt": .string(created),
@@ -126,7 +139,7 @@ package struct ChatMessageRecord: Sendable, Equatable {
         ]
         if deletedAtMilliseconds != nil {
             object["content"] = .string("")
-            object["attachmentUrl"] = .null
+            for key in ["attachmentUrl", "attachmentName", "attachmentSize", "mimeType"] { object[key] = .null }
         }
         if receiverID == nil { object["roomId"] = .int(conversationID) }
         return object

@@ -149,5 +149,16 @@ package enum ChatSchema {
             CREATE INDEX messages_content_trgm_idx ON messages USING gin (content public.gin_trgm_ops) WHERE deleted_at IS NULL;
             CREATE INDEX messages_content_words_idx ON messages USING gin (to_tsvector('simple', content)) WHERE deleted_at IS NULL;
             """),
+        // Message types and attachments (issue 14): `emoji` joins the types; an attachment may
+        // name its file, size and media type. The rules are `AttachmentRules`'; the table keeps
+        // the type list and non-negative sizes.
+        PostgresMigration(version: 10, name: "message_attachments", sql: """
+            ALTER TABLE messages
+                DROP CONSTRAINT messages_type,
+                ADD CONSTRAINT messages_type CHECK (type IN ('text', 'image', 'file', 'emoji', 'voice')),
+                ADD COLUMN attachment_name text,
+                ADD COLUMN attachment_size bigint CONSTRAINT messages_attachment_size CHECK (attachment_size >= 0),
+                ADD COLUMN mime_type text;
+            """),
     ]
 }

@@ -13,6 +13,18 @@ package enum PostgresArrayLiteral {
         return output + "}"
     }
 
+    /// `{1,NULL,3}`: `nil` elements as `NULL`.
+    package static func integers(_ values: some Sequence<Int64?>) -> String {
+        var output = "{"
+        var first = true
+        for value in values {
+            if !first { output += "," }
+            first = false
+            output += value.map { String($0) } ?? "NULL"
+        }
+        return output + "}"
+    }
+
     /// `{"a","b\"c",NULL}`: every element quoted, `"` and `\` escaped, nil as `NULL`. Strings must not
     /// contain NUL (PostgreSQL text cannot hold it; see `PostgresValue.encodingProblem`).
     package static func texts(_ values: some Sequence<String?>) -> String {

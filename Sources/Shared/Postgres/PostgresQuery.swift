@@ -85,6 +85,12 @@ extension PostgresQuery: ExpressibleByStringInterpolation {
             sql += "::bigint[]"
         }
 
+        /// Binds a `bigint[]` whose `nil` elements are `NULL`, and writes `$n::bigint[]`.
+        package mutating func appendInterpolation(integers values: some Sequence<Int64?>) {
+            appendInterpolation(.string(PostgresArrayLiteral.integers(values)))
+            sql += "::bigint[]"
+        }
+
         /// Binds a `text[]` (one array literal) and writes `$n::text[]`.
         package mutating func appendInterpolation(texts values: some Sequence<String>) {
             appendInterpolation(.string(PostgresArrayLiteral.texts(values)))

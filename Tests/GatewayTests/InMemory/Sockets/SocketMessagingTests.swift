@@ -145,7 +145,7 @@ import Testing
                 (["receiverId": receiver, "content": "   "], .validationFailed, "field 'content' must not be empty"),
                 (["receiverId": receiver, "content": "12345678901"], .validationFailed, "field 'content' must be at most 10 characters (has 11)"),
                 (["receiverId": receiver, "content": 5], .validationFailed, "field 'content' must be a string"),
-                (["receiverId": receiver, "content": "hi", "type": "video"], .validationFailed, "field 'type' must be one of text, image, file, voice"),
+                (["receiverId": receiver, "content": "hi", "type": "video"], .validationFailed, "field 'type' must be one of text, image, file, emoji, voice"),
                 (["receiverId": receiver, "content": "hi", "clientMsgId": "has space"], .validationFailed,
                  "field 'clientMsgId' may contain only letters, digits, '_', '.', ':' and '-'"),
                 ("just text", .validationFailed, "the argument must be a JSON object"),
