@@ -75,3 +75,16 @@ import Testing
         #expect(ConversationReader.directKey(3, 9) == "3:9")
     }
 }
+
+/// Issue 14: the cursor of lists by activity (conversations, rooms) names the database's own
+/// precision, so the entry it names cannot come back on the next page.
+@Suite struct ActivityCursorTests {
+    @Test func cursorsRoundTripAndRefuseAnythingElse() throws {
+        let cursor = ActivityCursor(activityMicroseconds: 1_764_950_400_123_456, conversationID: 42)
+        #expect(cursor.text == "1764950400123456_42")
+        #expect(try ActivityCursor(text: cursor.text) == cursor)
+        for bad in ["", "1_", "_1", "1_0", "-1_2", "1_2_3", "abc_1", "1_abc", String(repeating: "9", count: 19) + "_1", "1_" + String(repeating: "9", count: 20)] {
+            #expect(throws: APIError.self, "\(bad)") { try ActivityCursor(text: bad) }
+        }
+    }
+}

@@ -9,10 +9,13 @@ import Shared
 final class ConversationReader {
     private let database: PostgresPool
     private let presence: any PresenceLookup
+    /// Direct conversations and rooms in one list, and unread counts by conversation (issue 14).
+    let list: ConversationList
 
     init(database: PostgresPool, presence: any PresenceLookup) {
         self.database = database
         self.presence = presence
+        list = ConversationList(database: database, presence: presence)
     }
 
     /// Message rows are selected as `ChatMessageRecord.columns` (shared with the workers), so a

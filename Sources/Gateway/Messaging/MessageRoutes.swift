@@ -31,6 +31,10 @@ final class MessageRoutes {
         }
         router.add(.GET, "/api/sync", authenticated: true) { [unowned self] in try await self.sync($0) }
         router.add(.GET, "/api/messages/search", authenticated: true) { [unowned self] in try await self.search($0) }
+        router.add(.GET, "/api/conversations", authenticated: true) { [unowned self] in try await self.conversationPage($0) }
+        router.add(.GET, "/api/conversations/unread", authenticated: true) { [unowned self] in
+            .json(.ok, try await self.reader.list.unread(userID: try $0.caller.userID))
+        }
         router.add(.PATCH, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.edit($0) }
         router.add(.DELETE, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.delete($0) }
     }
@@ -50,6 +54,22 @@ final class MessageRoutes {
     static func searchAnswer(_ page: (messages: [JSONValue], hasMore: Bool)) -> JSONValue {
         let next = page.hasMore ? page.messages.last?["id"] ?? .null : .null
         return ["messages": .array(page.messages), "hasMore": .bool(page.hasMore), "nextBefore": next]
+    }
+
+    /// `GET /api/conversations?limit=&cursor=` → `{conversations, nextCursor, totalUnread}`: direct
+    /// conversations and rooms, most recent activity first (issue 14).
+    private func conversationPage(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let http = request.http
+        return .json(.ok, try await Self.conversationPage(reader.list, userID: userID, limit: http.queryParameter("limit"),
+                                                          cursor: http.queryParameter("cursor")))
+    }
+
+    /// A page of the conversation list for `limit` and `cursor` as the client sent them.
+    static func conversationPage(_ list: ConversationList, userID: Int64, limit: String?, cursor: String?) async throws -> JSONValue {
+        let size = try HistoryPage.limit(limit, default: 50, max: ConversationList.maxPage)
+        let after = try cursor.map { text throws(APIError) in try ActivityCursor(text: text) }
+        return try await list.page(userID: userID, limit: size, after: after)
     }
 
     /// `PATCH /api/messages/:messageId {content}`: 200 with the edited message (issue 14).

@@ -59,6 +59,8 @@ final class SocketMessaging {
                 sync(argument, userID: userID, ackID: ackID, session: session)
             case .searchMessages:
                 search(argument, userID: userID, ackID: ackID, session: session)
+            case .getConversations, .getUnreadCounts:
+                conversations(event, argument, userID: userID, ackID: ackID, session: session)
             case .editMessage:
                 let command = try MessagePayload.edit(argument, maxContentLength: configuration.maxContentLength)
                 enqueue(command, userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
@@ -136,6 +138,33 @@ final class SocketMessaging {
                 let search = try MessageSearch(object: try MessagePayload.object(argument))
                 let answer = MessageRoutes.searchAnswer(try await self.reader.search(userID: userID, search))
                 if let ackID { session.sendAck(ackID, [answer]) } else { session.emit(.searchMessages, answer) }
+            } catch {
+                session.emitError(APIError.from(error), ackID: ackID)
+            }
+        }
+    }
+
+    /// `getConversations {limit?, cursor?}` and `getUnreadCounts`, as `GET /api/conversations`
+    /// and `/api/conversations/unread` (the API budget first, as there).
+    private func conversations(_ event: SocketEvent, _ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
+        Task { @LoopActor in
+            if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
+            do {
+                let answer: JSONValue
+                if event == .getUnreadCounts {
+                    answer = try await self.reader.list.unread(userID: userID)
+                } else {
+                    let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
+                    func text(_ name: String) throws(APIError) -> String? {
+                        guard let value = body[name], !value.isNull else { return nil }
+                        if let number = value.int64Value { return String(number) }
+                        guard let string = value.stringValue else { throw APIError.invalidField(name, "field '\(name)' must be a string or a number") }
+                        return string
+                    }
+                    answer = try await MessageRoutes.conversationPage(self.reader.list, userID: userID, limit: try text("limit"),
+                                                                      cursor: try text("cursor"))
+                }
+                if let ackID { session.sendAck(ackID, [answer]) } else { session.emit(event, answer) }
             } catch {
                 session.emitError(APIError.from(error), ackID: ackID)
             }

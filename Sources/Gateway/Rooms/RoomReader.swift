@@ -33,19 +33,19 @@ final class RoomReader {
 
     /// `userID`'s rooms, most recent activity first, each with `role`, `unreadCount` and
     /// `lastMessage`; `after` continues a previous page (its `nextCursor`).
-    func rooms(of userID: Int64, limit: Int, after cursor: RoomListCursor?) async throws(PostgresError) -> (rooms: [JSONValue], next: RoomListCursor?) {
+    func rooms(of userID: Int64, limit: Int, after cursor: ActivityCursor?) async throws(PostgresError) -> (rooms: [JSONValue], next: ActivityCursor?) {
         let rows = try await database.query("""
             SELECT \(RoomRecord.columns), me.role AS my_role, c.last_seq - me.last_read_seq AS unread, c.last_message_id,
-                   (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000)::bigint AS activity_ms
+                   (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::bigint AS activity_us
             FROM conversation_members me
             JOIN conversations c ON c.id = me.conversation_id AND c.kind = 'room'
                 AND c.archived_at IS NULL AND c.deleted_at IS NULL
             WHERE me.user_id = $1
               AND ($2::bigint IS NULL OR (coalesce(c.last_message_at, c.created_at), c.id)
-                   < (timestamptz 'epoch' + $2 * interval '1 millisecond', $3))
+                   < (timestamptz 'epoch' + $2 * interval '1 microsecond', $3))
             ORDER BY coalesce(c.last_message_at, c.created_at) DESC, c.id DESC
             LIMIT \(limit + 1)
-            """, [.int64(userID), cursor.map { .int64($0.activityMilliseconds) }, .int64(cursor?.roomID ?? 0)])
+            """, [.int64(userID), cursor.map { .int64($0.activityMicroseconds) }, .int64(cursor?.conversationID ?? 0)])
         var lastMessageIDs: [Int64] = []
         for row in rows.prefix(limit) { if let id = try row.optionalInt64("last_message_id") { lastMessageIDs.append(id) } }
         var lastMessages: [Int64: JSONValue] = [:]
@@ -59,7 +59,7 @@ final class RoomReader {
             }
         }
         var rooms: [JSONValue] = []
-        var next: RoomListCursor?
+        var next: ActivityCursor?
         for (index, row) in rows.enumerated() where index < limit {
             let room = try RoomRecord(row)
             guard case .object(var json) = room.json(role: try row.optionalString("my_role").flatMap(RoomRole.init(rawValue:))) else { continue }
@@ -67,7 +67,7 @@ final class RoomReader {
             json["lastMessage"] = try row.optionalInt64("last_message_id").flatMap { lastMessages[$0] } ?? .null
             rooms.append(.object(json))
             if index == limit - 1, rows.count > limit {
-                next = RoomListCursor(activityMilliseconds: try row.int64("activity_ms"), roomID: room.id)
+                next = ActivityCursor(activityMicroseconds: try row.int64("activity_us"), conversationID: room.id)
             }
         }
         return (rooms, next)
@@ -189,29 +189,4 @@ final class RoomReader {
         }
         return "\u{10FFFF}"
     }
-}
-
-/// Where a page of `GET /api/rooms` ended: the last room's activity time and id, as
-/// `<milliseconds>_<id>`.
-struct RoomListCursor: Sendable, Equatable {
-    var activityMilliseconds: Int64
-    var roomID: Int64
-
-    init(activityMilliseconds: Int64, roomID: Int64) {
-        self.activityMilliseconds = activityMilliseconds
-        self.roomID = roomID
-    }
-
-    /// Parses `<milliseconds>_<id>`; a malformed cursor is a 422 on `cursor`.
-    init(text: String) throws(APIError) {
-        let parts = text.split(separator: "_", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].utf8.count <= 16, parts[1].utf8.count <= 19,
-              let milliseconds = Int64(parts[0]), milliseconds >= 0, let id = Int64(parts[1]), id > 0 else {
-            throw APIError.invalidField("cursor", "field 'cursor' must be a cursor returned by the previous page")
-        }
-        activityMilliseconds = milliseconds
-        roomID = id
-    }
-
-    var text: String { "\(activityMilliseconds)_\(roomID)" }
 }

@@ -39,7 +39,7 @@ final class RoomService {
     /// `nextCursor` when there are more. Arguments: `limit`, `cursor`.
     func myRooms(userID: Int64, _ arguments: JSONObject) async throws -> JSONValue {
         let limit = try HistoryPage.limit(Self.text(arguments, "limit"), default: 50, max: Self.maxPage)
-        let cursor = try Self.text(arguments, "cursor").map { text throws(APIError) in try RoomListCursor(text: text) }
+        let cursor = try Self.text(arguments, "cursor").map { text throws(APIError) in try ActivityCursor(text: text) }
         let page = try await reader.rooms(of: userID, limit: limit, after: cursor)
         return ["rooms": .array(page.rooms), "nextCursor": page.next.map { .string($0.text) } ?? .null]
     }

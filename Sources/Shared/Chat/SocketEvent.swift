@@ -71,6 +71,11 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// `userOffline` of these users (people it shares a conversation or room with; at most 500),
     /// replacing its earlier subscription.
     package static let presenceSubscribe = SocketEvent("presenceSubscribe")
+    /// `getConversations {limit?, cursor?}` → `{conversations, nextCursor, totalUnread}`: direct
+    /// conversations and rooms, most recent activity first.
+    package static let getConversations = SocketEvent("getConversations")
+    /// `getUnreadCounts` → `{totalUnread, conversations: [{conversationId, kind, unreadCount}], hasMore}`.
+    package static let getUnreadCounts = SocketEvent("getUnreadCounts")
     /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore, nextBefore}`.
     package static let searchMessages = SocketEvent("searchMessages")
     /// `editMessage {messageId, content}` → the edited message (its sender, within the edit window).
@@ -134,7 +139,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     /// Every event a client may send.
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
-        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage, .searchMessages,
+        .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage, .searchMessages, .getConversations, .getUnreadCounts,
     ] + rooms
 
     /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
@@ -151,7 +156,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .messageReadConfirmed, .messageReadByReceiver, .allMessagesRead, .messagesReadByReceiver, .typing, .stopTyping,
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
         .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
-        .presenceSubscribe, .messageEdited, .messageDeleted, .searchMessages,
+        .presenceSubscribe, .messageEdited, .messageDeleted, .searchMessages, .getConversations, .getUnreadCounts,
     ]
 
     /// The client event named `name`, if the protocol has one.
