@@ -13,10 +13,10 @@ struct BatchCommand: Sendable, Equatable {
         return false
     }
 
-    /// An edit or a delete (applied by `MessageChangeStore`, not in a message batch; issue 14).
+    /// An edit, a delete or a reaction (applied by `MessageChangeStore`, not in a message batch; issue 14).
     var isMessageChange: Bool {
         switch envelope.command {
-        case .edit, .delete: true
+        case .edit, .delete, .react: true
         default: false
         }
     }
@@ -312,7 +312,7 @@ struct MessageBatch: Sendable {
                 }
             case .delivered(let room, _):
                 keys.insert(MemberKey(conversationID: room, userID: userID))
-            case .room, .edit, .delete:
+            case .room, .edit, .delete, .react:
                 break  // applied by RoomStore and MessageChangeStore, never in a message batch
             }
         }
@@ -365,7 +365,7 @@ struct MessageBatch: Sendable {
             case .read(let messageID): return read(messageID, by: userID)
             case .readAll(let senderID): return readAll(from: senderID, by: userID)
             case .readMany(let ids): return readMany(ids, by: userID)
-            case .room, .edit, .delete:  // RoomStore's and MessageChangeStore's, never here
+            case .room, .edit, .delete, .react:  // RoomStore's and MessageChangeStore's, never here
                 return .failed(ChatErrors.unsupportedCommand(command.envelope.command.typeName))
             case .delivered(let room, let seq): return delivered(room, upTo: seq, by: userID)
             }

@@ -37,6 +37,14 @@ struct MessageChangeRules {
         return .change
     }
 
+    /// A reaction by `actor`: any member, on a message that is not deleted (the store decides
+    /// whether it changes anything).
+    static func react(by actor: Int64, _ facts: Facts) -> Decision {
+        guard facts.actorIsMember else { return .refused(APIError(.messageNotFound)) }
+        guard !facts.isDeleted else { return .refused(APIError(.messageDeleted)) }
+        return .change
+    }
+
     /// A delete by `actor`: its sender, or an admin of its room.
     static func delete(by actor: Int64, _ facts: Facts) -> Decision {
         guard facts.actorIsMember else { return .refused(APIError(.messageNotFound)) }
@@ -62,13 +70,37 @@ final class MessageChangeStore {
         self.editWindow = editWindow
     }
 
+    /// Adds or removes `actor`'s `emoji` on a message whose row is locked: `.change` when it did,
+    /// `.unchanged` when it was so already, `too_many_reactions` for a new emoji past the limit.
+    private static func react(_ messageID: Int64, emoji: String, add: Bool, by actor: Int64,
+                              on connection: PostgresConnection) async throws -> MessageChangeRules.Decision {
+        guard add else {
+            let removed = try await connection.query(
+                "DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3 RETURNING 1",
+                [.int64(messageID), .string(emoji), .int64(actor)])
+            return removed.isEmpty ? .unchanged(announce: false) : .change
+        }
+        let state = try await connection.query("""
+            SELECT count(DISTINCT emoji) AS kinds, coalesce(bool_or(emoji = $2), false) AS has_emoji,
+                   coalesce(bool_or(emoji = $2 AND user_id = $3), false) AS mine
+            FROM message_reactions WHERE message_id = $1
+            """, [.int64(messageID), .string(emoji), .int64(actor)])
+        if try state.bool("mine") { return .unchanged(announce: false) }
+        if try !state.bool("has_emoji"), try state.int64("kinds") >= Int64(ReactionRules.maxDistinct) {
+            return .refused(APIError(.tooManyReactions))
+        }
+        try await connection.query("INSERT INTO message_reactions (message_id, emoji, user_id) VALUES ($1, $2, $3)",
+                                   [.int64(messageID), .string(emoji), .int64(actor)])
+        return .change
+    }
+
     func apply(_ command: BatchCommand, fence: [Int: Int64]) async throws -> CommandOutcome {
         let actor = command.envelope.userID
         let windowMilliseconds = editWindow.wholeMilliseconds
-        let result: Result<(ChatMessageRecord, announce: Bool), APIError> = try await database.transaction { connection in
+        let result: Result<(ChatMessageRecord, announce: Bool, mine: Set<String>), APIError> = try await database.transaction { connection in
             let messageID: Int64
             switch command.envelope.command {
-            case .edit(let id, _), .delete(let id): messageID = id
+            case .edit(let id, _), .delete(let id), .react(let id, _, _): messageID = id
             default: return .failure(ChatErrors.unsupportedCommand(command.envelope.command.typeName))
             }
             let conversation = try await connection.query("""
@@ -93,9 +125,14 @@ final class MessageChangeStore {
                 actorRoomRole: isRoom ? try row.optionalString("role").flatMap(RoomRole.init(rawValue:)) : nil,
                 isDeleted: try row.bool("is_deleted"), isEdited: try row.bool("is_edited"), content: try row.string("content"),
                 insideEditWindow: try row.bool("inside_window"))
-            let decision: MessageChangeRules.Decision
+            var decision: MessageChangeRules.Decision
             switch command.envelope.command {
             case .edit(_, let content): decision = MessageChangeRules.edit(by: actor, to: content, facts)
+            case .react(_, let emoji, let add):
+                decision = MessageChangeRules.react(by: actor, facts)
+                if decision == .change {
+                    decision = try await Self.react(messageID, emoji: emoji, add: add, by: actor, on: connection)
+                }
             default: decision = MessageChangeRules.delete(by: actor, facts)
             }
             var announce = true
@@ -111,6 +148,8 @@ final class MessageChangeStore {
                 if case .edit(_, let content) = command.envelope.command {
                     try await connection.query("UPDATE messages SET content = $2, edited_at = now(), version = $3 WHERE id = $1",
                                                [.int64(messageID), .string(content), .int64(version)])
+                } else if case .react = command.envelope.command {
+                    try await connection.query("UPDATE messages SET version = $2 WHERE id = $1", [.int64(messageID), .int64(version)])
                 } else {
                     try await connection.query("""
                         UPDATE messages SET content = '', attachment_url = NULL, attachment_name = NULL, attachment_size = NULL, mime_type = NULL,
@@ -121,15 +160,45 @@ final class MessageChangeStore {
             let stored = try await connection.query(
                 "SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE m.id = $1", [.int64(messageID)])
             guard let storedRow = stored.first else { return .failure(APIError(.messageNotFound)) }
+            var mine = Set<String>()
+            if case .react = command.envelope.command {
+                let rows = try await connection.query("SELECT emoji FROM message_reactions WHERE message_id = $1 AND user_id = $2",
+                                                      [.int64(messageID), .int64(actor)])
+                for row in rows { mine.insert(try row.string("emoji")) }
+            }
             try await ShardFence.check(fence, on: connection)
-            return .success((try ChatMessageRecord(row: storedRow), announce: announce))
+            return .success((try ChatMessageRecord(row: storedRow), announce: announce, mine: mine))
         }
         switch result {
         case .failure(let error):
             return CommandOutcome(entryID: command.entryID, reply: command.envelope.reply.map { ChatReply(reply: $0, error: error) }, events: [])
-        case .success(let (record, announce)):
-            let data = JSONValue.object(record.json)
-            let event: SocketEvent = if case .delete = command.envelope.command { .messageDeleted } else { .messageEdited }
+        case .success(let (record, announce, mine)):
+            var message = record.json
+            let event: SocketEvent
+            var data: JSONValue
+            switch command.envelope.command {
+            case .delete:
+                event = .messageDeleted
+                data = .object(message)
+            case .react(_, let emoji, let add):
+                event = add ? .reactionAdded : .reactionRemoved
+                data = ["messageId": .int(record.id), "conversationId": .int(record.conversationID), "userId": .int(actor),
+                        "emoji": .string(emoji), "version": .int(record.version), "reactions": message["reactions"] ?? .array([])]
+                if record.receiverID == nil, case .object(var object) = data {
+                    object["roomId"] = .int(record.conversationID)
+                    data = .object(object)
+                }
+                // The answer marks the actor's own reactions.
+                message["reactions"] = .array((message["reactions"]?.arrayValue ?? []).map { reaction in
+                    guard case .object(var fields) = reaction else { return reaction }
+                    fields["me"] = .bool(mine.contains(fields["emoji"]?.stringValue ?? ""))
+                    return .object(fields)
+                })
+            default:
+                event = .messageEdited
+                data = .object(message)
+            }
+            let answer = JSONValue.object(message)
             var events: [ChatEvent] = []
             var roomEvents: [RoomEvent] = []
             if announce {
@@ -139,7 +208,7 @@ final class MessageChangeStore {
                     roomEvents = [RoomEvent(roomID: record.conversationID, event: event, data: data)]
                 }
             }
-            return CommandOutcome(entryID: command.entryID, reply: command.envelope.reply.map { ChatReply(reply: $0, outcome: .ok(data)) },
+            return CommandOutcome(entryID: command.entryID, reply: command.envelope.reply.map { ChatReply(reply: $0, outcome: .ok(answer)) },
                                   events: events, roomEvents: roomEvents)
         }
     }

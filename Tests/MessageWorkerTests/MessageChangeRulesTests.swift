@@ -59,3 +59,27 @@ import Testing
         #expect(shards.shard(of: delete, userID: 5) == shards.shard(directBetween: 5, 5))
     }
 }
+
+/// Issue 14: who may react, and what a reaction may be.
+@Suite struct ReactionRulesTests {
+    @Test func membersReactToMessagesThatAreNotDeleted() {
+        let facts = MessageChangeRules.Facts(senderID: 1, actorIsMember: true, actorRoomRole: nil, isDeleted: false, isEdited: false,
+                                             content: "hi", insideEditWindow: false)
+        #expect(MessageChangeRules.react(by: 2, facts) == .change)
+        var deleted = facts
+        deleted.isDeleted = true
+        if case .refused(let error) = MessageChangeRules.react(by: 2, deleted) { #expect(error.code == .messageDeleted) } else { Issue.record("reacted to a deleted message") }
+        var stranger = facts
+        stranger.actorIsMember = false
+        if case .refused(let error) = MessageChangeRules.react(by: 2, stranger) { #expect(error.code == .messageNotFound) } else { Issue.record("a stranger reacted") }
+    }
+
+    @Test func aReactionIsOneEmoji() throws {
+        for emoji in ["👍", "👍🏽", "❤️", "👨‍👩‍👧", "🇫🇷"] { try ReactionRules.validate(emoji) }
+        for bad in ["", "👍👍", "a", "+1", " 👍", "👍 "] {
+            #expect(throws: APIError.self, "\(bad)") { try ReactionRules.validate(bad) }
+        }
+        let react = ChatCommand.react(messageID: 9, emoji: "🎉", add: false)
+        #expect(try ChatCommand.parse(type: react.typeName, body: react.body.objectValue ?? [:]) == react)
+    }
+}

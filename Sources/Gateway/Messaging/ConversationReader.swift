@@ -76,7 +76,7 @@ final class ConversationReader {
             messages.append(.object(json))
         }
         if !page.fromOldest { messages.reverse() }
-        return (messages, rows.count > page.limit)
+        return (try await ReactionMarks.mark(messages, viewer: userID, database: database), rows.count > page.limit)
     }
 
     /// `direct_key` of the conversation between two users: `"<smaller id>:<larger id>"`.
@@ -227,6 +227,12 @@ final class ConversationReader {
                 changesByConversation[message.conversationID, default: []].append(.object(message.json))
             }
         }
+        for (id, messages) in messagesByConversation {
+            messagesByConversation[id] = try await ReactionMarks.mark(messages, viewer: userID, database: database)
+        }
+        for (id, changes) in changesByConversation {
+            changesByConversation[id] = try await ReactionMarks.mark(changes, viewer: userID, database: database)
+        }
         let conversations: [JSONValue] = entries.map { entry in
             let messages = messagesByConversation[entry.id] ?? []
             let changes = changesByConversation[entry.id] ?? []
@@ -255,7 +261,7 @@ final class ConversationReader {
         let rows = try await database.query(sql, parameters)
         var messages: [JSONValue] = []
         for row in rows.prefix(search.limit) { messages.append(.object(try ChatMessageRecord(row: row).json)) }
-        return (messages, rows.count > search.limit)
+        return (try await ReactionMarks.mark(messages, viewer: userID, database: database), rows.count > search.limit)
     }
 
     /// SQL for a timestamp as whole milliseconds since the epoch (truncated, as `ChatMessageRecord`).

@@ -34,6 +34,16 @@ enum MessagePayload {
         return command
     }
 
+    /// `addReaction` / `removeReaction {messageId, emoji}` (also REST, with the id from the path).
+    static func react(_ argument: JSONValue, messageID: Int64? = nil, add: Bool) throws(APIError) -> ChatCommand {
+        let body = try object(argument)
+        let id: Int64
+        if let messageID { id = messageID } else { id = try self.id(body, "messageId") }
+        guard case .string(let emoji)? = body["emoji"] else { throw APIError.validation("field 'emoji' is required and must be a string") }
+        try ReactionRules.validate(emoji)
+        return .react(messageID: id, emoji: emoji, add: add)
+    }
+
     /// `deleteMessage {messageId}` (issue 14).
     static func delete(_ argument: JSONValue) throws(APIError) -> ChatCommand {
         .delete(messageID: try id(try object(argument), "messageId"))

@@ -37,6 +37,10 @@ final class MessageRoutes {
         }
         router.add(.PATCH, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.edit($0) }
         router.add(.DELETE, "/api/messages/:messageId", authenticated: true) { [unowned self] in try await self.delete($0) }
+        router.add(.PUT, "/api/messages/:messageId/reactions", authenticated: true) { [unowned self] in try await self.react($0, add: true) }
+        router.add(.DELETE, "/api/messages/:messageId/reactions", authenticated: true) { [unowned self] in
+            try await self.react($0, add: false)
+        }
     }
 
     /// `GET /api/messages/search?q=&mode=&conversationId=&before=&limit=` → `{messages, hasMore,
@@ -79,6 +83,16 @@ final class MessageRoutes {
         let command = try MessagePayload.edit(.object(try request.jsonObject()), messageID: messageID,
                                               maxContentLength: configuration.maxContentLength)
         return .json(.ok, try await submitter.submit(command, userID: userID))
+    }
+
+    /// `PUT /api/messages/:messageId/reactions {emoji}` adds the caller's reaction;
+    /// `DELETE /api/messages/:messageId/reactions?emoji=` removes it. 200 with the message (its
+    /// `reactions`, the caller's marked `me`); both are idempotent.
+    private func react(_ request: APIRequest, add: Bool) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let messageID = try request.idParameter("messageId")
+        let body: JSONValue = add ? .object(try request.jsonObject()) : ["emoji": request.http.queryParameter("emoji").map { .string($0) } ?? .null]
+        return .json(.ok, try await submitter.submit(try MessagePayload.react(body, messageID: messageID, add: add), userID: userID))
     }
 
     /// `DELETE /api/messages/:messageId`: 200 with the deleted message (its content gone).

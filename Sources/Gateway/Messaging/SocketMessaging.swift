@@ -64,6 +64,9 @@ final class SocketMessaging {
             case .editMessage:
                 let command = try MessagePayload.edit(argument, maxContentLength: configuration.maxContentLength)
                 enqueue(command, userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
+            case .addReaction, .removeReaction:
+                enqueue(try MessagePayload.react(argument, add: event == .addReaction), userID: userID, ackID: ackID, session: session,
+                        spendsAPIBudget: true)
             case .deleteMessage:
                 enqueue(try MessagePayload.delete(argument), userID: userID, ackID: ackID, session: session, spendsAPIBudget: true)
             default:

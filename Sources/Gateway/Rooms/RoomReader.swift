@@ -115,12 +115,12 @@ final class RoomReader {
 
     /// A page of a room's messages (the caller was checked to be a member), in seq order as
     /// `page` asks, with `hasMore` when the range holds more.
-    func messages(of roomID: Int64, page: HistoryPage) async throws(PostgresError) -> (messages: [JSONValue], hasMore: Bool) {
+    func messages(of roomID: Int64, page: HistoryPage, viewer: Int64) async throws(PostgresError) -> (messages: [JSONValue], hasMore: Bool) {
         let rows = try await database.query(page.query(conversationID: roomID))
         var messages: [JSONValue] = []
         for row in rows.prefix(page.limit) { messages.append(.object(try ChatMessageRecord(row: row).json)) }
         if !page.fromOldest { messages.reverse() }
-        return (messages, rows.count > page.limit)
+        return (try await ReactionMarks.mark(messages, viewer: viewer, database: database), rows.count > page.limit)
     }
 
     /// How many of a room's members other than its sender received (`delivered`) and read a

@@ -82,7 +82,7 @@ final class RoomService {
         let page = try HistoryPage(before: Self.text(arguments, "before"), after: Self.text(arguments, "after"),
                                    limit: Self.text(arguments, "limit"), defaultLimit: configuration.historyDefaultLimit,
                                    maxLimit: configuration.historyMaxLimit)
-        return try await reader.messages(of: roomID, page: page)
+        return try await reader.messages(of: roomID, page: page, viewer: userID)
     }
 
     /// How many of the room's members are online, and a page of the online ones by user id.

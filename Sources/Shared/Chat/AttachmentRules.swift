@@ -186,3 +186,18 @@ package enum AttachmentRules {
         }
     }
 }
+
+/// Reactions (issue 14): any single emoji (one grapheme cluster of emoji scalars, skin tones and
+/// joined sequences included); at most `maxDistinct` different emoji on one message.
+package enum ReactionRules {
+    package static let maxDistinct = 20
+
+    package static func validate(_ emoji: String) throws(APIError) {
+        guard emoji.count == 1 else { throw APIError.validation("field 'emoji' must be a single emoji") }
+        do {
+            try AttachmentRules.validateEmoji(emoji)
+        } catch {
+            throw APIError.validation("field 'emoji' must be a single emoji")
+        }
+    }
+}

@@ -196,6 +196,8 @@ package enum ChatCommand: Sendable, Equatable {
     case edit(messageID: Int64, content: String)
     /// Soft-delete a message, erasing its content (its sender, or a room's admin; issue 14).
     case delete(messageID: Int64)
+    /// Add (or remove) the user's reaction `emoji` to a message of a conversation they are in.
+    case react(messageID: Int64, emoji: String, add: Bool)
 
     /// The stream's `type` field.
     package var typeName: String {
@@ -208,6 +210,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .delivered: "delivered"
         case .edit: "edit"
         case .delete: "delete"
+        case .react: "react"
         }
     }
 
@@ -222,6 +225,7 @@ package enum ChatCommand: Sendable, Equatable {
         case .delivered(let room, let seq): ["roomId": .int(room), "seq": .int(seq)]
         case .edit(let messageID, let content): ["messageId": .int(messageID), "content": .string(content)]
         case .delete(let messageID): ["messageId": .int(messageID)]
+        case .react(let messageID, let emoji, let add): ["messageId": .int(messageID), "emoji": .string(emoji), "add": .bool(add)]
         }
     }
 
@@ -250,6 +254,9 @@ package enum ChatCommand: Sendable, Equatable {
             try Self.validateContent(content, maxLength: maxContentLength)
         case .delete(let messageID):
             try Self.validateID(messageID, field: "messageId")
+        case .react(let messageID, let emoji, _):
+            try Self.validateID(messageID, field: "messageId")
+            try ReactionRules.validate(emoji)
         }
     }
 
@@ -296,6 +303,11 @@ package enum ChatCommand: Sendable, Equatable {
             return .edit(messageID: try requiredID(body, "messageId"), content: content)
         case "delete":
             return .delete(messageID: try requiredID(body, "messageId"))
+        case "react":
+            guard case .string(let emoji)? = body["emoji"] else { throw APIError.validation("field 'emoji' is required and must be a string") }
+            try ReactionRules.validate(emoji)
+            let add = body["add"]?.boolValue ?? true
+            return .react(messageID: try requiredID(body, "messageId"), emoji: emoji, add: add)
         case _ where RoomCommand.typeNames.contains(type):
             return .room(try RoomCommand.parse(type: type, body: body))
         default:

@@ -26,6 +26,9 @@ extension ErrorCode {
     /// An edit after the edit window (`EDIT_WINDOW_MS`) closed.
     package static let editWindowPassed = ErrorCode("edit_window_passed", .forbidden, "the message is too old to edit")
 
+    /// A reaction with a new emoji on a message that has `ReactionRules.maxDistinct` already.
+    package static let tooManyReactions = ErrorCode("too_many_reactions", .conflict, "the message has as many different reactions as it may")
+
     /// Every code a worker may put in a reply, so the gateway answers each with its status.
     package static let replyCodes: [ErrorCode] = [
         .userNotFound, .messageNotFound, .notARecipient, .cannotMessageSelf, .processingFailed, .workerUnavailable,
@@ -35,6 +38,6 @@ extension ErrorCode {
         .roomNotFound, .notAMember, .adminRequired, .alreadyAMember, .memberNotFound, .roomFull, .inviteInvalid, .lastAdmin,
         .tooManyRooms,
         // Message changes (issue 14).
-        .notMessageSender, .messageDeleted, .editWindowPassed,
+        .notMessageSender, .messageDeleted, .editWindowPassed, .tooManyReactions,
     ]
 }

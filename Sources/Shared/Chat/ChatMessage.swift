@@ -37,6 +37,19 @@ package struct ChatMessageRecord: Sendable, Equatable {
     package var deletedAtMilliseconds: Int64?
     /// The conversation's change counter at its last edit or delete (0: never changed).
     package var version: Int64
+    /// Its reactions: each emoji with how many users chose it, in the order they first appeared.
+    package var reactions: [Reaction] = []
+
+    /// One emoji's count on a message.
+    package struct Reaction: Sendable, Equatable {
+        package var emoji: String
+        package var count: Int64
+
+        package init(emoji: String, count: Int64) {
+            self.emoji = emoji
+            self.count = count
+        }
+    }
     /// Whether another member's read pointer reached it.
     package var isRead: Bool
 
@@ -81,6 +94,8 @@ package struct ChatMessageRecord: Sendable, Equatable {
         floor(extract(epoch FROM m.created_at) * 1000)::bigint AS created_ms, \
         floor(extract(epoch FROM m.edited_at) * 1000)::bigint AS edited_ms, \
         floor(extract(epoch FROM m.deleted_at) * 1000)::bigint AS deleted_ms, m.version, \
+        (SELECT string_agg(r.emoji || ' ' || r.n, ' ' ORDER BY r.first) FROM (SELECT emoji, count(*) AS n, min(created_at) AS first \
+        FROM message_reactions WHERE message_id = m.id GROUP BY emoji) r) AS reactions, \
         EXISTS (SELECT 1 FROM conversation_members r WHERE r.conversation_id = m.conversation_id \
         AND r.user_id <> m.sender_id AND r.last_read_seq >= m.seq) AS is_read
         """
@@ -107,7 +122,21 @@ package struct ChatMessageRecord: Sendable, Equatable {
         editedAtMilliseconds = try row.optionalInt64("edited_ms")
         deletedAtMilliseconds = try row.optionalInt64("deleted_ms")
         version = try row.int64("version")
+        reactions = Self.reactions(try row.optionalString("reactions"))
         isRead = try row.bool("is_read")
+    }
+
+    /// `"<emoji> <count> <emoji> <count> ..."` (emoji hold no spaces) as pairs.
+    package static func reactions(_ text: String?) -> [Reaction] {
+        guard let text else { return [] }
+        let parts = text.split(separator: " ")
+        var pairs: [Reaction] = []
+        var index = 0
+        while index + 1 < parts.count {
+            if let count = Int64(parts[index + 1]) { pairs.append(Reaction(emoji: String(parts[index]), count: count)) }
+            index += 2
+        }
+        return pairs
     }
 
     /// The message JSON: `{"id", "conversationId", "seq", "senderId", "receiverId", "content", "type",
@@ -136,10 +165,12 @@ package struct ChatMessageRecord: Sendable, Equatable {
             "isDeleted": .bool(deletedAtMilliseconds != nil),
             "deletedAt": deletedAtMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null,
             "version": .int(version),
+            "reactions": .array(reactions.map { ["emoji": .string($0.emoji), "count": .int($0.count), "me": false] }),
         ]
         if deletedAtMilliseconds != nil {
             object["content"] = .string("")
             for key in ["attachmentUrl", "attachmentName", "attachmentSize", "mimeType"] { object[key] = .null }
+            object["reactions"] = .array([])
         }
         if receiverID == nil { object["roomId"] = .int(conversationID) }
         return object

@@ -160,5 +160,17 @@ package enum ChatSchema {
                 ADD COLUMN attachment_size bigint CONSTRAINT messages_attachment_size CHECK (attachment_size >= 0),
                 ADD COLUMN mime_type text;
             """),
+        // Reactions (issue 14): one row per user, message and emoji; a message's summary is an
+        // index range on the primary key.
+        PostgresMigration(version: 11, name: "message_reactions", sql: """
+            CREATE TABLE message_reactions (
+                message_id bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+                user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                emoji text NOT NULL CONSTRAINT message_reactions_emoji_length CHECK (octet_length(emoji) BETWEEN 1 AND 128),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (message_id, emoji, user_id)
+            );
+            CREATE INDEX message_reactions_user_idx ON message_reactions (user_id, message_id);
+            """),
     ]
 }

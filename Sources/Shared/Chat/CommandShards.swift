@@ -55,7 +55,7 @@ package struct CommandShards: Sendable, Equatable {
             case .room(let room): shard(room: room)
             }
         case .readAll(let senderID): shard(directBetween: userID, senderID)
-        case .read, .readMany, .edit, .delete: shard(directBetween: userID, userID)
+        case .read, .readMany, .edit, .delete, .react: shard(directBetween: userID, userID)
         case .room(let command): command.roomID.map { shard(room: $0) } ?? shard(directBetween: userID, userID)
         case .delivered(let room, _): shard(room: room)
         }

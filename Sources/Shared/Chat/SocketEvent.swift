@@ -78,6 +78,9 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let getUnreadCounts = SocketEvent("getUnreadCounts")
     /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore, nextBefore}`.
     package static let searchMessages = SocketEvent("searchMessages")
+    /// `addReaction {messageId, emoji}` / `removeReaction {messageId, emoji}` → the message's reactions.
+    package static let addReaction = SocketEvent("addReaction")
+    package static let removeReaction = SocketEvent("removeReaction")
     /// `editMessage {messageId, content}` → the edited message (its sender, within the edit window).
     package static let editMessage = SocketEvent("editMessage")
     /// `deleteMessage {messageId}` → the deleted message (its sender, or an admin of its room).
@@ -133,6 +136,9 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let messageEdited = SocketEvent("messageEdited")
     /// To every device of every member: a message was deleted (its content is gone).
     package static let messageDeleted = SocketEvent("messageDeleted")
+    /// To every device of every member: someone added or removed a reaction.
+    package static let reactionAdded = SocketEvent("reactionAdded")
+    package static let reactionRemoved = SocketEvent("reactionRemoved")
 
     // MARK: Lists
 
@@ -140,6 +146,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let client: [SocketEvent] = [
         .ping, .whoami, .authenticate, .requestServerAck, .sendMessage, .messageRead, .markAllAsRead, .typing,
         .stopTyping, .sync, .getOnlineUsers, .presenceSubscribe, .editMessage, .deleteMessage, .searchMessages, .getConversations, .getUnreadCounts,
+        .addReaction, .removeReaction,
     ] + rooms
 
     /// The room requests (issue 13), each the twin of a `/api/rooms` route. Without an ack, the
@@ -157,6 +164,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
         .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
         .presenceSubscribe, .messageEdited, .messageDeleted, .searchMessages, .getConversations, .getUnreadCounts,
+        .reactionAdded, .reactionRemoved,
     ]
 
     /// The client event named `name`, if the protocol has one.

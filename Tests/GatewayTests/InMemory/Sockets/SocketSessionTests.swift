@@ -366,7 +366,7 @@ import Testing
                 (.getMessageReceipts, [:]), (.messageDelivered, [:]), (.getRoomPresence, [:]), (.presenceSubscribe, [:]),
                 // Edits and deletes (issue 14): refused before the stream (no message id).
                 (.editMessage, [:]), (.deleteMessage, [:]), (.searchMessages, [:]),
-                (.getConversations, .null), (.getUnreadCounts, .null),
+                (.getConversations, .null), (.getUnreadCounts, .null), (.addReaction, [:]), (.removeReaction, [:]),
             ]
             #expect(arguments.map(\.0.name).sorted() == SocketEvent.client.map(\.name).sorted())
             for (index, (event, argument)) in arguments.enumerated() {
