@@ -42,15 +42,7 @@ read -r -a OFFERED <<<"${DELIVERIES:-100000}"
 for offered in "${OFFERED[@]}"; do [[ "$offered" =~ ^[1-9][0-9]*$ ]] || die "DELIVERIES must be positive integers (got '$offered')"; done
 MAX_RATE="${MAX_RATE:-2000}"
 USER_BASE=3000000
-DATA_DIR="$ROOT/.data/bench-fanout"
-WORK="$(mktemp -d /tmp/chat-bench-fanout.XXXXXX)"
-STARTED_PG=0
-STARTED_REDIS=0
-PIDS=()
-
-bench_traps
-
-[[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with redis-py)"
+bench_setup fanout
 
 header "release build"
 bench_release_build Gateway ChatLoad

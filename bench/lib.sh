@@ -56,6 +56,18 @@ bench_cleanup() {
     exit "$status"
 }
 
+# Starts a load benchmark's bookkeeping: DATA_DIR (.data/bench-<name>), WORK (a directory for its
+# logs), nothing started yet, the EXIT trap; and checks that .venv exists (its Python tools).
+bench_setup() { # <name>
+    DATA_DIR="$ROOT/.data/bench-$1"
+    WORK="$(mktemp -d "/tmp/chat-bench-$1.XXXXXX")"
+    STARTED_PG=0
+    STARTED_REDIS=0
+    PIDS=()
+    bench_traps
+    [[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with the benchmark's Python tools)"
+}
+
 bench_traps() {
     trap bench_cleanup EXIT
     trap 'exit 130' INT

@@ -38,15 +38,7 @@ for value in "$USERS" "$SECONDS_TO_CONNECT" "$SETTLE"; do [[ "$value" =~ ^[1-9][
 [[ "$WATCH" =~ ^[0-9]+$ ]] && ((WATCH <= 500)) || die "WATCH must be 0-500"
 ((USERS >= 2)) || die "USERS must be at least 2"
 USER_BASE=4000000
-DATA_DIR="$ROOT/.data/bench-presence"
-WORK="$(mktemp -d /tmp/chat-bench-presence.XXXXXX)"
-STARTED_PG=0
-STARTED_REDIS=0
-PIDS=()
-
-bench_traps
-
-[[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with redis-py)"
+bench_setup presence
 
 header "release build"
 bench_release_build Gateway ChatLoad

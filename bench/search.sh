@@ -35,14 +35,7 @@ done
 PER_CONVERSATION=$((MESSAGES / CONVERSATIONS))
 ((PER_CONVERSATION >= 1)) || die "MESSAGES must be at least CONVERSATIONS"
 USER_BASE=5000000
-DATA_DIR="$ROOT/.data/bench-search"
-WORK="$(mktemp -d /tmp/chat-bench-search.XXXXXX)"
-STARTED_PG=0
-STARTED_REDIS=0
-PIDS=()
-bench_traps
-
-[[ -x "$ROOT/.venv/bin/python" ]] || die "no .venv: run scripts/test once (it creates .venv with requests)"
+bench_setup search
 
 header "release build"
 bench_release_build Gateway

@@ -104,7 +104,7 @@ import Testing
         }
         WriteCoalescing.perform {
             connection.write(Array("one ".utf8))
-            WriteCoalescing.perform { connection.write(Array("two ".utf8)) }
+            WriteCoalescing.perform { _ = connection.write(Array("two ".utf8)) }
             #expect(available().isEmpty, "an inner scope does not release the outer one's writes")
             connection.write(Array("three".utf8))
             connection.closeAfterFlush()

@@ -677,6 +677,37 @@ import Testing
         await harness.close()
     }
 
+    /// Issue 14: the edit window is the worker's (`EDIT_WINDOW_MS`, measured from the row's
+    /// `created_at`), a redelivered edit or delete writes nothing more, and a delete erases the row.
+    @Test @LoopActor func editsKeepToTheWindowAndRedeliveryWritesNothingTwice() async throws {
+        let harness = try await Harness()
+        let users = try await harness.users(2)
+        let store = BatchStore(database: harness.database, editWindow: .seconds(60))
+        func apply(_ command: ChatCommand, by user: Int64, entry: String) async throws -> ChatReply.Outcome? {
+            try await store.apply([BatchCommand(entryID: entry, envelope: CommandEnvelope(command: command, userID: user,
+                                                                                          reply: harness.reply(entry)))], fence: [:]).first?.reply?.outcome
+        }
+        func json(_ outcome: ChatReply.Outcome?) -> JSONValue? { if case .ok(let json)? = outcome { return json } else { return nil } }
+        func code(_ outcome: ChatReply.Outcome?) -> String? { if case .failed(let code, _, _)? = outcome { return code } else { return nil } }
+        let sent = try #require(json(try await apply(.send(SendMessage(receiverID: users[1], content: "first", clientMsgID: "w1")),
+                                                     by: users[0], entry: "0/1-0")))
+        let id = try #require(sent["id"]?.int64Value)
+        let edited = try #require(json(try await apply(.edit(messageID: id, content: "second"), by: users[0], entry: "0/2-0")))
+        #expect(edited["content"] == "second" && edited["version"] == 1)
+        let replayed = try #require(json(try await apply(.edit(messageID: id, content: "second"), by: users[0], entry: "0/2-0")))
+        #expect(replayed["version"] == 1, "a redelivered edit advances nothing")
+        #expect(code(try await apply(.edit(messageID: id, content: "x"), by: users[1], entry: "0/3-0")) == "not_message_sender")
+        // Past the window: the row is made older than 60 s.
+        try await harness.database.query("UPDATE messages SET created_at = now() - interval '61 seconds' WHERE id = $1", [.int64(id)])
+        #expect(code(try await apply(.edit(messageID: id, content: "third"), by: users[0], entry: "0/4-0")) == "edit_window_passed")
+        let deleted = try #require(json(try await apply(.delete(messageID: id), by: users[0], entry: "0/5-0")))
+        #expect(deleted["isDeleted"] == true && deleted["version"] == 2)
+        #expect(json(try await apply(.delete(messageID: id), by: users[0], entry: "0/5-0"))?["version"] == 2)
+        #expect(try await harness.database.query("SELECT content FROM messages WHERE id = $1", [.int64(id)]).string("content") == "")
+        #expect(code(try await apply(.edit(messageID: id, content: "again"), by: users[0], entry: "0/6-0")) == "message_deleted")
+        await harness.close()
+    }
+
     @Test @LoopActor func reprocessingAfterACrashRepublishesTheStoredMessage() async throws {
         let harness = try await Harness()
         let users = try await harness.users(2)

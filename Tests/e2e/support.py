@@ -747,6 +747,18 @@ def numsub(settings: Settings, channel: str) -> int:
         r.close()
 
 
+def connect(sio_session, gw, user):
+    """A python-socketio session of `user` on gateway `gw` (the `sio_session` fixture's factory)."""
+    return sio_session(gw.url).connect(token=user.token)
+
+
+def subscribed(settings: Settings, user, gateways: int, timeout: float = 3) -> None:
+    """Waits until `gateways` gateways subscribe the user's channel (their sockets are admitted)."""
+    channel = user_channel(user.id)
+    poll(lambda: numsub(settings, channel) == gateways, timeout, interval=0.05,
+         what=f"{channel} subscribed by {gateways} gateway(s)")
+
+
 @dataclass
 class ReceivedEvent:
     name: str

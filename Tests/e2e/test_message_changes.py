@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 
 from support import (
+    connect,
+    subscribed,
     ISO_MS,
     Api,
     Messages,
@@ -41,16 +43,6 @@ CHANGE_KEYS = ("editedAt", "isDeleted", "deletedAt", "version")
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def connect(sio_session, gw, user):
-    return sio_session(gw.url).connect(token=user.token)
-
-
-def subscribed(settings, user, gateways: int) -> None:
-    channel = user_channel(user.id)
-    poll(lambda: numsub(settings, channel) == gateways, SUBSCRIBE, interval=0.05,
-         what=f"{channel} subscribed by {gateways} gateway(s)")
 
 
 def by_id(message_id):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 
 from support import (
+    connect,
+    subscribed,
     MESSAGE_KEYS,
     Api,
     Messages,
@@ -29,16 +31,6 @@ ACK = 10  # seconds for a sendMessage ack
 SUBSCRIBE = 3
 NOT_FOUND_ID = 9_000_000_000_000
 TYPING_STOP_AFTER = 5.0  # the gateway's automatic stopTyping delay
-
-
-def connect(sio_session, gw, user):
-    return sio_session(gw.url).connect(token=user.token)
-
-
-def subscribed(settings, user, gateways: int) -> None:
-    channel = user_channel(user.id)
-    poll(lambda: numsub(settings, channel) == gateways, SUBSCRIBE, interval=0.05,
-         what=f"{channel} subscribed by {gateways} gateway(s)")
 
 
 def same_message(got: dict, want: dict, **changes) -> None:
