@@ -10,6 +10,8 @@ final class AccountRoutes: RequestAuthenticator {
     private let logger: Logger
     /// Attempts per account and per address, checked before any password hashing.
     private let loginLimits: LoginLimits
+    /// Which avatar URLs a profile may carry (the attachment policy: https, ATTACHMENT_HOSTS).
+    var avatarPolicy = AttachmentPolicy()
 
     init(database: PostgresPool, tokens: SessionTokens, hasher: PasswordHasher, hashPool: ThreadPool, loginLimits: LoginLimits,
          logger: Logger) {
@@ -30,7 +32,84 @@ final class AccountRoutes: RequestAuthenticator {
         router.add(.POST, "/api/auth/logout", authenticated: true) { [unowned self] in try await self.logout($0) }
         for path in ["/api/auth/profile", "/api/users/me"] {
             router.add(.GET, path, authenticated: true) { [unowned self] in try await self.profile($0) }
+            router.add(.PATCH, path, authenticated: true) { [unowned self] in try await self.updateProfile($0) }
         }
+        router.add(.POST, "/api/auth/change-password", authenticated: true) { [unowned self] in try await self.changePassword($0) }
+    }
+
+    /// Longest status line, in characters.
+    static let statusTextLength = 140
+
+    /// `PATCH /api/users/me {displayName? | fullName?, avatarUrl?, statusText?}` (issue 14): each
+    /// field given is set (`null` clears the avatar and the status); 200 with the profile.
+    private func updateProfile(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let body = try request.jsonObject()
+        var displayName: String?
+        for field in ["displayName", "fullName"] {
+            guard let value = body[field], !value.isNull else { continue }
+            guard let text = value.stringValue else { throw APIError.invalidField(field, "field '\(field)' must be a string") }
+            displayName = try AccountRules.printableLine(text, field: field, length: AccountRules.displayNameLength)
+        }
+        func clearable(_ field: String, _ check: (String) throws(APIError) -> String) throws(APIError) -> String?? {
+            guard let value = body[field] else { return nil }  // not given: unchanged
+            if value.isNull { return .some(nil) }
+            guard let text = value.stringValue else { throw APIError.invalidField(field, "field '\(field)' must be a string or null") }
+            return .some(try check(text))
+        }
+        let policy = avatarPolicy
+        let avatar = try clearable("avatarUrl") { url throws(APIError) in
+            do {
+                try AttachmentRules.validateURL(url, policy: policy)
+            } catch {
+                throw APIError.invalidField("avatarUrl", "field 'avatarUrl' must be an absolute https:// URL of at most 2048 bytes on an allowed host (ATTACHMENT_HOSTS)")
+            }
+            return url
+        }
+        let status = try clearable("statusText") { text throws(APIError) in
+            try AccountRules.printableLine(text, field: "statusText", length: 0...Self.statusTextLength)
+        }
+        guard displayName != nil || avatar != nil || status != nil else {
+            throw APIError.validation("give at least one of displayName (or fullName), avatarUrl, statusText")
+        }
+        let update: PostgresQuery = """
+            UPDATE users SET display_name = coalesce(\(displayName), display_name),
+                avatar_url = CASE WHEN \(avatar != nil ? "set" : "keep") = 'set' THEN \(avatar ?? nil) ELSE avatar_url END,
+                status_text = CASE WHEN \(status != nil ? "set" : "keep") = 'set' THEN nullif(\(status ?? nil), '') ELSE status_text END
+            WHERE id = \(userID)
+            RETURNING \(unescaped: UserRecord.columns)
+            """
+        guard let row = try await database.query(update).first else { throw SessionTokens.accountGone }
+        return .json(.ok, ["user": try UserRecord(row: row).json])
+    }
+
+    /// `POST /api/auth/change-password {currentPassword, newPassword}` (issue 14): the current
+    /// password must match (the login limits apply); the new one follows the signup rules. Every
+    /// other session of the user ends (its refresh tokens, its access tokens, its sockets); the
+    /// caller's stays. 200 `{message, revokedSessions}`.
+    private func changePassword(_ request: APIRequest) async throws -> HTTPResponse {
+        let principal = try request.caller
+        let body = try request.jsonObject()
+        let current = try body.requiredString("currentPassword")
+        let next = try body.requiredString("newPassword")
+        try AccountRules.password(next)
+        try await loginLimits.checkLoginAccount(LoginLimits.accountKey(userID: principal.userID))
+        let rows = try await database.query("SELECT password_hash FROM users WHERE id = $1", [.int64(principal.userID)])
+        guard let stored = try rows.first?.string("password_hash") else { throw SessionTokens.accountGone }
+        let hasher = self.hasher
+        guard current.utf8.count <= 1024, try await hashPool.run({ hasher.verify(current, against: stored) }) else {
+            throw Self.invalidCredentials
+        }
+        let hash = try await hashPool.run { () -> String? in try? hasher.hash(next) }
+        guard let hash else { throw APIError.internalError("could not hash the password") }
+        try await database.query("UPDATE users SET password_hash = $2 WHERE id = $1", [.int64(principal.userID), .string(hash)])
+        let sessions = try await database.query("""
+            SELECT DISTINCT family_id FROM refresh_tokens
+            WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $2
+            """, [.int64(principal.userID), principal.sessionID.map { .string($0) }])
+        for row in sessions { try await tokens.revokeSession(try row.string("family_id"), userID: principal.userID) }
+        logger.info("password changed", ["userId": .int(principal.userID), "revokedSessions": .int(Int64(sessions.count))])
+        return .json(.ok, ["message": "Password changed", "revokedSessions": .int(Int64(sessions.count))])
     }
 
     // MARK: RequestAuthenticator

@@ -48,6 +48,7 @@ final class GatewayServices {
                                       trustedProxies: limits.trustedProxies)
         accounts = AccountRoutes(database: database, tokens: tokens, hasher: PasswordHasher(parameters: configuration.scrypt),
                                  hashPool: hashPool, loginLimits: loginLimits, logger: logger)
+        accounts.avatarPolicy = configuration.messaging.attachments
         let apiBudget = limits.api.map { policy in
             APIRequestLimiter(limiter: limiter(policy, limits.apiFailureMode), signer: signer, trustedProxies: limits.trustedProxies,
                               clock: clock)

@@ -6,16 +6,20 @@ struct PublicUser: Sendable, Equatable {
     let username: String
     let displayName: String
     let lastSeenMilliseconds: Int64?
+    var avatarURL: String?
+    var statusText: String?
 
     static let columns = """
-        u.id, u.username, u.display_name, (extract(epoch FROM u.last_seen_at) * 1000)::bigint AS last_seen_ms
+        u.id, u.username, u.display_name, (extract(epoch FROM u.last_seen_at) * 1000)::bigint AS last_seen_ms, u.avatar_url, u.status_text
         """
 
-    init(id: Int64, username: String, displayName: String, lastSeenMilliseconds: Int64?) {
+    init(id: Int64, username: String, displayName: String, lastSeenMilliseconds: Int64?, avatarURL: String? = nil, statusText: String? = nil) {
         self.id = id
         self.username = username
         self.displayName = displayName
         self.lastSeenMilliseconds = lastSeenMilliseconds
+        self.avatarURL = avatarURL
+        self.statusText = statusText
     }
 
     init(row: PostgresRow) throws(PostgresError) {
@@ -23,21 +27,26 @@ struct PublicUser: Sendable, Equatable {
         username = try row.string("username")
         displayName = try row.string("display_name")
         lastSeenMilliseconds = try row.optionalInt64("last_seen_ms")
+        avatarURL = try row.optionalString("avatar_url")
+        statusText = try row.optionalString("status_text")
     }
 
     /// `{id, username, displayName, isOnline, lastSeen}`. Presence is shared with contacts only:
     /// for anyone else (`isOnline` nil) both `isOnline` and `lastSeen` are null.
     func json(isOnline: Bool?) -> JSONValue {
-        guard let isOnline else {
-            return ["id": .int(id), "username": .string(username), "displayName": .string(displayName), "isOnline": .null, "lastSeen": .null]
-        }
-        return [
+        var object: JSONObject = [
             "id": .int(id),
             "username": .string(username),
             "displayName": .string(displayName),
-            "isOnline": .bool(isOnline),
-            "lastSeen": lastSeenMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null,
+            "isOnline": isOnline.map { .bool($0) } ?? .null,
+            "lastSeen": .null,
+            "avatarUrl": avatarURL.map { .string($0) } ?? .null,
+            "statusText": statusText.map { .string($0) } ?? .null,
         ]
+        if isOnline != nil {
+            object["lastSeen"] = lastSeenMilliseconds.map { .string(ISO8601.format(millisecondsSinceEpoch: $0)) } ?? .null
+        }
+        return .object(object)
     }
 }
 
@@ -103,7 +112,7 @@ final class ContactDirectory {
                 FROM seen WHERE u.id = seen.id
                 RETURNING \(PublicUser.columns)
             )
-            SELECT DISTINCT u.id, u.username, u.display_name, u.last_seen_ms, m2.user_id AS contact
+            SELECT DISTINCT u.id, u.username, u.display_name, u.last_seen_ms, u.avatar_url, u.status_text, m2.user_id AS contact
             FROM updated u
             LEFT JOIN (conversation_members m1 JOIN conversations c ON c.id = m1.conversation_id AND \(contactConversations))
                 ON m1.user_id = u.id

@@ -172,5 +172,11 @@ package enum ChatSchema {
             );
             CREATE INDEX message_reactions_user_idx ON message_reactions (user_id, message_id);
             """),
+        // Profiles (issue 14): an avatar URL and a status line, shown to other users.
+        PostgresMigration(version: 12, name: "profiles", sql: """
+            ALTER TABLE users
+                ADD COLUMN avatar_url text CONSTRAINT users_avatar_url_length CHECK (octet_length(avatar_url) <= 2048),
+                ADD COLUMN status_text text CONSTRAINT users_status_text_length CHECK (char_length(status_text) <= 140);
+            """),
     ]
 }

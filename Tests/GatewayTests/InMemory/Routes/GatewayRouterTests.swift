@@ -102,7 +102,7 @@ import Testing
         defer { gateway.close() }
         let cases: [(HTTPMethod, String, String)] = [
             (.GET, "/api/auth/login", "POST"), (.DELETE, "/api/auth/signup", "POST"), (.POST, "/health", "GET, HEAD"),
-            (.PUT, "/api/auth/profile", "GET, HEAD"), (.DELETE, "/api/messages", "POST"), (.POST, "/api/users/7", "GET, HEAD"),
+            (.PUT, "/api/auth/profile", "GET, HEAD, PATCH"), (.DELETE, "/api/messages", "POST"), (.POST, "/api/users/7", "GET, HEAD"),
             (.PATCH, "/api/sync", "GET, HEAD"),
         ]
         for (method, path, allow) in cases {

@@ -24,7 +24,8 @@ import Testing
         let response = try await gateway.request(.GET, "/api/users/\(stranger.id)", token: caller.token)
         #expect(response.status == 200, "\(response.text)")
         #expect(response.json == ["id": .int(stranger.id), "username": .string(stranger.username),
-                                  "displayName": .string(stranger.username), "isOnline": .null, "lastSeen": .null])
+                                  "displayName": .string(stranger.username), "isOnline": .null, "lastSeen": .null,
+                                  "avatarUrl": .null, "statusText": .null])
         #expect(!response.text.contains(stranger.email))
         _ = strangerSocket
     }
@@ -154,7 +155,8 @@ import Testing
         }
         #expect(response?.status == 200)
         #expect(response?.json?["users"] == [["id": .int(onlineContact.id), "username": .string(onlineContact.username),
-                                               "displayName": .string(onlineContact.username), "isOnline": true, "lastSeen": .null]])
+                                               "displayName": .string(onlineContact.username), "isOnline": true, "lastSeen": .null,
+                                               "avatarUrl": .null, "statusText": .null]])
         _ = sockets
     }
 
