@@ -7,7 +7,7 @@ import Testing
         #expect(try AccountRules.username(name) == name)
     }
 
-    @Test(arguments: ["ab", String(repeating: "a", count: 33), "john doe", "jöhn", "a/b", "", "x@y"])
+    @Test(arguments: ["ab", String(repeating: "a", count: 33), "john doe", "jöhn", "a/b", "", "x@y", "deleted-12", "Deleted-x"])
     func rejectsInvalidUsernamesNamingTheField(_ name: String) {
         do {
             _ = try AccountRules.username(name)

@@ -50,3 +50,37 @@ def test_changing_the_password_ends_every_other_session(cluster, sio_session):
     assert api.get("/api/users/me", token=user.token).status_code == 200
     assert api.login(user.password, email=user.email).status_code == 401
     assert api.login("a brand new secret", email=user.email).status_code == 200
+
+
+def test_users_are_found_by_username_in_any_case(cluster):
+    api = Api(cluster.gw1.url)
+    alice, bob = create_user(api), create_user(api)
+    found = api.get(f"/api/users/by-username/{bob.username.upper()}", token=alice.token)
+    assert found.status_code == 200 and found.json()["id"] == bob.id and "email" not in found.json(), found.text
+    expect_error(api.get("/api/users/by-username/nobody-has-this-name", token=alice.token), 404, "user_not_found")
+
+
+def test_deleting_the_account_frees_its_names_and_ends_every_session(cluster, sio_session):
+    """The messages stay (under "Deleted user"), the username and email are freed for others, the
+    old credentials and every token stop working, the sockets close; `deleted-` names are reserved."""
+    api = Api(cluster.gw1.url)
+    gone, friend = create_user(api), create_user(api)
+    second = api.login(gone.password, email=gone.email).json()
+    socket = sio_session(cluster.gw2.url).connect(token=second["token"])
+    sent = api.post("/api/messages", {"receiverId": friend.id, "content": "remember me", "clientMsgId": "del-1"}, gone.token)
+    assert sent.status_code == 201, sent.text
+    expect_error(api.request("DELETE", "/api/users/me", gone.token, json={"password": "not the password"}), 401, "invalid_credentials")
+    resp = api.request("DELETE", "/api/users/me", gone.token, json={"password": gone.password})
+    assert resp.status_code == 200, resp.text
+    socket.wait_for("disconnect", EVENT)
+    for token in (gone.token, second["token"]):
+        assert api.get("/api/users/me", token=token).status_code == 401
+    assert api.post("/api/auth/refresh", {"refreshToken": second["refreshToken"]}).status_code == 401
+    assert api.login(gone.password, email=gone.email).status_code == 401
+    shown = api.get(f"/api/users/{gone.id}", token=friend.token).json()
+    assert shown["displayName"] == "Deleted user" and shown["username"] == f"deleted-{gone.id}", shown
+    history = api.get(f"/api/messages/conversation/{gone.id}", token=friend.token).json()
+    assert [m["content"] for m in history] == ["remember me"], "the friend keeps the conversation"
+    again = create_user(api, username=gone.username, email=gone.email)
+    assert again.id != gone.id, "the name and the email are free again"
+    expect_error(api.signup(f"deleted-{again.id}x", f"x{again.id}@example.com", "a long password"), 422, "validation_failed")

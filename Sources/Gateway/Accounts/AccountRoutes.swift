@@ -35,6 +35,35 @@ final class AccountRoutes: RequestAuthenticator {
             router.add(.PATCH, path, authenticated: true) { [unowned self] in try await self.updateProfile($0) }
         }
         router.add(.POST, "/api/auth/change-password", authenticated: true) { [unowned self] in try await self.changePassword($0) }
+        router.add(.DELETE, "/api/users/me", authenticated: true) { [unowned self] in try await self.deleteAccount($0) }
+    }
+
+    /// `DELETE /api/users/me {password}` (issue 14): the account becomes "Deleted user": its
+    /// username (`deleted-<id>`) and email are freed, its display name, avatar, status and
+    /// password erased, every session ended (refresh tokens, access tokens, sockets). Its messages,
+    /// reactions and memberships stay, shown under "Deleted user" (the conversations of the others
+    /// keep their history and seqs). 200 `{message}`.
+    private func deleteAccount(_ request: APIRequest) async throws -> HTTPResponse {
+        let principal = try request.caller
+        let password = try request.jsonObject().requiredString("password")
+        try await loginLimits.checkLoginAccount(LoginLimits.accountKey(userID: principal.userID))
+        let rows = try await database.query("SELECT password_hash FROM users WHERE id = $1", [.int64(principal.userID)])
+        guard let stored = try rows.first?.string("password_hash") else { throw SessionTokens.accountGone }
+        let hasher = self.hasher
+        guard password.utf8.count <= 1024, try await hashPool.run({ hasher.verify(password, against: stored) }) else {
+            throw Self.invalidCredentials
+        }
+        try await database.query("""
+            UPDATE users SET username = $2 || id, email = $2 || id || '@deleted.invalid', display_name = 'Deleted user',
+                password_hash = '!', avatar_url = NULL, status_text = NULL
+            WHERE id = $1
+            """, [.int64(principal.userID), .string(AccountRules.deletedUsernamePrefix)])
+        let sessions = try await database.query(
+            "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL", [.int64(principal.userID)])
+        for row in sessions { try await tokens.revokeSession(try row.string("family_id"), userID: principal.userID) }
+        try await tokens.logout(principal)
+        logger.info("account deleted", ["userId": .int(principal.userID)])
+        return .json(.ok, ["message": "Account deleted"])
     }
 
     /// Longest status line, in characters.

@@ -156,6 +156,13 @@ final class ContactDirectory {
         return sharing
     }
 
+    /// One user by username, in any case (deleted accounts are not found by their old name: it
+    /// was freed).
+    func user(named name: String) async throws -> PublicUser? {
+        let rows = try await database.query("SELECT \(PublicUser.columns) FROM users u WHERE lower(u.username) = lower($1)", [.string(name)])
+        return try rows.first.map { try PublicUser(row: $0) }
+    }
+
     /// One user by id.
     func user(_ userID: Int64) async throws -> PublicUser? {
         let rows = try await database.query("SELECT \(PublicUser.columns) FROM users u WHERE u.id = $1", [.int64(userID)])

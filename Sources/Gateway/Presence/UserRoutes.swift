@@ -21,6 +21,7 @@ final class UserRoutes {
 
     func register(on router: APIRouter) {
         router.add(.GET, "/api/users/online", authenticated: true) { [unowned self] in try await self.onlineContacts($0) }
+        router.add(.GET, "/api/users/by-username/:username", authenticated: true) { [unowned self] in try await self.userNamed($0) }
         router.add(.GET, "/api/users/:id", authenticated: true) { [unowned self] in try await self.user($0) }
         router.add(.GET, "/api/users", authenticated: true) { [unowned self] in try await self.search($0) }
     }
@@ -33,14 +34,27 @@ final class UserRoutes {
     }
 
     private func user(_ request: APIRequest) async throws -> HTTPResponse {
-        let caller = try request.caller
         let id = try request.idParameter("id", outOfRange: Self.noSuchUser)
         guard let user = try await directory.user(id) else { throw Self.noSuchUser(id) }
-        guard try await !directory.contacts(of: caller.userID, among: [id]).isEmpty else {
-            return .json(.ok, user.json(isOnline: nil))
+        return .json(.ok, try await shown(user, to: try request.caller.userID))
+    }
+
+    /// `GET /api/users/by-username/:username` (issue 14): as `GET /api/users/:id`, by name (any case).
+    private func userNamed(_ request: APIRequest) async throws -> HTTPResponse {
+        guard let name = request.parameters["username"], (1...64).contains(name.utf8.count) else {
+            throw APIError.invalidField("username", "the username must be 1-64 characters")
         }
-        let online = await presence.onlineUsers(among: [id])
-        return .json(.ok, user.json(isOnline: online.contains(id)))
+        guard let user = try await directory.user(named: name) else {
+            throw APIError(.userNotFound, message: "no user named \(name)")
+        }
+        return .json(.ok, try await shown(user, to: try request.caller.userID))
+    }
+
+    /// A user as the caller may see them: presence only for a contact, never the email.
+    private func shown(_ user: PublicUser, to callerID: Int64) async throws -> JSONValue {
+        guard try await !directory.contacts(of: callerID, among: [user.id]).isEmpty else { return user.json(isOnline: nil) }
+        let online = await presence.onlineUsers(among: [user.id])
+        return user.json(isOnline: online.contains(user.id))
     }
 
     /// 404 for an id that names no user (any decimal, even beyond 64 bits).

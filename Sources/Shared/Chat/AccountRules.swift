@@ -17,8 +17,14 @@ package enum AccountRules {
         for byte in bytes where !isUsernameByte(byte) {
             throw APIError.invalidField("username", "field 'username' may contain only letters, digits, '_', '.' and '-'")
         }
+        guard !raw.lowercased().hasPrefix(deletedUsernamePrefix) else {
+            throw APIError.invalidField("username", "field 'username' must not start with '\(deletedUsernamePrefix)'")
+        }
         return raw
     }
+
+    /// Deleted accounts are renamed `deleted-<id>` (issue 14), a prefix signups may not take.
+    package static let deletedUsernamePrefix = "deleted-"
 
     private static func isUsernameByte(_ byte: UInt8) -> Bool {
         switch byte {
