@@ -38,6 +38,18 @@ final class AccountRoutes: RequestAuthenticator {
         router.add(.DELETE, "/api/users/me", authenticated: true) { [unowned self] in try await self.deleteAccount($0) }
     }
 
+    /// Throws `invalid_credentials` unless `password` is the user's (the login limits apply: a
+    /// stolen access token cannot guess the password faster than a login could).
+    private func confirmPassword(_ password: String, of userID: Int64) async throws {
+        try await loginLimits.checkLoginAccount(LoginLimits.accountKey(userID: userID))
+        let rows = try await database.query("SELECT password_hash FROM users WHERE id = $1", [.int64(userID)])
+        guard let stored = try rows.first?.string("password_hash") else { throw SessionTokens.accountGone }
+        let hasher = self.hasher
+        guard password.utf8.count <= 1024, try await hashPool.run({ hasher.verify(password, against: stored) }) else {
+            throw Self.invalidCredentials
+        }
+    }
+
     /// `DELETE /api/users/me {password}` (issue 14): the account becomes "Deleted user": its
     /// username (`deleted-<id>`) and email are freed, its display name, avatar, status and
     /// password erased, every session ended (refresh tokens, access tokens, sockets). Its messages,
@@ -46,13 +58,7 @@ final class AccountRoutes: RequestAuthenticator {
     private func deleteAccount(_ request: APIRequest) async throws -> HTTPResponse {
         let principal = try request.caller
         let password = try request.jsonObject().requiredString("password")
-        try await loginLimits.checkLoginAccount(LoginLimits.accountKey(userID: principal.userID))
-        let rows = try await database.query("SELECT password_hash FROM users WHERE id = $1", [.int64(principal.userID)])
-        guard let stored = try rows.first?.string("password_hash") else { throw SessionTokens.accountGone }
-        let hasher = self.hasher
-        guard password.utf8.count <= 1024, try await hashPool.run({ hasher.verify(password, against: stored) }) else {
-            throw Self.invalidCredentials
-        }
+        try await confirmPassword(password, of: principal.userID)
         try await database.query("""
             UPDATE users SET username = $2 || id, email = $2 || id || '@deleted.invalid', display_name = 'Deleted user',
                 password_hash = '!', avatar_url = NULL, status_text = NULL
@@ -122,13 +128,8 @@ final class AccountRoutes: RequestAuthenticator {
         let current = try body.requiredString("currentPassword")
         let next = try body.requiredString("newPassword")
         try AccountRules.password(next)
-        try await loginLimits.checkLoginAccount(LoginLimits.accountKey(userID: principal.userID))
-        let rows = try await database.query("SELECT password_hash FROM users WHERE id = $1", [.int64(principal.userID)])
-        guard let stored = try rows.first?.string("password_hash") else { throw SessionTokens.accountGone }
+        try await confirmPassword(current, of: principal.userID)
         let hasher = self.hasher
-        guard current.utf8.count <= 1024, try await hashPool.run({ hasher.verify(current, against: stored) }) else {
-            throw Self.invalidCredentials
-        }
         let hash = try await hashPool.run { () -> String? in try? hasher.hash(next) }
         guard let hash else { throw APIError.internalError("could not hash the password") }
         try await database.query("UPDATE users SET password_hash = $2 WHERE id = $1", [.int64(principal.userID), .string(hash)])
