@@ -76,30 +76,17 @@ struct NewMessageRow: Sendable, Equatable {
     let type: MessageType
     let content: String
     let attachmentURL: String?
-    let attachmentName: String?
-    let attachmentSize: Int64?
-    let mimeType: String?
+    var attachmentName: String? = nil
+    var attachmentSize: Int64? = nil
+    var mimeType: String? = nil
+}
 
+extension NewMessageRow {
     /// The row of `message` at `seq` of `conversationID`.
     init(conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, message: SendMessage) {
         self.init(conversationID: conversationID, seq: seq, senderID: senderID, receiverID: receiverID, clientMsgID: message.clientMsgID,
                   type: message.type, content: message.content, attachmentURL: message.attachmentURL, attachmentName: message.attachmentName,
                   attachmentSize: message.attachmentSize, mimeType: message.mimeType)
-    }
-
-    init(conversationID: Int64, seq: Int64, senderID: Int64, receiverID: Int64?, clientMsgID: String, type: MessageType, content: String,
-         attachmentURL: String?, attachmentName: String? = nil, attachmentSize: Int64? = nil, mimeType: String? = nil) {
-        self.conversationID = conversationID
-        self.seq = seq
-        self.senderID = senderID
-        self.receiverID = receiverID
-        self.clientMsgID = clientMsgID
-        self.type = type
-        self.content = content
-        self.attachmentURL = attachmentURL
-        self.attachmentName = attachmentName
-        self.attachmentSize = attachmentSize
-        self.mimeType = mimeType
     }
 }
 

@@ -138,6 +138,11 @@ final class ConversationList {
     }
 
     private func messages(_ ids: [Int64]) async throws(PostgresError) -> [Int64: JSONValue] {
+        try await Self.messages(ids, database: database)
+    }
+
+    /// Messages by id, as every read path shows them (the last messages of a list page).
+    static func messages(_ ids: [Int64], database: PostgresPool) async throws(PostgresError) -> [Int64: JSONValue] {
         guard !ids.isEmpty else { return [:] }
         let rows = try await database.query("SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE m.id = ANY($1::bigint[])",
                                             [.string(PostgresArrayLiteral.integers(ids))])

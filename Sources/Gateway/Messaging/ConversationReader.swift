@@ -227,11 +227,14 @@ final class ConversationReader {
                 changesByConversation[message.conversationID, default: []].append(.object(message.json))
             }
         }
-        for (id, messages) in messagesByConversation {
-            messagesByConversation[id] = try await ReactionMarks.mark(messages, viewer: userID, database: database)
-        }
-        for (id, changes) in changesByConversation {
-            changesByConversation[id] = try await ReactionMarks.mark(changes, viewer: userID, database: database)
+        // The viewer's reactions, for every message of the answer in one query.
+        let pages = messagesByConversation.map { (id: $0.key, changes: false, messages: $0.value) }
+            + changesByConversation.map { (id: $0.key, changes: true, messages: $0.value) }
+        var marked = try await ReactionMarks.mark(pages.flatMap(\.messages), viewer: userID, database: database)[...]
+        for page in pages {
+            let part = Array(marked.prefix(page.messages.count))
+            marked = marked.dropFirst(page.messages.count)
+            if page.changes { changesByConversation[page.id] = part } else { messagesByConversation[page.id] = part }
         }
         let conversations: [JSONValue] = entries.map { entry in
             let messages = messagesByConversation[entry.id] ?? []

@@ -158,14 +158,8 @@ final class SocketMessaging {
                     answer = try await self.reader.list.unread(userID: userID)
                 } else {
                     let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
-                    func text(_ name: String) throws(APIError) -> String? {
-                        guard let value = body[name], !value.isNull else { return nil }
-                        if let number = value.int64Value { return String(number) }
-                        guard let string = value.stringValue else { throw APIError.invalidField(name, "field '\(name)' must be a string or a number") }
-                        return string
-                    }
-                    answer = try await MessageRoutes.conversationPage(self.reader.list, userID: userID, limit: try text("limit"),
-                                                                      cursor: try text("cursor"))
+                    answer = try await MessageRoutes.conversationPage(self.reader.list, userID: userID, limit: try RoomService.text(body, "limit"),
+                                                                      cursor: try RoomService.text(body, "cursor"))
                 }
                 if let ackID { session.sendAck(ackID, [answer]) } else { session.emit(event, answer) }
             } catch {

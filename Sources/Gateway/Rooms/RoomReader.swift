@@ -48,16 +48,7 @@ final class RoomReader {
             """, [.int64(userID), cursor.map { .int64($0.activityMicroseconds) }, .int64(cursor?.conversationID ?? 0)])
         var lastMessageIDs: [Int64] = []
         for row in rows.prefix(limit) { if let id = try row.optionalInt64("last_message_id") { lastMessageIDs.append(id) } }
-        var lastMessages: [Int64: JSONValue] = [:]
-        if !lastMessageIDs.isEmpty {
-            let messages = try await database.query("""
-                SELECT \(ChatMessageRecord.columns) FROM \(ChatMessageRecord.tables) WHERE m.id = ANY($1::bigint[])
-                """, [.string(PostgresArrayLiteral.integers(lastMessageIDs))])
-            for row in messages {
-                let message = try ChatMessageRecord(row: row)
-                lastMessages[message.id] = .object(message.json)
-            }
-        }
+        let lastMessages = try await ConversationList.messages(lastMessageIDs, database: database)
         var rooms: [JSONValue] = []
         var next: ActivityCursor?
         for (index, row) in rows.enumerated() where index < limit {
