@@ -56,7 +56,11 @@ let package = Package(
                 path: "Sources/Shared/Umbrella", swiftSettings: strict),
         .executableTarget(
             name: "Gateway", dependencies: shared,
-            resources: [.embedInCode("Resources/openapi.yaml")],
+            resources: [
+                .embedInCode("Resources/openapi.yaml"),
+                // The web client (issue 15), served at /app/ when WEB_APP=on.
+                .embedInCode("Resources/app/index.html"), .embedInCode("Resources/app/app.js"), .embedInCode("Resources/app/app.css"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(name: "MessageWorker", dependencies: shared, swiftSettings: strict),

@@ -8,7 +8,7 @@
 # Crashing inputs land in fuzz/artifacts/<target>/: keep each one as a regression unit test.
 set -euo pipefail
 
-target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|session|socket> [seconds]}"
+target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|session|socket|polling> [seconds]}"
 seconds="${2:-300}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$root/Sources/Shared"
@@ -35,7 +35,7 @@ case "$target" in
     session)
         module=SessionFuzz harness=SessionFuzz.swift binary=session-fuzz layers=(all) max_len=8192
         gateway=(Realtime/SocketSessionMachine.swift Realtime/SocketEventBudget.swift App/GatewayErrorCodes.swift
-                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift)
+                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift Recovery/RecoveryOffset.swift)
         extra=(jwt/FuzzInput.swift) ;;
     socket)
         module=SocketFuzz harness=SocketFuzz.swift binary=socket-fuzz layers=(all) max_len=8192
@@ -45,10 +45,14 @@ case "$target" in
         gateway=(Realtime/SocketSession.swift Realtime/SocketSessionHost.swift Realtime/SocketSessionMachine.swift
                  Realtime/SocketEventBudget.swift Realtime/RealtimeConfiguration.swift App/GatewayErrorCodes.swift
                  App/GatewayMetrics.swift Messaging/TypingRelay.swift Messaging/TypingState.swift Messaging/CommandLane.swift
-                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift)
+                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift Realtime/EngineLink.swift Realtime/SessionHandOver.swift
+                 Recovery/RecoveryOffset.swift Recovery/DeliveryMark.swift Recovery/SessionRecovery.swift Messaging/ReactionMarks.swift)
         extra=(jwt/FuzzInput.swift) ;;
+    polling)
+        module=PollingFuzz harness=PollingFuzz.swift binary=polling-fuzz layers=(all) max_len=4096
+        gateway=(Realtime/PollingMachine.swift Recovery/RecoveryOffset.swift) ;;
     *)
-        echo "unknown target '$target' (http, json, websocket, socketio, address, jwt, session, socket)" >&2
+        echo "unknown target '$target' (http, json, websocket, socketio, address, jwt, session, socket, polling)" >&2
         exit 2 ;;
 esac
 

@@ -146,14 +146,14 @@ final class MessageChangeStore {
                     "UPDATE conversations SET version = version + 1 WHERE id = $1 RETURNING version",
                     [.int64(try conversationRow.int64("id"))]).int64("version")
                 if case .edit(_, let content) = command.envelope.command {
-                    try await connection.query("UPDATE messages SET content = $2, edited_at = now(), version = $3 WHERE id = $1",
+                    try await connection.query("UPDATE messages SET content = $2, edited_at = now(), version = $3, changed_at = now() WHERE id = $1",
                                                [.int64(messageID), .string(content), .int64(version)])
                 } else if case .react = command.envelope.command {
-                    try await connection.query("UPDATE messages SET version = $2 WHERE id = $1", [.int64(messageID), .int64(version)])
+                    try await connection.query("UPDATE messages SET version = $2, changed_at = now() WHERE id = $1", [.int64(messageID), .int64(version)])
                 } else {
                     try await connection.query("""
                         UPDATE messages SET content = '', attachment_url = NULL, attachment_name = NULL, attachment_size = NULL, mime_type = NULL,
-                                            deleted_at = now(), version = $2 WHERE id = $1
+                                            deleted_at = now(), version = $2, changed_at = now() WHERE id = $1
                         """, [.int64(messageID), .int64(version)])
                 }
             }

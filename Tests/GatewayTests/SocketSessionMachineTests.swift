@@ -63,7 +63,7 @@ import Testing
         var machine = SocketSessionMachine(configuration: Self.configuration(), headerToken: nil, now: Self.start)
         #expect(machine.start() == [.armDeadline(after: .milliseconds(45_000))])
         let actions = machine.received(text: Self.connectFrame(Self.token()), now: Self.start)
-        guard case .admit(let principal)? = actions.first else { Issue.record("expected admit, got \(actions)"); return }
+        guard case .admit(let principal, _)? = actions.first else { Issue.record("expected admit, got \(actions)"); return }
         #expect(principal == Principal(userID: 7, tokenID: "jti-1", sessionID: "sid-1", expiresAt: Self.start.wallSeconds + 900))
         let admitted = machine.admitted(socketID: "s1", now: Self.start)
         // Expiry deadline: exp + 5 s leeway from now.

@@ -767,9 +767,17 @@ class ReceivedEvent:
     index: int
 
 
+def sio_transports() -> list[str]:
+    """The transports of SioSession: the websocket alone, or with E2E_SIO_TRANSPORTS=default
+    python-socketio's defaults (long-polling, then the upgrade to websocket; issue 15)."""
+    choice = os.environ.get("E2E_SIO_TRANSPORTS", "websocket")
+    return ["polling", "websocket"] if choice == "default" else choice.split(",")
+
+
 class SioSession:
-    """A stock python-socketio client (websocket transport only, no automatic reconnection, so a
-    drop is visible) that records everything it receives: events, connect_error, disconnect."""
+    """A stock python-socketio client (websocket transport only unless E2E_SIO_TRANSPORTS says
+    otherwise, no automatic reconnection, so a drop is visible) that records everything it
+    receives: events, connect_error, disconnect."""
 
     def __init__(self, url: str, namespace: str = "/", **client_options):
         import socketio
@@ -800,7 +808,7 @@ class SioSession:
             auth = {"token": token}
         mark = self.mark()
         try:
-            self.client.connect(self.url, headers=dict(headers or {}), auth=auth, transports=["websocket"],
+            self.client.connect(self.url, headers=dict(headers or {}), auth=auth, transports=sio_transports(),
                                 namespaces=[self.namespace], wait_timeout=wait_timeout)
         except socketio.exceptions.ConnectionError as error:
             refusals = [e.args for e in self.events[mark:] if e.name == "connect_error"]

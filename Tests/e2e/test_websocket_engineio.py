@@ -71,10 +71,13 @@ def upgrade_request(path: str, **extra: str) -> bytes:
 # --- the upgrade -----------------------------------------------------------------------------------
 
 
-def test_polling_is_refused_with_a_hint_to_use_websocket(gateway):
+def test_polling_opens_a_session_that_offers_the_upgrade(gateway):
+    """Long-polling is served (issue 15): the handshake answers the open packet, upgrades offered."""
     resp = requests.get(gateway.url + "/socket.io/?EIO=4&transport=polling", timeout=5)
-    assert resp.status_code == 400, f"polling should get 400: {resp.status_code} {resp.text}"
-    assert "websocket" in resp.text.lower(), f"the message should tell the client to use websocket: {resp.text}"
+    assert resp.status_code == 200, f"polling handshake: {resp.status_code} {resp.text}"
+    assert resp.text.startswith("0{"), resp.text
+    opened = json.loads(resp.text[1:])
+    assert opened["upgrades"] == ["websocket"] and "." in opened["sid"], opened
 
 
 @pytest.mark.parametrize("query", ["EIO=3&transport=websocket", "transport=websocket", "EIO=4",

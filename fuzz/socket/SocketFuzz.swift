@@ -99,6 +99,9 @@ private final class FuzzHost: SocketSessionHost {
         dispatched.append(request)
     }
 
+    /// Connection state recovery needs Postgres and Redis: off in this harness.
+    var recovery: SessionRecovery? { nil }
+
     func deliveryAcknowledged(_ messageID: Int64, userID: Int64) {}
 
     func sessionConnected(_ session: SocketSession, userID: Int64) {
@@ -164,9 +167,12 @@ private func runProgram(_ bytes: [UInt8]) async {
     let transport = InMemoryConnection()
     let connection = WebSocketConnection(transport: transport, configuration: configuration.webSocket, clock: clock, release: {})
     let headerToken: String? = setup.bool() ? TokenForge.token(payloadJSON: setup.claimsJSON(now: normalNow)) : nil
-    var session: SocketSession? = SocketSession(connection: connection, host: host, headerToken: headerToken, clientAddress: "10.0.0.1")
+    var session: SocketSession? = SocketSession(link: connection, engineID: "fuzz.session", host: host, headerToken: headerToken,
+                                                clientAddress: "10.0.0.1")
     var wire = WireChecker()
-    session?.start(leftover: [])
+    session?.start()
+    connection.delegate = session
+    connection.start(leftover: [])
     wire.check(transport.takeOutput())
     var ackCounter: Int64 = 0
 

@@ -56,7 +56,7 @@ final class GatewayApp: ServiceApp {
         services.realtime.start(redis: subscriberConfiguration)
         services.presence.registry.start()
         services.shardCountCheck.start()
-        guard let server = listen(configuration.http, services.router, upgrader: services.realtime, what: "the public port") else {
+        guard let server = listen(configuration.http, services.frontDoor, upgrader: services.realtime, what: "the public port") else {
             return fail(1)
         }
         self.server = server
@@ -67,7 +67,7 @@ final class GatewayApp: ServiceApp {
     }
 
     /// A started server, or nil (logged) when it cannot listen.
-    private func listen(_ configuration: HTTPServerConfiguration, _ responder: APIRouter, upgrader: (any HTTPUpgrader)? = nil,
+    private func listen(_ configuration: HTTPServerConfiguration, _ responder: any HTTPResponder, upgrader: (any HTTPUpgrader)? = nil,
                         what: String) -> HTTPServer? {
         let server = HTTPServer(configuration: configuration, responder: responder, logger: logger)
         server.upgrader = upgrader

@@ -22,6 +22,8 @@ struct GatewayConfiguration: Sendable {
     var messaging: MessagingConfiguration
     var limits: LimitsConfiguration
     var presence: PresenceConfiguration
+    /// Whether the web client is served at /app/ (issue 15).
+    var webApp: Bool
 
     static let settings: [Setting] = [
         Setting("HOST", "0.0.0.0", "address the HTTP/WebSocket server binds (numeric)"),
@@ -36,6 +38,7 @@ struct GatewayConfiguration: Sendable {
         Setting("ACCESS_TOKEN_TTL_SECONDS", "900", "access token lifetime"),
         Setting("REFRESH_TOKEN_TTL_SECONDS", "2592000", "refresh token lifetime (each rotation starts a new one)"),
         Setting("SCRYPT_LOG_N", "17", "scrypt cost: N = 2^SCRYPT_LOG_N (r=8, p=1); 17 uses 128 MiB per hash"),
+        Setting("WEB_APP", nil, "serve the web client at /app/ (on/off) [on with CHAT_ENV=development, else off]"),
         Setting("HASH_THREADS", "2", "threads hashing passwords (off the event loop)"),
         Setting("HASH_QUEUE_DEPTH", "64", "password hashes waiting beyond this are refused with 503"),
         Setting("HTTP_MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"),
@@ -94,5 +97,6 @@ struct GatewayConfiguration: Sendable {
         messaging = try MessagingConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         limits = try LimitsConfiguration(reader: reader)
         presence = try PresenceConfiguration(reader: reader)
+        webApp = reader.optionalString("WEB_APP") == nil ? common.isDevelopment : try reader.flag("WEB_APP")
     }
 }

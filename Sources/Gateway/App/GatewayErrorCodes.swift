@@ -29,7 +29,7 @@ extension ErrorCode {
     /// The gateway is draining.
     static let shuttingDown = ErrorCode("shutting_down", .serviceUnavailable, "this gateway is shutting down; reconnect")
     /// A browser origin not in `ALLOWED_ORIGINS`.
-    static let originNotAllowed = ErrorCode("origin_not_allowed", .forbidden, "this origin may not open sockets")
+    static let originNotAllowed = ErrorCode("origin_not_allowed", .forbidden, "this origin is not allowed (ALLOWED_ORIGINS)")
     /// More than `MAX_CONNECTIONS_PER_IP` sockets from one address.
     static let tooManyConnections = ErrorCode("too_many_connections", .tooManyRequests, "too many sockets from this address")
 

@@ -24,6 +24,21 @@ enum GatewayMetrics {
     static let deliveryAcks = MetricsRegistry.shared.counter(
         "chat_delivery_acks_total", help: "Socket.IO acks of room messages that confirmed their delivery to a member's device.")
 
+    /// Long-polling requests relayed to the gateway owning their session (issue 15), by outcome.
+    static let pollingRelays = MetricsRegistry.shared.counter(
+        "chat_polling_relays_total", help: "Long-polling requests relayed to the gateway owning their session, by outcome.",
+        labelName: "outcome", initialLabels: ["relayed", "owner_gone", "timeout", ErrorCode.redisUnavailable.name])
+
+    /// Reconnecting clients that presented a recovery pid (issue 15), by outcome.
+    static let recoveries = MetricsRegistry.shared.counter(
+        "chat_socket_recoveries_total", help: "CONNECTs with a connection state recovery pid, by outcome (recovered, or told to resync).",
+        labelName: "outcome", initialLabels: ["recovered", "resync"])
+
+    /// Engine.IO sessions by transport at the time they connected, and completed upgrades.
+    static let engineSessions = MetricsRegistry.shared.counter(
+        "chat_engine_sessions_total", help: "Engine.IO sessions opened, by first transport; upgrades from polling to WebSocket; sessions taken over from another gateway at their upgrade.",
+        labelName: "kind", initialLabels: ["websocket", "polling", "upgrade", "transfer"])
+
     /// The label for a published event name: itself when known, else `other`.
     nonisolated static func publishedLabel(_ name: String) -> String {
         publishedEvents.contains(name) ? name : "other"

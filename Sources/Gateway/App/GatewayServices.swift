@@ -19,6 +19,8 @@ final class GatewayServices {
     let submitter: CommandSubmitter
     let shardCountCheck: ShardCountCheck
     let realtime: RealtimeHub
+    /// The public port's responder: CORS, long-polling, the API.
+    let frontDoor: GatewayFrontDoor
     /// Route owners: the router's handlers hold them unowned, so they live here.
     private let accounts: AccountRoutes
     private let userRoutes: UserRoutes
@@ -80,6 +82,13 @@ final class GatewayServices {
                                submitter: submitter, accounts: AccountExistence(database: admissionDatabase), apiBudget: apiBudget,
                                trustedProxies: limits.trustedProxies, logger: logger, clock: clock)
         let realtime = self.realtime
+        let realtimeConfiguration = configuration.realtime
+        if realtimeConfiguration.recoveryWindow > .zero {
+            realtime.recovery = SessionRecovery(window: realtimeConfiguration.recoveryWindow, secret: configuration.jwtSecret,
+                                                database: database, redis: redis, logger: logger)
+        }
+        realtime.attach(relay: PollingRelay(route: realtimeConfiguration.route, redis: redis, deadline: realtimeConfiguration.pingInterval + realtimeConfiguration.pingTimeout + .seconds(5),
+                                            clock: clock, logger: logger))
         realtime.rooms = SocketRooms(service: rooms) { [unowned realtime] userID in await realtime.spendAPIBudget(userID: userID) }
         realtime.channels.loadRooms = { users in try await roomReader.roomIDs(of: users) }
         let channels = realtime.channels
@@ -103,6 +112,8 @@ final class GatewayServices {
         userRoutes.register(on: router)
         messageRoutes.register(on: router)
         roomRoutes.register(on: router)
+        if configuration.webApp { WebApp.register(on: router) }
+        frontDoor = GatewayFrontDoor(router: router, realtime: realtime, origins: configuration.realtime.origins)
         // Metrics are for the monitoring network only: the admin port, never the public one.
         adminRouter = APIRouter(authenticator: nil, logger: logger)
         HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)
@@ -114,6 +125,7 @@ final class GatewayServices {
         shardCountCheck.stop()
         realtime.channels.deliveryAcks?.close()
         submitter.close()
+        realtime.relay?.close()
         realtime.close()
         redis.close()
         database.close()

@@ -11,10 +11,17 @@ struct RealtimeConfiguration: Sendable {
     var webSocket: WebSocketConfiguration
     /// Events per socket (token bucket) and when a flood closes the socket.
     var eventBudget: SocketEventBudget.Configuration
+    /// What every Engine.IO session id of this gateway starts with (`<route>.`), so a polling
+    /// request is relayed to it, or routed to it by a load balancer; nil: random per process.
+    var route: String?
+    /// How long after a disconnection a client may recover its session (issue 15); zero: off.
+    var recoveryWindow: Duration
 
     static let settings: [Setting] = [
         Setting("SOCKET_EVENT_RATE", "50", "events per second one socket may send, sustained (rate_limited beyond)"),
         Setting("SOCKET_EVENT_BURST", "100", "events one socket may send at once after a quiet period"),
+        Setting("RECOVERY_WINDOW_MS", "120000", "how long a disconnected Socket.IO client may recover its session (pid + offset) and get what it missed; 0 turns connection state recovery off"),
+        Setting("GATEWAY_ROUTE", nil, "prefix of this gateway's Engine.IO session ids (1-32 of A-Z a-z 0-9 - _), unique in the cluster; set it when the load balancer routes long-polling on it [random]"),
         Setting("SOCKET_EVENT_FLOOD_CLOSE", "200", "refused events within 10 s that close the socket (event_flood, close 1008); 0 never closes"),
     ]
 
@@ -34,6 +41,11 @@ struct RealtimeConfiguration: Sendable {
         webSocket.maxPendingWriteBytes = try reader.int("WS_MAX_PENDING_BYTES", in: 4096...(256 << 20))
         webSocket.idleTimeout = nil  // Engine.IO pings decide liveness.
         self.webSocket = webSocket
+        recoveryWindow = try reader.milliseconds("RECOVERY_WINDOW_MS", in: 0...86_400_000)
+        route = reader.optionalString("GATEWAY_ROUTE")
+        if let route, !PollingRelay.isValidRoute(route) {
+            throw ConfigurationError("GATEWAY_ROUTE", "must be 1 to \(PollingRelay.maxRouteLength) characters of A-Z a-z 0-9 - _")
+        }
         eventBudget = SocketEventBudget.Configuration(
             ratePerSecond: try reader.int("SOCKET_EVENT_RATE", in: SocketEventBudget.Configuration.rateRange),
             burst: try reader.int("SOCKET_EVENT_BURST", in: SocketEventBudget.Configuration.burstRange),

@@ -16,6 +16,8 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     var rooms: SocketRooms?
     /// Online/offline of connected users.
     let presence: Presence
+    /// Connection state recovery (issue 15), set by the composition root; nil when it is off.
+    var recovery: SessionRecovery?
     /// What every session's protocol machine is configured with.
     let sessionConfiguration: SocketSessionMachine.SharedConfiguration
     private let tokens: SessionTokens
@@ -26,14 +28,20 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     /// nil when the API limit is off.
     private let apiBudget: APIRequestLimiter?
     /// Load balancers whose `X-Forwarded-For` names the client (for the per-IP socket cap).
-    private let trustedProxies: TrustedProxies
-    private let logger: Logger
+    let trustedProxies: TrustedProxies
+    let logger: Logger
     /// Time and timers of the sockets (the loop's; a manual clock in tests).
     let clock: any LoopClock
     /// Open sockets by Engine.IO session id (the `socket` of a command's reply address).
     private var sessions: [String: SocketSession] = [:]
+    /// Long-polling transports by session id (a closed session's lingers until its close packet
+    /// was fetched).
+    var pollingLinks: [String: PollingLink] = [:]
+    /// Relays polling requests for sessions of other gateways; set by `attach(relay:)`.
+    private(set) var relay: PollingRelay?
     private var connectionsPerIP: [String: Int] = [:]
-    private var draining = false
+    private var remoteUpgrades: [ObjectIdentifier: RemoteUpgrade] = [:]
+    private(set) var draining = false
     private var drainWaiters: [@LoopActor () -> Void] = []
 
     init(configuration: RealtimeConfiguration, tokens: SessionTokens, messaging: SocketMessaging, presence: Presence,
@@ -191,39 +199,122 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         ]
     }
 
+    /// Whether a request is for the Engine.IO endpoint.
+    static func isEngineIOPath(_ path: String) -> Bool { path == "/socket.io/" || path == "/socket.io" }
+
+    /// Makes session ids name this gateway and serves polling requests relayed from the others.
+    func attach(relay: PollingRelay) {
+        self.relay = relay
+        relay.serve = { [unowned self] op, sid, message, answer in
+            self.serveRelayed(op, sid: sid, message: message, answer: answer)
+        }
+        channels.listen(ownChannel: relay.channel) { [unowned relay] payload in relay.receive(payload) }
+    }
+
+    /// A fresh Engine.IO session id (naming this gateway when a relay is attached).
+    func newEngineID() -> String { relay?.newSessionID() ?? SecureRandom.token(byteCount: 15) }
+
+    /// Counts a new session of `client` (the per-IP cap).
+    func countConnection(of client: String) { connectionsPerIP[client, default: 0] += 1 }
+
+    /// Registers and starts a session whose transport exists.
+    func open(_ session: SocketSession, upgrades: [String]) {
+        sessions[session.engineID] = session
+        session.start(upgrades: upgrades)
+    }
+
     // MARK: HTTPUpgrader
 
     func decide(_ request: HTTPRequest, context: HTTPRequestContext) -> HTTPUpgradeDecision {
-        guard request.path == "/socket.io/" || request.path == "/socket.io" else { return .notAnUpgrade }
+        guard Self.isEngineIOPath(request.path) else { return .notAnUpgrade }
+        // Without an Upgrade header it is a long-polling request (or a bad one), answered by
+        // `respondPolling` as the reference server answers.
+        guard request.headers.contains("Upgrade") || request.queryParameter("transport") == "websocket" else { return .notAnUpgrade }
         let client = trustedProxies.client(of: request, peer: context.peerAddress)
-        if let refusal = refusal(for: request, peer: client) { return .reject(refusal.response) }
+        if let sid = request.queryParameter("sid") { return decideUpgrade(request, sid: sid, client: client) }
+        if let refusal = refusal(for: request, peer: client, transport: "websocket") { return .reject(refusal.response) }
         switch WebSocketHandshake.response(to: request) {
         case .failure(let error):
             return .reject(error.response)
         case .success(let response):
             let headerToken = BearerToken.parse(request.headers["Authorization"])
-            connectionsPerIP[client, default: 0] += 1
+            countConnection(of: client)
             return .accept(response) { [weak self] transport, leftover, release in
                 guard let self else { return transport.closeNow() }
                 let connection = WebSocketConnection(transport: transport, configuration: self.configuration.webSocket, clock: self.clock,
                                                      release: release)
-                let session = SocketSession(connection: connection, host: self, headerToken: headerToken, clientAddress: client)
-                self.sessions[session.engineID] = session
-                session.start(leftover: leftover)
+                let session = SocketSession(link: connection, engineID: self.newEngineID(), host: self, headerToken: headerToken,
+                                            clientAddress: client)
+                GatewayMetrics.engineSessions.increment("websocket")
+                self.open(session, upgrades: [])
+                connection.delegate = session
+                connection.start(leftover: leftover)
             }
         }
     }
 
-    private func refusal(for request: HTTPRequest, peer: String) -> APIError? {
-        let transport = request.queryParameter("transport")
-        if transport == "polling" {
-            return APIError(.transportUnsupported,
-                            message: "HTTP long-polling is not supported yet: connect with the websocket transport (transports: [\"websocket\"])")
+    /// A WebSocket for a polling session (`transport=websocket&sid=...`): the upgrade's probe. Only
+    /// the gateway owning the session can take it; elsewhere it is refused and the client goes on
+    /// polling (through the relay).
+    private func decideUpgrade(_ request: HTTPRequest, sid: String, client: String) -> HTTPUpgradeDecision {
+        guard request.queryParameter("EIO") == "4" else { return .reject(PollingAnswer.engineError(.unsupportedProtocolVersion).response) }
+        guard configuration.origins.allows(request.headers["Origin"], host: request.headers["Host"]) else {
+            return .reject(PollingAnswer.engineError(.forbidden, status: .forbidden).response)
         }
+        if let relay, let owner = PollingRelay.owner(of: sid), owner != relay.route {
+            guard !draining else { return .reject(PollingAnswer.engineError(.badRequest).response) }
+            return acceptRemoteUpgrade(request, sid: sid, owner: owner, relay: relay, client: client)
+        }
+        guard let link = pollingLinks[sid], link.canUpgrade, !draining else {
+            return .reject(PollingAnswer.engineError(pollingLinks[sid] == nil ? .unknownSession : .badRequest).response)
+        }
+        switch WebSocketHandshake.response(to: request) {
+        case .failure(let error):
+            return .reject(error.response)
+        case .success(let response):
+            return .accept(response) { [weak link] transport, leftover, release in
+                guard let link, link.canUpgrade else { return transport.closeNow() }
+                link.beginUpgrade(transport, leftover: leftover, release: release)
+            }
+        }
+    }
+
+    /// The probe of a session owned by another gateway: taken over here if the owner agrees.
+    private func acceptRemoteUpgrade(_ request: HTTPRequest, sid: String, owner: String, relay: PollingRelay,
+                                     client: String) -> HTTPUpgradeDecision {
+        switch WebSocketHandshake.response(to: request) {
+        case .failure(let error):
+            return .reject(error.response)
+        case .success(let response):
+            return .accept(response) { [weak self] transport, leftover, release in
+                guard let self else { return transport.closeNow() }
+                let connection = WebSocketConnection(transport: transport, configuration: self.configuration.webSocket, clock: self.clock,
+                                                     release: release)
+                RemoteUpgrade(hub: self, relay: relay, connection: connection, sid: sid, owner: owner, clientAddress: client)
+                    .start(leftover: leftover)
+            }
+        }
+    }
+
+    /// Upgrades from another gateway's sessions in progress (kept alive until they end).
+    func remoteUpgradeStarted(_ upgrade: RemoteUpgrade) { remoteUpgrades[ObjectIdentifier(upgrade)] = upgrade }
+
+    func remoteUpgradeEnded(_ upgrade: RemoteUpgrade) { remoteUpgrades[ObjectIdentifier(upgrade)] = nil }
+
+    /// A session handed over by another gateway lives here from now on.
+    func adoptTransferred(_ session: SocketSession, from upgrade: RemoteUpgrade) {
+        remoteUpgrades[ObjectIdentifier(upgrade)] = nil
+        countConnection(of: session.clientAddress)
+        sessions[session.engineID] = session
+        GatewayMetrics.engineSessions.increment("transfer")
+    }
+
+    /// Why a new session (`transport`) is refused; nil when it may open.
+    func refusal(for request: HTTPRequest, peer: String, transport: String) -> APIError? {
         guard request.queryParameter("EIO") == "4" else {
             return APIError(.protocolUnsupported)
         }
-        guard transport == "websocket" else {
+        guard request.queryParameter("transport") == transport else {
             return APIError(.transportUnsupported)
         }
         if draining {

@@ -1,6 +1,7 @@
 import Shared
 
-/// One Socket.IO client on one WebSocket: the I/O shell around `SocketSessionMachine`. It writes
+/// One Socket.IO client on one Engine.IO session (a WebSocket, or HTTP long-polling until it
+/// upgrades): the I/O shell around `SocketSessionMachine`. It writes
 /// what the machine decides, keeps the timers (heartbeat, deadline, server acks), and makes the
 /// asynchronous checks the machine asks for (subscription, revocation, the account) through its
 /// host (`RealtimeHub` in production).
@@ -8,7 +9,8 @@ import Shared
 final class SocketSession: WebSocketConnectionDelegate {
     /// The Engine.IO session id (sent in the open packet).
     let engineID: String
-    private let connection: WebSocketConnection
+    /// The transport: a WebSocket, or long-polling until the client upgrades.
+    private var link: any EngineLink
     private unowned let host: any SocketSessionHost
     private var machine: SocketSessionMachine
     private var heartbeat: EngineIOHeartbeat
@@ -19,16 +21,29 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// The user this socket was admitted as: registered in `UserChannels` and counted by presence
     /// until the socket closes, even when the machine closed it first (a `41`, a revocation).
     private var admittedUserID: Int64?
+    /// Whether the session moved from long-polling to a WebSocket (a poll for it is a bad request).
+    private(set) var upgraded = false
+    /// Set once the transport closed (`transportClosed` runs once).
+    private var transportEnded = false
+    /// Connection state recovery (issue 15): this socket's chain (`pid`) and the position written
+    /// to it; nil while not connected or when recovery is off.
+    private(set) var recoveryChain: RecoveryChain?
+    /// Published events held while the session is being recovered (written after the replay,
+    /// without the ones it covers); nil when events go straight to the client.
+    private var held: [(frame: [UInt8], mark: DeliveryMark?)]?
+    private var heldOverflowed = false
+    /// Most events held during a recovery; beyond, the recovery becomes a resync.
+    static let maxHeldEvents = 10_000
     /// This socket's typing indicators, created by the first `typing` (see `SocketMessaging`).
     var typing: TypingRelay?
     /// Keeps this socket's commands on the stream in the order it sent them; made by the first command.
     var commandLane: CommandLane?
 
-    init(connection: WebSocketConnection, host: any SocketSessionHost, headerToken: String?, clientAddress: String) {
-        self.connection = connection
+    init(link: any EngineLink, engineID: String, host: any SocketSessionHost, headerToken: String?, clientAddress: String) {
+        self.link = link
         self.clientAddress = clientAddress
         self.host = host
-        engineID = SecureRandom.token(byteCount: 15)
+        self.engineID = engineID
         machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken, now: Self.instant(host.clock))
         heartbeat = EngineIOHeartbeat(interval: host.configuration.pingInterval.nanosecondsSaturated,
                                       timeout: host.configuration.pingTimeout.nanosecondsSaturated)
@@ -54,27 +69,33 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     // MARK: Lifecycle
 
-    func start(leftover: [UInt8]) {
-        connection.delegate = self
+    /// Sends the open packet and starts the heartbeat and the connect deadline; a polling session
+    /// offers the upgrade to WebSocket. The caller then starts reading the transport.
+    func start(upgrades: [String] = []) {
         let open: JSONValue = [
             "sid": .string(engineID),
-            "upgrades": [],
+            "upgrades": .array(upgrades.map { .string($0) }),
             "pingInterval": .int(host.configuration.pingInterval.wholeMilliseconds),
             "pingTimeout": .int(host.configuration.pingTimeout.wholeMilliseconds),
             "maxPayload": .int(Int64(host.configuration.maxPayloadBytes)),
         ]
-        connection.send(text: EngineIOPacket.open(open).encoded)
+        link.sendPacket(EngineIOPacket.open(open).encoded)
         perform(heartbeat.start(now: clock.now()))
         perform(machine.start())
-        connection.start(leftover: leftover)
     }
 
-    /// Graceful shutdown: WebSocket close 1001 ("going away"), which stock clients treat as a lost
-    /// transport and answer by reconnecting (through the load balancer, to another gateway). An
-    /// Engine.IO close packet is deliberately not sent first: python-engineio reads it as a server
-    /// disconnect and then does not reconnect at all.
+    /// The client completed the upgrade from long-polling: the WebSocket carries the session from
+    /// now on, starting with the packets that were waiting for a poll.
+    func upgraded(to connection: WebSocketConnection, queued: [[UInt8]]) {
+        link = connection
+        upgraded = true
+        connection.delegate = self
+        for packet in queued { connection.sendFrame(WebSocketFrameEncoder.frame(.text, payload: packet)) }
+    }
+
+    /// Graceful shutdown: the client reconnects, through the load balancer, to another gateway.
     func shutdown() {
-        connection.close(code: WebSocketCloseCode.goingAway, reason: "server shutting down")
+        link.goAway()
     }
 
     /// A token or session of this socket's user was revoked.
@@ -90,7 +111,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     }
 
     private func send(_ packet: SocketIOPacket) {
-        connection.sendFrame(Self.frame(for: packet))
+        link.sendSharedFrame(Self.frame(for: packet))
     }
 
     /// Emits an event to this client.
@@ -98,10 +119,50 @@ final class SocketSession: WebSocketConnectionDelegate {
         send(.event(event.name, [data]))
     }
 
-    /// A frame published on the user's channel, already encoded.
-    func sendPublished(_ frame: [UInt8]) {
+    /// A frame published on the user's channel, already encoded; `mark` when it is a message or a
+    /// change (it moves the recovery offset).
+    func sendPublished(_ frame: [UInt8], mark: DeliveryMark? = nil) {
+        if held != nil { return hold(frame, mark) }
         guard machine.isConnected else { return }
-        connection.sendFrame(frame)
+        link.sendSharedFrame(frame)
+        if let mark, advance(mark) { sendOffset() }
+    }
+
+    private func hold(_ frame: [UInt8], _ mark: DeliveryMark?) {
+        guard (held?.count ?? 0) < Self.maxHeldEvents else {
+            heldOverflowed = true
+            return
+        }
+        held?.append((frame, mark))
+    }
+
+    /// Moves the recovery position past `mark`; true when it moved.
+    private func advance(_ mark: DeliveryMark) -> Bool {
+        guard var chain = recoveryChain else { return false }
+        let moved: Bool
+        switch mark {
+        case .message(let conversation, let seq): moved = chain.offset.record(conversation: conversation, seq: seq)
+        case .change(let conversation, let version): moved = chain.offset.record(conversation: conversation, version: version)
+        }
+        recoveryChain = chain
+        return moved
+    }
+
+    /// Whether `mark` is already covered by this socket's position (written before).
+    private func covered(_ mark: DeliveryMark) -> Bool {
+        guard let offset = recoveryChain?.offset else { return false }
+        switch mark {
+        case .message(let conversation, let seq): return offset.covers(conversation: conversation, seq: seq)
+        case .change(let conversation, let version): return offset.covers(conversation: conversation, version: version)
+        }
+    }
+
+    /// Writes the client's new recovery offset (`recoveryOffset "<offset>"`).
+    private func sendOffset() {
+        guard var chain = recoveryChain else { return }
+        chain.offset.madeAtMilliseconds = clock.wallMilliseconds()
+        recoveryChain = chain
+        send(.event(SocketEvent.recoveryOffset.name, [.string(chain.offset.encoded)]))
     }
 
     /// Answers the client's event `ackID` with `arguments` (`43<ackID>[...]`).
@@ -133,22 +194,39 @@ final class SocketSession: WebSocketConnectionDelegate {
         send(SocketSessionMachine.errorPacket(error, ackID: ackID))
     }
 
-    // MARK: WebSocketConnectionDelegate
+    // MARK: Input
 
     func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
         switch message {
         case .binary: perform(machine.receivedBinary())
-        case .text(let text):
-            // The heartbeat's pong, which every idle socket sends once per interval, goes straight to
-            // the heartbeat: no clock pair, no action list (the machine would only say .pongReceived).
-            if text.utf8.count == 1, text.utf8.first == UInt8(ascii: "3"), machine.state != .closed {
-                return perform(heartbeat.pongReceived(now: clock.now()))
-            }
-            perform(machine.received(text: text, now: now()))
+        case .text(let text): receivedText(text)
         }
     }
 
+    /// One Engine.IO packet from the client (a WebSocket message, or one packet of a `POST`).
+    func receivedText(_ text: String) {
+        // The heartbeat's pong, which every idle socket sends once per interval, goes straight to
+        // the heartbeat: no clock pair, no action list (the machine would only say .pongReceived).
+        if text.utf8.count == 1, text.utf8.first == UInt8(ascii: "3"), machine.state != .closed {
+            return perform(heartbeat.pongReceived(now: clock.now()))
+        }
+        // Long-polling carries binary as `b<base64>`: refused as a binary WebSocket message is.
+        if text.utf8.first == UInt8(ascii: "b") { return perform(machine.receivedBinary()) }
+        perform(machine.received(text: text, now: now()))
+    }
+
     func webSocketDidClose(_ connection: WebSocketConnection, code: UInt16) {
+        transportClosed()
+    }
+
+    /// The transport is gone (called once): timers stop and the gateway forgets the session.
+    func transportClosed() {
+        end(remember: true)
+    }
+
+    private func end(remember: Bool) {
+        guard !transportEnded else { return }
+        transportEnded = true
         if let heartbeatTimer { clock.cancel(heartbeatTimer) }
         if let deadlineTimer { clock.cancel(deadlineTimer) }
         for timer in serverAckTimers.values { clock.cancel(timer) }
@@ -158,9 +236,76 @@ final class SocketSession: WebSocketConnectionDelegate {
         // The typist is gone: its receivers get stopTyping now rather than after the timeout.
         typing?.stopAll()
         typing = nil
+        // A socket that closes while this gateway lives may recover within the window.
+        if remember, let chain = recoveryChain, let userID = admittedUserID { host.recovery?.remember(pid: chain.pid, userID: userID) }
+        held = nil
         machine.closed()
         host.sessionClosed(self, userID: admittedUserID)
         admittedUserID = nil
+    }
+
+    // MARK: Hand-over (a WebSocket upgrade that reached another gateway, issue 15)
+
+    /// Whom the session is connected as, for a hand-over; nil until its CONNECT succeeded.
+    var handOverPrincipal: Principal? { machine.principal }
+
+    /// The session leaves this gateway: its state for the gateway taking it, and it ends here
+    /// without a trace for the client (no close, no recovery record). nil unless connected.
+    func handOver() -> JSONObject? {
+        guard let principal = machine.principal else { return nil }
+        var snapshot: JSONObject = [
+            "engineId": .string(engineID), "principal": .object(principal.handOverFields), "socketId": .string(machine.socketID),
+        ]
+        if let chain = recoveryChain {
+            snapshot["pid"] = .string(chain.pid)
+            snapshot["offset"] = .string(chain.offset.encoded)
+        }
+        end(remember: false)
+        return snapshot
+    }
+
+    /// Holds published events from now on (the user's channels are being subscribed here while
+    /// the session still runs on the other gateway).
+    func holdForTransfer() {
+        held = []
+    }
+
+    /// Takes over a session handed over by the gateway that owned it: its state, then the packets
+    /// that waited for a poll, then the events held here that the other gateway had not written.
+    func adopt(_ snapshot: JSONObject, principal: Principal) {
+        let now = now()
+        upgraded = true
+        perform(machine.transferred(principal, socketID: snapshot["socketId"]?.stringValue ?? SecureRandom.token(byteCount: 15),
+                                    pid: snapshot["pid"]?.stringValue, now: now))
+        admittedUserID = principal.userID
+        if case .string(let pid)? = snapshot["pid"] {
+            let offset = snapshot["offset"]?.stringValue.flatMap(RecoveryOffset.init(encoded:))
+                ?? RecoveryOffset(madeAtMilliseconds: now.wallMilliseconds)
+            recoveryChain = RecoveryChain(pid: pid, offset: offset)
+        }
+        perform(heartbeat.start(now: clock.now()))
+        for packet in snapshot["queued"]?.arrayValue ?? [] {
+            if let text = packet.stringValue { link.sendPacket(text) }
+        }
+        let heldEvents = held ?? []
+        held = nil
+        var moved = false
+        for (frame, mark) in heldEvents {
+            if let mark {
+                guard !covered(mark) else { continue }
+                link.sendSharedFrame(frame)
+                moved = advance(mark) || moved
+            } else {
+                link.sendSharedFrame(frame)
+            }
+        }
+        if moved { sendOffset() }
+    }
+
+    /// The hand-over failed after this session subscribed: it ends here without a trace.
+    func abandonTransfer() {
+        held = nil
+        end(remember: false)
     }
 
     // MARK: Actions
@@ -172,15 +317,15 @@ final class SocketSession: WebSocketConnectionDelegate {
     private func perform(_ action: SocketSessionMachine.Action) {
         switch action {
         case .sendEngineIO(let packet):
-            connection.send(text: packet.encoded)
+            link.sendPacket(packet.encoded)
         case .send(let packet):
             send(packet)
         case .pongReceived:
             perform(heartbeat.pongReceived(now: clock.now()))
         case .close(let code, let reason):
-            connection.close(code: code, reason: reason)
-        case .admit(let principal):
-            Task { @LoopActor in await self.admit(principal) }
+            link.closeLink(code: code, reason: reason)
+        case .admit(let principal, let recovery):
+            Task { @LoopActor in await self.admit(principal, recovery: recovery) }
         case .confirmToken(let principal, let ackID):
             Task { @LoopActor in await self.confirm(principal, ackID: ackID) }
         case .armDeadline(let delay):
@@ -211,16 +356,68 @@ final class SocketSession: WebSocketConnectionDelegate {
     }
 
     /// CONNECT with a valid token: subscribe the user's channel first (so a revocation published
-    /// from now on reaches this socket), then check revocation and the account.
-    private func admit(_ principal: Principal) async {
+    /// from now on reaches this socket), then check revocation and the account. A client that
+    /// presents a recovery `pid` gets what it missed: published events are held from the
+    /// subscription on, the replay is read from Postgres, then both are written after the CONNECT
+    /// answer, the held ones without those the replay covers.
+    private func admit(_ principal: Principal, recovery request: SocketSessionMachine.RecoveryRequest?) async {
+        let recovery = host.recovery
+        if request != nil && recovery != nil { held = [] }
         if let refusal = await host.admit(self, principal: principal) {
+            held = nil
             perform(machine.refused(refusal))
             if machine.principal == nil { host.release(self, userID: principal.userID) }
             return
         }
-        perform(machine.admitted(socketID: SecureRandom.token(byteCount: 15), now: now()))
+        var pid: String?
+        var replay: [SessionRecovery.ReplayedEvent] = []
+        var resync: String?
+        if let recovery {
+            let nowMilliseconds = clock.wallMilliseconds()
+            if let request {
+                switch await recovery.recover(request, userID: principal.userID, nowMilliseconds: nowMilliseconds) {
+                case .recovered(_, let offset, let events) where !heldOverflowed:
+                    pid = request.pid
+                    recoveryChain = RecoveryChain(pid: request.pid, offset: offset)
+                    replay = events
+                case .recovered:
+                    resync = "too_many_missed_events"
+                case .resync(let reason):
+                    resync = reason
+                }
+                GatewayMetrics.recoveries.increment(resync == nil ? "recovered" : "resync")
+            }
+            if pid == nil {
+                let fresh = recovery.newPID(userID: principal.userID, nowMilliseconds: nowMilliseconds)
+                pid = fresh
+                recoveryChain = RecoveryChain(pid: fresh, offset: RecoveryOffset(madeAtMilliseconds: nowMilliseconds))
+            }
+        }
+        let heldEvents = held ?? []
+        held = nil
+        heldOverflowed = false
+        perform(machine.admitted(socketID: SecureRandom.token(byteCount: 15), pid: pid, now: now()))
         // Refused after all (a revocation arrived during the checks), or closed meanwhile.
-        if machine.principal != principal { host.release(self, userID: principal.userID) }
+        guard machine.principal == principal else {
+            recoveryChain = nil
+            return host.release(self, userID: principal.userID)
+        }
+        var moved = false
+        for event in replay {
+            send(.event(event.event.name, [event.data]))
+            moved = advance(event.mark) || moved
+        }
+        for (frame, mark) in heldEvents {
+            if let mark {
+                guard !covered(mark) else { continue }
+                link.sendSharedFrame(frame)
+                moved = advance(mark) || moved
+            } else {
+                link.sendSharedFrame(frame)
+            }
+        }
+        if moved { sendOffset() }
+        if let resync { emit(.resync, ["reason": .string(resync)]) }
     }
 
     private func confirm(_ principal: Principal, ackID: Int64?) async {
@@ -242,11 +439,11 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .schedule(let deadline):
             armHeartbeat(deadline)
         case .ping(let deadline):
-            connection.sendFrame(Self.pingFrame)
+            link.sendSharedFrame(Self.pingFrame)
             armHeartbeat(deadline)
         case .timedOut:
             heartbeatTimer = nil
-            connection.close(code: WebSocketCloseCode.goingAway, reason: "ping timeout")
+            link.closeLink(code: WebSocketCloseCode.goingAway, reason: "ping timeout")
         }
     }
 

@@ -11,6 +11,8 @@ protocol SocketSessionHost: AnyObject {
     var sessionConfiguration: SocketSessionMachine.SharedConfiguration { get }
     /// Time and timers of the sessions.
     var clock: any LoopClock { get }
+    /// Connection state recovery (issue 15); nil when it is off.
+    var recovery: SessionRecovery? { get }
     /// The checks of a CONNECT whose token verified (subscription, revocation, the account): nil
     /// when admitted, the refusal otherwise. An admitted-then-refused session is released with
     /// `release(_:userID:)`.

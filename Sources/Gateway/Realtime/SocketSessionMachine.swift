@@ -48,6 +48,13 @@ struct SocketSessionMachine {
         case closed
     }
 
+    /// What a reconnecting Socket.IO 4.6+ client presents in its CONNECT auth: the private session
+    /// id and the last offset it got (both as given, bounded; checked by the session's host).
+    struct RecoveryRequest: Sendable, Equatable {
+        var pid: String
+        var offset: String?
+    }
+
     /// A gateway event for the session to route (messaging, presence).
     struct EventRequest: Sendable, Equatable {
         var event: SocketEvent
@@ -69,8 +76,9 @@ struct SocketSessionMachine {
         /// Close the WebSocket.
         case close(code: UInt16, reason: String)
         /// CONNECT carried a valid token: subscribe the user's channel, check revocation and that
-        /// the account exists, then call `admitted` or `refused`.
-        case admit(Principal)
+        /// the account exists (and recover the session the client names, issue 15), then call
+        /// `admitted` or `refused`.
+        case admit(Principal, recovery: RecoveryRequest?)
         /// `authenticate` carried a valid token: check revocation, then `reauthenticated` or
         /// `reauthenticationFailed`.
         case confirmToken(Principal, ackID: Int64?)
@@ -105,6 +113,8 @@ struct SocketSessionMachine {
     private(set) var state = State.awaitingConnect
     /// The Socket.IO session id given at CONNECT.
     private(set) var socketID = ""
+    /// The recovery pid the CONNECT answer named (issue 15), repeated by a second CONNECT.
+    private var pid: String?
     /// The upgrade request's bearer token, kept only until CONNECT succeeds.
     private var headerToken: String?
     private var budget: SocketEventBudget?
@@ -249,7 +259,7 @@ struct SocketSessionMachine {
         }
         switch state {
         case .awaitingConnect: break
-        case .connected: return [.send(.connect(sid: socketID))]  // idempotent
+        case .connected: return [.send(.connect(sid: socketID, pid: pid))]  // idempotent
         case .authenticating, .closed: return []
         }
         var token = headerToken
@@ -265,20 +275,43 @@ struct SocketSessionMachine {
             return [.send(.connectError(message: error.message, code: error.code.name))]
         }
         state = .authenticating(principal)
-        return [.admit(principal)]
+        return [.admit(principal, recovery: Self.recoveryRequest(packet.payload))]
     }
 
-    /// The checks of `admit` passed: the socket is connected.
-    mutating func admitted(socketID: String, now: Instant) -> [Action] {
+    /// `pid` and `offset` of a CONNECT auth object, when they are strings of sane length.
+    private static func recoveryRequest(_ payload: JSONValue?) -> RecoveryRequest? {
+        guard case .object(let auth)? = payload, case .string(let pid)? = auth["pid"],
+              !pid.isEmpty, pid.utf8.count <= RecoveryPID.maxEncodedLength else { return nil }
+        var offset: String?
+        if case .string(let given)? = auth["offset"], given.utf8.count <= RecoveryOffset.maxEncodedLength { offset = given }
+        return RecoveryRequest(pid: pid, offset: offset)
+    }
+
+    /// The checks of `admit` passed: the socket is connected (its CONNECT answer names `pid` when
+    /// the session can be recovered later).
+    mutating func admitted(socketID: String, pid: String? = nil, now: Instant) -> [Action] {
         guard case .authenticating(let principal) = state else { return [] }
         if isRevoked(principal) {
             return refused(APIError(.tokenRevoked))
         }
         state = .connected(principal)
         self.socketID = socketID
+        self.pid = pid
         headerToken = nil
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
-        return [.armDeadline(after: clampTimer(.milliseconds(remaining))), .send(.connect(sid: socketID)), .didConnect(principal)]
+        return [.armDeadline(after: clampTimer(.milliseconds(remaining))), .send(.connect(sid: socketID, pid: pid)), .didConnect(principal)]
+    }
+
+    /// A session connected on another gateway and handed over here when its client upgraded to a
+    /// WebSocket that reached this gateway (issue 15): connected as `principal` from the start.
+    mutating func transferred(_ principal: Principal, socketID: String, pid: String?, now: Instant) -> [Action] {
+        guard state == .awaitingConnect else { return [] }
+        state = .connected(principal)
+        self.socketID = socketID
+        self.pid = pid
+        headerToken = nil
+        let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
+        return [.armDeadline(after: clampTimer(.milliseconds(remaining)))]
     }
 
     /// The checks of `admit` failed: CONNECT_ERROR, and the socket may try again (until the connect

@@ -7,7 +7,8 @@ import Shared
 /// connected users. Every event published there is encoded once and written to each local socket.
 ///
 /// The same connection carries the gateway's own channel `chat:gw:{gatewayId}` (workers' replies to
-/// commands), subscribed for the process's lifetime and handed to `gatewayHandler`, and the room
+/// commands), subscribed for the process's lifetime and handed to its handler (so is the polling relay's
+/// channel `chat:relay:{token}`), and the room
 /// channels `chat:room:{id}` (issue 13): a room's channel is subscribed while a member of it has a
 /// local socket. A user's rooms are loaded when its first socket connects (before the CONNECT is
 /// answered, so "subscribe before sync" holds for rooms too) and follow the membership events on
@@ -39,8 +40,10 @@ final class UserChannels {
     private var routing = false
     private var subscriber: RedisSubscriber?
     private let logger: Logger
+    /// The gateway's own channels (command replies, polling relay) and their handlers.
+    private var ownChannels: [String: @LoopActor ([UInt8]) -> Void] = [:]
+    /// The command reply channel, whose subscription `gatewayChannelReady` reports.
     private var gatewayChannel: String?
-    private var gatewayHandler: (@LoopActor ([UInt8]) -> Void)?
     /// Whether the gateway channel is subscribed right now, i.e. replies can arrive.
     private(set) var gatewayChannelReady = false
     /// The delivery acks of room messages (issue 13), set by the composition root.
@@ -77,23 +80,29 @@ final class UserChannels {
         }
         subscriber.start()
         self.subscriber = subscriber
-        if let gatewayChannel { subscribeGatewayChannel(gatewayChannel) }
+        for channel in ownChannels.keys { subscribeOwnChannel(channel) }
     }
 
     /// Routes the payloads of the gateway's own channel to `handler`, subscribing it now (or as soon
     /// as the connection is up) and again after every reconnect.
     func listen(gatewayChannel channel: String, _ handler: @escaping @LoopActor ([UInt8]) -> Void) {
         gatewayChannel = channel
-        gatewayHandler = handler
-        if subscriber != nil { subscribeGatewayChannel(channel) }
+        listen(ownChannel: channel, handler)
     }
 
-    private func subscribeGatewayChannel(_ channel: String) {
+    /// Routes the payloads of another channel of this gateway alone (the polling relay's) to
+    /// `handler`, subscribed for the process's lifetime like the reply channel.
+    func listen(ownChannel channel: String, _ handler: @escaping @LoopActor ([UInt8]) -> Void) {
+        ownChannels[channel] = handler
+        if subscriber != nil { subscribeOwnChannel(channel) }
+    }
+
+    private func subscribeOwnChannel(_ channel: String) {
         guard let subscriber else { return }
         Task { @LoopActor [weak self] in
             do throws(RedisError) {
                 try await subscriber.subscribe(channel)
-                self?.gatewayChannelReady = true
+                if channel == self?.gatewayChannel { self?.gatewayChannelReady = true }
             } catch {
                 // Kept as a wish: the subscriber subscribes it on (re)connection, then onResubscribed runs.
             }
@@ -301,13 +310,13 @@ final class UserChannels {
     /// Returns the work to await before the next payload: a `roomJoined` whose room must be
     /// subscribed here first (its frame is written after).
     private func routeNow(channel: String, payload: [UInt8]) -> (@LoopActor () async -> Void)? {
-        if channel == gatewayChannel {
-            gatewayHandler?(payload)
+        if let handler = ownChannels[channel] {
+            handler(payload)
             return nil
         }
         if channel.hasPrefix(ChatChannels.presencePrefix) {
             if let user = Int64(channel.dropFirst(ChatChannels.presencePrefix.count)), let watchers = watchersByUser[user],
-               case .event(let event, let frame)? = Self.published(payload) {
+               case .event(let event, let frame, _)? = Self.published(payload) {
                 for session in watchers.values { session.sendPublished(frame) }
                 GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(watchers.count))
             }
@@ -320,10 +329,10 @@ final class UserChannels {
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
               socketsByUser[userID]?.isEmpty == false else { return nil }
         switch Self.published(payload) {
-        case .event(let event, let frame)?:
+        case .event(let event, let frame, let mark)?:
             let deliver: @LoopActor () -> Void = { [weak self] in
                 guard let sockets = self?.socketsByUser[userID] else { return }
-                for session in sockets.values { session.sendPublished(frame) }
+                for session in sockets.values { session.sendPublished(frame, mark: mark) }
                 GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
             }
             if event == SocketEvent.roomJoined.name || event == SocketEvent.roomLeft.name, let room = Self.roomOfMembershipEvent(payload) {
@@ -366,10 +375,11 @@ final class UserChannels {
             ackID = deliveryAcks.ackID(messageID: id, room: room, seq: seq)
         }
         let frame = SocketSession.frame(for: .event(event, [data], ackID: ackID))
+        let mark = DeliveryMark.of(event: event, data: data)
         var delivered = 0
         for user in members where user != except {
             for session in socketsByUser[user]?.values ?? [:].values {
-                session.sendPublished(frame)
+                session.sendPublished(frame, mark: mark)
                 delivered += 1
             }
         }
@@ -387,8 +397,9 @@ final class UserChannels {
 
     /// What a user channel carries.
     enum Published {
-        /// An event for the user's sockets: its name (for metrics) and its WebSocket frame.
-        case event(String, [UInt8])
+        /// An event for the user's sockets: its name (for metrics), its WebSocket frame, and its
+        /// mark when it is a message or a change (recovery offsets).
+        case event(String, [UInt8], DeliveryMark?)
         case control(UserChannelControl)
     }
 
@@ -399,7 +410,7 @@ final class UserChannels {
 
     /// The event name (for metrics) and the frame of a published event; nil as for `eventFrame`.
     nonisolated static func publishedEvent(_ payload: [UInt8]) -> (event: String, frame: [UInt8])? {
-        guard case .event(let event, let frame)? = published(payload) else { return nil }
+        guard case .event(let event, let frame, _)? = published(payload) else { return nil }
         return (event, frame)
     }
 
@@ -409,7 +420,7 @@ final class UserChannels {
         // A name Socket.IO reserves (`disconnect`, ...) would make a frame clients refuse: malformed.
         if case .string(let event)? = object["event"], !event.isEmpty, !SocketIOPacket.reservedEventNames.contains(event) {
             let data = object["data"] ?? .null
-            return .event(event, SocketSession.frame(for: .event(event, [data])))
+            return .event(event, SocketSession.frame(for: .event(event, [data])), DeliveryMark.of(event: event, data: data))
         }
         return UserChannelControl.parse(object).map { .control($0) }
     }

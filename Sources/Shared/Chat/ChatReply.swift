@@ -16,6 +16,9 @@ package enum ChatChannels {
     package static let userPrefix = "chat:user:"
     /// Replies and control messages for one gateway.
     package static func gateway(_ gatewayID: String) -> String { "chat:gw:\(gatewayID)" }
+    /// Long-polling requests relayed to the gateway owning their session, and the answers back
+    /// (issue 15); `route` starts every Engine.IO session id that gateway issues.
+    package static func relay(_ route: String) -> String { "chat:relay:\(route)" }
     /// Every event for the members of one room (issue 13): a gateway subscribes it while it holds
     /// a socket of a member.
     package static func room(_ roomID: Int64) -> String { roomPrefix + String(roomID) }

@@ -178,5 +178,11 @@ package enum ChatSchema {
                 ADD COLUMN avatar_url text CONSTRAINT users_avatar_url_length CHECK (octet_length(avatar_url) <= 2048),
                 ADD COLUMN status_text text CONSTRAINT users_status_text_length CHECK (char_length(status_text) <= 140);
             """),
+        // When a message last changed (edit, delete, reaction; issue 15): connection state recovery
+        // replays the changes made while a socket was away. Partial: most messages never change.
+        PostgresMigration(version: 13, name: "message_changed_at", sql: """
+            ALTER TABLE messages ADD COLUMN changed_at timestamptz;
+            CREATE INDEX messages_changed_idx ON messages (conversation_id, changed_at) WHERE changed_at IS NOT NULL;
+            """),
     ]
 }

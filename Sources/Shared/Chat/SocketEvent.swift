@@ -95,8 +95,11 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
     package static let pong = SocketEvent("pong")
     /// A problem with something the client sent, or why the socket is closing.
     package static let error = SocketEvent("error")
-    /// The gateway's subscription came back: reload state.
+    /// The gateway's subscription came back, or a session could not be recovered: reload state.
     package static let resync = SocketEvent("resync")
+    /// The client's new connection state recovery offset (issue 15), after a message or change
+    /// event: a Socket.IO 4.6+ client keeps it and presents it when it reconnects.
+    package static let recoveryOffset = SocketEvent("recoveryOffset")
     /// The client's online contacts (after CONNECT, or for `getOnlineUsers`).
     package static let onlineUsers = SocketEvent("onlineUsers")
     /// A contact's first connection opened.
@@ -164,7 +167,7 @@ package struct SocketEvent: Sendable, Hashable, CustomStringConvertible {
         .roomJoined, .roomLeft, .memberJoined, .memberLeft, .memberRoleChanged, .roomUpdated, .memberRead, .memberDelivered,
         .getRoom, .getMyRooms, .getPublicRooms, .getRoomMembers, .getRoomMessages, .getMessageReceipts, .getRoomPresence,
         .presenceSubscribe, .messageEdited, .messageDeleted, .searchMessages, .getConversations, .getUnreadCounts,
-        .reactionAdded, .reactionRemoved,
+        .reactionAdded, .reactionRemoved, .recoveryOffset,
     ]
 
     /// The client event named `name`, if the protocol has one.

@@ -133,6 +133,13 @@ extension SocketIOPacket {
         SocketIOPacket(type: .connect, namespace: namespace, payload: ["sid": .string(sid)])
     }
 
+    /// The server's CONNECT answer with connection state recovery (Socket.IO 4.6+):
+    /// `0{"sid":"...","pid":"..."}`; a client that reconnects presents `pid` and its last offset.
+    package static func connect(sid: String, pid: String?, namespace: String = "/") -> SocketIOPacket {
+        guard let pid else { return connect(sid: sid, namespace: namespace) }
+        return SocketIOPacket(type: .connect, namespace: namespace, payload: ["sid": .string(sid), "pid": .string(pid)])
+    }
+
     /// A client's CONNECT request, `0` or `0{"token":"..."}` with an auth object.
     package static func connect(auth: JSONObject? = nil, namespace: String = "/") -> SocketIOPacket {
         SocketIOPacket(type: .connect, namespace: namespace, payload: auth.map { .object($0) })

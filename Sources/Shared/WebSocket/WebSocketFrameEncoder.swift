@@ -91,6 +91,32 @@ package enum WebSocketFrameEncoder {
         frame(.text, payload: string.utf8)
     }
 
+    /// The payload of one unmasked, unfragmented frame built here (`text`, `frame`): what a
+    /// transport other than WebSocket (long-polling) sends of a frame encoded once for many sockets.
+    /// nil when `frame` is not such a frame.
+    package static func payload(ofUnmaskedFrame frame: [UInt8]) -> ArraySlice<UInt8>? {
+        guard frame.count >= 2, frame[0] & 0x80 != 0, frame[1] & 0x80 == 0 else { return nil }
+        let header: Int
+        switch frame[1] & 0x7F {
+        case 126: header = 4
+        case 127: header = 10
+        default: header = 2
+        }
+        guard frame.count >= header, frame.count == header + declaredLength(frame) else { return nil }
+        return frame[header...]
+    }
+
+    private static func declaredLength(_ frame: [UInt8]) -> Int {
+        switch frame[1] & 0x7F {
+        case 126: return Int(frame[2]) << 8 | Int(frame[3])
+        case 127:
+            var length: UInt64 = 0
+            for index in 2..<10 { length = length << 8 | UInt64(frame[index]) }
+            return length > UInt64(Int.max / 2) ? -1 : Int(length)
+        case let short: return Int(short)
+        }
+    }
+
     /// An unmasked, unfragmented binary message.
     package static func binary(_ bytes: [UInt8]) -> [UInt8] {
         frame(.binary, payload: bytes)

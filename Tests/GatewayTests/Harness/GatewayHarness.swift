@@ -62,7 +62,7 @@ final class GatewayHarness {
         redis.start()
         services = GatewayServices(configuration: configuration, database: database, redis: redis, logger: logger, clock: clock)
         services.realtime.start(redis: redisConfiguration)
-        server = HTTPServer(configuration: configuration.http, responder: services.router, logger: logger, clock: clock)
+        server = HTTPServer(configuration: configuration.http, responder: services.frontDoor, logger: logger, clock: clock)
         server.upgrader = services.realtime
         addressPrefix = "10.\(UInt8.random(in: 0...255)).\(UInt8.random(in: 0...255))."
         // The reply channel must be subscribed before commands are accepted.
