@@ -182,6 +182,9 @@ import Testing
         #expect(SocketSessionMachine.deliveryAckID(messageID: 41) == 83)
         #expect(SocketSessionMachine.messageID(deliveryAckID: 83) == 41)
         #expect(SocketSessionMachine.messageID(deliveryAckID: 82) == nil)
+        // Found by fuzzing: ack id 1 would name message 0, which no message has.
+        #expect(SocketSessionMachine.messageID(deliveryAckID: 1) == nil)
+        #expect(SocketSessionMachine.messageID(deliveryAckID: 3) == 1)
         #expect(SocketSessionMachine.deliveryAckID(messageID: 0) == nil)
         #expect(SocketSessionMachine.deliveryAckID(messageID: 1 << 52) == nil, "beyond what a JavaScript number holds exactly")
         let largest = try #require(SocketSessionMachine.deliveryAckID(messageID: (1 << 52) - 1))

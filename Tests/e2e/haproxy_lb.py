@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import pathlib
 import shutil
 import signal
@@ -23,7 +24,7 @@ GENERATOR = REPO / "scripts" / "lib" / "haproxy-config.sh"
 class HAProxy:
     """One haproxy process on 127.0.0.1 (random ports) balancing over the given gateway ports."""
 
-    def __init__(self, work_dir: pathlib.Path, gateway_ports: list[int]):
+    def __init__(self, work_dir: pathlib.Path, gateway_ports: list[int], balance: str | None = None):
         binary = shutil.which("haproxy")
         if binary is None:
             raise RuntimeError("haproxy not found on PATH: install the Debian package haproxy "
@@ -35,8 +36,9 @@ class HAProxy:
         self.config = work_dir / "haproxy.cfg"
         self.log_path = work_dir / "haproxy.log"
         servers = [f"127.0.0.1:{p}" for p in gateway_ports]
+        env = {**os.environ, "HAPROXY_BALANCE": balance} if balance else None
         gen = subprocess.run(["bash", str(GENERATOR), str(self.port), str(self.stats_port), *servers],
-                             capture_output=True, text=True, timeout=30)
+                             capture_output=True, text=True, timeout=30, env=env)
         if gen.returncode != 0:
             raise RuntimeError(f"haproxy-config.sh failed: {gen.stderr}")
         self.config.write_text(gen.stdout)

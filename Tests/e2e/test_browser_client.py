@@ -1,5 +1,6 @@
 """The official browser Socket.IO client (socket.io-client 4.8.3 from ../shared/clients/) in
-headless Chromium against two gateways and two workers behind haproxy, with no sticky sessions
+headless Chromium against two gateways and two workers behind haproxy in round robin, with no
+sticky sessions
 (issue 15): default options connect over long-polling and upgrade to WebSocket; polling alone
 carries a whole conversation; the page, served from another origin, calls the REST API through
 CORS; a page on an origin that is not allowed is refused."""
@@ -75,7 +76,7 @@ def other_site():
 @pytest.fixture(scope="module")
 def lb_cluster(module_procs, site, tmp_path_factory):
     cluster = start_cluster(module_procs, gateway_env={"ALLOWED_ORIGINS": site.origin})
-    lb = HAProxy(tmp_path_factory.mktemp("haproxy"), [gw.port for gw in cluster.gateways])
+    lb = HAProxy(tmp_path_factory.mktemp("haproxy"), [gw.port for gw in cluster.gateways], balance="roundrobin")
     yield cluster, lb
     lb.stop()
 

@@ -26,7 +26,7 @@ def setup(procs, tmp_path):
     site = StaticSite({"client.html": PAGE})
     cluster = start_cluster(procs, gateway_env={"ALLOWED_ORIGINS": site.origin})
     (tmp_path / "haproxy").mkdir()
-    lb = HAProxy(tmp_path / "haproxy", [gw.port for gw in cluster.gateways])
+    lb = HAProxy(tmp_path / "haproxy", [gw.port for gw in cluster.gateways], balance="roundrobin")
     browser = Chromium(tmp_path / "chromium")
     yield cluster, lb, site, browser
     browser.close()

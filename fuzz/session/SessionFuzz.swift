@@ -361,6 +361,8 @@ private struct SessionProgram {
         var closes = false
         for action in actions {
             switch action {
+            case .deliveryAcknowledged(let messageID, _):
+                invariant(messageID > 0, "delivery ack of message \(messageID)")
             case .send(let packet):
                 let decoded = Result { () throws(SocketIOParseError) in try SocketIOPacket.decode(packet.encoded) }
                 guard case .success(let again) = decoded else {
@@ -374,8 +376,12 @@ private struct SessionProgram {
                 invariant(decoded == .success(packet), "sent Engine.IO packet does not decode back: \(packet) -> \(decoded)")
             case .close:
                 closes = true
-            case .admit(let principal):
+            case .admit(let principal, let recovery):
                 invariant(call == .received, ".admit from \(call)")
+                if let recovery {
+                    invariant(!recovery.pid.isEmpty && recovery.pid.utf8.count <= RecoveryPID.maxEncodedLength, "recovery pid out of bounds")
+                    invariant((recovery.offset?.utf8.count ?? 0) <= RecoveryOffset.maxEncodedLength, "recovery offset out of bounds")
+                }
                 invariant(machine.state == .authenticating(principal), ".admit but state \(machine.state)")
                 checkTimes(principal)
                 admitting = principal
@@ -429,7 +435,7 @@ private struct SessionProgram {
         do {
             let message = try MessagePayload.send(argument, senderID: user, maxContentLength: ChatLimits.maxContentLength,
                                                   generatedClientMsgID: { "generated-1" })
-            invariant(message.receiverID > 0 && message.receiverID != user, "send to \(message.receiverID) by \(user)")
+            if let receiver = message.receiverID { invariant(receiver > 0 && receiver != user, "send to \(receiver) by \(user)") }
             do { try message.validate() } catch { fatalError("parsed message fails validate: \(error.message)") }
             _ = message.json.jsonString
         } catch {
@@ -448,8 +454,10 @@ private struct SessionProgram {
             _ = error.message
         }
         do {
-            let receiver = try MessagePayload.typingReceiver(argument, senderID: user)
-            invariant(receiver > 0 && receiver != user, "typingReceiver gave \(receiver) for \(user)")
+            switch try MessagePayload.typingTarget(argument, senderID: user) {
+            case .user(let receiver): invariant(receiver > 0 && receiver != user, "typingTarget gave user \(receiver) for \(user)")
+            case .room(let room): invariant(room > 0, "typingTarget gave room \(room)")
+            }
         } catch {
             _ = error.message
         }

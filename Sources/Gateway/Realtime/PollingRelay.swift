@@ -28,8 +28,6 @@ final class PollingRelay {
     private var pending: [String: (completion: @LoopActor (JSONObject?) -> Void, timer: TimerHandle)] = [:]
     private var nextRequest: UInt64 = 0
 
-    /// Longest route.
-    nonisolated static let maxRouteLength = 32
 
     init(route: String?, redis: RedisClient, deadline: Duration, clock: any LoopClock, logger: Logger) {
         self.route = route ?? SecureRandom.token(byteCount: 6)
@@ -47,24 +45,11 @@ final class PollingRelay {
     /// The route of the gateway owning `sid`; nil when `sid` cannot be a session id.
     nonisolated static func owner(of sid: String) -> String? {
         let utf8 = sid.utf8
-        guard utf8.count <= maxRouteLength + 1 + 64, let dot = utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
+        guard utf8.count <= RealtimeConfiguration.maxRouteLength + 1 + 64, let dot = utf8.firstIndex(of: UInt8(ascii: ".")) else { return nil }
         let route = utf8[..<dot]
-        guard !route.isEmpty, route.count <= maxRouteLength, route.allSatisfy(isURLSafe),
-              utf8[utf8.index(after: dot)...].allSatisfy(isURLSafe) else { return nil }
+        guard !route.isEmpty, route.count <= RealtimeConfiguration.maxRouteLength, route.allSatisfy(RealtimeConfiguration.isURLSafe),
+              utf8[utf8.index(after: dot)...].allSatisfy(RealtimeConfiguration.isURLSafe) else { return nil }
         return String(route)
-    }
-
-    /// Whether `route` may name a gateway (`GATEWAY_ROUTE`): 1 to 32 of `A-Z a-z 0-9 - _`.
-    nonisolated static func isValidRoute(_ route: String) -> Bool {
-        !route.isEmpty && route.utf8.count <= maxRouteLength && route.utf8.allSatisfy(isURLSafe)
-    }
-
-    nonisolated private static func isURLSafe(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "_"): true
-        default: false
-        }
     }
 
     /// Requests relayed so far and waiting (metrics, tests).
@@ -130,7 +115,8 @@ final class PollingRelay {
             clock.cancel(entry.timer)
             return entry.completion(message)
         }
-        guard case .string(let from)? = message["from"], Self.isValidRoute(from), case .string(let sid)? = message["sid"], let serve else {
+        guard case .string(let from)? = message["from"], RealtimeConfiguration.isValidRoute(from),
+              case .string(let sid)? = message["sid"], let serve else {
             return logger.warn("dropped a malformed relay request", ["bytes": .int(Int64(payload.count))])
         }
         serve(op, sid, message) { [redis] answer in

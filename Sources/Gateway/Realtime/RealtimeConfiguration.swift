@@ -43,12 +43,29 @@ struct RealtimeConfiguration: Sendable {
         self.webSocket = webSocket
         recoveryWindow = try reader.milliseconds("RECOVERY_WINDOW_MS", in: 0...86_400_000)
         route = reader.optionalString("GATEWAY_ROUTE")
-        if let route, !PollingRelay.isValidRoute(route) {
-            throw ConfigurationError("GATEWAY_ROUTE", "must be 1 to \(PollingRelay.maxRouteLength) characters of A-Z a-z 0-9 - _")
+        if let route, !Self.isValidRoute(route) {
+            throw ConfigurationError("GATEWAY_ROUTE", "must be 1 to \(Self.maxRouteLength) characters of A-Z a-z 0-9 - _")
         }
         eventBudget = SocketEventBudget.Configuration(
             ratePerSecond: try reader.int("SOCKET_EVENT_RATE", in: SocketEventBudget.Configuration.rateRange),
             burst: try reader.int("SOCKET_EVENT_BURST", in: SocketEventBudget.Configuration.burstRange),
             floodRefusals: try reader.int("SOCKET_EVENT_FLOOD_CLOSE", in: SocketEventBudget.Configuration.floodRange))
+    }
+
+    /// Longest `GATEWAY_ROUTE`.
+    static let maxRouteLength = 32
+
+    /// Whether `route` may name a gateway (`GATEWAY_ROUTE`): 1 to 32 of `A-Z a-z 0-9 - _`.
+    static func isValidRoute(_ route: String) -> Bool {
+        !route.isEmpty && route.utf8.count <= maxRouteLength && route.utf8.allSatisfy(isURLSafe)
+    }
+
+    /// `A-Z a-z 0-9 - _`: what a session id is made of.
+    static func isURLSafe(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"): true
+        default: false
+        }
     }
 }

@@ -411,6 +411,8 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     /// elsewhere) and calls `completion` once they are gone or after `grace`.
     func shutdown(grace: Duration, completion: @escaping @LoopActor () -> Void) {
         draining = true
+        // Polls relayed to other gateways are answered now (503): their clients reconnect elsewhere.
+        relay?.close()
         var finished = false
         let finish: @LoopActor () -> Void = {
             guard !finished else { return }

@@ -157,6 +157,18 @@ final class SocketSession: WebSocketConnectionDelegate {
         }
     }
 
+    /// Writes events held during a recovery or a hand-over, but the messages and changes this
+    /// socket's position covers already; true when the position moved (or `moved` already).
+    private func writeHeld(_ events: [(frame: [UInt8], mark: DeliveryMark?)], moved: Bool) -> Bool {
+        var moved = moved
+        for (frame, mark) in events {
+            if let mark, covered(mark) { continue }
+            link.sendSharedFrame(frame)
+            if let mark { moved = advance(mark) || moved }
+        }
+        return moved
+    }
+
     /// Writes the client's new recovery offset (`recoveryOffset "<offset>"`).
     private func sendOffset() {
         guard var chain = recoveryChain else { return }
@@ -289,17 +301,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         }
         let heldEvents = held ?? []
         held = nil
-        var moved = false
-        for (frame, mark) in heldEvents {
-            if let mark {
-                guard !covered(mark) else { continue }
-                link.sendSharedFrame(frame)
-                moved = advance(mark) || moved
-            } else {
-                link.sendSharedFrame(frame)
-            }
-        }
-        if moved { sendOffset() }
+        if writeHeld(heldEvents, moved: false) { sendOffset() }
     }
 
     /// The hand-over failed after this session subscribed: it ends here without a trace.
@@ -407,16 +409,7 @@ final class SocketSession: WebSocketConnectionDelegate {
             send(.event(event.event.name, [event.data]))
             moved = advance(event.mark) || moved
         }
-        for (frame, mark) in heldEvents {
-            if let mark {
-                guard !covered(mark) else { continue }
-                link.sendSharedFrame(frame)
-                moved = advance(mark) || moved
-            } else {
-                link.sendSharedFrame(frame)
-            }
-        }
-        if moved { sendOffset() }
+        if writeHeld(heldEvents, moved: moved) { sendOffset() }
         if let resync { emit(.resync, ["reason": .string(resync)]) }
     }
 

@@ -469,7 +469,7 @@ struct SocketSessionMachine {
 
     /// The room message an odd ack id names.
     nonisolated static func messageID(deliveryAckID id: Int64) -> Int64? {
-        id > 0 && id & 1 == 1 ? id / 2 : nil
+        id > 1 && id & 1 == 1 ? id / 2 : nil  // message ids start at 1: ack id 3
     }
 
     /// Server ack `id` got no answer in time.
