@@ -143,9 +143,9 @@ async def hold(args) -> None:
     tasks = [asyncio.create_task(one(i)) for i in range(args.sessions)]
     while time.monotonic() < until and connected + failed < args.sessions:
         await asyncio.sleep(0.2)
-    print(json.dumps({"event": "ramp", "connected": connected, "failed": failed}), flush=True)
+    print(json.dumps({"event": "ramp", "connected": connected, "failed": failed}, separators=(",", ":")), flush=True)
     await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps({"event": "done", "connected": connected, "failed": failed}), flush=True)
+    print(json.dumps({"event": "done", "connected": connected, "failed": failed}, separators=(",", ":")), flush=True)
 
 
 async def rtt(args) -> None:
