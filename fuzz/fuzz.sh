@@ -35,7 +35,8 @@ case "$target" in
     session)
         module=SessionFuzz harness=SessionFuzz.swift binary=session-fuzz layers=(all) max_len=8192
         gateway=(Realtime/SocketSessionMachine.swift Realtime/SocketEventBudget.swift App/GatewayErrorCodes.swift
-                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift Recovery/RecoveryOffset.swift)
+                 Messaging/MessagePayload.swift Messaging/SyncCursor.swift Recovery/RecoveryOffset.swift
+                 Dialects/Dialect.swift Dialects/DialectEvents.swift)
         extra=(jwt/FuzzInput.swift) ;;
     socket)
         module=SocketFuzz harness=SocketFuzz.swift binary=socket-fuzz layers=(all) max_len=8192
@@ -46,7 +47,8 @@ case "$target" in
                  Realtime/SocketEventBudget.swift Realtime/RealtimeConfiguration.swift App/GatewayErrorCodes.swift
                  App/GatewayMetrics.swift Messaging/TypingRelay.swift Messaging/TypingState.swift Messaging/CommandLane.swift
                  Messaging/MessagePayload.swift Messaging/SyncCursor.swift Realtime/EngineLink.swift Realtime/SessionHandOver.swift
-                 Recovery/RecoveryOffset.swift Recovery/DeliveryMark.swift Recovery/SessionRecovery.swift Messaging/ReactionMarks.swift)
+                 Recovery/RecoveryOffset.swift Recovery/DeliveryMark.swift Recovery/SessionRecovery.swift Messaging/ReactionMarks.swift
+                 Dialects/Dialect.swift Dialects/DialectEvents.swift Dialects/Publication.swift)
         extra=(jwt/FuzzInput.swift) ;;
     polling)
         module=PollingFuzz harness=PollingFuzz.swift binary=polling-fuzz layers=(all) max_len=4096

@@ -104,6 +104,8 @@ private final class FuzzHost: SocketSessionHost {
 
     func deliveryAcknowledged(_ messageID: Int64, userID: Int64) {}
 
+    func dispatchDialect(_ request: SocketSessionMachine.DialectRequest, from session: SocketSession) {}
+
     func sessionConnected(_ session: SocketSession, userID: Int64) {
         if closedCount > 0 { fail("sessionConnected after sessionClosed") }
         connectedCount += 1

@@ -42,18 +42,21 @@ struct CrossOrigin: Sendable {
     }
 }
 
-/// The public port's responder: CORS around everything, long-polling to the socket hub, the rest
-/// to the API router.
+/// The public port's responder: CORS around everything, long-polling to the socket hub, the seed
+/// dialects' REST paths rewritten to native ones, the rest to the API router.
 @LoopActor
 final class GatewayFrontDoor: HTTPResponder {
     private let router: APIRouter
     private let realtime: RealtimeHub
     private let crossOrigin: CrossOrigin
+    /// The seed dialects' REST paths (issue 16).
+    private let dialectRoutes: DialectRoutes
 
-    init(router: APIRouter, realtime: RealtimeHub, origins: OriginPolicy) {
+    init(router: APIRouter, realtime: RealtimeHub, origins: OriginPolicy, dialects: Set<Dialect>) {
         self.router = router
         self.realtime = realtime
         crossOrigin = CrossOrigin(origins: origins)
+        dialectRoutes = DialectRoutes(enabled: dialects)
     }
 
     func respond(to request: HTTPRequest, context: HTTPRequestContext, completion: @escaping @LoopActor (HTTPResponse) -> Void) {
@@ -82,6 +85,8 @@ final class GatewayFrontDoor: HTTPResponder {
         }
         if RealtimeHub.isEngineIOPath(request.path) {
             realtime.respondPolling(request, context: context, completion: finish)
+        } else if let rewrite = dialectRoutes.rewrite(request) {
+            router.respond(to: rewrite.request, context: context) { finish(DialectRoutes.reshape($0, rewrite.reshape)) }
         } else {
             router.respond(to: request, context: context, completion: finish)
         }

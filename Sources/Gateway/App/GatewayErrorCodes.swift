@@ -30,6 +30,9 @@ extension ErrorCode {
     static let shuttingDown = ErrorCode("shutting_down", .serviceUnavailable, "this gateway is shutting down; reconnect")
     /// A browser origin not in `ALLOWED_ORIGINS`.
     static let originNotAllowed = ErrorCode("origin_not_allowed", .forbidden, "this origin is not allowed (ALLOWED_ORIGINS)")
+    /// A socket asked for a dialect this gateway does not serve (issue 16).
+    static let dialectUnsupported = ErrorCode("dialect_unsupported", .badRequest,
+                                              "unknown or disabled dialect: use native, seed001, seed002, seed003 or seed004 (DIALECTS)")
     /// More than `MAX_CONNECTIONS_PER_IP` sockets from one address.
     static let tooManyConnections = ErrorCode("too_many_connections", .tooManyRequests, "too many sockets from this address")
 

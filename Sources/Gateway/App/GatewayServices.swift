@@ -113,7 +113,8 @@ final class GatewayServices {
         messageRoutes.register(on: router)
         roomRoutes.register(on: router)
         if configuration.webApp { WebApp.register(on: router) }
-        frontDoor = GatewayFrontDoor(router: router, realtime: realtime, origins: configuration.realtime.origins)
+        frontDoor = GatewayFrontDoor(router: router, realtime: realtime, origins: configuration.realtime.origins,
+                                     dialects: configuration.realtime.dialects.enabled)
         // Metrics are for the monitoring network only: the admin port, never the public one.
         adminRouter = APIRouter(authenticator: nil, logger: logger)
         HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)

@@ -132,6 +132,34 @@ final class SocketMessaging {
         }
     }
 
+    /// Seed 002's `get_chat_history {otherUserId, limit?, skip?}` (issue 16): the native history
+    /// with that user, the newest `limit` after skipping the newest `skip` (at most 200 from the
+    /// newest), oldest first, answered as `chat_history {otherUserId, messages}` in seed 002's
+    /// message shape; spends the API budget as `GET /api/messages/conversation/:id` does.
+    func chatHistory(otherUserID: Int64, limit: Int, skip: Int, userID: Int64, ackID: Int64?, session: SocketSession) {
+        Task { @LoopActor in
+            if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
+            guard otherUserID > 0 else {
+                return session.emitError(APIError.invalidField("otherUserId", "field 'otherUserId' must be a positive user id"), ackID: ackID)
+            }
+            do {
+                let span = min(Self.maxHistorySpan, limit + skip)
+                guard let page = try await self.reader.history(userID: userID, otherUserID: otherUserID,
+                                                               page: HistoryPage(before: nil, after: nil, limit: span)) else {
+                    return session.emitError(APIError(.userNotFound), ackID: ackID)
+                }
+                let kept = page.messages.dropLast(min(skip, page.messages.count)).suffix(limit)
+                let answer: JSONValue = ["otherUserId": .int(otherUserID), "messages": .array(kept.map(DialectEvents.seed002Message))]
+                if let ackID { session.sendAck(ackID, [answer]) } else { session.emitDialect(DialectEvent.chatHistory.name, answer) }
+            } catch {
+                session.emitError(APIError.from(error), ackID: ackID)
+            }
+        }
+    }
+
+    /// The most messages `get_chat_history` reaches back from the newest.
+    static let maxHistorySpan = 200
+
     /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore,
     /// nextBefore}`, as `GET /api/messages/search`, spending the API budget first as it does.
     private func search(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {

@@ -16,6 +16,8 @@ struct RealtimeConfiguration: Sendable {
     var route: String?
     /// How long after a disconnection a client may recover its session (issue 15); zero: off.
     var recoveryWindow: Duration
+    /// The seed dialects served and the sockets' default one (issue 16).
+    var dialects: DialectConfiguration
 
     static let settings: [Setting] = [
         Setting("SOCKET_EVENT_RATE", "50", "events per second one socket may send, sustained (rate_limited beyond)"),
@@ -42,6 +44,7 @@ struct RealtimeConfiguration: Sendable {
         webSocket.idleTimeout = nil  // Engine.IO pings decide liveness.
         self.webSocket = webSocket
         recoveryWindow = try reader.milliseconds("RECOVERY_WINDOW_MS", in: 0...86_400_000)
+        dialects = try DialectConfiguration(reader: reader)
         route = reader.optionalString("GATEWAY_ROUTE")
         if let route, !Self.isValidRoute(route) {
             throw ConfigurationError("GATEWAY_ROUTE", "must be 1 to \(Self.maxRouteLength) characters of A-Z a-z 0-9 - _")

@@ -72,7 +72,7 @@ extension RealtimeHub {
         let link = PollingLink(engineID: engineID, hub: self,
                                configuration: PollingMachine.Configuration(maxQueuedBytes: configuration.webSocket.maxPendingWriteBytes))
         let session = SocketSession(link: link, engineID: engineID, host: self, headerToken: BearerToken.parse(request.headers["Authorization"]),
-                                    clientAddress: client)
+                                    queryDialect: request.queryParameter("dialect"), clientAddress: client)
         link.session = session
         pollingLinks[engineID] = link
         GatewayMetrics.engineSessions.increment("polling")

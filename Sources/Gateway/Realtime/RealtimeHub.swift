@@ -59,7 +59,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         self.logger = logger
         sessionConfiguration = SocketSessionMachine.SharedConfiguration(SocketSessionMachine.Configuration(
             signer: tokens.verifier, connectTimeout: configuration.connectTimeout,
-            eventBudget: configuration.eventBudget))
+            eventBudget: configuration.eventBudget, dialects: configuration.dialects))
         channels = UserChannels(logger: logger)
         channels.onControl = { sessions, control in
             switch control {
@@ -172,6 +172,17 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         }
     }
 
+    /// Routes a dialect request with no native event (issue 16).
+    func dispatchDialect(_ request: SocketSessionMachine.DialectRequest, from session: SocketSession) {
+        switch request.inbound {
+        case .chatHistory(let other, let limit, let skip):
+            messaging.chatHistory(otherUserID: other, limit: limit, skip: skip, userID: request.principal.userID, ackID: request.ackID,
+                                  session: session)
+        case .native, .ignored, .unknown:
+            break
+        }
+    }
+
     /// Most users one socket may watch with `presenceSubscribe`.
     static let maxWatchedUsers = 500
 
@@ -238,13 +249,14 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
             return .reject(error.response)
         case .success(let response):
             let headerToken = BearerToken.parse(request.headers["Authorization"])
+            let queryDialect = request.queryParameter("dialect")
             countConnection(of: client)
             return .accept(response) { [weak self] transport, leftover, release in
                 guard let self else { return transport.closeNow() }
                 let connection = WebSocketConnection(transport: transport, configuration: self.configuration.webSocket, clock: self.clock,
                                                      release: release)
                 let session = SocketSession(link: connection, engineID: self.newEngineID(), host: self, headerToken: headerToken,
-                                            clientAddress: client)
+                                            queryDialect: queryDialect, clientAddress: client)
                 GatewayMetrics.engineSessions.increment("websocket")
                 self.open(session, upgrades: [])
                 connection.delegate = session
@@ -377,8 +389,8 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         // Also runs after the first connection (the gateway's reply channel is wanted from the start).
         guard !sessions.isEmpty else { return }
         logger.info("pub/sub restored; telling sockets to resync", ["sockets": .int(Int64(sessions.count))])
-        let frame = SocketSession.frame(for: .event(SocketEvent.resync.name, [["reason": "subscription_restored"]]))
-        for session in sessions.values { session.sendPublished(frame) }
+        let publication = Publication(event: SocketEvent.resync.name, data: ["reason": "subscription_restored"])
+        for session in sessions.values { session.sendPublished(publication) }
         recheckRevocations()
     }
 

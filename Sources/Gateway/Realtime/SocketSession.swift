@@ -30,7 +30,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     private(set) var recoveryChain: RecoveryChain?
     /// Published events held while the session is being recovered (written after the replay,
     /// without the ones it covers); nil when events go straight to the client.
-    private var held: [(frame: [UInt8], mark: DeliveryMark?)]?
+    private var held: [Publication]?
     private var heldOverflowed = false
     /// Most events held during a recovery; beyond, the recovery becomes a resync.
     static let maxHeldEvents = 10_000
@@ -39,12 +39,14 @@ final class SocketSession: WebSocketConnectionDelegate {
     /// Keeps this socket's commands on the stream in the order it sent them; made by the first command.
     var commandLane: CommandLane?
 
-    init(link: any EngineLink, engineID: String, host: any SocketSessionHost, headerToken: String?, clientAddress: String) {
+    init(link: any EngineLink, engineID: String, host: any SocketSessionHost, headerToken: String?, queryDialect: String? = nil,
+         clientAddress: String) {
         self.link = link
         self.clientAddress = clientAddress
         self.host = host
         self.engineID = engineID
-        machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken, now: Self.instant(host.clock))
+        machine = SocketSessionMachine(configuration: host.sessionConfiguration, headerToken: headerToken, queryDialect: queryDialect,
+                                       now: Self.instant(host.clock))
         heartbeat = EngineIOHeartbeat(interval: host.configuration.pingInterval.nanosecondsSaturated,
                                       timeout: host.configuration.pingTimeout.nanosecondsSaturated)
     }
@@ -111,7 +113,14 @@ final class SocketSession: WebSocketConnectionDelegate {
     }
 
     private func send(_ packet: SocketIOPacket) {
-        link.sendSharedFrame(Self.frame(for: packet))
+        // A dialect socket gets the dialect's events (issue 16); acks and the rest are as native.
+        let dialect = machine.dialect
+        guard dialect != .native, packet.type == .event, let name = packet.eventName else {
+            return link.sendSharedFrame(Self.frame(for: packet))
+        }
+        for (event, data) in DialectEvents.outbound(dialect, event: name, data: packet.eventArguments.first ?? .null) {
+            link.sendSharedFrame(Self.frame(for: .event(event, [data], ackID: packet.ackID)))
+        }
     }
 
     /// Emits an event to this client.
@@ -119,21 +128,35 @@ final class SocketSession: WebSocketConnectionDelegate {
         send(.event(event.name, [data]))
     }
 
-    /// A frame published on the user's channel, already encoded; `mark` when it is a message or a
-    /// change (it moves the recovery offset).
-    func sendPublished(_ frame: [UInt8], mark: DeliveryMark? = nil) {
-        if held != nil { return hold(frame, mark) }
-        guard machine.isConnected else { return }
-        link.sendSharedFrame(frame)
-        if let mark, advance(mark) { sendOffset() }
+    /// Emits an event of this socket's dialect (not of the native vocabulary) as it is.
+    func emitDialect(_ name: String, _ data: JSONValue) {
+        link.sendSharedFrame(Self.frame(for: .event(name, [data])))
     }
 
-    private func hold(_ frame: [UInt8], _ mark: DeliveryMark?) {
+    /// The API this socket speaks (issue 16).
+    var dialect: Dialect { machine.dialect }
+
+    /// An event published for this socket's user (or a room, or a watched user), encoded once
+    /// per dialect; its mark, when it is a message or a change, moves the recovery offset.
+    func sendPublished(_ publication: Publication) {
+        if held != nil { return hold(publication) }
+        guard machine.isConnected else { return }
+        write(publication)
+        if let mark = publication.mark, advance(mark) { sendOffset() }
+    }
+
+    private func write(_ publication: Publication) {
+        let dialect = machine.dialect
+        if dialect == .native { return link.sendSharedFrame(publication.frame) }
+        for frame in publication.frames(for: dialect) { link.sendSharedFrame(frame) }
+    }
+
+    private func hold(_ publication: Publication) {
         guard (held?.count ?? 0) < Self.maxHeldEvents else {
             heldOverflowed = true
             return
         }
-        held?.append((frame, mark))
+        held?.append(publication)
     }
 
     /// Moves the recovery position past `mark`; true when it moved.
@@ -159,12 +182,12 @@ final class SocketSession: WebSocketConnectionDelegate {
 
     /// Writes events held during a recovery or a hand-over, but the messages and changes this
     /// socket's position covers already; true when the position moved (or `moved` already).
-    private func writeHeld(_ events: [(frame: [UInt8], mark: DeliveryMark?)], moved: Bool) -> Bool {
+    private func writeHeld(_ events: [Publication], moved: Bool) -> Bool {
         var moved = moved
-        for (frame, mark) in events {
-            if let mark, covered(mark) { continue }
-            link.sendSharedFrame(frame)
-            if let mark { moved = advance(mark) || moved }
+        for publication in events {
+            if let mark = publication.mark, covered(mark) { continue }
+            write(publication)
+            if let mark = publication.mark { moved = advance(mark) || moved }
         }
         return moved
     }
@@ -354,6 +377,8 @@ final class SocketSession: WebSocketConnectionDelegate {
             }
         case .deliveryAcknowledged(let messageID, let userID):
             host.deliveryAcknowledged(messageID, userID: userID)
+        case .dispatchDialect(let request):
+            host.dispatchDialect(request, from: self)
         }
     }
 
@@ -411,6 +436,7 @@ final class SocketSession: WebSocketConnectionDelegate {
         }
         if writeHeld(heldEvents, moved: moved) { sendOffset() }
         if let resync { emit(.resync, ["reason": .string(resync)]) }
+        if machine.dialect == .seed004 { emitDialect(DialectEvent.welcome.name, DialectEvents.welcome(userID: principal.userID)) }
     }
 
     private func confirm(_ principal: Principal, ackID: Int64?) async {

@@ -21,6 +21,8 @@ protocol SocketSessionHost: AnyObject {
     func checkNotRevoked(_ principal: Principal) async throws
     /// A gateway event of a connected socket.
     func dispatch(_ request: SocketSessionMachine.EventRequest, from session: SocketSession)
+    /// A dialect request with no native event (issue 16).
+    func dispatchDialect(_ request: SocketSessionMachine.DialectRequest, from session: SocketSession)
     /// The user's socket acknowledged the delivery of room message `messageID`.
     func deliveryAcknowledged(_ messageID: Int64, userID: Int64)
     /// The socket was admitted and told so: it counts as the user's from now on.

@@ -24,6 +24,8 @@ struct SocketSessionMachine {
         var serverAckTimeout: Duration = .seconds(10)
         /// Longest timer armed at once: a token valid for years re-arms at this interval.
         var maxTimer: Duration = .seconds(86_400)
+        /// The dialects served and the default one (issue 16).
+        var dialects = DialectConfiguration()
 
         /// Clock skew tolerated on the token's expiry.
         var leewaySeconds: Int64 { signer.leewaySeconds }
@@ -94,6 +96,15 @@ struct SocketSessionMachine {
         case armServerAckTimeout(id: Int64, after: Duration)
         /// The client acknowledged the delivery of room message `messageID` (issue 13).
         case deliveryAcknowledged(messageID: Int64, userID: Int64)
+        /// A dialect request with no native event (issue 16), for the host to answer.
+        case dispatchDialect(DialectRequest)
+    }
+
+    /// A dialect client's request that is not a native event (seed 002's `get_chat_history`).
+    struct DialectRequest: Sendable, Equatable {
+        var inbound: DialectEvents.Inbound
+        var ackID: Int64?
+        var principal: Principal
     }
 
     /// Revocations remembered, for tokens whose check was in flight when one arrived.
@@ -115,6 +126,11 @@ struct SocketSessionMachine {
     private(set) var socketID = ""
     /// The recovery pid the CONNECT answer named (issue 15), repeated by a second CONNECT.
     private var pid: String?
+    /// The API the client speaks (issue 16): the handshake query's `dialect`, or CONNECT's auth
+    /// `dialect`, or the configured default.
+    private(set) var dialect = Dialect.native
+    /// The handshake query's `dialect`, if any.
+    private var queryDialect: String?
     /// The upgrade request's bearer token, kept only until CONNECT succeeds.
     private var headerToken: String?
     private var budget: SocketEventBudget?
@@ -125,15 +141,17 @@ struct SocketSessionMachine {
     private var nextServerAckID: Int64 = 0
     private var revocations: [TokenRevocation] = []
 
-    init(configuration: SharedConfiguration, headerToken: String?, now: Instant) {
+    init(configuration: SharedConfiguration, headerToken: String?, queryDialect: String? = nil, now: Instant) {
         shared = configuration
         self.headerToken = headerToken
+        self.queryDialect = queryDialect
+        dialect = configuration.value.dialects.socketDefault
         budget = configuration.value.eventBudget.map { SocketEventBudget(configuration: $0, now: now.monotonic) }
     }
 
     /// A machine with a configuration of its own (tests, fuzzing).
-    init(configuration: Configuration, headerToken: String?, now: Instant) {
-        self.init(configuration: SharedConfiguration(configuration), headerToken: headerToken, now: now)
+    init(configuration: Configuration, headerToken: String?, queryDialect: String? = nil, now: Instant) {
+        self.init(configuration: SharedConfiguration(configuration), headerToken: headerToken, queryDialect: queryDialect, now: now)
     }
 
     /// The user, once connected.
@@ -264,6 +282,12 @@ struct SocketSessionMachine {
         }
         var token = headerToken
         if case .object(let auth)? = packet.payload, case .string(let given)? = auth["token"] { token = given }
+        var askedDialect = queryDialect
+        if case .object(let auth)? = packet.payload, case .string(let given)? = auth["dialect"] { askedDialect = given }
+        guard let chosen = configuration.dialects.dialect(named: askedDialect) else {
+            return [.send(.connectError(message: ErrorCode.dialectUnsupported.defaultMessage, code: ErrorCode.dialectUnsupported.name))]
+        }
+        dialect = chosen
         guard let token, !token.isEmpty else {
             return [.send(.connectError(message: "send the access token as auth {token} or an Authorization: Bearer header",
                                         code: ErrorCode.tokenMissing.name))]
@@ -349,11 +373,26 @@ struct SocketSessionMachine {
 
     private mutating func event(_ packet: SocketIOPacket, principal: Principal, now: Instant) -> [Action] {
         guard let name = packet.eventName else { return protocolViolation("event without a name") }
-        let arguments = packet.eventArguments
-        let first = arguments.first ?? .null
+        var arguments = packet.eventArguments
+        var first = arguments.first ?? .null
         var actions: [Action] = [.countEvent(name)]
-        guard let event = SocketEvent(client: name) else {
+        let event: SocketEvent
+        switch dialect == .native ? SocketEvent(client: name).map { .native($0, first) } ?? .unknown
+                                  : DialectEvents.inbound(dialect, name: name, argument: first) {
+        case .native(let native, let argument):
+            event = native
+            if dialect != .native {
+                first = argument
+                arguments = [argument]
+            }
+        case .ignored:
+            if let ackID = packet.ackID { actions.append(.send(.ack(id: ackID, [["ok": true]]))) }
+            return actions
+        case .unknown:
             actions.append(error(.unknownEvent, message: "unknown event '\(name)'", ackID: packet.ackID))
+            return actions
+        case let request:
+            actions.append(.dispatchDialect(DialectRequest(inbound: request, ackID: packet.ackID, principal: principal)))
             return actions
         }
         switch event {

@@ -316,9 +316,9 @@ final class UserChannels {
         }
         if channel.hasPrefix(ChatChannels.presencePrefix) {
             if let user = Int64(channel.dropFirst(ChatChannels.presencePrefix.count)), let watchers = watchersByUser[user],
-               case .event(let event, let frame, _)? = Self.published(payload) {
-                for session in watchers.values { session.sendPublished(frame) }
-                GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(watchers.count))
+               case .event(let publication)? = Self.published(payload) {
+                for session in watchers.values { session.sendPublished(publication) }
+                GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(publication.event), by: Double(watchers.count))
             }
             return nil
         }
@@ -329,10 +329,11 @@ final class UserChannels {
         guard channel.hasPrefix(Self.channelPrefix), let userID = Int64(channel.dropFirst(Self.channelPrefix.count)),
               socketsByUser[userID]?.isEmpty == false else { return nil }
         switch Self.published(payload) {
-        case .event(let event, let frame, let mark)?:
+        case .event(let publication)?:
+            let event = publication.event
             let deliver: @LoopActor () -> Void = { [weak self] in
                 guard let sockets = self?.socketsByUser[userID] else { return }
-                for session in sockets.values { session.sendPublished(frame, mark: mark) }
+                for session in sockets.values { session.sendPublished(publication) }
                 GatewayMetrics.publishedEventsDelivered.increment(GatewayMetrics.publishedLabel(event), by: Double(sockets.count))
             }
             if event == SocketEvent.roomJoined.name || event == SocketEvent.roomLeft.name, let room = Self.roomOfMembershipEvent(payload) {
@@ -374,12 +375,11 @@ final class UserChannels {
         if event == SocketEvent.receiveMessage.name, let deliveryAcks, let id = data["id"]?.int64Value, let seq = data["seq"]?.int64Value {
             ackID = deliveryAcks.ackID(messageID: id, room: room, seq: seq)
         }
-        let frame = SocketSession.frame(for: .event(event, [data], ackID: ackID))
-        let mark = DeliveryMark.of(event: event, data: data)
+        let publication = Publication(event: event, data: data, ackID: ackID, mark: DeliveryMark.of(event: event, data: data))
         var delivered = 0
         for user in members where user != except {
             for session in socketsByUser[user]?.values ?? [:].values {
-                session.sendPublished(frame, mark: mark)
+                session.sendPublished(publication)
                 delivered += 1
             }
         }
@@ -397,9 +397,9 @@ final class UserChannels {
 
     /// What a user channel carries.
     enum Published {
-        /// An event for the user's sockets: its name (for metrics), its WebSocket frame, and its
-        /// mark when it is a message or a change (recovery offsets).
-        case event(String, [UInt8], DeliveryMark?)
+        /// An event for the user's sockets: its name, data, frames, and its mark when it is a
+        /// message or a change (recovery offsets).
+        case event(Publication)
         case control(UserChannelControl)
     }
 
@@ -410,8 +410,8 @@ final class UserChannels {
 
     /// The event name (for metrics) and the frame of a published event; nil as for `eventFrame`.
     nonisolated static func publishedEvent(_ payload: [UInt8]) -> (event: String, frame: [UInt8])? {
-        guard case .event(let event, let frame, _)? = published(payload) else { return nil }
-        return (event, frame)
+        guard case .event(let publication)? = published(payload) else { return nil }
+        return (publication.event, publication.frame)
     }
 
     /// A user channel's payload, parsed once; nil when it is neither an event nor a known control.
@@ -420,7 +420,7 @@ final class UserChannels {
         // A name Socket.IO reserves (`disconnect`, ...) would make a frame clients refuse: malformed.
         if case .string(let event)? = object["event"], !event.isEmpty, !SocketIOPacket.reservedEventNames.contains(event) {
             let data = object["data"] ?? .null
-            return .event(event, SocketSession.frame(for: .event(event, [data])), DeliveryMark.of(event: event, data: data))
+            return .event(Publication(event: event, data: data, mark: DeliveryMark.of(event: event, data: data)))
         }
         return UserChannelControl.parse(object).map { .control($0) }
     }

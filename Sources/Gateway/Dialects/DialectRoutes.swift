@@ -1,0 +1,64 @@
+import Shared
+
+/// The REST paths of the seed dialects (issue 16), as rewrites to native routes at the front door:
+/// a request on a dialect path becomes the native request (path, and body where a field is named
+/// otherwise), runs through the same router, limits and handlers, and its answer is reshaped
+/// where the dialect documents another shape. Dialect paths do not collide with native ones; where
+/// a seed documents a path the native API also has (`/api/auth/register`, `/api/users`,
+/// `/health`), the native route answers. Pure: a request in, the rewrite (or nil) out.
+struct DialectRoutes: Sendable {
+    let enabled: Set<Dialect>
+
+    /// How a native answer becomes the dialect's.
+    enum Reshape: Sendable, Equatable {
+        case none
+        /// Seed 002's history: each message also as `message` and `timestamp`.
+        case seed002Messages
+    }
+
+    struct Rewrite: Sendable {
+        var request: HTTPRequest
+        var dialect: Dialect
+        var reshape: Reshape
+    }
+
+    func rewrite(_ request: HTTPRequest) -> Rewrite? {
+        let path = request.path
+        if enabled.contains(.seed002), request.method == .GET, path.hasPrefix("/api/chat/history/") {
+            let user = path.dropFirst("/api/chat/history/".count)
+            guard !user.isEmpty, !user.contains("/") else { return nil }
+            return Rewrite(request: Self.moved(request, to: "/api/messages/conversation/\(user)"), dialect: .seed002, reshape: .seed002Messages)
+        }
+        if enabled.contains(.seed004), path.hasPrefix("/api/v1/auth/") || path == "/api/v1/rooms" || path.hasPrefix("/api/v1/rooms/") {
+            var native = Self.moved(request, to: "/api" + path.dropFirst("/api/v1".count))
+            if request.method == .POST, path == "/api/v1/auth/register" { native.body = Self.renamed(native.body, ["fullName": "displayName"]) }
+            return Rewrite(request: native, dialect: .seed004, reshape: .none)
+        }
+        return nil
+    }
+
+    /// The native answer reshaped for the dialect (errors are left as they are).
+    static func reshape(_ response: HTTPResponse, _ reshape: Reshape) -> HTTPResponse {
+        guard reshape != .none, (200..<300).contains(response.status.code),
+              case .array(let messages)? = try? JSONParser.parse(response.body) else { return response }
+        var reshaped = response
+        reshaped.body = JSONValue.array(messages.map(DialectEvents.seed002Message)).serialized()
+        return reshaped
+    }
+
+    private static func moved(_ request: HTTPRequest, to path: String) -> HTTPRequest {
+        var moved = request
+        moved.path = path
+        moved.target = request.query.map { path + "?" + $0 } ?? path
+        return moved
+    }
+
+    /// A JSON object body with fields renamed (other bodies unchanged: the native route refuses them).
+    private static func renamed(_ body: [UInt8], _ names: [String: String]) -> [UInt8] {
+        guard case .object(var fields)? = try? JSONParser.parse(body) else { return body }
+        for (from, to) in names {
+            if let value = fields.removeValue(forKey: from), fields[to] == nil { fields[to] = value }
+        }
+        return JSONValue.object(fields).serialized()
+    }
+}
