@@ -14,6 +14,8 @@ struct DialectRoutes: Sendable {
         case none
         /// Seed 002's history: each message also as `message` and `timestamp`.
         case seed002Messages
+        /// Seed 001's `GET /api/messages`: every message of the native sync answer, one array.
+        case seed001AllMessages
     }
 
     struct Rewrite: Sendable {
@@ -24,6 +26,25 @@ struct DialectRoutes: Sendable {
 
     func rewrite(_ request: HTTPRequest) -> Rewrite? {
         let path = request.path
+        if enabled.contains(.seed001) {
+            switch (request.method, path) {
+            case (.POST, "/api/auth/register"):
+                // The native route answers; seed 001 registers without a username: one is derived
+                // from the email (the native rules then apply as usual).
+                guard let body = Self.withDerivedUsername(request.body) else { break }
+                var native = request
+                native.body = body
+                return Rewrite(request: native, dialect: .seed001, reshape: .none)
+            case (.GET, "/api/messages"):
+                return Rewrite(request: Self.moved(request, to: "/api/sync"), dialect: .seed001, reshape: .seed001AllMessages)
+            case (.POST, "/api/messages/send"):
+                var native = Self.moved(request, to: "/api/messages")
+                native.body = Self.renamed(native.body, ["toUserId": "receiverId"])
+                return Rewrite(request: native, dialect: .seed001, reshape: .none)
+            default:
+                break
+            }
+        }
         if enabled.contains(.seed002), request.method == .GET, path.hasPrefix("/api/chat/history/") {
             let user = path.dropFirst("/api/chat/history/".count)
             guard !user.isEmpty, !user.contains("/") else { return nil }
@@ -39,11 +60,36 @@ struct DialectRoutes: Sendable {
 
     /// The native answer reshaped for the dialect (errors are left as they are).
     static func reshape(_ response: HTTPResponse, _ reshape: Reshape) -> HTTPResponse {
-        guard reshape != .none, (200..<300).contains(response.status.code),
-              case .array(let messages)? = try? JSONParser.parse(response.body) else { return response }
+        guard reshape != .none, (200..<300).contains(response.status.code), let body = try? JSONParser.parse(response.body) else {
+            return response
+        }
         var reshaped = response
-        reshaped.body = JSONValue.array(messages.map(DialectEvents.seed002Message)).serialized()
+        switch reshape {
+        case .none:
+            return response
+        case .seed002Messages:
+            guard case .array(let messages) = body else { return response }
+            reshaped.body = JSONValue.array(messages.map(DialectEvents.seed002Message)).serialized()
+        case .seed001AllMessages:
+            let messages = (body["conversations"]?.arrayValue ?? []).flatMap { $0["messages"]?.arrayValue ?? [] }
+            reshaped.body = JSONValue.array(messages).serialized()
+        }
         return reshaped
+    }
+
+    /// A register body without `username` but with an email gets one derived from the email's
+    /// local part (letters, digits, `_ . -`, at most 20) and 6 hex digits of its SHA-256, so two
+    /// addresses with the same local part do not collide; nil when nothing is to be derived.
+    static func withDerivedUsername(_ body: [UInt8]) -> [UInt8]? {
+        guard case .object(var fields)? = try? JSONParser.parse(body), fields["username"] == nil,
+              case .string(let email)? = fields["email"], let at = email.firstIndex(of: "@") else { return nil }
+        let allowed = email[..<at].utf8.filter { byte in
+            RealtimeConfiguration.isURLSafe(byte) || byte == UInt8(ascii: ".")
+        }
+        let local = String(decoding: allowed.prefix(20), as: UTF8.self)
+        let suffix = Hex.encode(Digest.sha256(Array(email.lowercased().utf8)).prefix(3))
+        fields["username"] = .string((local.isEmpty ? "user" : local) + "_" + suffix)
+        return JSONValue.object(fields).serialized()
     }
 
     private static func moved(_ request: HTTPRequest, to path: String) -> HTTPRequest {

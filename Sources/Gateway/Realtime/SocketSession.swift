@@ -379,6 +379,8 @@ final class SocketSession: WebSocketConnectionDelegate {
             host.deliveryAcknowledged(messageID, userID: userID)
         case .dispatchDialect(let request):
             host.dispatchDialect(request, from: self)
+        case .awaitLogin:
+            perform(machine.awaitLogin(socketID: SecureRandom.token(byteCount: 15)))
         }
     }
 

@@ -98,6 +98,9 @@ struct SocketSessionMachine {
         case deliveryAcknowledged(messageID: Int64, userID: Int64)
         /// A dialect request with no native event (issue 16), for the host to answer.
         case dispatchDialect(DialectRequest)
+        /// Seed 001 (issue 16): a CONNECT without a token is answered, and the socket must send
+        /// `auth:login {token}` before anything else: call `awaitLogin(socketID:)`.
+        case awaitLogin
     }
 
     /// A dialect client's request that is not a native event (seed 002's `get_chat_history`).
@@ -131,6 +134,9 @@ struct SocketSessionMachine {
     private(set) var dialect = Dialect.native
     /// The handshake query's `dialect`, if any.
     private var queryDialect: String?
+    /// Seed 001's login: the CONNECT was answered without a token and `auth:login` is awaited (or
+    /// being checked); the answer is `auth:ok` / `auth:error` instead of CONNECT / CONNECT_ERROR.
+    private var loginFlow = false
     /// The upgrade request's bearer token, kept only until CONNECT succeeds.
     private var headerToken: String?
     private var budget: SocketEventBudget?
@@ -187,7 +193,7 @@ struct SocketSessionMachine {
     mutating func deadlineFired(now: Instant) -> [Action] {
         switch state {
         case .awaitingConnect:
-            return close(WebSocketCloseCode.policyViolation, "no Socket.IO CONNECT in time")
+            return close(WebSocketCloseCode.policyViolation, loginFlow ? "no auth:login in time" : "no Socket.IO CONNECT in time")
         case .authenticating:
             connectDeadlinePassed = true
             return []
@@ -241,6 +247,11 @@ struct SocketSessionMachine {
         switch packet.type {
         case .event:
             if let refusal = spend(now: now, ackID: packet.ackID) { return refusal }
+            if loginFlow, state == .awaitingConnect {
+                // Seed 001: nothing but `auth:login` until it succeeded.
+                guard packet.eventName == DialectEvent.seed001AuthLogin.name else { return [error(.notConnected, ackID: packet.ackID)] }
+                return login(packet.eventArguments.first ?? .null, now: now)
+            }
             guard case .connected(let principal) = state else {
                 return [error(.notConnected, ackID: packet.ackID)]
             }
@@ -289,6 +300,7 @@ struct SocketSessionMachine {
         }
         dialect = chosen
         guard let token, !token.isEmpty else {
+            if dialect == .seed001 && !loginFlow { return [.awaitLogin] }
             return [.send(.connectError(message: "send the access token as auth {token} or an Authorization: Bearer header",
                                         code: ErrorCode.tokenMissing.name))]
         }
@@ -311,12 +323,43 @@ struct SocketSessionMachine {
         return RecoveryRequest(pid: pid, offset: offset)
     }
 
+    /// Seed 001: the CONNECT without a token is answered with `socketID`; `auth:login` must follow
+    /// before the connect deadline.
+    mutating func awaitLogin(socketID: String) -> [Action] {
+        guard state == .awaitingConnect, !loginFlow else { return [] }
+        loginFlow = true
+        self.socketID = socketID
+        return [.send(.connect(sid: socketID))]
+    }
+
+    /// Seed 001's `auth:login {token}`: the token is checked as a CONNECT's would be.
+    private mutating func login(_ argument: JSONValue, now: Instant) -> [Action] {
+        guard case .string(let token)? = argument["token"], !token.isEmpty else {
+            return [.send(.event(DialectEvent.seed001AuthError.name, [["message": "send {token}", "code": .string(ErrorCode.tokenMissing.name)]]))]
+        }
+        do {
+            let principal = try verify(token, now: now)
+            state = .authenticating(principal)
+            return [.admit(principal, recovery: nil)]
+        } catch {
+            return [.send(.event(DialectEvent.seed001AuthError.name, [["message": .string(error.message), "code": .string(error.code.name)]]))]
+        }
+    }
+
     /// The checks of `admit` passed: the socket is connected (its CONNECT answer names `pid` when
     /// the session can be recovered later).
     mutating func admitted(socketID: String, pid: String? = nil, now: Instant) -> [Action] {
         guard case .authenticating(let principal) = state else { return [] }
         if isRevoked(principal) {
             return refused(APIError(.tokenRevoked))
+        }
+        if loginFlow {
+            // Seed 001: the CONNECT was answered already; `auth:ok` says the login succeeded.
+            state = .connected(principal)
+            headerToken = nil
+            let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
+            return [.armDeadline(after: clampTimer(.milliseconds(remaining))),
+                    .send(.event(DialectEvent.seed001AuthOk.name, [["userId": .int(principal.userID)]])), .didConnect(principal)]
         }
         state = .connected(principal)
         self.socketID = socketID
@@ -343,7 +386,9 @@ struct SocketSessionMachine {
     mutating func refused(_ refusal: APIError) -> [Action] {
         guard case .authenticating = state else { return [] }
         state = .awaitingConnect
-        var actions: [Action] = [.send(.connectError(message: refusal.message, code: refusal.code.name))]
+        var actions: [Action] = loginFlow
+            ? [.send(.event(DialectEvent.seed001AuthError.name, [["message": .string(refusal.message), "code": .string(refusal.code.name)]]))]
+            : [.send(.connectError(message: refusal.message, code: refusal.code.name))]
         if connectDeadlinePassed { actions += close(WebSocketCloseCode.policyViolation, "no Socket.IO CONNECT in time") }
         return actions
     }
