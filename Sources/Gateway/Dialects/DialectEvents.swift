@@ -15,6 +15,15 @@ enum DialectEvents {
         case ignored
         /// Seed 002's `get_chat_history {otherUserId, limit?, skip?}`: answered as `chat_history`.
         case chatHistory(otherUserID: Int64, limit: Int, skip: Int)
+        /// Seed 003's `typing` / `stop_typing {conversationId}`: the native event to the
+        /// conversation's other member.
+        case conversationTyping(conversationID: Int64, typing: Bool)
+        /// Seed 003's `mark_as_read {conversationId}`: `markAllAsRead` of the other member's messages.
+        case conversationRead(conversationID: Int64)
+        /// Seed 003's `join_conversation {conversationId}`: nothing to join (a user's sockets hear all
+        /// its conversations), but the socket learns the conversation's other member, so that
+        /// member's typing events can name the conversation.
+        case joinConversation(conversationID: Int64)
         /// Not an event of this dialect.
         case unknown
     }
@@ -60,17 +69,19 @@ enum DialectEvents {
 
     private static func seed003(_ name: String, _ argument: JSONValue) -> Inbound {
         switch name {
-        case DialectEvent.joinConversation.name, DialectEvent.leaveConversation.name, DialectEvent.joinPersonalRoom.name:
+        case DialectEvent.joinConversation.name:
+            return .joinConversation(conversationID: conversationID(argument))
+        case DialectEvent.leaveConversation.name, DialectEvent.joinPersonalRoom.name:
             // Every socket of a user hears its conversations already: nothing to join.
             return .ignored
         case DialectEvent.sendMessage.name:
             return .native(.sendMessage, removing(argument, ["conversationId"]))
-        case SocketEvent.typing.name:
-            return .native(.typing, conversationTarget(argument))
-        case DialectEvent.stopTyping.name:
-            return .native(.stopTyping, conversationTarget(argument))
+        case SocketEvent.typing.name, DialectEvent.stopTyping.name:
+            let typing = name == SocketEvent.typing.name
+            if argument["receiverId"] != nil { return .native(typing ? .typing : .stopTyping, removing(argument, ["conversationId"])) }
+            return .conversationTyping(conversationID: conversationID(argument), typing: typing)
         case DialectEvent.markAsRead.name:
-            return .native(.markAllAsRead, conversationTarget(argument))
+            return .conversationRead(conversationID: conversationID(argument))
         default:
             return nativeFallback(name, argument)
         }
@@ -96,17 +107,9 @@ enum DialectEvents {
         SocketEvent(client: name).map { .native($0, argument) } ?? .unknown
     }
 
-    /// Seed 003 names the other participant by conversation: `{conversationId, receiverId?}`.
-    /// The native events take `receiverId` (direct) or `roomId`; a conversation id is a room id for
-    /// rooms, so without `receiverId` it is sent as `roomId`.
-    private static func conversationTarget(_ argument: JSONValue) -> JSONValue {
-        guard case .object(var fields) = argument else { return argument }
-        if fields["receiverId"] == nil, let conversation = fields.removeValue(forKey: "conversationId") {
-            fields["roomId"] = conversation
-        } else {
-            fields["conversationId"] = nil
-        }
-        return .object(fields)
+    /// Seed 003's `conversationId` (0 when missing or not an id: answered `conversation_not_found`).
+    private static func conversationID(_ argument: JSONValue) -> Int64 {
+        argument["conversationId"].flatMap(ChatCommand.idValue) ?? 0
     }
 
     // MARK: Server → client

@@ -16,6 +16,8 @@ struct DialectRoutes: Sendable {
         case seed002Messages
         /// Seed 001's `GET /api/messages`: every message of the native sync answer, one array.
         case seed001AllMessages
+        /// Seed 003's envelopes and pages.
+        case seed003(Seed003Routes.Answer)
     }
 
     struct Rewrite: Sendable {
@@ -50,6 +52,7 @@ struct DialectRoutes: Sendable {
             guard !user.isEmpty, !user.contains("/") else { return nil }
             return Rewrite(request: Self.moved(request, to: "/api/messages/conversation/\(user)"), dialect: .seed002, reshape: .seed002Messages)
         }
+        if enabled.contains(.seed003), let rewrite = Seed003Routes.rewrite(request, moved: Self.moved) { return rewrite }
         if enabled.contains(.seed004), path.hasPrefix("/api/v1/auth/") || path == "/api/v1/rooms" || path.hasPrefix("/api/v1/rooms/") {
             var native = Self.moved(request, to: "/api" + path.dropFirst("/api/v1".count))
             if request.method == .POST, path == "/api/v1/auth/register" { native.body = Self.renamed(native.body, ["fullName": "displayName"]) }
@@ -60,6 +63,7 @@ struct DialectRoutes: Sendable {
 
     /// The native answer reshaped for the dialect (errors are left as they are).
     static func reshape(_ response: HTTPResponse, _ reshape: Reshape) -> HTTPResponse {
+        if case .seed003(let answer) = reshape { return Seed003Routes.reshape(response, answer) }
         guard reshape != .none, (200..<300).contains(response.status.code), let body = try? JSONParser.parse(response.body) else {
             return response
         }
@@ -70,6 +74,8 @@ struct DialectRoutes: Sendable {
         case .seed002Messages:
             guard case .array(let messages) = body else { return response }
             reshaped.body = JSONValue.array(messages.map(DialectEvents.seed002Message)).serialized()
+        case .seed003:
+            return response
         case .seed001AllMessages:
             let messages = (body["conversations"]?.arrayValue ?? []).flatMap { $0["messages"]?.arrayValue ?? [] }
             reshaped.body = JSONValue.array(messages).serialized()
@@ -92,7 +98,7 @@ struct DialectRoutes: Sendable {
         return JSONValue.object(fields).serialized()
     }
 
-    private static func moved(_ request: HTTPRequest, to path: String) -> HTTPRequest {
+    static func moved(_ request: HTTPRequest, to path: String) -> HTTPRequest {
         var moved = request
         moved.path = path
         moved.target = request.query.map { path + "?" + $0 } ?? path

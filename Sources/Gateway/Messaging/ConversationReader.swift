@@ -79,6 +79,25 @@ final class ConversationReader {
         return (try await ReactionMarks.mark(messages, viewer: userID, database: database), rows.count > page.limit)
     }
 
+    /// The other member of direct conversation `conversationID` when `userID` is a member of it;
+    /// nil otherwise (another user's conversation, a room, no such conversation).
+    func directPartner(conversationID: Int64, userID: Int64) async throws(PostgresError) -> Int64? {
+        let rows = try await database.query("""
+            SELECT c.direct_key FROM conversations c
+            JOIN conversation_members me ON me.conversation_id = c.id AND me.user_id = $2
+            WHERE c.id = $1 AND c.kind = 'direct'
+            """, [.int64(conversationID), .int64(userID)])
+        guard let key = try rows.first?.optionalString("direct_key") else { return nil }
+        let ids = key.split(separator: ":").compactMap { Int64($0) }
+        guard ids.count == 2 else { return nil }
+        return ids[0] == userID ? ids[1] : ids[0]
+    }
+
+    /// The conversation's last `seq` (how many messages it ever had: seqs are gap-free).
+    func lastSeq(conversationID: Int64) async throws(PostgresError) -> Int64 {
+        try await database.query("SELECT last_seq FROM conversations WHERE id = $1", [.int64(conversationID)]).first?.int64("last_seq") ?? 0
+    }
+
     /// `direct_key` of the conversation between two users: `"<smaller id>:<larger id>"`.
     nonisolated static func directKey(_ first: Int64, _ second: Int64) -> String {
         "\(min(first, second)):\(max(first, second))"

@@ -32,6 +32,12 @@ final class MessageRoutes {
         router.add(.GET, "/api/sync", authenticated: true) { [unowned self] in try await self.sync($0) }
         router.add(.GET, "/api/messages/search", authenticated: true) { [unowned self] in try await self.search($0) }
         router.add(.GET, "/api/conversations", authenticated: true) { [unowned self] in try await self.conversationPage($0) }
+        router.add(.GET, "/api/conversations/:conversationId/messages", authenticated: true) { [unowned self] in
+            try await self.conversationHistory($0)
+        }
+        router.add(.POST, "/api/conversations/:conversationId/read", authenticated: true) { [unowned self] in
+            try await self.readConversation($0)
+        }
         router.add(.GET, "/api/conversations/unread", authenticated: true) { [unowned self] in
             .json(.ok, try await self.reader.list.unread(userID: try $0.caller.userID))
         }
@@ -134,6 +140,36 @@ final class MessageRoutes {
         var response = HTTPResponse.json(.ok, .array(history.messages))
         response.headers.replaceOrAdd(name: "X-Has-More", value: history.hasMore ? "true" : "false")
         return response
+    }
+
+    /// `GET /api/conversations/:conversationId/messages?before=&after=&limit=` (a direct
+    /// conversation of the caller's, by the `conversationId` lists give): the history page as
+    /// `GET /api/messages/conversation/:otherUserId` gives it, with `lastSeq` (the number of
+    /// messages ever sent in it: seqs are gap-free) and `hasMore`. Rooms: `/api/rooms/:roomId/messages`.
+    private func conversationHistory(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        let conversationID = try request.idParameter("conversationId")
+        guard let partner = try await reader.directPartner(conversationID: conversationID, userID: userID) else {
+            throw APIError(.conversationNotFound)
+        }
+        let http = request.http
+        let page = try HistoryPage(before: http.queryParameter("before"), after: http.queryParameter("after"),
+                                   limit: http.queryParameter("limit"), defaultLimit: configuration.historyDefaultLimit,
+                                   maxLimit: configuration.historyMaxLimit)
+        let history = try await reader.history(userID: userID, otherUserID: partner, page: page) ?? ([], false)
+        let lastSeq = try await reader.lastSeq(conversationID: conversationID)
+        return .json(.ok, ["messages": .array(history.messages), "lastSeq": .int(lastSeq), "hasMore": .bool(history.hasMore)])
+    }
+
+    /// `POST /api/conversations/:conversationId/read`: everything the other member sent in this
+    /// direct conversation is read (as `POST /api/messages/mark-as-read {senderId}`).
+    private func readConversation(_ request: APIRequest) async throws -> HTTPResponse {
+        let userID = try request.caller.userID
+        guard let partner = try await reader.directPartner(conversationID: try request.idParameter("conversationId"), userID: userID) else {
+            throw APIError(.conversationNotFound)
+        }
+        let result = try await submitter.submit(.readAll(senderID: partner), userID: userID)
+        return .json(.ok, ["message": "Messages marked as read", "count": .int(result["count"]?.int64Value ?? 0)])
     }
 
     /// `GET /api/messages/conversations?limit=`: most recent first.

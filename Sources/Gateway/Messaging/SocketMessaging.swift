@@ -8,7 +8,7 @@ import Shared
 final class SocketMessaging {
     let configuration: MessagingConfiguration
     private let submitter: CommandSubmitter
-    private let reader: ConversationReader
+    let reader: ConversationReader
     private let redis: RedisClient
     private let typingLimits: TypingState.Limits
     /// The per-user API budget that database-backed events spend, as REST requests do; nil when

@@ -178,10 +178,46 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         case .chatHistory(let other, let limit, let skip):
             messaging.chatHistory(otherUserID: other, limit: limit, skip: skip, userID: request.principal.userID, ackID: request.ackID,
                                   session: session)
+        case .conversationTyping(let conversation, let typing):
+            withPartner(conversation, request: request, session: session) { partner in
+                self.messaging.handle(typing ? .typing : .stopTyping, ["receiverId": .int(partner)], ackID: request.ackID, session: session,
+                                      userID: request.principal.userID)
+            }
+        case .joinConversation(let conversation):
+            withPartner(conversation, request: request, session: session) { _ in
+                if let ackID = request.ackID { session.sendAck(ackID, ["ok": true]) }
+            }
+        case .conversationRead(let conversation):
+            withPartner(conversation, request: request, session: session) { partner in
+                self.messaging.handle(.markAllAsRead, ["senderId": .int(partner)], ackID: request.ackID, session: session,
+                                      userID: request.principal.userID)
+            }
         case .native, .ignored, .unknown:
             break
         }
     }
+
+    /// Seed 003 names direct conversations by id: the other member, read once per socket and
+    /// conversation (a member of a direct conversation stays one).
+    private func withPartner(_ conversation: Int64, request: SocketSessionMachine.DialectRequest, session: SocketSession,
+                             _ body: @escaping @LoopActor (Int64) -> Void) {
+        if let partner = session.conversationPartners[conversation] { return body(partner) }
+        Task { @LoopActor in
+            do {
+                guard conversation > 0,
+                      let partner = try await self.messaging.reader.directPartner(conversationID: conversation, userID: request.principal.userID) else {
+                    return session.emitError(APIError(.conversationNotFound), ackID: request.ackID)
+                }
+                if session.conversationPartners.count < Self.maxRememberedPartners { session.conversationPartners[conversation] = partner }
+                body(partner)
+            } catch {
+                session.emitError(APIError.from(error), ackID: request.ackID)
+            }
+        }
+    }
+
+    /// Conversations whose other member one socket remembers.
+    static let maxRememberedPartners = 256
 
     /// Most users one socket may watch with `presenceSubscribe`.
     static let maxWatchedUsers = 500

@@ -34,6 +34,8 @@ final class SocketSession: WebSocketConnectionDelegate {
     private var heldOverflowed = false
     /// Most events held during a recovery; beyond, the recovery becomes a resync.
     static let maxHeldEvents = 10_000
+    /// Seed 003 sockets (issue 16): the other member of each direct conversation named by id.
+    var conversationPartners: [Int64: Int64] = [:]
     /// This socket's typing indicators, created by the first `typing` (see `SocketMessaging`).
     var typing: TypingRelay?
     /// Keeps this socket's commands on the stream in the order it sent them; made by the first command.
@@ -148,7 +150,23 @@ final class SocketSession: WebSocketConnectionDelegate {
     private func write(_ publication: Publication) {
         let dialect = machine.dialect
         if dialect == .native { return link.sendSharedFrame(publication.frame) }
+        if dialect == .seed003, let data = conversationNamed(publication) {
+            // Seed 003's typing events name the conversation, which only this socket knows.
+            for (event, translated) in DialectEvents.outbound(dialect, event: publication.event, data: data) {
+                link.sendSharedFrame(Self.frame(for: .event(event, [translated])))
+            }
+            return
+        }
         for frame in publication.frames(for: dialect) { link.sendSharedFrame(frame) }
+    }
+
+    /// A direct typing event's data with the `conversationId` this socket joined with its sender.
+    private func conversationNamed(_ publication: Publication) -> JSONValue? {
+        guard publication.event == SocketEvent.typing.name || publication.event == SocketEvent.stopTyping.name,
+              case .object(var fields) = publication.data, fields["roomId"] == nil, let sender = fields["senderId"]?.int64Value,
+              let conversation = conversationPartners.first(where: { $0.value == sender })?.key else { return nil }
+        fields["conversationId"] = .int(conversation)
+        return .object(fields)
     }
 
     private func hold(_ publication: Publication) {

@@ -26,6 +26,9 @@ extension ErrorCode {
     /// An edit after the edit window (`EDIT_WINDOW_MS`) closed.
     package static let editWindowPassed = ErrorCode("edit_window_passed", .forbidden, "the message is too old to edit")
 
+    /// A conversation id that is not one of the caller's direct conversations (issue 16).
+    package static let conversationNotFound = ErrorCode("conversation_not_found", .notFound, "no such conversation")
+
     /// A reaction with a new emoji on a message that has `ReactionRules.maxDistinct` already.
     package static let tooManyReactions = ErrorCode("too_many_reactions", .conflict, "the message has as many different reactions as it may")
 
