@@ -114,6 +114,30 @@ enum DialectEvents {
 
     // MARK: Server → client
 
+    /// The native events each dialect renames or reshapes; the others reach its sockets as they
+    /// are (so their native frame is shared, and nothing is translated).
+    private static let translated: [Dialect: Set<String>] = {
+        let messages = [SocketEvent.receiveMessage.name, SocketEvent.messageSent.name]
+        let presence = [SocketEvent.userOnline.name, SocketEvent.userOffline.name]
+        let typing = [SocketEvent.typing.name, SocketEvent.stopTyping.name]
+        return [
+            .native: [],
+            .seed001: Set(messages + presence + [SocketEvent.onlineUsers.name]),
+            .seed002: Set(messages + presence + typing + [SocketEvent.messageReadByReceiver.name, SocketEvent.onlineUsers.name,
+                                                          SocketEvent.error.name]),
+            .seed003: Set(messages + typing + [SocketEvent.messageReadByReceiver.name, SocketEvent.messagesReadByReceiver.name,
+                                               SocketEvent.memberRead.name, SocketEvent.memberJoined.name, SocketEvent.memberLeft.name]),
+            .seed004: Set(messages + presence + typing + [SocketEvent.messageEdited.name, SocketEvent.messageDeleted.name,
+                                                          SocketEvent.messageReadByReceiver.name, SocketEvent.memberRead.name,
+                                                          SocketEvent.error.name]),
+        ]
+    }()
+
+    /// Whether `dialect` translates native event `event` (else the native frame goes as it is).
+    static func translates(_ dialect: Dialect, _ event: String) -> Bool {
+        translated[dialect]?.contains(event) ?? false
+    }
+
     /// The events a `dialect` socket gets for native event `event` with `data` (the same for every
     /// socket of the dialect, so a publication is translated once).
     static func outbound(_ dialect: Dialect, event: String, data: JSONValue) -> [(String, JSONValue)] {

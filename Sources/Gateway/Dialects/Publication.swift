@@ -1,8 +1,9 @@
 import Shared
 
 /// One published event on its way to local sockets: its native frame, encoded once for every
-/// native socket, and the frames of each dialect, encoded once for every socket of that dialect
-/// the first time one needs them (issue 16). Used on the loop only (the cache is not locked).
+/// native socket, and the frames of each dialect, encoded once for every socket of that dialect,
+/// each the first time a socket needs it (issue 16). Used on the loop only (the caches are not
+/// locked; `UserChannels.published` builds one off the loop, before any frame is asked for).
 final class Publication: @unchecked Sendable {
     let event: String
     let data: JSONValue
@@ -10,38 +11,38 @@ final class Publication: @unchecked Sendable {
     let ackID: Int64?
     /// What the event says of the durable store (recovery offsets), if anything.
     let mark: DeliveryMark?
-    /// The native frame.
-    let frame: [UInt8]
-    private var dialectFrames: [Dialect: [[UInt8]]] = [:]
+    private var nativeFrame: [UInt8]?
+    /// The frames of the first dialect that asked (most publications reach one dialect at most),
+    /// then of the others.
+    private var firstDialect: (dialect: Dialect, frames: [[UInt8]])?
+    private var otherDialects: [Dialect: [[UInt8]]] = [:]
 
     init(event: String, data: JSONValue, ackID: Int64? = nil, mark: DeliveryMark? = nil) {
         self.event = event
         self.data = data
         self.ackID = ackID
         self.mark = mark
-        frame = SocketSession.frame(for: .event(event, [data], ackID: ackID))
     }
 
-    /// A frame that is not an event of the protocol's vocabulary (already encoded).
-    init(frame: [UInt8], event: String) {
-        self.event = event
-        data = .null
-        ackID = nil
-        mark = nil
-        self.frame = frame
+    /// The native frame, encoded the first time a native socket needs it (a publication only
+    /// dialect sockets get is never encoded natively).
+    var frame: [UInt8] {
+        if let nativeFrame { return nativeFrame }
+        let encoded = SocketSession.frame(for: .event(event, [data], ackID: ackID))
+        nativeFrame = encoded
+        return encoded
     }
 
     /// The frames a `dialect` socket gets (none when the dialect has no such event).
     @LoopActor
     func frames(for dialect: Dialect) -> [[UInt8]] {
-        if dialect == .native { return [frame] }
-        if let cached = dialectFrames[dialect] { return cached }
+        if dialect == .native || !DialectEvents.translates(dialect, event) { return [frame] }
+        if let first = firstDialect, first.dialect == dialect { return first.frames }
+        if let cached = otherDialects[dialect] { return cached }
         let frames = DialectEvents.outbound(dialect, event: event, data: data).enumerated().map { index, translated in
-            translated.0 == event && translated.1 == data && index == 0
-                ? frame
-                : SocketSession.frame(for: .event(translated.0, [translated.1], ackID: index == 0 ? ackID : nil))
+            SocketSession.frame(for: .event(translated.0, [translated.1], ackID: index == 0 ? ackID : nil))
         }
-        dialectFrames[dialect] = frames
+        if firstDialect == nil { firstDialect = (dialect, frames) } else { otherDialects[dialect] = frames }
         return frames
     }
 }

@@ -117,7 +117,7 @@ final class SocketSession: WebSocketConnectionDelegate {
     private func send(_ packet: SocketIOPacket) {
         // A dialect socket gets the dialect's events (issue 16); acks and the rest are as native.
         let dialect = machine.dialect
-        guard dialect != .native, packet.type == .event, let name = packet.eventName else {
+        guard dialect != .native, packet.type == .event, let name = packet.eventName, DialectEvents.translates(dialect, name) else {
             return link.sendSharedFrame(Self.frame(for: packet))
         }
         for (event, data) in DialectEvents.outbound(dialect, event: name, data: packet.eventArguments.first ?? .null) {
