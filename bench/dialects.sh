@@ -39,12 +39,7 @@ bench_start_gateway bench-gw "$WORK/gateway.log"
 GW_PID=$GATEWAY_PID
 USERS=$((2 * PAIRS * 2 * ROUNDS))
 BASE=4000000
-bench_psql >/dev/null <<SQL
-INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
-SELECT g, 'bench' || g, 'bench' || g || '@bench.invalid', 'x', 'bench' || g
-FROM generate_series($BASE::bigint, $BASE::bigint + $USERS) AS g
-ON CONFLICT DO NOTHING;
-SQL
+bench_seed_users "$BASE" $((USERS + 1))
 
 oncpu_ns() { awk '{ print $1 }' "/proc/$1/schedstat"; }
 declare -A TOTAL_NS TOTAL_MSGS

@@ -99,3 +99,13 @@ bench_cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $1
 
 # The last number a JSON log line gives for "<key>".
 bench_json_number() { grep -o "\"$2\":[0-9.]*" "$1" | tail -n 1 | cut -d: -f2; }
+
+# Users <base> ... <base>+<count>-1 (a CONNECT needs its account to exist), kept when present.
+bench_seed_users() { # <base> <count>
+    bench_psql >/dev/null <<SQL
+INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
+SELECT g, 'bench' || g, 'bench' || g || '@bench.invalid', 'x', 'bench' || g
+FROM generate_series($1::bigint, $1::bigint + $2 - 1) AS g
+ON CONFLICT DO NOTHING;
+SQL
+}

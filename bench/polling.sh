@@ -52,12 +52,7 @@ start_gateway bench-a ga
 A_PID=$GATEWAY_PID A_PORT=$GATEWAY_PORT
 start_gateway bench-b gb
 B_PID=$GATEWAY_PID B_PORT=$GATEWAY_PORT
-bench_psql >/dev/null <<SQL
-INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE
-SELECT g, 'bench' || g, 'bench' || g || '@bench.invalid', 'x', 'bench' || g
-FROM generate_series($USER_BASE::bigint, $USER_BASE::bigint + $SESSIONS) AS g
-ON CONFLICT DO NOTHING;
-SQL
+bench_seed_users "$USER_BASE" $((SESSIONS + 1))
 
 say "relay hop: $ITERATIONS round trips each, direct and relayed"
 RTT="$("$PYTHON" bench/polling_client.py rtt --owner "http://127.0.0.1:$A_PORT" --other "http://127.0.0.1:$B_PORT" \

@@ -10,14 +10,18 @@ import socketio
 
 
 class SeedClient:
-    def __init__(self, url: str, token: str, dialect: str | None = None):
+    """Connects with `auth={"token", "dialect"?}`, or with no auth at all when `token` is None
+    (seed 001's `io(url)`); `disconnect` is recorded as an event too."""
+
+    def __init__(self, url: str, token: str | None, dialect: str | None = None):
         self.events: list[tuple[str, tuple]] = []
         self.cond = threading.Condition()
         self.client = socketio.Client(reconnection=False)
         self.client.on("*", self._record)
-        auth = {"token": token}
+        self.client.on("disconnect", lambda *args: self._record("disconnect"))
+        auth = None if token is None else {"token": token}
         if dialect:
-            auth["dialect"] = dialect
+            auth = {**(auth or {}), "dialect": dialect}
         self.client.connect(url, auth=auth, wait_timeout=10)
 
     def _record(self, event, *args):

@@ -7,13 +7,10 @@ Passwords follow the product's rules (at least 8 characters; the README's exampl
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 import requests
-import socketio
 
+from dialect_client import SeedClient
 from support import start_cluster, unique
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,41 +31,15 @@ def register_and_login(base: str) -> dict:
     return {"id": login.json()["user"]["id"], "token": login.json()["token"]}
 
 
-class Seed001Client:
+class Seed001Client(SeedClient):
     """`io(url)` with no auth, then `auth:login`, as the README's example does."""
 
     def __init__(self, url: str):
-        self.events: list[tuple[str, tuple]] = []
-        self.cond = threading.Condition()
-        self.client = socketio.Client(reconnection=False)
-        self.client.on("*", self._record)
-        self.client.on("disconnect", lambda *a: self._record("disconnect"))
-        self.client.connect(url, wait_timeout=10)
-
-    def _record(self, event, *args):
-        with self.cond:
-            self.events.append((event, args))
-            self.cond.notify_all()
-
-    def wait(self, event, match=lambda d: True, timeout=10):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for name, args in self.events:
-                    if name == event and match(args[0] if args else None):
-                        return args[0] if args else None
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no {event!r} within {timeout}s; got {self.events}")
-                self.cond.wait(left)
+        super().__init__(url, None)
 
     def login(self, token: str):
-        self.client.emit("auth:login", {"token": token})
+        self.emit("auth:login", {"token": token})
         return self.wait("auth:ok")
-
-    def close(self):
-        if self.client.connected:
-            self.client.disconnect()
 
 
 def test_the_seed_001_client_flows(seed001):
@@ -77,13 +48,13 @@ def test_the_seed_001_client_flows(seed001):
     a, b = Seed001Client(gw1), Seed001Client(gw2)
     try:
         # Nothing but auth:login before logging in.
-        a.client.emit("message:private", {"toUserId": bob["id"], "content": "too early"})
+        a.emit("message:private", {"toUserId": bob["id"], "content": "too early"})
         assert a.wait("error")["code"] == "not_connected"
-        a.client.emit("auth:login", {"token": "not-a-token"})
+        a.emit("auth:login", {"token": "not-a-token"})
         assert a.wait("auth:error")["message"]
         a.login(alice["token"])
         b.login(bob["token"])
-        a.client.emit("message:private", {"toUserId": bob["id"], "content": "Hello!"})
+        a.emit("message:private", {"toUserId": bob["id"], "content": "Hello!"})
         got = b.wait("message:new")
         assert (got["senderId"], got["receiverId"], got["content"]) == (alice["id"], bob["id"], "Hello!") and got["id"], got
         # Online users: contacts now; Bob leaving and coming back.
