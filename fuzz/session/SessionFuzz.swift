@@ -195,6 +195,8 @@ private struct SessionProgram {
     var now: Instant
     /// Announced by `.admit`, waiting for `admitted` or `refused`.
     var admitting: Principal?
+    /// Seed 001 (issue 16): the machine asked for its CONNECT to be answered without a token.
+    var pendingLogin = false
     /// Announced by `.confirmToken`, waiting for `reauthenticated` or `reauthenticationFailed`.
     var confirming: [(principal: Principal, ackID: Int64?)] = []
     /// Ids of `.armServerAckTimeout` actions.
@@ -279,7 +281,10 @@ private struct SessionProgram {
                                 "42/admin,7[\"sendMessage\",{}]", "452-/admin,[\"x\",{\"_placeholder\":true,\"num\":0}]", "40/,"]))
         case 9:
             receive(input.pick(["41", "2", "3", "2probe", "3probe", "6", "5", "1", "4", "0{}", "44{\"message\":\"x\"}",
-                                "451-[\"x\",{\"_placeholder\":true,\"num\":0}]", "461-1[]", "b4AQID", "", "40", "40{}", "40{\"token\":7}"])
+                                "451-[\"x\",{\"_placeholder\":true,\"num\":0}]", "461-1[]", "b4AQID", "", "40", "40{}", "40{\"token\":7}",
+                                "40{\"dialect\":\"seed001\"}", "40{\"dialect\":\"seed004\"}", "40{\"dialect\":\"nope\"}",
+                                "42[\"auth:login\",{\"token\":\"x\"}]", "42[\"private_message\",{\"receiverId\":2,\"message\":\"m\"}]",
+                                "42[\"get_chat_history\",{\"otherUserId\":2}]", "42[\"join_conversation\",{\"conversationId\":1}]"])
                     { "4" + $0.text(maximum: 24) })
         case 10, 11, 12:
             let name = input.pick(gatewayEventNames)
@@ -406,9 +411,20 @@ private struct SessionProgram {
                           "session event \(request.event) dispatched")
                 invariant(SocketEvent.client.contains(request.event), "unknown event \(request.event) dispatched")
                 validate(request)
+            case .dispatchDialect(let request):
+                invariant(request.principal == machine.principal, "dialect request as \(request.principal)")
+                invariant(machine.dialect != .native, "a dialect request from a native socket")
+            case .awaitLogin:
+                // Seed 001: the session answers the CONNECT without a token (issue 16).
+                invariant(machine.dialect == .seed001, ".awaitLogin in dialect \(machine.dialect)")
+                pendingLogin = true
             case .countEvent, .pongReceived:
                 break
             }
+        }
+        if pendingLogin {
+            pendingLogin = false
+            apply(machine.awaitLogin(socketID: "login-1"), from: .received)
         }
         if closes {
             invariant(machine.state == .closed, ".close but state \(machine.state)")

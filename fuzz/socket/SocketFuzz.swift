@@ -40,6 +40,7 @@ private func realtimeConfiguration(_ input: inout FuzzInput) -> RealtimeConfigur
         "SOCKET_EVENT_RATE": String(input.pick([50, 1, 1_000])),
         "SOCKET_EVENT_BURST": String(input.pick([100, 1, 3])),
         "SOCKET_EVENT_FLOOD_CLOSE": String(input.pick([200, 0, 1, 5])),
+        "SOCKET_DIALECT": input.pick(Dialect.allCases.map(\.rawValue)),
     ]
     let settings = RealtimeConfiguration.settings + [
         Setting("SOCKETIO_PING_INTERVAL_MS", nil, ""), Setting("SOCKETIO_PING_TIMEOUT_MS", nil, ""),
@@ -248,7 +249,8 @@ private func runProgram(_ bytes: [UInt8]) async {
                     session?.emitError(APIError(.validationFailed, message: "fuzz"), ackID: request.ackID)
                 }
             } else if step.bool() {
-                session?.sendPublished(SocketSession.frame(for: .event("receiveMessage", [["id": 1]])))
+                session?.sendPublished(Publication(event: "receiveMessage", data: ["id": 1, "conversationId": 2, "seq": 3],
+                                                   mark: .message(conversation: 2, seq: 3)))
             } else {
                 let outcome: ChatReply.Outcome = step.bool() ? .ok(["id": 3]) : .failed(code: ErrorCode.rateLimited.name, message: "slow down",
                                                                                        details: ["retryAfterMs": .int(step.int64())])

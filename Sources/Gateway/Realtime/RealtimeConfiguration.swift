@@ -19,7 +19,8 @@ struct RealtimeConfiguration: Sendable {
     /// The seed dialects served and the sockets' default one (issue 16).
     var dialects: DialectConfiguration
 
-    static let settings: [Setting] = [
+    /// Its own settings and the dialects' (which it reads).
+    static let settings: [Setting] = DialectConfiguration.settings + [
         Setting("SOCKET_EVENT_RATE", "50", "events per second one socket may send, sustained (rate_limited beyond)"),
         Setting("SOCKET_EVENT_BURST", "100", "events one socket may send at once after a quiet period"),
         Setting("RECOVERY_WINDOW_MS", "120000", "how long a disconnected Socket.IO client may recover its session (pid + offset) and get what it missed; 0 turns connection state recovery off"),

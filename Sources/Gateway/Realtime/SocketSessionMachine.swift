@@ -422,8 +422,10 @@ struct SocketSessionMachine {
         var first = arguments.first ?? .null
         var actions: [Action] = [.countEvent(name)]
         let event: SocketEvent
-        switch dialect == .native ? SocketEvent(client: name).map { .native($0, first) } ?? .unknown
-                                  : DialectEvents.inbound(dialect, name: name, argument: first) {
+        let inbound: DialectEvents.Inbound = dialect == .native
+            ? SocketEvent(client: name).map({ .native($0, first) }) ?? .unknown
+            : DialectEvents.inbound(dialect, name: name, argument: first)
+        switch inbound {
         case .native(let native, let argument):
             event = native
             if dialect != .native {
