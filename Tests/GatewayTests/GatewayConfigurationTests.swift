@@ -78,3 +78,15 @@ import Testing
         #expect(help.contains("[3000]"))
     }
 }
+
+/// `MAX_CONNECTIONS` against the open-file limit (issue 18).
+@Suite struct DescriptorBudgetTests {
+    @Test func theCapFitsTheDescriptorsLeftAfterTheReserve() {
+        #expect(DescriptorBudget.cap(configured: 100_000, descriptors: 110_000) == 100_000)
+        #expect(DescriptorBudget.cap(configured: 100_000, descriptors: 65_536) == 64_536)
+        #expect(DescriptorBudget.cap(configured: 100_000, descriptors: 1_024) == 24)
+        #expect(DescriptorBudget.cap(configured: 100_000, descriptors: 10) == 1)
+        #expect(DescriptorBudget.cap(configured: 5_000, descriptors: Int.max) == 5_000)
+        #expect(DescriptorBudget.cap(configured: 5_000, descriptors: Int.min) == 1)
+    }
+}

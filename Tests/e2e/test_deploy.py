@@ -514,3 +514,47 @@ def test_systemd_env_examples_hold_no_secrets():
     assert len(common["JWT_SECRET"]) < 32, "a placeholder the gateway refuses"
     assert _env_file(SYSTEMD / "gateway-1.env.example")["PORT"].isdigit()
     assert _env_file(SYSTEMD / "worker-1.env.example")["ADMIN_PORT"].isdigit()
+
+
+# --- descriptor arithmetic (issue 18) ------------------------------------------------------------
+
+GATEWAY_RESERVE = 1000  # DescriptorBudget.reserve: the gateway's descriptors besides connections
+DEFAULT_MAX_CONNECTIONS = 100_000
+
+
+def _compose_services() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def _nofile(service: dict) -> tuple[int, int]:
+    limits = service.get("ulimits", {}).get("nofile")
+    assert limits is not None, "no ulimits.nofile: the engine default (often 1024) would apply"
+    if isinstance(limits, int):
+        return limits, limits
+    return int(limits["soft"]), int(limits["hard"])
+
+
+def test_descriptor_arithmetic_of_every_shipped_config():
+    """haproxy needs about two descriptors per connection; a gateway one per connection plus its
+    own; nginx two per worker connection. Every shipped config must give what it asks for (the
+    haproxy image cannot raise its own limit: it would exit with "Cannot raise FD limit")."""
+    services = _compose_services()
+    maxconn = int(re.search(r"(?m)^\s*maxconn\s+(\d+)", (DEPLOY / "haproxy.cfg").read_text())[1])
+    soft, hard = _nofile(services["haproxy"])
+    assert min(soft, hard) >= 2 * maxconn + 1000, f"haproxy maxconn {maxconn} needs ~{2 * maxconn + 1000} descriptors, compose gives {soft}/{hard}"
+    gateways = [name for name, service in services.items() if "Gateway" in str(service.get("command", ""))]
+    assert gateways, "no gateway service found in docker-compose.yml"
+    for name in gateways:
+        environment = services[name].get("environment") or {}
+        cap = int(environment.get("MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS))
+        soft, hard = _nofile(services[name])
+        assert min(soft, hard) >= cap + GATEWAY_RESERVE, f"{name}: MAX_CONNECTIONS {cap} needs {cap + GATEWAY_RESERVE} descriptors, compose gives {soft}/{hard}"
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    rlimit = int(re.search(r"(?m)^\s*worker_rlimit_nofile\s+(\d+);", nginx)[1])
+    connections = int(re.search(r"(?m)^\s*worker_connections\s+(\d+);", nginx)[1])
+    assert rlimit >= 2 * connections, f"nginx: worker_connections {connections} proxied need {2 * connections} descriptors, worker_rlimit_nofile is {rlimit}"
+    unit = (DEPLOY / "systemd" / "chat-gateway@.service").read_text()
+    limit = int(re.search(r"(?m)^LimitNOFILE=(\d+)", unit)[1])
+    assert limit >= DEFAULT_MAX_CONNECTIONS + GATEWAY_RESERVE, f"systemd LimitNOFILE={limit} below MAX_CONNECTIONS + reserve"

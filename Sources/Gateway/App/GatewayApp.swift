@@ -56,7 +56,9 @@ final class GatewayApp: ServiceApp {
         services.realtime.start(redis: subscriberConfiguration)
         services.presence.registry.start()
         services.shardCountCheck.start()
-        guard let server = listen(configuration.http, services.frontDoor, upgrader: services.realtime, what: "the public port") else {
+        var http = configuration.http
+        http.maxConnections = DescriptorBudget.fit(configured: http.maxConnections, logger: logger)
+        guard let server = listen(http, services.frontDoor, upgrader: services.realtime, what: "the public port") else {
             return fail(1)
         }
         self.server = server
