@@ -280,7 +280,8 @@ enum DialectEvents {
 
     // MARK: Helpers
 
-    private static func renamed(_ value: JSONValue, _ names: [String: String]) -> JSONValue {
+    /// `value` (an object) with fields renamed; a field already present under the new name wins.
+    static func renamed(_ value: JSONValue, _ names: [String: String]) -> JSONValue {
         guard case .object(var fields) = value else { return value }
         for (from, to) in names {
             if let field = fields.removeValue(forKey: from), fields[to] == nil { fields[to] = field }

@@ -52,7 +52,7 @@ struct DialectRoutes: Sendable {
             guard !user.isEmpty, !user.contains("/") else { return nil }
             return Rewrite(request: Self.moved(request, to: "/api/messages/conversation/\(user)"), dialect: .seed002, reshape: .seed002Messages)
         }
-        if enabled.contains(.seed003), let rewrite = Seed003Routes.rewrite(request, moved: Self.moved) { return rewrite }
+        if enabled.contains(.seed003), let rewrite = Seed003Routes.rewrite(request) { return rewrite }
         if enabled.contains(.seed004), path.hasPrefix("/api/v1/auth/") || path == "/api/v1/rooms" || path.hasPrefix("/api/v1/rooms/") {
             var native = Self.moved(request, to: "/api" + path.dropFirst("/api/v1".count))
             if request.method == .POST, path == "/api/v1/auth/register" { native.body = Self.renamed(native.body, ["fullName": "displayName"]) }
@@ -107,10 +107,7 @@ struct DialectRoutes: Sendable {
 
     /// A JSON object body with fields renamed (other bodies unchanged: the native route refuses them).
     private static func renamed(_ body: [UInt8], _ names: [String: String]) -> [UInt8] {
-        guard case .object(var fields)? = try? JSONParser.parse(body) else { return body }
-        for (from, to) in names {
-            if let value = fields.removeValue(forKey: from), fields[to] == nil { fields[to] = value }
-        }
-        return JSONValue.object(fields).serialized()
+        guard let object = try? JSONParser.parse(body), object.objectValue != nil else { return body }
+        return DialectEvents.renamed(object, names).serialized()
     }
 }

@@ -9,14 +9,14 @@ enum Seed003Routes {
     /// The most conversations or search results one page may reach back (page × limit).
     static let maxReach = 100
 
-    static func rewrite(_ request: HTTPRequest, moved: (HTTPRequest, String) -> HTTPRequest) -> DialectRoutes.Rewrite? {
+    static func rewrite(_ request: HTTPRequest) -> DialectRoutes.Rewrite? {
         let path = request.path
         guard path.hasPrefix("/api/chat/") else { return nil }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(3).map(String.init)
         let page = max(1, Int(request.queryParameter("page") ?? "") ?? 1)
         let limit = max(1, min(Int(request.queryParameter("limit") ?? "") ?? 20, maxReach))
         func to(_ method: HTTPMethod, _ nativePath: String, _ query: String?, _ reshape: DialectRoutes.Reshape) -> DialectRoutes.Rewrite {
-            var native = moved(request, nativePath)
+            var native = DialectRoutes.moved(request, to: nativePath)
             native.method = method
             native.query = query
             native.target = query.map { nativePath + "?" + $0 } ?? nativePath

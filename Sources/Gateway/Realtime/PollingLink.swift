@@ -143,6 +143,8 @@ final class PollingLink: EngineLink, WebSocketConnectionDelegate {
     }
 
     func closeLink(code: UInt16, reason: String) {
+        // Once: a second close (the session's, after the link's own) changes nothing.
+        guard machine.state == .open || machine.state == .upgrading else { return }
         if let body = machine.close() { answerHeld(body) }
         endProbe()
         if machine.state == .closed { return finishSession() }

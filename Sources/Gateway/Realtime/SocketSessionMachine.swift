@@ -353,20 +353,20 @@ struct SocketSessionMachine {
         if isRevoked(principal) {
             return refused(APIError(.tokenRevoked))
         }
-        if loginFlow {
-            // Seed 001: the CONNECT was answered already; `auth:ok` says the login succeeded.
-            state = .connected(principal)
-            headerToken = nil
-            let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
-            return [.armDeadline(after: clampTimer(.milliseconds(remaining))),
-                    .send(.event(DialectEvent.seed001AuthOk.name, [["userId": .int(principal.userID)]])), .didConnect(principal)]
-        }
         state = .connected(principal)
-        self.socketID = socketID
-        self.pid = pid
         headerToken = nil
+        // Seed 001's login: the CONNECT was answered already (with its socket id); `auth:ok` says
+        // the login succeeded.
+        let answer: SocketIOPacket
+        if loginFlow {
+            answer = .event(DialectEvent.seed001AuthOk.name, [["userId": .int(principal.userID)]])
+        } else {
+            self.socketID = socketID
+            self.pid = pid
+            answer = .connect(sid: socketID, pid: pid)
+        }
         let remaining = principal.millisecondsUntilExpiry(nowMilliseconds: now.wallMilliseconds, leewaySeconds: configuration.leewaySeconds)
-        return [.armDeadline(after: clampTimer(.milliseconds(remaining))), .send(.connect(sid: socketID, pid: pid)), .didConnect(principal)]
+        return [.armDeadline(after: clampTimer(.milliseconds(remaining))), .send(answer), .didConnect(principal)]
     }
 
     /// A session connected on another gateway and handed over here when its client upgraded to a
