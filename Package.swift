@@ -26,7 +26,7 @@ let layers: [(name: String, dependencies: [String])] = [
     ("API", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres"]),
     ("RateLimit", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "API"]),
     ("Chat", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres", "API"]),
-    ("Service", ["CLinux", "Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres", "RateLimit"]),
+    ("Service", ["CLinux", "Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres", "API", "RateLimit"]),
 ]
 
 /// What a program or test target depending on the shared code lists: the umbrella and, directly,

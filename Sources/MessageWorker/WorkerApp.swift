@@ -11,6 +11,8 @@ final class WorkerApp: ServiceApp {
     private var consumer: CommandConsumer?
     private var coordinator: ShardCoordinator?
     private var admin: HTTPServer?
+    /// What `/ready` answers (the admin port listens before anything else).
+    private var readiness: Readiness?
     private var stopping = false
     private var stopsPending = 0
     private var finished = false
@@ -30,7 +32,22 @@ final class WorkerApp: ServiceApp {
 
     func start(mode: CommandLineMode) async {
         ChatMetrics.registerCommon()
+        WorkerMetrics.register()
         let common = configuration.common
+        let readiness = Readiness(grace: common.readyDependencyGrace)
+        self.readiness = readiness
+        // Probes get answers from the start: alive, not ready while Postgres or the schema is awaited.
+        if mode == .run {
+            let admin = HTTPServer(configuration: configuration.admin,
+                                   responder: AdminRoutes.router(service: "worker", readiness: readiness, logger: logger), logger: logger)
+            do {
+                try admin.start()
+            } catch {
+                logger.error("cannot listen on the admin port", ["port": .int(Int64(configuration.admin.port)), "error": .string(error.description)])
+                return fail(1)
+            }
+            self.admin = admin
+        }
         var poolConfiguration = PostgresPoolConfiguration(common: common, applicationName: "worker")
         // A worker paused in the middle of a batch (SIGSTOP, a VM freeze) must not hold its
         // conversations' row locks forever: Postgres ends such a session after this long, and the
@@ -38,7 +55,9 @@ final class WorkerApp: ServiceApp {
         poolConfiguration.connection.parameters["options"] = "-c idle_in_transaction_session_timeout=\(Self.idleInTransactionTimeout.wholeMilliseconds)"
         let database = PostgresPool(configuration: poolConfiguration)
         self.database = database
-        guard await Migrations.apply(pool: database, logger: logger, retryForever: mode == .run, isStopping: { [unowned self] in self.stopping }) else {
+        guard await Migrations.prepare(mode: mode == .migrateOnly ? .apply : common.migrations, pool: database, logger: logger,
+                                       retryForever: mode == .run, isStopping: { [unowned self] in self.stopping },
+                                       report: { readiness.phase = .starting($0) }) else {
             return fail(1)
         }
         if mode == .migrateOnly { return finish() }
@@ -58,21 +77,10 @@ final class WorkerApp: ServiceApp {
         commands.start()
         reader.start()
 
-        let router = APIRouter(authenticator: nil, logger: logger)
-        HealthRoutes.register(on: router, service: "worker", checks: [
+        readiness.checks = [
             ("postgres", { await database.ping() }),
             ("redis", { await commands.ping() }),
-        ])
-        router.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
-        WorkerMetrics.register()
-        let admin = HTTPServer(configuration: configuration.admin, responder: router, logger: logger)
-        do {
-            try admin.start()
-        } catch {
-            logger.error("cannot listen on the admin port", ["port": .int(Int64(configuration.admin.port)), "error": .string(error.description)])
-            return fail(1)
-        }
-        self.admin = admin
+        ]
 
         let processor = BatchProcessor(applier: BatchStore(database: database, roomMemberLimit: configuration.roomMemberLimit,
                                                                   roomsPerUser: configuration.roomsPerUser, editWindow: configuration.editWindow),
@@ -91,7 +99,8 @@ final class WorkerApp: ServiceApp {
         self.coordinator = coordinator
         consumer.start()
         coordinator.start()
-        logger.info("worker started", ["adminPort": .int(Int64(admin.localPort)), "streams": .string(configuration.shards.stream(0) + "…"),
+        readiness.phase = .serving
+        logger.info("worker started", ["adminPort": .int(Int64(admin?.localPort ?? 0)), "streams": .string(configuration.shards.stream(0) + "…"),
                                        "shards": .int(Int64(configuration.shards.count)), "group": .string(configuration.group),
                                        "consumer": .string(configuration.workerID)])
     }
@@ -99,6 +108,7 @@ final class WorkerApp: ServiceApp {
     func stop() {
         guard !stopping else { return }
         stopping = true
+        readiness?.phase = .draining
         // The batch in hand is finished (committed, published, acknowledged) before the clients close,
         // within the shutdown grace period; whatever is not acknowledged stays pending for another worker.
         let grace = configuration.common.shutdownGrace

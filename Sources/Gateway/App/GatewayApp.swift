@@ -13,6 +13,8 @@ final class GatewayApp: ServiceApp {
     private var server: HTTPServer?
     /// `/metrics`, `/health`, `/ready` on the admin port, apart from the public one.
     private var admin: HTTPServer?
+    /// What `/ready` answers (the admin port listens before anything else).
+    private var readiness: Readiness?
     private var stopping = false
     /// The process exit status once the loop returns.
     private var exitCode: CInt = 0 {
@@ -30,9 +32,19 @@ final class GatewayApp: ServiceApp {
             logger.warn("JWT_SECRET is not set: using a random secret for this process (development mode); tokens will not survive a restart or work across gateways")
         }
         let common = configuration.common
+        let readiness = Readiness(grace: common.readyDependencyGrace)
+        self.readiness = readiness
+        // Probes get answers from the start: alive, not ready while Postgres or the schema is awaited.
+        if mode == .run {
+            let router = AdminRoutes.router(service: "gateway", readiness: readiness, logger: logger)
+            guard let admin = listen(configuration.admin, router, what: "the admin port") else { return fail(1) }
+            self.admin = admin
+        }
         let database = PostgresPool(configuration: PostgresPoolConfiguration(common: common, applicationName: "gateway"))
         self.database = database
-        guard await Migrations.apply(pool: database, logger: logger, retryForever: mode == .run, isStopping: { [unowned self] in self.stopping }) else {
+        guard await Migrations.prepare(mode: mode == .migrateOnly ? .apply : common.migrations, pool: database, logger: logger,
+                                       retryForever: mode == .run, isStopping: { [unowned self] in self.stopping },
+                                       report: { readiness.phase = .starting($0) }) else {
             return fail(1)
         }
         if mode == .migrateOnly { return finish() }
@@ -46,11 +58,9 @@ final class GatewayApp: ServiceApp {
         }
         let redis = RedisClient(configuration: redisConfiguration)
         redis.start()
-        let services = GatewayServices(configuration: configuration, database: database, redis: redis, logger: logger)
+        let services = GatewayServices(configuration: configuration, database: database, redis: redis, readiness: readiness, logger: logger)
         self.services = services
 
-        guard let admin = listen(configuration.admin, services.adminRouter, what: "the admin port") else { return fail(1) }
-        self.admin = admin
         var subscriberConfiguration = redisConfiguration
         subscriberConfiguration.clientName = configuration.gatewayID + "-pubsub"
         services.realtime.start(redis: subscriberConfiguration)
@@ -62,9 +72,10 @@ final class GatewayApp: ServiceApp {
             return fail(1)
         }
         self.server = server
+        readiness.phase = .serving
         GatewayMetrics.register(server: server, realtime: services.realtime)
         logger.info("gateway listening", ["host": .string(configuration.http.host), "port": .int(Int64(server.localPort)),
-                                          "adminPort": .int(Int64(admin.localPort)),
+                                          "adminPort": .int(Int64(admin?.localPort ?? 0)),
                                           "environment": .string(common.isDevelopment ? "development" : "production")])
     }
 
@@ -92,6 +103,7 @@ final class GatewayApp: ServiceApp {
     func stop() {
         guard !stopping else { return }
         stopping = true
+        readiness?.phase = .draining
         guard let server, let services else { return finish() }
         let grace = configuration.common.shutdownGrace
         // HTTP, sockets and the admin port drain side by side; the process ends when all are done.

@@ -13,8 +13,6 @@ final class GatewayServices {
     let hashPool: ThreadPool
     /// The public routes (REST, health, OpenAPI).
     let router: APIRouter
-    /// `/metrics`, `/health`, `/ready` for the admin port.
-    let adminRouter: APIRouter
     let presence: Presence
     let submitter: CommandSubmitter
     let shardCountCheck: ShardCountCheck
@@ -28,7 +26,8 @@ final class GatewayServices {
     private let roomRoutes: RoomRoutes
 
     /// `clock` drives the sockets' and commands' timers: the loop's, or a manual clock in tests.
-    init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, logger: Logger,
+    /// `readiness` gets the dependency checks; the app sets its phase.
+    init(configuration: GatewayConfiguration, database: PostgresPool, redis: RedisClient, readiness: Readiness, logger: Logger,
          clock: any LoopClock = SystemClock.shared) {
         self.database = database
         self.redis = redis
@@ -100,11 +99,11 @@ final class GatewayServices {
         // Routes.
         router = APIRouter(authenticator: accounts, logger: logger)
         router.limiter = apiBudget
-        let healthChecks: [(name: String, probe: @LoopActor () async -> Bool)] = [
+        readiness.checks = [
             ("postgres", { await database.ping() }),
             ("redis", { await redis.ping() }),
         ]
-        HealthRoutes.register(on: router, service: "gateway", checks: healthChecks)
+        HealthRoutes.register(on: router, service: "gateway", readiness: readiness)
         router.addImmediate(.GET, "/api/openapi.yaml") { _ in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/yaml; charset=utf-8"], body: PackageResources.openapi_yaml)
         }
@@ -115,10 +114,6 @@ final class GatewayServices {
         if configuration.webApp { WebApp.register(on: router) }
         frontDoor = GatewayFrontDoor(router: router, realtime: realtime, origins: configuration.realtime.origins,
                                      dialects: configuration.realtime.dialects.enabled)
-        // Metrics are for the monitoring network only: the admin port, never the public one.
-        adminRouter = APIRouter(authenticator: nil, logger: logger)
-        HealthRoutes.register(on: adminRouter, service: "gateway", checks: healthChecks)
-        adminRouter.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
     }
 
     /// Closes every client and pool (after the servers drained).

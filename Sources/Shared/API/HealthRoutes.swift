@@ -2,30 +2,100 @@ import HTTP
 import JSON
 import Runtime
 
-/// `GET /health` (the process answers) and `GET /ready` (its dependencies answer too).
+/// Whether a process can take traffic, as `GET /ready` reports it (issue 18).
+///
+/// Three answers, so that a balancer or Kubernetes takes a process out of rotation only when
+/// another one could do better:
+/// - **not ready** (503): the process cannot serve at all: it is starting (waiting for Postgres,
+///   applying or waiting for the schema; the reason says which), draining, or one of its
+///   dependencies has been down for longer than `grace` (a partition of this process alone, or an
+///   outage long enough that answering errors fast beats keeping clients connected);
+/// - **degraded** (200): a dependency is down for less than `grace`. Postgres and Redis are shared
+///   by every process, so a short blip (a Redis failover, a Postgres restart) hits them all at
+///   once: taking every gateway out of rotation would turn a few seconds of failed sends into a
+///   full outage and a reconnect storm;
+/// - **ready** (200): every dependency answers.
+@LoopActor
+package final class Readiness {
+    /// Where the process is in its life.
+    package enum Phase: Equatable, Sendable {
+        /// Not serving yet; the text says what it waits for.
+        case starting(String)
+        case serving
+        case draining
+    }
+
+    /// A dependency and its probe (each probe has its own timeout).
+    package typealias Check = (name: String, probe: @LoopActor () async -> Bool)
+
+    package var phase: Phase = .starting("starting")
+    /// Probed while serving; set once the clients exist.
+    package var checks: [Check] = []
+    /// How long a dependency may be down before the process reports it cannot serve.
+    package let grace: Duration
+    /// When each dependency's current outage was first seen (monotonic nanoseconds).
+    private var downSince: [String: UInt64] = [:]
+
+    package init(grace: Duration) {
+        self.grace = grace
+    }
+
+    /// The `/ready` answer.
+    package func response() async -> HTTPResponse {
+        switch phase {
+        case .starting(let reason):
+            return notReady(reason: reason, checks: nil)
+        case .draining:
+            return notReady(reason: "draining", checks: nil)
+        case .serving:
+            break
+        }
+        var results = JSONObject()
+        var degraded: [String] = []
+        var failed: [String] = []
+        for check in checks {
+            let up = await check.probe()
+            results[check.name] = .string(up ? "up" : "down")
+            let now = MonotonicClock.now()
+            guard !up else {
+                downSince[check.name] = nil
+                continue
+            }
+            let since = downSince[check.name] ?? now
+            downSince[check.name] = since
+            if Duration.between(since, now) >= grace { failed.append(check.name) } else { degraded.append(check.name) }
+        }
+        if !failed.isEmpty {
+            return notReady(reason: "unavailable: \(failed.joined(separator: ", "))", checks: results)
+        }
+        if !degraded.isEmpty {
+            return .json(.ok, ["status": "degraded", "checks": .object(results),
+                               "degraded": .array(degraded.map { .string($0) })])
+        }
+        return .json(.ok, ["status": "ready", "checks": .object(results)])
+    }
+
+    private func notReady(reason: String, checks: JSONObject?) -> HTTPResponse {
+        var body: JSONObject = [
+            // The readiness status and the error code are the same word.
+            "status": .string(ErrorCode.notReady.name),
+            "reason": .string(reason),
+            "error": APIError(.notReady, message: reason).json,
+        ]
+        if let checks { body["checks"] = .object(checks) }
+        return .json(.serviceUnavailable, .object(body))
+    }
+}
+
+/// `GET /health` (the process and its loop answer: liveness, from the first moment the process
+/// listens) and `GET /ready` (`Readiness`).
 @LoopActor
 package enum HealthRoutes {
-    /// Adds both routes. `checks` name each dependency and probe it; each probe has its own timeout.
-    package static func register(on router: APIRouter, service: String, checks: [(name: String, probe: @LoopActor () async -> Bool)]) {
+    /// Adds both routes.
+    package static func register(on router: APIRouter, service: String, readiness: Readiness) {
         router.addImmediate(.GET, "/health") { _ in
             .json(.ok, ["status": "ok", "service": .string(service)])
         }
-        router.add(.GET, "/ready") { _ in
-            var results = JSONObject()
-            var ready = true
-            for check in checks {
-                let up = await check.probe()
-                results[check.name] = .string(up ? "up" : "down")
-                ready = ready && up
-            }
-            if ready { return .json(.ok, ["status": "ready", "checks": .object(results)]) }
-            let down = results.filter { $0.value == .string("down") }.map(\.key).joined(separator: ", ")
-            return .json(.serviceUnavailable, [
-                // The readiness status and the error code are the same word.
-                "status": .string(ErrorCode.notReady.name),
-                "checks": .object(results),
-                "error": APIError(.notReady, message: "unavailable: \(down)").json,
-            ])
-        }
+        router.add(.GET, "/ready") { _ in await readiness.response() }
     }
 }

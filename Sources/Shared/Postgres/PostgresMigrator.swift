@@ -139,3 +139,12 @@ package enum PostgresMigrator {
         }
     }
 }
+
+/// How a process gets the schema it needs at start-up (`MIGRATIONS`).
+package enum MigrationMode: String, Sendable, CaseIterable {
+    /// Apply the missing migrations itself (under the advisory lock, so many processes may race).
+    case apply
+    /// Only wait until the schema reaches the version this build needs: a migration Job
+    /// (`--migrate-only`) applies it. For orchestrators that roll out the migration first.
+    case wait
+}

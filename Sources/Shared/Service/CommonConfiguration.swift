@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import Postgres
 import Runtime
 import Support
 
@@ -17,6 +18,11 @@ package struct CommonConfiguration: Sendable {
     package var redisConnectTimeout: Duration
     package var redisCommandTimeout: Duration
     package var shutdownGrace: Duration
+    /// Whether this process applies the migrations or waits for a migration Job to (`MIGRATIONS`).
+    package var migrations: MigrationMode
+    /// How long Postgres or Redis may be down before `/ready` says the process cannot serve
+    /// (until then it answers 200 `degraded`); see `Readiness`.
+    package var readyDependencyGrace: Duration
 
     /// The variables behind these fields, for `--help`.
     package static func settings(poolSize: Int) -> [Setting] {
@@ -32,6 +38,8 @@ package struct CommonConfiguration: Sendable {
             Setting("REDIS_CONNECT_TIMEOUT_MS", "2000", "Redis connect timeout"),
             Setting("REDIS_COMMAND_TIMEOUT_MS", "5000", "Redis command timeout (the connection is dropped on expiry)"),
             Setting("SHUTDOWN_GRACE_MS", "10000", "on SIGTERM, longest wait for work in flight before exiting"),
+            Setting("MIGRATIONS", "apply", "apply: apply missing database migrations at start-up; wait: wait until a migration job (--migrate-only) has"),
+            Setting("READY_DEPENDENCY_GRACE_MS", "30000", "/ready answers 200 degraded while Postgres or Redis is down for less than this, 503 after"),
         ]
     }
 
@@ -55,6 +63,12 @@ package struct CommonConfiguration: Sendable {
         redisConnectTimeout = try reader.milliseconds("REDIS_CONNECT_TIMEOUT_MS", in: 100...120_000)
         redisCommandTimeout = try reader.milliseconds("REDIS_COMMAND_TIMEOUT_MS", in: 100...600_000)
         shutdownGrace = try reader.milliseconds("SHUTDOWN_GRACE_MS", in: 0...600_000)
+        let migrationMode = try reader.string("MIGRATIONS").lowercased()
+        guard let migrations = MigrationMode(rawValue: migrationMode) else {
+            throw ConfigurationError("MIGRATIONS", "must be 'apply' or 'wait', got '\(migrationMode)'")
+        }
+        self.migrations = migrations
+        readyDependencyGrace = try reader.milliseconds("READY_DEPENDENCY_GRACE_MS", in: 0...3_600_000)
     }
 }
 

@@ -20,6 +20,8 @@ final class GatewayHarness {
     let services: GatewayServices
     let server: HTTPServer
     let redis: RedisClient
+    /// `/ready`'s state; dependencies down count at once (no grace).
+    let readiness = Readiness(grace: .zero)
     private let database: PostgresPool
     /// Distinct per harness so per-address limits of one test never meet another's.
     private let addressPrefix: String
@@ -60,7 +62,9 @@ final class GatewayHarness {
         let redisConfiguration = try RedisConfiguration(common: configuration.common, clientName: configuration.gatewayID)
         redis = RedisClient(configuration: redisConfiguration)
         redis.start()
-        services = GatewayServices(configuration: configuration, database: database, redis: redis, logger: logger, clock: clock)
+        readiness.phase = .serving
+        services = GatewayServices(configuration: configuration, database: database, redis: redis, readiness: readiness, logger: logger,
+                                   clock: clock)
         services.realtime.start(redis: redisConfiguration)
         server = HTTPServer(configuration: configuration.http, responder: services.frontDoor, logger: logger, clock: clock)
         server.upgrader = services.realtime

@@ -403,7 +403,9 @@ import Testing
 
     @Test @LoopActor func healthAnswersOkWithTheServiceName() async throws {
         let router = APIRouter(authenticator: nil, logger: quietLogger)
-        HealthRoutes.register(on: router, service: "gateway-test", checks: [("postgres", { false })])
+        let readiness = Readiness(grace: .zero)
+        readiness.checks = [("postgres", { false })]
+        HealthRoutes.register(on: router, service: "gateway-test", readiness: readiness)
         let server = HTTPServer(configuration: HTTPServerConfiguration(), responder: router, logger: quietLogger,
                                 clock: ManualClock(wallMilliseconds: fixedWallMilliseconds))
         let peer = HTTPPeer()
@@ -419,7 +421,10 @@ import Testing
         let postgres = Dependency(up: true)
         let redis = Dependency(up: false)
         let router = APIRouter(authenticator: nil, logger: quietLogger)
-        HealthRoutes.register(on: router, service: "gateway-test", checks: [("postgres", { postgres.up }), ("redis", { redis.up })])
+        let readiness = Readiness(grace: .zero)
+        readiness.phase = .serving
+        readiness.checks = [("postgres", { postgres.up }), ("redis", { redis.up })]
+        HealthRoutes.register(on: router, service: "gateway-test", readiness: readiness)
         let server = HTTPServer(configuration: HTTPServerConfiguration(), responder: router, logger: quietLogger,
                                 clock: ManualClock(wallMilliseconds: fixedWallMilliseconds))
         let peer = HTTPPeer()
@@ -429,6 +434,7 @@ import Testing
         #expect(down.status == 503)
         #expect(down.json == [
             "status": "not_ready",
+            "reason": "unavailable: redis",
             "checks": ["postgres": "up", "redis": "down"],
             "error": ["code": "not_ready", "message": "unavailable: redis"],
         ])
@@ -442,5 +448,51 @@ import Testing
         let ready = try await peer.exchange("GET", "/ready")
         #expect(ready.status == 200)
         #expect(ready.json == ["status": "ready", "checks": ["postgres": "up", "redis": "up"]])
+    }
+
+    @Test @LoopActor func readyIsNotReadyWithTheReasonWhileStartingAndDraining() async throws {
+        let router = APIRouter(authenticator: nil, logger: quietLogger)
+        let readiness = Readiness(grace: .seconds(30))
+        readiness.checks = [("postgres", { true })]
+        HealthRoutes.register(on: router, service: "gateway-test", readiness: readiness)
+        let server = HTTPServer(configuration: HTTPServerConfiguration(), responder: router, logger: quietLogger,
+                                clock: ManualClock(wallMilliseconds: fixedWallMilliseconds))
+        let peer = HTTPPeer()
+        server.accept(peer.connection)
+
+        readiness.phase = .starting("waiting for schema version 13 (the database is at 12; run --migrate-only)")
+        let starting = try await peer.exchange("GET", "/ready")
+        #expect(starting.status == 503)
+        #expect(starting.json?["status"] == "not_ready")
+        #expect(starting.json?["reason"] == "waiting for schema version 13 (the database is at 12; run --migrate-only)")
+        // Alive all the while: liveness never depends on the database.
+        #expect(try await peer.exchange("GET", "/health").status == 200)
+
+        readiness.phase = .serving
+        #expect(try await peer.exchange("GET", "/ready").status == 200)
+
+        readiness.phase = .draining
+        let draining = try await peer.exchange("GET", "/ready")
+        #expect(draining.status == 503)
+        #expect(draining.json?["reason"] == "draining")
+    }
+
+    @Test @LoopActor func aDependencyDownForLessThanTheGraceIsDegradedNotUnready() async throws {
+        let redis = Dependency(up: false)
+        let router = APIRouter(authenticator: nil, logger: quietLogger)
+        let readiness = Readiness(grace: .seconds(3600))
+        readiness.phase = .serving
+        readiness.checks = [("postgres", { true }), ("redis", { redis.up })]
+        HealthRoutes.register(on: router, service: "gateway-test", readiness: readiness)
+        let server = HTTPServer(configuration: HTTPServerConfiguration(), responder: router, logger: quietLogger,
+                                clock: ManualClock(wallMilliseconds: fixedWallMilliseconds))
+        let peer = HTTPPeer()
+        server.accept(peer.connection)
+
+        let degraded = try await peer.exchange("GET", "/ready")
+        #expect(degraded.status == 200)
+        #expect(degraded.json == ["status": "degraded", "checks": ["postgres": "up", "redis": "down"], "degraded": ["redis"]])
+        redis.up = true
+        #expect(try await peer.exchange("GET", "/ready").json?["status"] == "ready")
     }
 }

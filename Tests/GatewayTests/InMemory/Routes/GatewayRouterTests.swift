@@ -134,7 +134,7 @@ import Testing
         defer { gateway.close() }
         expectError(try await gateway.request(.GET, "/metrics"), 404, "not_found")
 
-        let admin = HTTPServer(configuration: gateway.configuration.http, responder: gateway.services.adminRouter,
+        let admin = HTTPServer(configuration: gateway.configuration.http, responder: AdminRoutes.router(service: "gateway", readiness: gateway.readiness, logger: Logger(service: "gateway-admin-unit", minimumLevel: .error)),
                                logger: Logger(service: "gateway-admin-unit", minimumLevel: .error), clock: gateway.clock)
         let connection = InMemoryConnection(peer: SocketAddress(host: "127.0.0.1", port: 40_000)!)
         admin.accept(connection)
