@@ -106,17 +106,22 @@ final class GatewayApp: ServiceApp {
         readiness?.phase = .draining
         guard let server, let services else { return finish() }
         let grace = configuration.common.shutdownGrace
-        // HTTP, sockets and the admin port drain side by side; the process ends when all are done.
-        var remaining = admin == nil ? 2 : 3
+        // HTTP and sockets drain side by side (the sockets over DRAIN_SPREAD_MS); the admin port
+        // keeps answering meanwhile (`/ready` says draining, `/metrics` shows the drain) and
+        // closes last; then the presence announcements go out and the process ends.
+        var remaining = 2
         let done: @LoopActor () -> Void = { [unowned self] in
             remaining -= 1
             guard remaining == 0 else { return }
-            // Sockets are closed: their offline announcements go out, then the liveness key goes.
-            services.presence.registry.stop(grace: min(grace, .seconds(5))) { [unowned self] in self.finish() }
+            let presenceStopped: @LoopActor () -> Void = { [unowned self] in
+                // Sockets are closed: their offline announcements go out, then the liveness key goes.
+                services.presence.registry.stop(grace: min(grace, .seconds(5))) { [unowned self] in self.finish() }
+            }
+            guard let admin = self.admin else { return presenceStopped() }
+            admin.shutdown(grace: .seconds(1), completion: presenceStopped)
         }
         server.shutdown(grace: grace, completion: done)
-        services.realtime.shutdown(grace: grace, completion: done)
-        admin?.shutdown(grace: grace, completion: done)
+        services.realtime.shutdown(grace: grace, spread: configuration.realtime.drainSpread, completion: done)
     }
 
     private func finish() {

@@ -18,6 +18,9 @@ struct RealtimeConfiguration: Sendable {
     var recoveryWindow: Duration
     /// The seed dialects served and the sockets' default one (issue 16).
     var dialects: DialectConfiguration
+    /// On shutdown, the window over which the sockets are closed (evenly, in random order), so
+    /// their reconnections reach the other gateways as a stream rather than a spike (issue 18).
+    var drainSpread: Duration
 
     /// Its own settings and the dialects' (which it reads).
     static let settings: [Setting] = DialectConfiguration.settings + [
@@ -26,6 +29,7 @@ struct RealtimeConfiguration: Sendable {
         Setting("RECOVERY_WINDOW_MS", "120000", "how long a disconnected Socket.IO client may recover its session (pid + offset) and get what it missed; 0 turns connection state recovery off"),
         Setting("GATEWAY_ROUTE", nil, "prefix of this gateway's Engine.IO session ids (1-32 of A-Z a-z 0-9 - _), unique in the cluster; set it when the load balancer routes long-polling on it [random]"),
         Setting("SOCKET_EVENT_FLOOD_CLOSE", "200", "refused events within 10 s that close the socket (event_flood, close 1008); 0 never closes"),
+        Setting("DRAIN_SPREAD_MS", "0", "on SIGTERM, close the sockets evenly over this window (their clients reconnect to other gateways at N/window per second) before SHUTDOWN_GRACE_MS; 0 closes all at once"),
     ]
 
     init(reader: SettingsReader, isDevelopment: Bool) throws(ConfigurationError) {
@@ -45,6 +49,7 @@ struct RealtimeConfiguration: Sendable {
         webSocket.idleTimeout = nil  // Engine.IO pings decide liveness.
         self.webSocket = webSocket
         recoveryWindow = try reader.milliseconds("RECOVERY_WINDOW_MS", in: 0...86_400_000)
+        drainSpread = try reader.milliseconds("DRAIN_SPREAD_MS", in: 0...600_000)
         dialects = try DialectConfiguration(reader: reader)
         route = reader.optionalString("GATEWAY_ROUTE")
         if let route, !Self.isValidRoute(route) {

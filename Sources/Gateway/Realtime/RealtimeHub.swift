@@ -457,7 +457,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
 
     /// Refuses new sockets, closes open ones (WebSocket 1001, so clients reconnect
     /// elsewhere) and calls `completion` once they are gone or after `grace`.
-    func shutdown(grace: Duration, completion: @escaping @LoopActor () -> Void) {
+    func shutdown(grace: Duration, spread: Duration = .zero, completion: @escaping @LoopActor () -> Void) {
         draining = true
         // Polls relayed to other gateways are answered now (503): their clients reconnect elsewhere.
         relay?.close()
@@ -469,10 +469,30 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         }
         if sessions.isEmpty { return finish() }
         drainWaiters.append(finish)
-        logger.info("closing sockets", ["sockets": .int(Int64(sessions.count))])
-        for session in Array(sessions.values) { session.shutdown() }
-        clock.schedule(after: grace) { finish() }
+        logger.info("closing sockets", ["sockets": .int(Int64(sessions.count)), "spreadMs": .int(spread.wholeMilliseconds)])
+        // Random order: no user, room or address always goes first.
+        closeSpread(Array(sessions.keys).shuffled(), over: spread)
+        clock.schedule(after: spread + grace) { finish() }
     }
+
+    /// Closes the sessions named in `order` (those still open) evenly over `spread`: a batch
+    /// every `drainTick`, so a gateway of 100,000 sockets draining over 10 s sends 2,000
+    /// reconnections a tick to the others instead of 100,000 at once.
+    private func closeSpread(_ order: [String], over spread: Duration) {
+        let ticks = max(1, Int(min(spread / Self.drainTick, Double(order.count))))
+        let perTick = (order.count + ticks - 1) / ticks
+        var next = 0
+        func closeBatch() {
+            let end = min(next + perTick, order.count)
+            for id in order[next..<end] { sessions[id]?.shutdown() }
+            next = end
+            if next < order.count { clock.schedule(after: spread / ticks) { closeBatch() } }
+        }
+        closeBatch()
+    }
+
+    /// The drain's batch interval.
+    private static let drainTick = Duration.milliseconds(20)
 
     func close() { channels.close() }
 }
