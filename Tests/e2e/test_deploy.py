@@ -8,6 +8,9 @@ by parsing it. These tests use none of conftest.py's server fixtures.
 from __future__ import annotations
 
 import configparser
+import hashlib
+import json
+import math
 import re
 import shutil
 import subprocess
@@ -248,26 +251,283 @@ def test_compose_haproxy(compose):
     assert re.search(r"(?m)^\s*bind\s+:8080\b", haproxy_cfg)
 
 
+# The Compose Specification's JSON schema (compose-spec.json, Apache-2.0), as vendored - with its
+# sha256 - by the check-jsonschema wheel pinned in Tests/e2e/requirements.txt (0.39.0, a 2026
+# schema with `$schema` draft 2020-12). Installing it adds a CLI and nothing that runs.
+COMPOSE_SPEC_FILE = "check_jsonschema/builtin_schemas/vendor/compose-spec.json"
+COMPOSE_SPEC_SHA256_FILE = "check_jsonschema/builtin_schemas/vendor/sha256/compose-spec.sha256"
+
+
+def _compose_spec_schema() -> dict:
+    from importlib import metadata
+
+    try:
+        distribution = metadata.distribution("check-jsonschema")
+    except metadata.PackageNotFoundError:
+        pytest.fail("check-jsonschema missing: pip install -r Tests/e2e/requirements.txt", pytrace=False)
+    schema = Path(distribution.locate_file(COMPOSE_SPEC_FILE)).read_bytes()
+    expected = Path(distribution.locate_file(COMPOSE_SPEC_SHA256_FILE)).read_text().strip()
+    assert hashlib.sha256(schema).hexdigest() == expected, "the vendored compose-spec.json does not match its sha256"
+    return json.loads(schema)
+
+
+def _compose_interpolate(node, env: dict):
+    """Compose's variable interpolation over every string: ${VAR}, ${VAR:-default},
+    ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR and $$."""
+    pattern = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?[-?])((?:[^{}]|\$\{[^}]*\})*))?\}|(\w+))")
+
+    def substitute(match: re.Match) -> str:
+        if match[1]:
+            return "$"
+        name, operator, argument = match[2] or match[5], match[3], match[4] or ""
+        value = env.get(name)
+        if operator in (":-", ":?") and value == "":
+            value = None
+        if value is not None:
+            return value
+        if operator in (":?", "?"):
+            raise AssertionError(f"${{{name}}} is required: {argument}")
+        if operator in (":-", "-"):
+            return pattern.sub(substitute, argument)
+        return ""
+
+    if isinstance(node, str):
+        return pattern.sub(substitute, node)
+    if isinstance(node, dict):
+        return {key: _compose_interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_compose_interpolate(value, env) for value in node]
+    return node
+
+
+def test_compose_file_matches_the_compose_spec_schema(compose):
+    """docker-compose.yml against the compose-spec JSON schema, as written (anchors and merge keys
+    resolved, the way Compose reads YAML) and after interpolation with only the required
+    JWT_SECRET set, every other variable at its default."""
+    import jsonschema
+
+    schema = _compose_spec_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    interpolated = _compose_interpolate(compose, {"JWT_SECRET": "x" * 48})
+    assert "${" not in json.dumps(interpolated), "a variable left uninterpolated"
+    for label, document in (("as written", compose), ("interpolated", interpolated)):
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        assert not errors, f"docker-compose.yml ({label}):\n" + "\n".join(
+            f"  {'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}" for e in errors)
+
+
+def test_compose_spec_schema_catches_mistakes(compose):
+    """The schema is strict enough to be worth running: a misspelt key and a wrong type fail."""
+    import copy
+
+    import jsonschema
+
+    schema = _compose_spec_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["helthcheck"] = broken["services"]["redis"].pop("healthcheck")
+    broken["services"]["haproxy"]["ports"] = "8080:8080"  # a list, not a string
+    paths = {tuple(e.absolute_path) for e in validator.iter_errors(broken)}
+    assert {("services", "redis"), ("services", "haproxy", "ports")} <= paths, paths
+    assert all(p[:2] in {("services", "redis"), ("services", "haproxy")} for p in paths), paths
+
+
 # ----------------------------------------------------------------------------------------------
 # Kubernetes
+#
+# deploy/k8s is applied with `kubectl apply -k` (kustomization.yaml). kubectl is not a Debian
+# package, so _kustomize_build below re-renders the kustomization with exactly the semantics the
+# manifests rely on (resources, configMapGenerator + name references, images); where kubectl is
+# installed, test_k8s_kustomize_render_matches_kubectl compares the two renderings.
+
+KUSTOMIZATION = K8S / "kustomization.yaml"
+KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")  # strict schemas shipped by kubernetes-validate 1.37.0
+IMAGE_NAME = "swift-chat"
+# Postgres defaults: max_connections, superuser_reserved_connections (reserved_connections is 0).
+POSTGRES_MAX_CONNECTIONS = 100
+POSTGRES_SUPERUSER_RESERVED = 3
+# DATABASE_POOL_SIZE when unset (`Gateway --help`, `MessageWorker --help`), and the connections a
+# process opens besides its pool (the gateway's admission pool of size 1, GatewayServices).
+PROGRAM_POOL_DEFAULT = {"Gateway": 8, "MessageWorker": 4}
+PROGRAM_EXTRA_CONNECTIONS = {"Gateway": 1, "MessageWorker": 0}
+# The gateway's body limit (HTTP_MAX_BODY_BYTES) and Engine.IO packet limit, when unset.
+HTTP_MAX_BODY_BYTES_DEFAULT = 1_048_576
+SOCKETIO_MAX_PAYLOAD_BYTES_DEFAULT = 1_000_000
+MONITORING_NAMESPACE = "monitoring"
+# Prometheus job names: deploy/prometheus/alerts.yml selects on them.
+SCRAPE_JOBS = {"chat-gateway": GATEWAY_ADMIN_PORT, "chat-worker": WORKER_ADMIN_PORT}
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+def _manifest_files() -> list[Path]:
+    files = sorted(K8S.glob("*.yaml")) + sorted(K8S.glob("*.yml"))
+    return [path for path in files if path.name not in ("kustomization.yaml", "kustomization.yml")]
+
+
+def _load_manifest(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _kustomization() -> dict:
+    return yaml.safe_load(KUSTOMIZATION.read_text())
+
+
+def _kustomize_env_file(path: Path) -> dict[str, str]:
+    """kustomize's `envs` format (api/kv): leading whitespace trimmed, blank and '#' lines skipped,
+    NAME=value split at the first '=', the value taken literally. A line without '=' would read
+    the variable from the environment of whoever runs kustomize: not allowed here."""
+    data: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        assert "=" in line, f"{path.name}:{number}: NAME=value expected: {line!r}"
+        name, value = line.split("=", 1)
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name), f"{path.name}:{number}: {name!r}"
+        # Literal values: quotes or a trailing comment would become part of the value.
+        assert not re.search(r"""^["']|\s#""", value), f"{path.name}:{number}: literal values only: {value!r}"
+        assert value == value.strip(), f"{path.name}:{number}: spaces around {name}'s value"
+        assert name not in data, f"{path.name}:{number}: {name} twice"
+        data[name] = value
+    return data
+
+
+def _kustomize_hash(data: dict[str, str]) -> str:
+    """kustomize's ConfigMap name suffix (api/hasher): sha256 of the JSON of kind, name and data,
+    first 10 hex digits with 0,1,3,a,e replaced. (kustomize looks up "metadata/name" as a single
+    key, so the name it hashes is empty: reproduced here.)"""
+    encoded = json.dumps({"data": data, "kind": "ConfigMap", "name": ""}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()[:10].translate(str.maketrans("013ae", "ghkmt"))
+
+
+def _pod_specs(obj: dict) -> list[dict]:
+    """The pod specs kustomize's name-reference and image transformers reach in `obj`."""
+    if obj["kind"] == "Pod":
+        return [obj["spec"]]
+    if obj["kind"] == "CronJob":
+        return [obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
+    if obj["kind"] in WORKLOAD_KINDS:
+        return [obj["spec"]["template"]["spec"]]
+    return []
+
+
+def _config_map_refs(obj: dict) -> list[dict]:
+    """Every object in `obj` that names a ConfigMap (wherever it is), as the dict holding `name`."""
+    found = []
+
+    def walk(node, key=None):
+        if isinstance(node, dict):
+            if key in ("configMapRef", "configMapKeyRef", "configMap") and "name" in node:
+                found.append(node)
+            for child_key, child in node.items():
+                walk(child, child_key)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, key)
+
+    walk(obj)
+    return found
+
+
+def _rewritable_config_map_refs(obj: dict) -> list[dict]:
+    """The ConfigMap references kustomize's default nameReference configuration rewrites: envFrom
+    configMapRef, env valueFrom configMapKeyRef and configMap/projected volumes of a pod spec."""
+    refs = []
+    for pod in _pod_specs(obj):
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            refs += [s["configMapRef"] for s in container.get("envFrom", []) if "configMapRef" in s]
+            refs += [e["valueFrom"]["configMapKeyRef"] for e in container.get("env", [])
+                     if "configMapKeyRef" in e.get("valueFrom", {})]
+        for volume in pod.get("volumes", []):
+            if "configMap" in volume:
+                refs.append(volume["configMap"])
+            refs += [s["configMap"] for s in volume.get("projected", {}).get("sources", []) if "configMap" in s]
+    return refs
+
+
+def _split_image(image: str) -> tuple[str, str | None, str | None]:
+    """'name[:tag][@digest]' -> (name, tag, digest); a registry port is not a tag."""
+    name, _, digest = image.partition("@")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest or None
+
+
+def _kustomize_build() -> list[dict]:
+    """What `kubectl kustomize deploy/k8s` outputs, for the features kustomization.yaml uses
+    (anything else in it fails here, so this stays a faithful rendering)."""
+    kustomization = _kustomization()
+    supported = {"apiVersion", "kind", "resources", "configMapGenerator", "images"}
+    assert set(kustomization) <= supported, f"kustomization features this test cannot render: {set(kustomization) - supported}"
+    objects = [doc for name in kustomization["resources"] for doc in _load_manifest(K8S / name)]
+    renames = {}
+    generated = []
+    for generator in kustomization.get("configMapGenerator", []):
+        assert set(generator) <= {"name", "envs", "literals", "options"}, generator
+        assert generator.get("behavior", "create") == "create"
+        options = generator.get("options", {})
+        assert not options.get("disableNameSuffixHash"), "the hash suffix is what rolls the pods"
+        data = {}
+        for env_file in generator.get("envs", []):
+            data.update(_kustomize_env_file(K8S / env_file))
+        for literal in generator.get("literals", []):
+            key, value = literal.split("=", 1)
+            data[key] = value
+        name = f"{generator['name']}-{_kustomize_hash(data)}"
+        renames[generator["name"]] = name
+        metadata = {"name": name}
+        if options.get("labels"):
+            metadata["labels"] = dict(options["labels"])
+        if options.get("annotations"):
+            metadata["annotations"] = dict(options["annotations"])
+        generated.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
+    for obj in objects:
+        for ref in _rewritable_config_map_refs(obj):
+            ref["name"] = renames.get(ref["name"], ref["name"])
+    for override in kustomization.get("images", []):
+        for obj in objects:
+            for pod in _pod_specs(obj):
+                for container in pod.get("containers", []) + pod.get("initContainers", []):
+                    name, tag, digest = _split_image(container["image"])
+                    if name != override["name"]:
+                        continue
+                    name = override.get("newName", name)
+                    tag, digest = override.get("newTag", tag), override.get("digest", digest)
+                    container["image"] = name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+    return generated + objects
 
 
 @pytest.fixture(scope="module")
 def k8s() -> dict:
+    """Every object in deploy/k8s (examples included), the generated ConfigMap under its base name
+    chat-config, keyed by (kind, name)."""
     objects: dict[tuple[str, str], dict] = {}
-    files = sorted(K8S.glob("*.yaml")) + sorted(K8S.glob("*.yml"))
+    files = _manifest_files()
     assert files, "no manifests in deploy/k8s"
     for path in files:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc is None:
-                continue
+        for doc in _load_manifest(path):
             for field in ("apiVersion", "kind", "metadata"):
                 assert field in doc, f"{path.name}: {field} missing"
             key = (doc["kind"], doc["metadata"]["name"])
             assert key not in objects, f"{path.name}: duplicate {key}"
             assert "namespace" not in doc["metadata"], f"{path.name}: manifests are namespace-agnostic"
             objects[key] = doc
+    for generator in _kustomization().get("configMapGenerator", []):
+        key = ("ConfigMap", generator["name"])
+        assert key not in objects, f"{key} is generated by kustomization.yaml: no static copy"
+        data = {}
+        for env_file in generator.get("envs", []):
+            data.update(_kustomize_env_file(K8S / env_file))
+        objects[key] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data}
     return objects
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict]:
+    return _kustomize_build()
 
 
 def _pod_spec(obj: dict) -> dict:
@@ -284,16 +544,46 @@ def _env_list(container: dict) -> dict:
     return {item["name"]: item for item in container.get("env", [])}
 
 
+def _pod_labels(obj: dict) -> dict:
+    return obj["spec"]["template"]["metadata"]["labels"]
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    """A label selector (matchLabels only, as the manifests use) against a label set."""
+    assert set(selector) <= {"matchLabels"}, f"matchLabels only: {selector}"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _effective_env(obj: dict, container: dict, config: dict) -> dict:
+    """The container's environment as the pod sees it: ConfigMap (envFrom) overridden by env."""
+    env = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config)
+    env.update({item["name"]: item["value"] for item in container.get("env", []) if "value" in item})
+    return env
+
+
 EXPECTED_K8S = {
     ("ConfigMap", "chat-config"): "v1",
     ("Secret", "chat-secrets"): "v1",
     ("Deployment", "chat-gateway"): "apps/v1",
     ("Service", "chat-gateway"): "v1",
     ("Service", "chat-gateway-admin"): "v1",
+    ("PodDisruptionBudget", "chat-gateway"): "policy/v1",
     ("Deployment", "chat-worker"): "apps/v1",
     ("Service", "chat-worker"): "v1",
+    ("PodDisruptionBudget", "chat-worker"): "policy/v1",
     ("HorizontalPodAutoscaler", "chat-gateway"): "autoscaling/v2",
     ("Job", "chat-migrate"): "batch/v1",
+    ("NetworkPolicy", "chat-gateway"): "networking.k8s.io/v1",
+    ("NetworkPolicy", "chat-worker"): "networking.k8s.io/v1",
+    ("NetworkPolicy", "chat-migrate"): "networking.k8s.io/v1",
+    ("NetworkPolicy", "chat-egress"): "networking.k8s.io/v1",
+    ("ServiceMonitor", "chat-gateway"): "monitoring.coreos.com/v1",
+    ("ServiceMonitor", "chat-worker"): "monitoring.coreos.com/v1",
+    ("Ingress", "chat"): "networking.k8s.io/v1",
+    ("Ingress", "chat-socketio"): "networking.k8s.io/v1",
 }
 
 
@@ -306,8 +596,9 @@ def test_k8s_kinds(k8s):
 def test_k8s_workloads_consistent(k8s, compose):
     workloads = [obj for obj in k8s.values() if obj["kind"] in ("Deployment", "Job")]
     images = {c["image"] for obj in workloads for c in _pod_spec(obj)["containers"]}
-    compose_image = _default(compose["services"]["gateway-1"]["image"])
-    assert images == {compose_image}, f"one image everywhere (compose default {compose_image}): {images}"
+    # One image everywhere, the one compose builds; its version comes from kustomization.yaml.
+    compose_image = _split_image(_default(compose["services"]["gateway-1"]["image"]))[0]
+    assert images == {IMAGE_NAME} == {compose_image}, f"one image everywhere, named without a version: {images}"
     secret = k8s[("Secret", "chat-secrets")]["stringData"]
     config = k8s[("ConfigMap", "chat-config")]["data"]
     for obj in workloads:
@@ -334,7 +625,9 @@ def test_k8s_workloads_consistent(k8s, compose):
 
 def test_k8s_gateway(k8s):
     deployment = k8s[("Deployment", "chat-gateway")]
-    assert deployment["spec"]["replicas"] == 2
+    # The HPA owns the replica count: a value here would be re-applied on every release.
+    assert "replicas" not in deployment["spec"], "chat-gateway: no replicas beside its HPA"
+    assert k8s[("HorizontalPodAutoscaler", "chat-gateway")]["spec"]["minReplicas"] == 2
     pod, container = _pod_spec(deployment), _container(deployment)
     assert container.get("args", container.get("command")) == ["Gateway"]
     assert [p["containerPort"] for p in container["ports"]] == [GATEWAY_PORT, GATEWAY_ADMIN_PORT]
@@ -377,9 +670,30 @@ def test_k8s_worker(k8s):
     assert (alive["path"], alive["port"]) == ("/health", WORKER_ADMIN_PORT)
     assert pod["terminationGracePeriodSeconds"] * 1000 > 10000
 
+    # The workers' admin Service (headless: one target per pod).
     service = k8s[("Service", "chat-worker")]
+    assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert [p["port"] for p in service["spec"]["ports"]] == [WORKER_ADMIN_PORT]
+
+
+def test_k8s_disruption_budgets_and_topology_spread(k8s):
+    for name in ("chat-gateway", "chat-worker"):
+        deployment = k8s[("Deployment", name)]
+        labels = _pod_labels(deployment)
+        pdb = k8s[("PodDisruptionBudget", name)]["spec"]
+        assert _selects(pdb["selector"], labels), f"{name}: the PodDisruptionBudget selects no pod"
+        assert pdb.get("minAvailable", 0) >= 1 or pdb.get("maxUnavailable") == 1, f"{name}: {pdb}"
+        constraints = {c["topologyKey"]: c for c in _pod_spec(deployment)["topologySpreadConstraints"]}
+        assert set(constraints) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}, name
+        for key, constraint in constraints.items():
+            # A preference: a zone or node short of capacity never leaves a pod pending.
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway", (name, key)
+            assert constraint["maxSkew"] == 1, (name, key)
+            assert _selects(constraint["labelSelector"], labels), (name, key)
+    # A budget that can never be met would block every node drain.
+    assert k8s[("Deployment", "chat-worker")]["spec"]["replicas"] > k8s[("PodDisruptionBudget", "chat-worker")]["spec"]["minAvailable"]
+    assert k8s[("HorizontalPodAutoscaler", "chat-gateway")]["spec"]["minReplicas"] > k8s[("PodDisruptionBudget", "chat-gateway")]["spec"]["minAvailable"]
 
 
 def test_k8s_secret_is_only_an_example(k8s):
@@ -421,6 +735,341 @@ def test_k8s_and_env_examples_name_documented_variables(k8s):
         names |= set(_env_file(path))
     undocumented = sorted(name for name in names if f"`{name}`" not in docs)
     assert not undocumented, f"not in docs/OPERATIONS.md: {undocumented}"
+    # The variables the pod specs set themselves (DATABASE_POOL_SIZE, ...; HEALTH_PORT is the
+    # image's, documented as `HEALTH_PORT=...`).
+    pod_names = {name for obj in k8s.values() for pod in _pod_specs(obj)
+                 for container in pod["containers"] for name in _env_list(container)}
+    undocumented = sorted(name for name in pod_names if f"`{name}`" not in docs and f"{name}=" not in docs)
+    assert not undocumented, f"not in docs/OPERATIONS.md: {undocumented}"
+
+
+# --- kustomize ------------------------------------------------------------------------------------
+
+
+def test_k8s_kustomization_lists_every_manifest():
+    kustomization = _kustomization()
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    resources = kustomization["resources"]
+    assert len(resources) == len(set(resources)), f"listed twice: {resources}"
+    expected = sorted(p.name for p in _manifest_files() if ".example." not in p.name)
+    assert sorted(resources) == expected, "kustomization.yaml must list every manifest except the *.example.yaml files"
+    # Namespace-agnostic, and no transformer that would change selectors or names under the pods.
+    for field in ("namespace", "namePrefix", "nameSuffix", "commonLabels", "labels"):
+        assert field not in kustomization, field
+    # Every generator source exists; a static ConfigMap of the same name would collide with it.
+    for generator in kustomization["configMapGenerator"]:
+        for source in generator.get("envs", []):
+            assert (K8S / source).is_file(), source
+
+
+def test_k8s_kustomize_config_map_rolls_the_pods(rendered):
+    """The generated ConfigMap carries a hash of its data in its name, and every reference to it
+    is one kustomize rewrites: so an edited setting changes every pod template that uses it."""
+    generator = next(g for g in _kustomization()["configMapGenerator"] if g["name"] == "chat-config")
+    config_maps = [obj for obj in rendered if obj["kind"] == "ConfigMap"]
+    assert len(config_maps) == 1
+    config_map = config_maps[0]
+    data = config_map["data"]
+    assert config_map["metadata"]["name"] == f"chat-config-{_kustomize_hash(data)}"
+    changed = dict(data, LOG_LEVEL="debug" if data.get("LOG_LEVEL") != "debug" else "info")
+    assert _kustomize_hash(changed) != _kustomize_hash(data), "a changed setting must rename the ConfigMap"
+    assert generator["options"]["labels"]["app.kubernetes.io/component"] == "config", \
+        "README.md's first step selects the ConfigMap by this label"
+    users = set()
+    for obj in rendered:
+        for ref in _config_map_refs(obj):
+            assert ref["name"] != "chat-config", (
+                f"{obj['kind']}/{obj['metadata']['name']}: a reference kustomize does not rewrite still names chat-config")
+            assert ref["name"] == config_map["metadata"]["name"], ref
+        if _config_map_refs(obj):
+            users.add((obj["kind"], obj["metadata"]["name"]))
+    assert users == {("Deployment", "chat-gateway"), ("Deployment", "chat-worker"), ("Job", "chat-migrate")}, users
+
+
+def test_k8s_kustomize_images_by_version(rendered):
+    overrides = _kustomization()["images"]
+    assert [o["name"] for o in overrides] == [IMAGE_NAME]
+    tag = str(overrides[0].get("newTag", ""))
+    assert re.fullmatch(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", tag) or "digest" in overrides[0], \
+        f"a release version (or a digest), not {tag!r}"
+    images = {c["image"] for obj in rendered for pod in _pod_specs(obj) for c in pod["containers"] + pod.get("initContainers", [])}
+    assert len(images) == 1, images
+    name, rendered_tag, digest = _split_image(images.pop())
+    assert name.rsplit("/", 1)[-1] == IMAGE_NAME and (rendered_tag == tag or digest)
+    assert rendered_tag != "latest"
+    assert "images:" in (K8S / "README.md").read_text() and "kustomize edit set image" in (K8S / "README.md").read_text()
+
+
+def test_k8s_kustomize_render_matches_kubectl(rendered):
+    """Where kubectl is installed, its built-in kustomize must render what _kustomize_build does
+    (up to the ConfigMap's hash suffix, whose algorithm is kustomize's business)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (no Debian package): the Python rendering stands alone")
+    result = _run([kubectl, "kustomize", str(K8S)], ROOT)
+    assert result.returncode == 0, result.stderr
+    theirs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+    def normalized(objects):
+        text = json.dumps(sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"])), sort_keys=True)
+        return json.loads(re.sub(r"\bchat-config-[a-z0-9]{10}\b", "chat-config-HASH", text))
+
+    assert normalized(theirs) == normalized(rendered)
+
+
+# --- schemas ------------------------------------------------------------------------------------
+
+# ServiceMonitor is a CRD kubernetes-validate has no schema for: this is a closed subset of the
+# Prometheus Operator's CRD schema (monitoring.coreos.com_servicemonitors.yaml, operator 0.87):
+# the fields below have the CRD's types and patterns, and any other field fails, so a misspelt
+# one cannot pass silently. Add a field here (from the CRD) before using it in the manifest.
+_PROMETHEUS_DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 253},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object",
+            "required": ["endpoints", "selector"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "targetLabels": {"type": "array", "items": {"type": "string"}},
+                "podTargetLabels": {"type": "array", "items": {"type": "string"}},
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "matchExpressions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["key", "operator"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "key": {"type": "string"},
+                                    "operator": {"type": "string"},
+                                    "values": {"type": "array", "items": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "targetPort": {"type": ["integer", "string"]},
+                            "path": {"type": "string"},
+                            "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
+                            "interval": {"type": "string", "pattern": _PROMETHEUS_DURATION},
+                            "scrapeTimeout": {"type": "string", "pattern": _PROMETHEUS_DURATION},
+                            "honorLabels": {"type": "boolean"},
+                            "followRedirects": {"type": "boolean"},
+                            "enableHttp2": {"type": "boolean"},
+                            "filterRunning": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def _all_manifest_objects() -> list[tuple[str, dict]]:
+    """Every object of every manifest (examples included) and the generated ConfigMap."""
+    objects = [(path.name, doc) for path in _manifest_files() for doc in _load_manifest(path)]
+    objects += [("kustomization.yaml", obj) for obj in _kustomize_build() if obj["kind"] == "ConfigMap"]
+    return objects
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_k8s_manifests_validate_strictly(version):
+    """kubernetes-validate's strict schemas (no unknown field anywhere) for every built-in kind;
+    the ServiceMonitor CRD against SERVICE_MONITOR_SCHEMA (test_k8s_service_monitors)."""
+    from kubernetes_validate import utils as kubernetes_validate
+
+    assert version.rsplit(".", 1)[0] in {v.rsplit(".", 1)[0] for v in kubernetes_validate.all_versions()}, \
+        f"kubernetes-validate ships no schemas for {version}"
+    errors, crds = [], []
+    for filename, obj in _all_manifest_objects():
+        kind = f"{filename}: {obj['kind']}/{obj['metadata']['name']}"
+        try:
+            validated = kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            crds.append(obj["kind"])
+            continue
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{kind}: {'.'.join(str(p) for p in error.path)}: {error.message}")
+            continue
+        assert validated == version.rsplit(".", 1)[0], (kind, validated)
+    assert not errors, "\n".join(errors)
+    assert set(crds) <= {"ServiceMonitor"}, f"no schema for {set(crds) - {'ServiceMonitor'}}"
+
+
+def test_k8s_service_monitors(k8s):
+    import jsonschema
+
+    monitors = {name: obj for (kind, name), obj in k8s.items() if kind == "ServiceMonitor"}
+    assert set(monitors) == set(SCRAPE_JOBS)
+    services = [obj for (kind, _), obj in k8s.items() if kind == "Service"]
+    for name, monitor in monitors.items():
+        jsonschema.Draft202012Validator(SERVICE_MONITOR_SCHEMA).validate(monitor)
+        spec = monitor["spec"]
+        selected = [s for s in services if _selects(spec["selector"], s["metadata"].get("labels", {}))]
+        # Exactly the admin Service: the public one has no /metrics.
+        assert [s["spec"].get("clusterIP") for s in selected] == ["None"], f"{name}: selects {[s['metadata']['name'] for s in selected]}"
+        service = selected[0]
+        ports = {p["name"]: p["targetPort"] for p in service["spec"]["ports"]}
+        for endpoint in spec["endpoints"]:
+            assert ports[endpoint["port"]] == SCRAPE_JOBS[name], f"{name}: scrapes {ports[endpoint['port']]}"
+            assert endpoint["path"] == "/metrics"
+        # The job label alerts.yml selects on.
+        assert service["metadata"]["labels"][spec["jobLabel"]] == name
+
+
+# --- network ------------------------------------------------------------------------------------
+
+
+def _policy_ports(rule: dict) -> set[tuple[str, int]]:
+    return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
+
+
+def _from_monitoring_only(rule: dict) -> bool:
+    peers = rule.get("from")
+    return bool(peers) and all(
+        set(peer) == {"namespaceSelector"}
+        and peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}
+        for peer in peers)
+
+
+def test_k8s_network_policies(k8s):
+    policies = [obj for (kind, _), obj in k8s.items() if kind == "NetworkPolicy"]
+    workloads = {name: _pod_labels(k8s[(kind, name)]) for kind, name in
+                 (("Deployment", "chat-gateway"), ("Deployment", "chat-worker"), ("Job", "chat-migrate"))}
+
+    def ingress_rules(pod: str) -> list[dict]:
+        selecting = [p for p in policies if "Ingress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], workloads[pod])]
+        assert selecting, f"{pod}: no ingress policy selects it (it would accept anything)"
+        return [rule for p in selecting for rule in p["spec"].get("ingress", [])]
+
+    # Gateways: 3000 from anywhere, 9095 from the monitoring namespace only, nothing else.
+    rules = ingress_rules("chat-gateway")
+    public = [r for r in rules if _policy_ports(r) == {("TCP", GATEWAY_PORT)}]
+    assert public and all("from" not in r for r in public), rules
+    admin = [r for r in rules if ("TCP", GATEWAY_ADMIN_PORT) in _policy_ports(r)]
+    assert admin and all(_from_monitoring_only(r) and _policy_ports(r) == {("TCP", GATEWAY_ADMIN_PORT)} for r in admin), admin
+    assert all(_policy_ports(r) for r in rules), "a rule without ports opens every port"
+    assert {port for r in rules for _, port in _policy_ports(r)} == {GATEWAY_PORT, GATEWAY_ADMIN_PORT}
+    # Workers: 9091 from monitoring only; the Job: nothing.
+    rules = ingress_rules("chat-worker")
+    assert rules and all(_from_monitoring_only(r) and _policy_ports(r) == {("TCP", WORKER_ADMIN_PORT)} for r in rules), rules
+    assert ingress_rules("chat-migrate") == []
+    # Egress of every chat pod: DNS, Postgres, Redis, and nothing else.
+    for pod, labels in workloads.items():
+        selecting = [p for p in policies if "Egress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], labels)]
+        assert selecting, f"{pod}: no egress policy"
+        egress = [rule for p in selecting for rule in p["spec"].get("egress", [])]
+        assert all(_policy_ports(r) for r in egress), "an egress rule without ports opens every port"
+        ports = set().union(*(_policy_ports(r) for r in egress))
+        assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 6379)}, (pod, ports)
+
+
+def test_k8s_ingress_example_routes_only_the_public_port(k8s):
+    config = k8s[("ConfigMap", "chat-config")]["data"]
+    ingresses = {name: obj for (kind, name), obj in k8s.items() if kind == "Ingress"}
+    assert ingresses and all(".example." in p.name for p in _manifest_files() if "kind: Ingress" in p.read_text())
+    services = {name: obj for (kind, name), obj in k8s.items() if kind == "Service"}
+    body_limit = int(config.get("HTTP_MAX_BODY_BYTES", HTTP_MAX_BODY_BYTES_DEFAULT))
+    packet_limit = int(config.get("SOCKETIO_MAX_PAYLOAD_BYTES", SOCKETIO_MAX_PAYLOAD_BYTES_DEFAULT))
+    paths = {}
+    for name, ingress in ingresses.items():
+        annotations = ingress["metadata"]["annotations"]
+        for direction in ("read", "send"):
+            assert annotations[f"nginx.ingress.kubernetes.io/proxy-{direction}-timeout"] == "3600", (name, direction)
+        size = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+        match = re.fullmatch(r"(\d+)([kmg]?)", size.lower())
+        assert match, size
+        size_bytes = int(match[1]) * {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}[match[2]]
+        assert size_bytes == body_limit >= packet_limit, f"{name}: body size {size_bytes} vs the gateway's {body_limit}"
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = services[backend["name"]]
+                port = next(p for p in service["spec"]["ports"]
+                            if p.get("name") == backend["port"].get("name") or p["port"] == backend["port"].get("number"))
+                assert port["targetPort"] == GATEWAY_PORT, f"{name} routes {backend} to {port['targetPort']}"
+                paths[path["path"]] = annotations
+    assert set(paths) == {"/", "/socket.io/"}
+    socketio = paths["/socket.io/"]
+    assert socketio["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert socketio["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
+
+
+# --- Postgres connections -------------------------------------------------------------------------
+
+
+def _max_surge(deployment: dict, replicas: int) -> int:
+    surge = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+    if isinstance(surge, str) and surge.endswith("%"):
+        return math.ceil(replicas * int(surge[:-1]) / 100)
+    return int(surge)
+
+
+def test_k8s_postgres_connection_budget(k8s):
+    """Σ connections over every process at its most (HPA maxReplicas gateways, worker replicas,
+    one more of each while a rollout surges, the migration Job) within max_connections less the
+    superuser reserve; the arithmetic is in deploy/k8s/README.md."""
+    config = k8s[("ConfigMap", "chat-config")]["data"]
+    hpas = {obj["spec"]["scaleTargetRef"]["name"]: obj["spec"] for (kind, _), obj in k8s.items() if kind == "HorizontalPodAutoscaler"}
+    steady = peak = 0
+    lines = []
+    for (kind, name), obj in sorted(k8s.items()):
+        if kind not in ("Deployment", "Job"):
+            continue
+        container = _container(obj)
+        program = container.get("args", container.get("command"))[0]
+        env = _effective_env(obj, container, config)
+        per_pod = int(env.get("DATABASE_POOL_SIZE", PROGRAM_POOL_DEFAULT[program])) + PROGRAM_EXTRA_CONNECTIONS[program]
+        if kind == "Job":
+            pods, surge = int(obj["spec"].get("parallelism", 1)), 0
+        else:
+            pods = hpas[name]["maxReplicas"] if name in hpas else int(obj["spec"].get("replicas", 1))
+            surge = _max_surge(obj, pods)
+        steady += pods * per_pod
+        peak += (pods + surge) * per_pod
+        lines.append(f"{kind}/{name}: ({pods} + {surge} surge) x {per_pod}")
+    available = POSTGRES_MAX_CONNECTIONS - POSTGRES_SUPERUSER_RESERVED
+    assert peak <= available, f"{' + '.join(lines)} = {peak} > {available} Postgres connections"
+    # deploy/k8s/README.md states the same totals.
+    readme = (K8S / "README.md").read_text()
+    assert f"= {steady}." in readme and f"= {peak} ≤ {available}" in readme, \
+        f"README.md's budget must say {steady} (HPA maximum) and {peak} (rollout): {' + '.join(lines)}"
 
 
 # ----------------------------------------------------------------------------------------------
