@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs one libFuzzer + AddressSanitizer harness over the project's pure parsers.
-#   fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|session|socket> [seconds]      (default 300)
+#   fuzz/fuzz.sh <http|json|websocket|socketio|address|proxy|jwt|session|socket|polling> [seconds]      (default 300)
 # Each harness is compiled with swiftc directly (no package build): the Shared layers it needs are
 # first compiled, instrumented, as modules of their own (as SwiftPM builds them), then the harness
 # module imports them. It is seeded from fuzz/<target>/seeds into fuzz/corpus-<target> (seeds never
@@ -8,7 +8,7 @@
 # Crashing inputs land in fuzz/artifacts/<target>/: keep each one as a regression unit test.
 set -euo pipefail
 
-target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address|jwt|session|socket|polling> [seconds]}"
+target="${1:?usage: fuzz/fuzz.sh <http|json|websocket|socketio|address|proxy|jwt|session|socket|polling> [seconds]}"
 seconds="${2:-300}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$root/Sources/Shared"
@@ -29,6 +29,9 @@ case "$target" in
         module=SocketIOFuzz harness=SocketIOPacketFuzz.swift binary=socketio-packet-fuzz layers=(SocketIO) ;;
     address)
         module=AddressFuzz harness=ClientAddressFuzz.swift binary=client-address-fuzz layers=(HTTP) ;;
+    proxy)
+        # max_len: the longest v2 header (16 + 4096 bytes) and some application bytes after it.
+        module=ProxyFuzz harness=ProxyProtocolFuzz.swift binary=proxy-protocol-fuzz layers=(HTTP) max_len=4608 ;;
     jwt)
         module=JWTFuzz harness=JWTFuzz.swift binary=jwt-fuzz layers=(all)
         extra=(jwt/FuzzInput.swift) ;;
@@ -54,7 +57,7 @@ case "$target" in
         module=PollingFuzz harness=PollingFuzz.swift binary=polling-fuzz layers=(all) max_len=4096
         gateway=(Realtime/PollingMachine.swift Recovery/RecoveryOffset.swift) ;;
     *)
-        echo "unknown target '$target' (http, json, websocket, socketio, address, jwt, session, socket, polling)" >&2
+        echo "unknown target '$target' (http, json, websocket, socketio, address, proxy, jwt, session, socket, polling)" >&2
         exit 2 ;;
 esac
 

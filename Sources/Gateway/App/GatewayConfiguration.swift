@@ -45,6 +45,7 @@ struct GatewayConfiguration: Sendable {
         Setting("HTTP_MAX_HEADER_BYTES", "16384", "largest request head (431 beyond)"),
         Setting("HTTP_HEADER_TIMEOUT_MS", "10000", "a request must arrive whole within this time of its first byte (408)"),
         Setting("HTTP_IDLE_TIMEOUT_MS", "60000", "idle keep-alive connections are closed after this"),
+        Setting("PROXY_PROTOCOL", "off", "on: every connection to PORT starts with a PROXY protocol header (v1 or v2) from an L4 load balancer (haproxy send-proxy-v2, cloud NLBs), whose client address stands for the TCP peer; with TRUSTED_PROXIES set, only those peers may connect"),
         Setting("MAX_CONNECTIONS", "100000", "open connections (HTTP and sockets) per gateway process (503 beyond)"),
         Setting("MAX_CONNECTIONS_PER_IP", "1000", "open sockets per client IP (429 beyond)"),
         Setting("ALLOWED_ORIGINS", nil, "browser origins allowed to open sockets, comma-separated; '*' only with CHAT_ENV=development [development: *; production: none, i.e. only clients that send no Origin]"),
@@ -96,6 +97,9 @@ struct GatewayConfiguration: Sendable {
         realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         messaging = try MessagingConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         limits = try LimitsConfiguration(reader: reader)
+        if try reader.flag("PROXY_PROTOCOL") {
+            self.http.proxyProtocol = ProxyProtocolPolicy(trustedPeers: limits.trustedProxies)
+        }
         presence = try PresenceConfiguration(reader: reader)
         webApp = reader.optionalString("WEB_APP") == nil ? common.isDevelopment : try reader.flag("WEB_APP")
     }

@@ -58,6 +58,9 @@ extension ErrorCode {
     package static let serverBusy = ErrorCode("server_busy", .serviceUnavailable, "too many connections, retry later")
     /// The request did not arrive whole within `HTTP_HEADER_TIMEOUT_MS`.
     package static let requestTimeout = ErrorCode("request_timeout", .requestTimeout, "the request did not arrive in time")
+    /// `PROXY_PROTOCOL=on` and the connection did not start with a valid PROXY protocol header.
+    package static let proxyHeaderInvalid = ErrorCode("proxy_header_invalid", .badRequest,
+                                                      "this port expects a PROXY protocol header from the load balancer first")
 }
 
 extension HTTPResponse {

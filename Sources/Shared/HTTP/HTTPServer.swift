@@ -16,8 +16,22 @@ package struct HTTPServerConfiguration: Sendable {
     /// Connections beyond this are answered 503 and closed.
     package var maxConnections = 10_000
     package var connectionLimits = TCPConnectionLimits()
+    /// When set, every connection must start with a PROXY protocol header (v1 or v2, from an L4
+    /// load balancer), whose source address then stands for the TCP peer.
+    package var proxyProtocol: ProxyProtocolPolicy?
 
     package init() {}
+}
+
+/// Who may send PROXY protocol headers (`PROXY_PROTOCOL=on`).
+package struct ProxyProtocolPolicy: Sendable, Equatable {
+    /// TCP peers allowed to connect (the load balancers); empty: any peer (the port is reachable
+    /// from the load balancers only).
+    package var trustedPeers: TrustedProxies
+
+    package init(trustedPeers: TrustedProxies) {
+        self.trustedPeers = trustedPeers
+    }
 }
 
 /// What the server knows about a request besides its bytes.
@@ -106,6 +120,12 @@ package final class HTTPServer {
             logger.warn("connection refused: cap reached", ["peer": .string(peer.host), "cap": .int(Int64(configuration.maxConnections))])
             return
         }
+        if let policy = configuration.proxyProtocol, !policy.trustedPeers.isEmpty, !policy.trustedPeers.contains(peer.host) {
+            // Only the load balancers may say who the client is.
+            close(fd)
+            logger.warn("connection refused: not a trusted load balancer (PROXY_PROTOCOL=on)", ["peer": .string(peer.host)])
+            return
+        }
         let tcp: TCPConnection
         do {
             tcp = try TCPConnection(fd: fd, peer: peer, limits: configuration.connectionLimits)
@@ -134,6 +154,7 @@ package final class HTTPServer {
     }
 
     fileprivate var parserLimits: HTTPParserLimits { configuration.parserLimits }
+    fileprivate var expectsProxyHeader: Bool { configuration.proxyProtocol != nil }
     fileprivate var requestReadTimeout: UInt64 { configuration.requestReadTimeout.nanosecondsSaturated }
     fileprivate var idleTimeout: UInt64 { configuration.idleTimeout.nanosecondsSaturated }
 
@@ -184,6 +205,11 @@ package final class HTTPServer {
         ])
     }
 
+    fileprivate func logProxyHeaderFailure(_ error: ProxyHeaderError, peer: String) {
+        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(ErrorCode.proxyHeaderInvalid.status.code))
+        logger.warn("connection refused: no valid PROXY protocol header", ["error": .string(error.description), "peer": .string(peer)])
+    }
+
     fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
         HTTPMetrics.requests.increment(HTTPMetrics.statusClass(error.status.code))
         logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code.name), "peer": .string(peer)])
@@ -231,10 +257,16 @@ private final class HTTPServerConnection: TransportDelegate {
     private var timer: TimerHandle?
     /// The deadline `timer` is armed for, so re-reading the same deadline costs nothing.
     private var armedDeadline: UInt64 = 0
+    /// While a PROXY protocol header is expected: its bytes so far (nil once read, or never expected).
+    private var proxyHeaderBytes: [UInt8]?
+    /// The client: the TCP peer, or the source a PROXY protocol header named.
+    private var peerHost: String
 
     init(server: HTTPServer, tcp: any Transport) {
         self.server = server
         self.tcp = tcp
+        peerHost = tcp.peer.host
+        proxyHeaderBytes = server.expectsProxyHeader ? [] : nil
         clock = server.clock
         parser = HTTPRequestParser(limits: server.parserLimits)
         machine = HTTPConnectionStateMachine(requestReadTimeout: server.requestReadTimeout, idleTimeout: server.idleTimeout)
@@ -248,8 +280,31 @@ private final class HTTPServerConnection: TransportDelegate {
     // MARK: TransportDelegate
 
     func connection(_ connection: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+        if proxyHeaderBytes != nil { return readProxyHeader(bytes) }
         parser.append(bytes)
         parseAvailable()
+    }
+
+    /// The PROXY protocol header comes before any HTTP byte; the request read timeout armed at
+    /// `opened` bounds the wait for it, `ProxyProtocol.maximumLength` its size.
+    private func readProxyHeader(_ bytes: UnsafeRawBufferPointer) {
+        guard var buffer = proxyHeaderBytes else { return }
+        proxyHeaderBytes = nil  // no copy on append
+        buffer.append(contentsOf: bytes)
+        switch ProxyProtocol.parse(buffer) {
+        case .needMoreBytes:
+            proxyHeaderBytes = buffer
+        case .header(let header, let length):
+            if let source = header.source { peerHost = source.address.description }
+            guard length < buffer.count else { return }
+            buffer[length...].withUnsafeBytes { parser.append($0) }
+            parseAvailable()
+        case .invalid(let error):
+            server.logProxyHeaderFailure(error, peer: peerHost)
+            // The peer may be a client speaking HTTP to the wrong port: say what is expected.
+            tcp.write(HTTPResponse.error(.proxyHeaderInvalid).serialize(keepAlive: false, date: server.currentDate()))
+            perform(machine.parseFailed())
+        }
     }
 
     func connectionDidReadEOF(_ connection: any Transport) {
@@ -284,7 +339,7 @@ private final class HTTPServerConnection: TransportDelegate {
             case .expectContinue:
                 tcp.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
             case .failure(let error):
-                server.logParseFailure(error, peer: tcp.peer.host)
+                server.logParseFailure(error, peer: peerHost)
                 tcp.write(error.response.serialize(keepAlive: false, date: server.currentDate()))
                 perform(machine.parseFailed())
                 return
@@ -296,7 +351,7 @@ private final class HTTPServerConnection: TransportDelegate {
         if let timer { clock.cancel(timer) }
         timer = nil
         tcp.pauseReading()
-        let context = server.makeContext(peer: tcp.peer.host)
+        let context = server.makeContext(peer: peerHost)
         switch server.upgradeDecision(for: request, context: context) {
         case .notAnUpgrade:
             break

@@ -515,4 +515,55 @@ import Testing
         accepted.send("GET", "/")
         #expect(accepted.responses().map(\.status) == [200])
     }
+
+    // MARK: PROXY protocol (issue 18)
+
+    @Test @LoopActor func aProxyHeaderNamesTheClientForEveryRequestOfTheConnection() async throws {
+        let fixture = Fixture { $0.proxyProtocol = ProxyProtocolPolicy(trustedPeers: .none) }
+        let peer = fixture.connect()
+        // The header split over reads, and the request in the same read as its end.
+        let header = Array("PROXY TCP4 203.0.113.7 10.0.0.2 50123 3000\r\n".utf8)
+        peer.send(Array(header[..<9]))
+        #expect(peer.responses().isEmpty)
+        peer.send(Array(header[9...]) + HTTPPeer.request("GET", "/one"))
+        peer.send("GET", "/two")
+        let responses = peer.responses()
+        #expect(responses.map(\.status) == [200, 200])
+        #expect(fixture.responder.contexts.map(\.peerAddress) == ["203.0.113.7", "203.0.113.7"])
+    }
+
+    @Test @LoopActor func aV2HeaderAndALocalCommandWork() async throws {
+        let fixture = Fixture { $0.proxyProtocol = ProxyProtocolPolicy(trustedPeers: .none) }
+        let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+        let v6 = fixture.connect()
+        var addresses: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [0x05]  // 2001:db8::5
+        addresses += [UInt8](repeating: 0, count: 15) + [0x01]  // ::1
+        addresses += [0xC3, 0x50, 0x0B, 0xB8]  // ports 50000, 3000
+        v6.send(signature + [0x21, 0x21, 0x00, UInt8(addresses.count)] + addresses + HTTPPeer.request("GET", "/v6"))
+        #expect(v6.responses().map(\.status) == [200])
+        // LOCAL (the balancer's own health check): the TCP peer stands.
+        let local = fixture.connect()
+        local.send(signature + [0x20, 0x00, 0x00, 0x00] + HTTPPeer.request("GET", "/local"))
+        #expect(local.responses().map(\.status) == [200])
+        #expect(fixture.responder.contexts.map(\.peerAddress) == ["2001:db8::5", "127.0.0.1"])
+    }
+
+    @Test @LoopActor func aConnectionWithoutAProxyHeaderGets400AndIsClosed() async throws {
+        let fixture = Fixture { $0.proxyProtocol = ProxyProtocolPolicy(trustedPeers: .none) }
+        let peer = fixture.connect()
+        peer.send("GET", "/spoof", headers: [("X-Forwarded-For", "1.2.3.4")])
+        let responses = peer.responses()
+        #expect(responses.map(\.status) == [400])
+        #expect(responses.first?.json?["error"]?["code"] == "proxy_header_invalid")
+        #expect(peer.connection.isClosed)
+        #expect(fixture.responder.requests.isEmpty)
+    }
+
+    @Test @LoopActor func withoutThePolicyAProxyHeaderIsJustABadRequest() async throws {
+        let fixture = Fixture()
+        let peer = fixture.connect()
+        peer.send(Array("PROXY TCP4 203.0.113.7 10.0.0.2 50123 3000\r\n".utf8) + HTTPPeer.request("GET", "/x"))
+        #expect(peer.responses().first?.status == 400)
+        #expect(fixture.responder.requests.isEmpty)
+    }
 }
