@@ -189,7 +189,9 @@ def test_compose_app_services_health_checks_and_commands(compose):
         test = service["healthcheck"]["test"]
         assert test[0] in ("CMD", "CMD-SHELL")
         assert "/ready" in " ".join(test), f"{name}: healthcheck must use /ready: {test}"
-        assert str(port) in test, f"{name}: healthcheck must check port {port}: {test}"
+        # The admin port answers from the start (/ready says why while the process waits).
+        admin = env["ADMIN_PORT"]
+        assert admin in test, f"{name}: healthcheck must check the admin port {admin}: {test}"
         assert _seconds(service["stop_grace_period"]) * 1000 > int(env.get("SHUTDOWN_GRACE_MS", 10000))
     assert services["migrate"]["command"] == ["MessageWorker", "--migrate-only"]
     assert services["migrate"].get("restart") == "no"
@@ -632,10 +634,13 @@ def test_k8s_gateway(k8s):
     assert container.get("args", container.get("command")) == ["Gateway"]
     assert [p["containerPort"] for p in container["ports"]] == [GATEWAY_PORT, GATEWAY_ADMIN_PORT]
     assert int(_env_list(container)["ADMIN_PORT"]["value"]) == GATEWAY_ADMIN_PORT
+    # Probes on the admin port, which listens before migrations and Postgres (issue 18, item 5).
     ready = container["readinessProbe"]["httpGet"]
-    assert (ready["path"], ready["port"]) == ("/ready", GATEWAY_PORT)
+    assert (ready["path"], ready["port"]) == ("/ready", GATEWAY_ADMIN_PORT)
     alive = container["livenessProbe"]["httpGet"]
-    assert (alive["path"], alive["port"]) == ("/health", GATEWAY_PORT)
+    assert (alive["path"], alive["port"]) == ("/health", GATEWAY_ADMIN_PORT)
+    startup = container["startupProbe"]["httpGet"]
+    assert (startup["path"], startup["port"]) == ("/health", GATEWAY_ADMIN_PORT)
     pre_stop = container["lifecycle"]["preStop"]
     sleep = pre_stop["exec"]["command"] if "exec" in pre_stop else ["sleep", str(pre_stop["sleep"]["seconds"])]
     assert sleep[0] in ("sleep", "/bin/sleep", "/usr/bin/sleep") and 1 <= int(sleep[-1]) <= 15
