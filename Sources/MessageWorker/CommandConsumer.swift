@@ -292,6 +292,7 @@ final class CommandConsumer {
     private func trim(_ shards: [Int]) async throws {
         var totalLength = 0
         var totalPending = 0
+        var oldestOwnPending: StreamID?
         for shard in shards {
             let stream = layout.stream(shard)
             let groups = GroupInfo.parse(try await commands.send(.xinfoGroups(stream)))
@@ -306,6 +307,9 @@ final class CommandConsumer {
                 var oldest: StreamID?
                 if group.pending > 0 {
                     oldest = PendingDetails.oldestPending(try await commands.send(.xpending(stream, group: group.name)))
+                    if group.name == configuration.group, let oldest, oldestOwnPending.map({ oldest < $0 }) ?? true {
+                        oldestOwnPending = oldest
+                    }
                 }
                 bounds.append((lastDelivered: group.lastDeliveredID, oldestPending: oldest))
             }
@@ -323,6 +327,11 @@ final class CommandConsumer {
         }
         WorkerMetrics.streamLength.set(Double(totalLength))
         WorkerMetrics.streamPending.set(Double(totalPending))
+        // A stream id starts with the Redis server's clock in milliseconds; ours may differ a
+        // little, never below zero.
+        let nowMilliseconds = UInt64(max(0, WallClock.milliseconds()))
+        let age = oldestOwnPending.map { nowMilliseconds > $0.milliseconds ? Double(nowMilliseconds - $0.milliseconds) / 1000 : 0 }
+        WorkerMetrics.oldestPendingAge.set(age ?? 0)
     }
 
     // MARK: One batch

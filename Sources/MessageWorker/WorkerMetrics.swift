@@ -34,6 +34,12 @@ enum WorkerMetrics {
     static let streamPending = MetricsRegistry.shared.gauge(
         "chat_command_stream_pending", help: "Command entries pending in the group, over the shards this worker holds, at the last trim.")
 
+    /// How long the oldest entry delivered to this worker's group and not yet acknowledged has
+    /// waited (its stream id's time), over the held shards, at the last trim; 0 when none is.
+    static let oldestPendingAge = MetricsRegistry.shared.gauge(
+        "chat_command_oldest_pending_seconds",
+        help: "Age of the oldest command pending (delivered, not acknowledged) in the held shards, at the last trim.")
+
     /// Per held shard: entries in its stream at the last trim.
     static let shardLength = MetricsRegistry.shared.labeledGauge(
         "chat_command_shard_length", help: "Entries in a held shard's stream at the last trim.", labelName: "shard")
@@ -79,6 +85,7 @@ enum WorkerMetrics {
         _ = deadLettered
         _ = streamLength
         _ = streamPending
+        _ = oldestPendingAge
         _ = shardLength
         _ = shardPending
         _ = shardLag

@@ -28,12 +28,18 @@ COMMON = {
     "process_resident_memory_bytes": "gauge",
     "process_cpu_seconds": "counter",
     "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
     "process_start_time_seconds": "gauge",
+    # issue 18: readiness and 503s on their own, for alerts
+    "chat_http_unavailable": "counter",
+    "chat_ready": "gauge",
+    "chat_dependency_up": "gauge",
 }
 GATEWAY = {
     "chat_open_connections": "gauge",
     "chat_sockets": "gauge",
     "chat_connected_users": "gauge",
+    "chat_max_connections": "gauge",
     "chat_socket_events_in": "counter",
     "chat_published_events_delivered": "counter",
     "chat_command_shards_mismatch": "gauge",
@@ -45,6 +51,7 @@ WORKER = {
     "chat_dead_lettered": "counter",
     "chat_command_stream_length": "gauge",
     "chat_command_stream_pending": "gauge",
+    "chat_command_oldest_pending_seconds": "gauge",
     "chat_command_shards_held": "gauge",
     "chat_command_shard_epoch": "gauge",
     "chat_shard_takeovers": "counter",

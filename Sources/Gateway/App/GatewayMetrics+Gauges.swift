@@ -9,6 +9,8 @@ extension GatewayMetrics {
         _ = registry.gauge("chat_open_connections", help: "Open client connections (HTTP and upgraded).") { [weak server] in
             Double(server?.connectionCount ?? 0)
         }
+        let cap = Double(server.maxConnections)
+        _ = registry.gauge("chat_max_connections", help: "The connection cap in force (MAX_CONNECTIONS, lowered to fit the descriptor limit).") { cap }
         _ = registry.gauge("chat_sockets", help: "Connected Socket.IO sessions on this gateway.") { [weak realtime] in
             Double(realtime?.sessionCount ?? 0)
         }

@@ -1,6 +1,7 @@
 import HTTP
 import JSON
 import Runtime
+import Support
 
 /// Whether a process can take traffic, as `GET /ready` reports it (issue 18).
 ///
@@ -35,6 +36,12 @@ package final class Readiness {
     package let grace: Duration
     /// When each dependency's current outage was first seen (monotonic nanoseconds).
     private var downSince: [String: UInt64] = [:]
+    /// Whether the last probe found a dependency down past the grace.
+    private var failing = false
+
+    /// What `/ready` would answer, as of the last probe of the dependencies: 200 (ready or
+    /// degraded) or not (`chat_ready`).
+    package var isReady: Bool { phase == .serving && !failing }
 
     package init(grace: Duration) {
         self.grace = grace
@@ -56,6 +63,7 @@ package final class Readiness {
         for check in checks {
             let up = await check.probe()
             results[check.name] = .string(up ? "up" : "down")
+            Self.dependencyUp.set(check.name, up ? 1 : 0)
             let now = MonotonicClock.now()
             guard !up else {
                 downSince[check.name] = nil
@@ -65,6 +73,7 @@ package final class Readiness {
             downSince[check.name] = since
             if Duration.between(since, now) >= grace { failed.append(check.name) } else { degraded.append(check.name) }
         }
+        failing = !failed.isEmpty
         if !failed.isEmpty {
             return notReady(reason: "unavailable: \(failed.joined(separator: ", "))", checks: results)
         }
@@ -74,6 +83,10 @@ package final class Readiness {
         }
         return .json(.ok, ["status": "ready", "checks": .object(results)])
     }
+
+    /// Per dependency: 1 if it answered the last probe (`chat_dependency_up`).
+    package static let dependencyUp = MetricsRegistry.shared.labeledGauge(
+        "chat_dependency_up", help: "Whether a dependency (postgres, redis) answered the last readiness probe.", labelName: "dependency")
 
     private func notReady(reason: String, checks: JSONObject?) -> HTTPResponse {
         var body: JSONObject = [

@@ -107,6 +107,9 @@ package final class HTTPServer {
     /// The bound port (useful with port 0).
     package var localPort: UInt16 { listener?.localAddress.port ?? 0 }
 
+    /// The connection cap in force.
+    package var maxConnections: Int { configuration.maxConnections }
+
     /// Open connections, HTTP and upgraded.
     package var connectionCount: Int { connections.count + upgradedCount }
 
@@ -191,7 +194,7 @@ package final class HTTPServer {
     }
 
     fileprivate func logRequest(_ request: HTTPRequest, response: HTTPResponse, context: HTTPRequestContext) {
-        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(response.status.code))
+        HTTPMetrics.record(status: response.status.code)
         guard logger.enabled(.info) else { return }
         let micros = (clock.now() &- context.receivedAt) / 1_000
         logger.info("request", [
@@ -206,12 +209,12 @@ package final class HTTPServer {
     }
 
     fileprivate func logProxyHeaderFailure(_ error: ProxyHeaderError, peer: String) {
-        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(ErrorCode.proxyHeaderInvalid.status.code))
+        HTTPMetrics.record(status: ErrorCode.proxyHeaderInvalid.status.code)
         logger.warn("connection refused: no valid PROXY protocol header", ["error": .string(error.description), "peer": .string(peer)])
     }
 
     fileprivate func logParseFailure(_ error: HTTPParseError, peer: String) {
-        HTTPMetrics.requests.increment(HTTPMetrics.statusClass(error.status.code))
+        HTTPMetrics.record(status: error.status.code)
         logger.info("request rejected", ["status": .int(Int64(error.status.code)), "code": .string(error.code.name), "peer": .string(peer)])
     }
 

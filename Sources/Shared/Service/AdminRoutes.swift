@@ -12,6 +12,10 @@ package enum AdminRoutes {
         let router = APIRouter(authenticator: nil, logger: logger)
         HealthRoutes.register(on: router, service: service, readiness: readiness)
         router.addImmediate(.GET, "/metrics") { _ in ChatMetrics.response() }
+        _ = MetricsRegistry.shared.gauge("chat_ready", help: "1 when /ready answers 200 (ready or degraded), as of its last probe; 0 while starting, draining or failing.") {
+            [weak readiness] in readiness?.isReady == true ? 1 : 0
+        }
+        _ = Readiness.dependencyUp
         return router
     }
 }

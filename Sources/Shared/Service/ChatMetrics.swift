@@ -15,6 +15,7 @@ package enum ChatMetrics {
     /// (it sets `process_start_time_seconds`).
     package static func registerCommon() {
         _ = HTTPMetrics.requests
+        _ = HTTPMetrics.unavailable
         _ = PostgresMetrics.queryDuration
         _ = RedisMetrics.commandDuration
         _ = RateLimitMetrics.rejections

@@ -3,14 +3,15 @@ import Runtime
 
 /// The standard `process_*` metrics, read from the kernel at scrape time.
 package enum ProcessMetrics {
-    /// Adds `process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds` and
-    /// `process_start_time_seconds` (the time of this call, made at startup).
+    /// Adds `process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`,
+    /// `process_max_fds` and `process_start_time_seconds` (the time of this call, made at startup).
     @LoopActor
     package static func register(in registry: MetricsRegistry) {
         let start = Double(WallClock.milliseconds()) / 1000
         _ = registry.gauge("process_resident_memory_bytes", help: "Resident memory size in bytes.") { residentBytes() ?? 0 }
         registry.sampledCounter("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.") { cpuSeconds() }
         _ = registry.gauge("process_open_fds", help: "Number of open file descriptors.") { openFileDescriptors().map(Double.init) ?? 0 }
+        _ = registry.gauge("process_max_fds", help: "Maximum number of open file descriptors.") { maximumFileDescriptors() }
         _ = registry.gauge("process_start_time_seconds", help: "Start time of the process since the Unix epoch in seconds.") { start }
     }
 
@@ -33,6 +34,13 @@ package enum ProcessMetrics {
         guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
         func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000 }
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
+    /// The soft `RLIMIT_NOFILE` (what `open` and `accept` are held to).
+    package static func maximumFileDescriptors() -> Double {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
+        return Double(limit.rlim_cur)  // RLIM_INFINITY (all ones) reads as about 1.8e19: no cap
     }
 
     /// Entries of `/proc/self/fd`, less the one `opendir` itself holds.
