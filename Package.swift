@@ -21,7 +21,7 @@ let layers: [(name: String, dependencies: [String])] = [
     ("SocketIO", ["JSON"]),
     ("HTTP", ["Runtime", "JSON", "Support", "Security"]),
     ("WebSocket", ["Runtime", "HTTP", "Security"]),
-    ("Redis", ["CHiredis", "CLinux", "Runtime", "Support", "Security"]),
+    ("Redis", ["CHiredis", "CLinux", "COpenSSL", "Runtime", "JSON", "Support", "Security"]),
     ("Postgres", ["CLibPQ", "Runtime", "Support"]),
     ("API", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "Postgres"]),
     ("RateLimit", ["Runtime", "JSON", "Support", "Security", "HTTP", "Redis", "API"]),

@@ -74,6 +74,7 @@ final class WorkerApp: ServiceApp {
         // The reader's XREADGROUP blocks for new commands: keep it out of the latency histogram.
         reader.recordsLatency = false
         redisClients = [commands, reader]
+        for client in redisClients { client.logger = logger }
         commands.start()
         reader.start()
 

@@ -2,7 +2,7 @@ import Testing
 @testable import Shared
 @testable import Redis
 
-/// Argument vectors: flat storage, binary safety, and the pointers handed to hiredis.
+/// Argument vectors: flat storage, binary safety, and their RESP encoding.
 @Suite struct RedisCommandTests {
     @Test func textAndBytesBuildTheSameVector() {
         var mixed = RedisCommand(["SET", "k"])
@@ -13,27 +13,23 @@ import Testing
         #expect(mixed.name.map(Array.init) == Array("SET".utf8))
     }
 
-    @Test func argvPointsAtEachArgument() {
-        let command = RedisCommand([[1, 2, 3], [], Array("é".utf8), [0]])
-        let seen: [[UInt8]]? = command.withArgv { argc, argv, lengths in
-            (0..<Int(argc)).map { index in
-                guard let pointer = argv[index] else { return [] }
-                return Array(UnsafeRawBufferPointer(start: pointer, count: lengths[index]))
-            }
-        }
-        #expect(seen == [[1, 2, 3], [], [0xC3, 0xA9], [0]])
+    @Test func respWritesEachArgumentWithItsLength() {
+        var buffer: [UInt8] = []
+        RedisCommand([[1, 2, 3], [], Array("é".utf8), [0x0D, 0x0A]]).appendRESP(to: &buffer)
+        #expect(buffer == Array("*4\r\n$3\r\n".utf8) + [1, 2, 3] + Array("\r\n$0\r\n\r\n$2\r\n".utf8) + [0xC3, 0xA9]
+            + Array("\r\n$2\r\n".utf8) + [0x0D, 0x0A] + Array("\r\n".utf8))
+        RedisCommand(["PING"]).appendRESP(to: &buffer)
+        #expect(buffer.suffix(14) == ArraySlice(Array("*1\r\n$4\r\nPING\r\n".utf8)))
+        var long: [UInt8] = []
+        RedisCommand([[UInt8](repeating: 7, count: 1234)]).appendRESP(to: &long)
+        #expect(long.prefix(11) == ArraySlice(Array("*1\r\n$1234\r\n".utf8)))
+        #expect(long.count == 11 + 1234 + 2)
     }
 
-    @Test func allEmptyArgumentsStillGetValidPointers() {
-        let command = RedisCommand([[UInt8]](repeating: [], count: 2))
-        let result: Bool? = command.withArgv { argc, argv, lengths in
-            argc == 2 && argv[0] != nil && argv[1] != nil && lengths[0] == 0 && lengths[1] == 0
-        }
-        #expect(result == true)
-    }
-
-    @Test func emptyCommandHasNoArgv() {
-        #expect(RedisCommand().withArgv { _, _, _ in true } == nil)
+    @Test func emptyCommandHasNoName() {
+        var buffer: [UInt8] = []
+        RedisCommand().appendRESP(to: &buffer)
+        #expect(buffer == Array("*0\r\n".utf8))
         #expect(RedisCommand().name == nil)
     }
 

@@ -54,7 +54,6 @@ import Testing
 
     @Test(arguments: [
         "http://localhost",
-        "rediss://localhost",
         "unix:///tmp/redis.sock",
         "localhost:6379",
         "redis://",
@@ -95,11 +94,10 @@ import Testing
             #expect(reason.contains("port"))
             #expect(!error.message.contains("hunter2"))
             #expect(error.message.contains("redis://[[user]:password@]host[:port][/db]"))
+            #expect(error.message.contains("redis+sentinel://"))
             #expect(error.code == "redis_invalid_url")
         }
-        #expect(throws: RedisError.invalidURL("TLS (rediss://) is not supported; use redis:// on a private network")) {
-            try RedisConfiguration(url: "rediss://x")
-        }
+
     }
 
     @Test func errorCodesAreDistinct() {
@@ -107,5 +105,51 @@ import Testing
         #expect(Set(errors.map(\.code)).count == errors.count)
         #expect(RedisError.unavailable.code == "redis_unavailable")
         #expect(RedisError.server("WRONGTYPE bad").message.contains("WRONGTYPE bad"))
+    }
+
+    // MARK: redis+sentinel:// (issue 18)
+
+    @Test func sentinelURLNamesTheSentinelsThePrimaryAndTheDatabase() throws {
+        let configuration = try RedisConfiguration(url: "redis+sentinel://:s%40cret@10.0.0.1,sentinel-2:26380,[fd00::3]/my%20primary/2")
+        #expect(configuration.sentinel == RedisSentinelConfiguration(nodes: [
+            .init(host: "10.0.0.1", port: 26379), .init(host: "sentinel-2", port: 26380), .init(host: "fd00::3", port: 26379),
+        ], primaryName: "my primary"))
+        #expect(configuration.password == "s@cret")
+        #expect(configuration.database == 2)
+        let plain = try RedisConfiguration(url: "REDIS+SENTINEL://s1/mymaster")
+        #expect(plain.sentinel?.primaryName == "mymaster")
+        #expect(plain.database == 0)
+        #expect(try RedisConfiguration(url: "redis://h").sentinel == nil)
+    }
+
+    @Test(arguments: [
+        "redis+sentinel://s1",            // no primary name
+        "redis+sentinel://s1/",           // empty primary name
+        "redis+sentinel://s1/m/0/extra",  // too many path parts
+        "redis+sentinel://s1/m/x",        // database not a number
+        "redis+sentinel://s1,,s2/m",      // empty host
+        "redis+sentinel://s1:0/m",        // port out of range
+        "redis+sentinel://s1/m?x=1",      // query
+        "redis+sentinel:///m",            // no sentinel at all
+    ])
+    func refusesMalformedSentinelURLs(url: String) {
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: url) }
+    }
+
+    @Test func aSentinelURLListsAtMostSixteenSentinels() throws {
+        let hosts = (1...17).map { "s\($0)" }.joined(separator: ",")
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+sentinel://\(hosts)/m") }
+        _ = try RedisConfiguration(url: "redis+sentinel://\((1...16).map { "s\($0)" }.joined(separator: ","))/m")
+    }
+
+    @Test func redissAsksForTLSWithTheSystemsAuthoritiesAndRedissSentinelForTheSentinelsToo() throws {
+        let plain = try RedisConfiguration(url: "rediss://:pw@cache.example.com:6380/1")
+        #expect(plain.tls == RedisTLSConfiguration())
+        #expect(plain.host == "cache.example.com" && plain.port == 6380 && plain.database == 1 && plain.password == "pw")
+        #expect(try RedisConfiguration(url: "redis://cache").tls == nil)
+        let sentinel = try RedisConfiguration(url: "rediss+sentinel://s1,s2/mymaster")
+        #expect(sentinel.tls == RedisTLSConfiguration())
+        #expect(sentinel.sentinel?.nodes.count == 2)
+        #expect(try RedisConfiguration(url: "redis+sentinel://s1/m").tls == nil)
     }
 }

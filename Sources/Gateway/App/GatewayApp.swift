@@ -57,6 +57,7 @@ final class GatewayApp: ServiceApp {
             return fail(78)
         }
         let redis = RedisClient(configuration: redisConfiguration)
+        redis.logger = logger
         redis.start()
         let services = GatewayServices(configuration: configuration, database: database, redis: redis, readiness: readiness, logger: logger)
         self.services = services

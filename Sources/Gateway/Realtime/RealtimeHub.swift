@@ -430,6 +430,10 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         recheckRevocations()
     }
 
+    /// How long the re-check keeps trying while Redis commands fail (past it, tokens issued before
+    /// the outage have mostly expired: access tokens live 15 minutes by default).
+    static let recheckPatience = Duration.seconds(120)
+
     /// Revocations published while the subscription was down were lost: every connected socket's
     /// token is checked again (in batches, so a large gateway does not flood Redis).
     private func recheckRevocations() {
@@ -442,9 +446,21 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
                 index = end
                 // A socket that closed since is left out (its principal is gone).
                 let principals = batch.compactMap(\.principal)
-                guard let revoked = try? await self.tokens.revoked(principals) else {
-                    return self.logger.warn("cannot re-check revocations after resubscribing", ["sockets": .int(Int64(connected.count))])
+                // The command connection may come back after the subscription (a failover: each
+                // has its own backoff): keep trying, as long as the revocations could still matter.
+                var revoked: [Principal]?
+                var delay = Duration.milliseconds(250)
+                let deadline = MonotonicClock.deadline(after: Self.recheckPatience, from: MonotonicClock.now())
+                while revoked == nil, !self.draining {
+                    revoked = try? await self.tokens.revoked(principals)
+                    if revoked != nil { break }
+                    guard MonotonicClock.now() < deadline else {
+                        return self.logger.warn("cannot re-check revocations after resubscribing", ["sockets": .int(Int64(connected.count))])
+                    }
+                    await EventLoop.shared.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(5))
                 }
+                guard let revoked else { return }
                 for principal in revoked {
                     let revocation = TokenRevocation(tokenID: principal.tokenID, sessionID: principal.sessionID)
                     for session in batch where session.principal == principal { session.revoke(revocation) }

@@ -64,6 +64,7 @@ final class UserChannels {
         let subscriber = RedisSubscriber(configuration: configuration) { [weak self] channel, payload in
             self?.route(channel: channel, payload: payload)
         }
+        subscriber.logger = logger
         subscriber.onResubscribed = { [weak self] in
             // Every wanted channel, the gateway's included, is subscribed again.
             if self?.gatewayChannel != nil { self?.gatewayChannelReady = true }

@@ -32,6 +32,12 @@ package final class RedisClient {
     /// The configuration in use.
     package var configuration: RedisConfiguration { connector.configuration }
 
+    /// Where failed connection attempts (and why) and recoveries are logged; nil: silent.
+    package var logger: Logger? {
+        get { connector.logger }
+        set { connector.logger = newValue }
+    }
+
     /// Starts connecting in the background (and reconnecting whenever needed). Idempotent.
     package func start() {
         connector.start()

@@ -1,5 +1,5 @@
 /// One command as an argument vector, stored flat: every argument's bytes back to back plus their
-/// lengths, so handing it to `redisAsyncCommandArgv` needs one pointer table, not one buffer per argument.
+/// lengths, written to the socket as RESP by `appendRESP`.
 ///
 /// Binary-safe: arguments are byte strings and never pass through a format string.
 package struct RedisCommand: Sendable, Equatable {
@@ -61,33 +61,33 @@ package struct RedisCommand: Sendable, Equatable {
         return result
     }
 
-    /// Calls `body` with hiredis's `argc`, `argv` and `argvlen`, valid only during the call; nil for a
-    /// command without arguments.
-    func withArgv<R>(
-        _ body: (CInt, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
-    ) -> R? {
-        guard !lengths.isEmpty else { return nil }
-        func run(_ base: UnsafePointer<UInt8>) -> R? {
-            let raw = UnsafeRawPointer(base)
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(lengths.count)
+    /// Appends the command in RESP, as Redis reads it: `*<count>\r\n`, then `$<length>\r\n<bytes>\r\n`
+    /// for each argument (binary-safe: lengths, never delimiters).
+    package func appendRESP(to buffer: inout [UInt8]) {
+        Self.appendLine(UInt8(ascii: "*"), lengths.count, to: &buffer)
+        storage.withUnsafeBufferPointer { bytes in
             var offset = 0
             for length in lengths {
-                pointers.append((raw + offset).assumingMemoryBound(to: CChar.self))
+                Self.appendLine(UInt8(ascii: "$"), length, to: &buffer)
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+                buffer.append(0x0D)
+                buffer.append(0x0A)
                 offset += length
             }
-            return pointers.withUnsafeMutableBufferPointer { argv -> R? in
-                lengths.withUnsafeBufferPointer { argvlen -> R? in
-                    guard let argvBase = argv.baseAddress, let lengthBase = argvlen.baseAddress else { return nil }
-                    return body(CInt(lengths.count), argvBase, lengthBase)
-                }
-            }
         }
-        return storage.withUnsafeBufferPointer { buffer -> R? in
-            if let base = buffer.baseAddress { return run(base) }
-            // Every argument is empty: hiredis reads zero bytes, but still wants a valid pointer.
-            var placeholder: UInt8 = 0
-            return withUnsafePointer(to: &placeholder) { run($0) }
-        }
+    }
+
+    /// `<marker><decimal value>\r\n` (values are counts and lengths: never negative).
+    private static func appendLine(_ marker: UInt8, _ value: Int, to buffer: inout [UInt8]) {
+        buffer.append(marker)
+        var digits: [UInt8] = []
+        var rest = UInt(max(0, value))
+        repeat {
+            digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0
+        buffer.append(contentsOf: digits.reversed())
+        buffer.append(0x0D)
+        buffer.append(0x0A)
     }
 }

@@ -53,6 +53,11 @@ package struct RedisConfiguration: Sendable, Equatable {
     package var maxOutputBufferBytes = Defaults.maxOutputBufferBytes
     /// TCP keepalive idle seconds (0 disables).
     package var keepAliveSeconds = Defaults.keepAliveSeconds
+    /// When set, `host`/`port` are only a placeholder: each connection asks these sentinels for the
+    /// current primary first (`redis+sentinel://`), so a failover is followed by reconnecting.
+    package var sentinel: RedisSentinelConfiguration?
+    /// TLS to the server (`rediss://`, `rediss+sentinel://`: the sentinels too); nil: plain TCP.
+    package var tls: RedisTLSConfiguration?
 
     /// A configuration for `host:port`, database `database`, no authentication.
     package init(host: String, port: Int = Defaults.port, database: Int = Defaults.database,
@@ -64,17 +69,50 @@ package struct RedisConfiguration: Sendable, Equatable {
         self.password = password
     }
 
-    /// Parses `redis://[[user]:password@]host[:port][/db]`. User and password are percent-decoded;
-    /// an IPv6 host goes in brackets. Error messages never repeat the URL (it may hold a password).
+    /// Parses `redis://[[user]:password@]host[:port][/db]` or
+    /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<primary name>[/db]`. User
+    /// and password are percent-decoded; an IPv6 host goes in brackets. Error messages never repeat
+    /// the URL (it may hold a password).
     package init(url: String) throws(RedisError) {
         let parsed = try RedisURLParser.parse(url)
         self.init(host: parsed.host, port: parsed.port, database: parsed.database,
                   username: parsed.username, password: parsed.password)
+        if let primaryName = parsed.primaryName {
+            sentinel = RedisSentinelConfiguration(nodes: parsed.sentinels, primaryName: primaryName)
+        }
+        if parsed.tls { tls = RedisTLSConfiguration() }
     }
 
     /// `host:port` for messages (never the password).
     package var endpointDescription: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// Redis Sentinel discovery: the sentinels to ask and the name they monitor the primary under.
+package struct RedisSentinelConfiguration: Sendable, Equatable {
+    /// A sentinel's address.
+    package struct Node: Sendable, Equatable {
+        package var host: String
+        package var port: Int
+        package init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Sentinel's standard port.
+    package static let defaultPort = 26379
+    /// At most this many sentinels in a URL.
+    package static let maximumNodes = 16
+
+    package var nodes: [Node]
+    /// `sentinel monitor <name> ...` on the sentinels.
+    package var primaryName: String
+
+    package init(nodes: [Node], primaryName: String) {
+        self.nodes = nodes
+        self.primaryName = primaryName
     }
 }
 
@@ -86,60 +124,106 @@ enum RedisURLParser {
         var database: Int
         var username: String?
         var password: String?
+        /// `redis+sentinel://` only: the sentinels (host and port above are the first of them).
+        var sentinels: [RedisSentinelConfiguration.Node] = []
+        var primaryName: String?
+        /// `rediss://` or `rediss+sentinel://`.
+        var tls = false
     }
 
     static func parse(_ url: String) throws(RedisError) -> Parsed {
-        let bytes = Array(url.utf8)
-        let scheme = "redis://"
-        guard bytes.count >= scheme.utf8.count,
-              String(decoding: bytes[0..<scheme.utf8.count], as: UTF8.self).lowercased() == scheme else {
-            if url.lowercased().hasPrefix("rediss://") {
-                throw .invalidURL("TLS (rediss://) is not supported; use redis:// on a private network")
-            }
-            if url.lowercased().hasPrefix("unix:") || url.lowercased().hasPrefix("redis+unix:") {
+        let lowered = url.lowercased()
+        for (scheme, tls) in [("redis+sentinel://", false), ("rediss+sentinel://", true)] where lowered.hasPrefix(scheme) {
+            var parsed = try parseSentinel(Array(url.utf8.dropFirst(scheme.utf8.count)))
+            parsed.tls = tls
+            return parsed
+        }
+        guard let scheme = ["redis://", "rediss://"].first(where: { lowered.hasPrefix($0) }) else {
+            if lowered.hasPrefix("unix:") || lowered.hasPrefix("redis+unix:") {
                 throw .invalidURL("Unix socket URLs are not supported; use redis://host:port")
             }
-            throw .invalidURL("the scheme must be redis://")
+            throw .invalidURL("the scheme must be redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://")
         }
-        var rest = Array(bytes[scheme.utf8.count...])
-        if rest.contains(UInt8(ascii: "?")) || rest.contains(UInt8(ascii: "#")) {
-            throw .invalidURL("query parameters and fragments are not supported")
-        }
-        for byte in rest where byte <= 0x20 || byte == 0x7F {
-            throw .invalidURL("spaces and control characters must be percent-encoded")
-        }
+        var rest = Array(url.utf8.dropFirst(scheme.utf8.count))
+        try checkCharacters(rest)
 
         // Path: "" or "/" or "/<db>".
         var database = RedisConfiguration.Defaults.database
         if let slash = rest.firstIndex(of: UInt8(ascii: "/")) {
             let path = Array(rest[(slash + 1)...])
             rest = Array(rest[..<slash])
-            if !path.isEmpty {
-                guard path.count <= 9, path.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      let value = Int(String(decoding: path, as: UTF8.self)) else {
-                    throw .invalidURL("the path must be a database number, like /0")
-                }
-                database = value
-            }
+            if !path.isEmpty { database = try parseDatabase(path) }
         }
+        let (username, password) = try parseUserinfo(&rest)
+        let (host, port) = try parseHostPort(rest, defaultPort: RedisConfiguration.Defaults.port)
+        return Parsed(host: host, port: port, database: database, username: username, password: password,
+                      tls: scheme == "rediss://")
+    }
 
-        // Userinfo: everything before the last '@' (an unencoded '@' in a password is tolerated).
-        var username: String?
-        var password: String?
-        if let at = rest.lastIndex(of: UInt8(ascii: "@")) {
-            let userinfo = Array(rest[..<at])
-            rest = Array(rest[(at + 1)...])
-            guard let colon = userinfo.firstIndex(of: UInt8(ascii: ":")) else {
-                throw .invalidURL("credentials must be ':password@' or 'user:password@'")
-            }
-            let user = try percentDecode(Array(userinfo[..<colon]), what: "user name")
-            let secret = try percentDecode(Array(userinfo[(colon + 1)...]), what: "password")
-            guard !secret.isEmpty else { throw .invalidURL("the password is empty") }
-            username = user.isEmpty ? nil : user
-            password = secret
+    /// `[[user]:password@]host[:port][,host[:port]...]/<primary name>[/db]` (after the scheme).
+    private static func parseSentinel(_ bytes: [UInt8]) throws(RedisError) -> Parsed {
+        var rest = bytes
+        try checkCharacters(rest)
+        guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
+            throw .invalidURL("redis+sentinel:// needs the primary's name as its path, like /mymaster")
         }
+        let path = Array(rest[(slash + 1)...])
+        rest = Array(rest[..<slash])
+        let segments = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard let name = segments.first, !name.isEmpty, segments.count <= 2 else {
+            throw .invalidURL("redis+sentinel:// needs the primary's name as its path, like /mymaster or /mymaster/0")
+        }
+        let primaryName = try percentDecode(Array(name), what: "primary name")
+        var database = RedisConfiguration.Defaults.database
+        if segments.count == 2, !segments[1].isEmpty { database = try parseDatabase(Array(segments[1])) }
+        let (username, password) = try parseUserinfo(&rest)
+        var nodes: [RedisSentinelConfiguration.Node] = []
+        for part in rest.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            guard nodes.count < RedisSentinelConfiguration.maximumNodes else {
+                throw .invalidURL("at most \(RedisSentinelConfiguration.maximumNodes) sentinels")
+            }
+            let (host, port) = try parseHostPort(Array(part), defaultPort: RedisSentinelConfiguration.defaultPort)
+            nodes.append(RedisSentinelConfiguration.Node(host: host, port: port))
+        }
+        guard let first = nodes.first else { throw .invalidURL("the host is missing") }
+        return Parsed(host: first.host, port: first.port, database: database, username: username, password: password,
+                      sentinels: nodes, primaryName: primaryName)
+    }
 
-        // Host and port.
+    private static func checkCharacters(_ rest: [UInt8]) throws(RedisError) {
+        if rest.contains(UInt8(ascii: "?")) || rest.contains(UInt8(ascii: "#")) {
+            throw .invalidURL("query parameters and fragments are not supported")
+        }
+        for byte in rest where byte <= 0x20 || byte == 0x7F {
+            throw .invalidURL("spaces and control characters must be percent-encoded")
+        }
+    }
+
+    private static func parseDatabase(_ path: [UInt8]) throws(RedisError) -> Int {
+        guard path.count <= 9, path.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let value = Int(String(decoding: path, as: UTF8.self)) else {
+            throw .invalidURL("the path must be a database number, like /0")
+        }
+        return value
+    }
+
+    /// Userinfo: everything before the last '@' (an unencoded '@' in a password is tolerated);
+    /// removed from `rest`.
+    private static func parseUserinfo(_ rest: inout [UInt8]) throws(RedisError) -> (username: String?, password: String?) {
+        guard let at = rest.lastIndex(of: UInt8(ascii: "@")) else { return (nil, nil) }
+        let userinfo = Array(rest[..<at])
+        rest = Array(rest[(at + 1)...])
+        guard let colon = userinfo.firstIndex(of: UInt8(ascii: ":")) else {
+            throw .invalidURL("credentials must be ':password@' or 'user:password@'")
+        }
+        let user = try percentDecode(Array(userinfo[..<colon]), what: "user name")
+        let secret = try percentDecode(Array(userinfo[(colon + 1)...]), what: "password")
+        guard !secret.isEmpty else { throw .invalidURL("the password is empty") }
+        return (user.isEmpty ? nil : user, secret)
+    }
+
+    private static func parseHostPort(_ authority: [UInt8], defaultPort: Int) throws(RedisError) -> (host: String, port: Int) {
+        var rest = authority
         var host: String
         var portText: [UInt8]?
         if rest.first == UInt8(ascii: "[") {
@@ -172,7 +256,7 @@ enum RedisURLParser {
         }
         guard !host.isEmpty else { throw .invalidURL("the host is missing") }
 
-        var port = RedisConfiguration.Defaults.port
+        var port = defaultPort
         if let portText {
             guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
                   let value = Int(String(decoding: portText, as: UTF8.self)), (1...65_535).contains(value) else {
@@ -180,7 +264,7 @@ enum RedisURLParser {
             }
             port = value
         }
-        return Parsed(host: host, port: port, database: database, username: username, password: password)
+        return (host, port)
     }
 
     /// Decodes `%XX` escapes; the result must be UTF-8.

@@ -2,24 +2,23 @@ import CHiredis
 import Glibc
 import Runtime
 
-/// One hiredis async connection driven by the process's epoll loop.
+/// One Redis connection on the process's epoll loop: our own socket (and, for `rediss://`, an
+/// OpenSSL session over it), RESP written here, replies parsed by hiredis's reader.
 ///
-/// Lifecycle: `open()` resolves the host off the loop, connects with a deadline, then pipelines the
-/// handshake (`AUTH`, `SELECT`, `CLIENT SETNAME`, `PING`). A connection is used either for commands
-/// (`send`, `pipeline`) or for pub/sub (`subscribe`, `unsubscribe`, `onMessage`), never both: a
-/// subscribed hiredis context accepts nothing else. It never reconnects; `RedisClient` and
-/// `RedisSubscriber` replace dead connections.
+/// Lifecycle: `open()` resolves the host off the loop, connects with a deadline (TCP, then TLS
+/// when configured, verifying the server), then pipelines the handshake (`AUTH`, `SELECT`,
+/// `CLIENT SETNAME`, `PING`). A connection is used either for commands (`send`, `pipeline`) or for
+/// pub/sub (`subscribe`, `unsubscribe`, `onMessage`), never both: once subscribed, Redis accepts
+/// nothing else. It never reconnects; `RedisClient` and `RedisSubscriber` replace dead connections.
 ///
 /// Every request waits in one FIFO (Redis answers in order, pub/sub confirmations included). When the
 /// oldest entry is past its deadline the connection is torn down and everything pending fails with
 /// `.timeout`: Redis cannot cancel a command, and a late reply would otherwise be matched to the wrong
 /// request. Task cancellation does not cancel a sent command for the same reason.
 ///
-/// Memory safety with hiredis: the context points back at this object unretained. That is sound
-/// because the loop registration (made before any hook can run, removed in the `cleanup` hook) keeps
-/// the object alive as long as the context exists, and hiredis only calls back from inside calls this
-/// object makes. Call `close()` when done; a connection dropped without it lives until the server
-/// closes it.
+/// Commands written in one loop turn leave together: they are appended to the output buffer and
+/// flushed when the socket is next writable (the loop's next wait), so a burst of callers shares
+/// one write, as hiredis's async context did before TLS needed the socket to be ours (issue 18).
 @LoopActor
 package final class RedisConnection: IOHandler {
     /// Where the connection stands.
@@ -88,7 +87,7 @@ package final class RedisConnection: IOHandler {
     /// Current state.
     package private(set) var state: State = .initial
     /// Why the last connect attempt or the connection failed, for logs (never contains the password).
-    package private(set) var failureReason: String?
+    package internal(set) var failureReason: String?
     /// Called once when a `ready` connection dies (not when `open()` fails: it throws instead).
     package var onClose: (@LoopActor (RedisError) -> Void)?
     /// Pub/sub messages: `(channel, payload)`.
@@ -96,9 +95,29 @@ package final class RedisConnection: IOHandler {
     /// Channels Redis confirmed as subscribed on this connection.
     package private(set) var subscribedChannels: Set<String> = []
 
-    private var context: UnsafeMutablePointer<redisAsyncContext>?
+    /// The socket, once created (-1 before and after).
+    private var fd: CInt = -1
     private var registration: IORegistration?
     private var interest: IOInterest = []
+    /// Where the socket is, below `state`.
+    private enum Link {
+        case none
+        case connectingTCP
+        case handshakingTLS
+        case open
+    }
+    private var link = Link.none
+    /// The TLS session (`rediss://`).
+    private var tls: RedisTLSSession?
+    /// What TLS needs to go on (a read may need the socket writable and the reverse).
+    private var tlsWantsWrite = false
+    /// hiredis's RESP parser for this connection's replies.
+    private var reader: UnsafeMutablePointer<redisReader>?
+    /// Commands written and not yet sent: `output[outputStart...]`.
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    /// A SUBSCRIBE went out: from now on replies are pub/sub frames.
+    private var subscribedMode = false
     private var queue = RedisFIFO<Entry>()
     private var timeoutTimer: TimerHandle?
     private var armedDeadline: UInt64 = 0
@@ -106,11 +125,13 @@ package final class RedisConnection: IOHandler {
     private var connectWaiter: CheckedContinuation<Result<Void, RedisError>, Never>?
     /// The first reason this connection is going away; later ones do not overwrite it.
     private var closeReason: RedisError?
-    /// Depth of calls into hiredis that may run callbacks: freeing the context there is deferred.
-    private var hiredisDepth = 0
+    /// Depth of `handleIO` (replies being dispatched): closing there is deferred to its end.
+    private var ioDepth = 0
     private var teardownDeferred = false
     /// Per channel: SUBSCRIBE/UNSUBSCRIBE sent but not confirmed, and whether the last one sent subscribes.
     private var subscriptionChanges: [String: (pending: Int, lastSubscribes: Bool)] = [:]
+    /// The bytes of one read.
+    private static let readChunk = 64 * 1024
 
     /// A connection for `configuration`; nothing happens until `open()`.
     package init(configuration: RedisConfiguration) {
@@ -127,7 +148,7 @@ package final class RedisConnection: IOHandler {
 
     /// Resolves, connects and runs the handshake within `connectTimeout`.
     ///
-    /// Throws `.unavailable` (cannot resolve or connect, or closed meanwhile), `.timeout`,
+    /// Throws `.unavailable` (cannot resolve or connect, TLS refused, or closed meanwhile), `.timeout`,
     /// `.server` (AUTH/SELECT/CLIENT SETNAME refused) or `.connectionLost` (dropped during the handshake).
     /// `failureReason` then says why.
     package func open() async throws(RedisError) {
@@ -189,63 +210,82 @@ package final class RedisConnection: IOHandler {
     }
 
     private func startConnecting(to address: String) throws(RedisError) {
-        guard (1...65_535).contains(configuration.port) else {
-            failureReason = "\(configuration.endpointDescription): the port must be 1...65535"
+        guard (1...65_535).contains(configuration.port), let destination = SocketAddress(host: address, port: UInt16(configuration.port)) else {
+            failureReason = "\(configuration.endpointDescription): not a usable address or port"
             state = .closed
             throw .unavailable
         }
-        guard let ac = redisAsyncConnect(address, CInt(configuration.port)) else {
-            failureReason = "\(configuration.endpointDescription): out of memory"
+        let socketFD = socket(destination.family, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard socketFD >= 0 else {
+            failureReason = "\(configuration.endpointDescription): \(String(cString: strerror(errno)))"
             state = .closed
             throw .unavailable
         }
-        if ac.pointee.err != 0 {
-            failureReason = "\(configuration.endpointDescription): \(Self.errorText(ac.pointee.errstr))"
-            redisAsyncFree(ac)
+        var one: CInt = 1
+        _ = setsockopt(socketFD, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
+        let result = destination.withSockAddr { Glibc.connect(socketFD, $0, $1) }
+        let connectErrno = errno
+        guard result == 0 || connectErrno == EINPROGRESS else {
+            Glibc.close(socketFD)
+            failureReason = "\(configuration.endpointDescription): \(String(cString: strerror(connectErrno)))"
             state = .closed
             throw .unavailable
         }
-        let fd = ac.pointee.c.fd
-        // hiredis does not set close-on-exec; a child process must not inherit the Redis socket.
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         do {
-            registration = try EventLoop.shared.register(fd: fd, interest: [], handler: self)
+            registration = try EventLoop.shared.register(fd: socketFD, interest: .write, handler: self)
         } catch {
+            Glibc.close(socketFD)
             failureReason = "\(configuration.endpointDescription): \(error)"
-            redisAsyncFree(ac)  // no hooks installed yet: nothing calls back
             state = .closed
             throw .unavailable
         }
-        context = ac
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        ac.pointee.data = me
-        // All hooks before the connect callback: setting it asks for write interest at once.
-        ac.pointee.ev.data = me
-        ac.pointee.ev.addRead = { RedisConnection.withConnection($0) { $0.changeInterest(adding: .read) } }
-        ac.pointee.ev.delRead = { RedisConnection.withConnection($0) { $0.changeInterest(removing: .read) } }
-        ac.pointee.ev.addWrite = { RedisConnection.withConnection($0) { $0.changeInterest(adding: .write) } }
-        ac.pointee.ev.delWrite = { RedisConnection.withConnection($0) { $0.changeInterest(removing: .write) } }
-        ac.pointee.ev.cleanup = { RedisConnection.withConnection($0) { $0.contextDidCleanUp() } }
-        hiredisDepth += 1
-        _ = redisAsyncSetConnectCallback(ac) { context, status in
-            guard let context else { return }
-            RedisConnection.withConnection(context.pointee.data) { $0.didConnect(status: status) }
-        }
-        hiredisDepth -= 1
+        fd = socketFD
+        interest = .write
+        link = .connectingTCP
+        reader = redisReaderCreate()
     }
 
-    private func didConnect(status: CInt) {
-        guard let ac = context else { return }
-        if status == REDIS_OK {
-            if configuration.keepAliveSeconds > 0 {
-                Self.enableKeepAlive(fd: ac.pointee.c.fd, idleSeconds: configuration.keepAliveSeconds)
-            }
-            resumeConnectWaiter(.success(()))
-        } else {
-            failureReason = "\(configuration.endpointDescription): \(Self.errorText(ac.pointee.errstr))"
-            if closeReason == nil { closeReason = .unavailable }
-            // hiredis frees the context right after this callback; the cleanup hook resumes the waiter.
+    /// The socket became writable (or failed) while connecting.
+    private func finishTCPConnect() {
+        var error: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0 { error = errno }
+        if error == EINPROGRESS || error == EALREADY { return }
+        guard error == 0 else {
+            failureReason = "\(configuration.endpointDescription): \(String(cString: strerror(error)))"
+            return teardown(.unavailable)
         }
+        if configuration.keepAliveSeconds > 0 {
+            Self.enableKeepAlive(fd: fd, idleSeconds: configuration.keepAliveSeconds)
+        }
+        guard let tlsConfiguration = configuration.tls else { return linkOpened() }
+        switch RedisTLSSession.make(fd: fd, host: configuration.host, configuration: tlsConfiguration) {
+        case .success(let session):
+            tls = session
+            link = .handshakingTLS
+            continueTLSHandshake()
+        case .failure(let failure):
+            failureReason = "\(configuration.endpointDescription): \(failure.reason)"
+            teardown(.unavailable)
+        }
+    }
+
+    private func continueTLSHandshake() {
+        guard let tls else { return }
+        switch tls.handshake() {
+        case .done: linkOpened()
+        case .wantsRead: setInterest(.read)
+        case .wantsWrite: setInterest(.write)
+        case .failed(let reason):
+            failureReason = "\(configuration.endpointDescription): \(reason)"
+            teardown(.unavailable)
+        }
+    }
+
+    private func linkOpened() {
+        link = .open
+        updateInterest()
+        resumeConnectWaiter(.success(()))
     }
 
     private func connectTimedOut() {
@@ -326,42 +366,34 @@ package final class RedisConnection: IOHandler {
     }
 
     private func submit(_ commands: [RedisCommand], deadline: UInt64?) async -> Result<[RedisValue], RedisError> {
-        guard let ac = context, state == .ready || state == .handshaking else { return .failure(.unavailable) }
+        guard fd >= 0, link == .open, state == .ready || state == .handshaking else { return .failure(.unavailable) }
         if commands.isEmpty { return .success([]) }
-        if ac.pointee.c.flags & REDIS_SUBSCRIBED != 0 {
+        if subscribedMode {
             return .failure(.protocolError("this connection is subscribed; it only accepts SUBSCRIBE/UNSUBSCRIBE"))
         }
         guard queue.count + commands.count <= configuration.maxPendingReplies else { return .failure(.unavailable) }
-        // Bytes hiredis has not written yet: a stalled socket must not grow memory without bound.
-        if let output = ac.pointee.c.obuf, sdslen(output) > configuration.maxOutputBufferBytes {
-            return .failure(.unavailable)
-        }
+        // Bytes not written yet: a stalled socket must not grow memory without bound.
+        guard output.count - outputStart <= configuration.maxOutputBufferBytes else { return .failure(.unavailable) }
         let due = deadline ?? Self.deadline(after: configuration.commandTimeout)
         return await withCheckedContinuation { continuation in
             let group = PendingGroup(count: commands.count, continuation: continuation)
             for command in commands {
-                let status = command.withArgv { argc, argv, lengths in
-                    redisAsyncCommandArgv(ac, { context, reply, _ in
-                        // A NULL reply means the context is being freed; the cleanup hook fails the entry.
-                        guard let context, let reply else { return }
-                        RedisConnection.withConnection(context.pointee.data) { $0.didReceive(reply: reply) }
-                    }, nil, argc, argv, lengths)
-                } ?? REDIS_ERR
-                guard status == REDIS_OK else {
-                    // hiredis refuses commands only while the context is going away (or out of memory).
-                    group.fail(.connectionLost)
-                    teardown(.connectionLost)
-                    return
-                }
+                write(command)
                 queue.append(Entry(expectation: .reply, group: group, deadline: due))
             }
             armTimeoutTimer()
         }
     }
 
-    private func didReceive(reply: UnsafeMutableRawPointer) {
-        guard !teardownDeferred, state == .ready || state == .handshaking else { return }
-        let value = RedisValue(reply: reply.assumingMemoryBound(to: redisReply.self))
+    /// Appends `command` to the output and asks the loop to tell us when the socket can take it.
+    private func write(_ command: RedisCommand) {
+        command.appendRESP(to: &output)
+        if !interest.contains(.write) { updateInterest() }
+    }
+
+    /// A command reply (the FIFO's head expects one).
+    private func didReceive(reply: UnsafeMutablePointer<redisReply>) {
+        let value = RedisValue(reply: reply)
         guard let head = queue.first, case .reply = head.expectation else {
             teardown(.protocolError("a reply arrived that no command is waiting for"))
             return
@@ -369,14 +401,19 @@ package final class RedisConnection: IOHandler {
         _ = queue.removeFirst()
         if timeoutTimer != nil && !queue.isEmpty { armTimeoutTimer() }
         head.group.receive(value)
+        // A primary demoted by a failover keeps its connections but refuses writes: drop this one,
+        // so reconnecting finds the new primary (through the sentinels, with redis+sentinel://).
+        if case .error(let text) = value, text.hasPrefix("READONLY") {
+            failureReason = "\(configuration.endpointDescription): the server is a replica now (READONLY)"
+            teardown(.connectionLost)
+        }
     }
 
     // MARK: Pub/sub
     //
-    // hiredis 0.14 keeps one callback per channel and calls it for the SUBSCRIBE confirmation, every
-    // message, the UNSUBSCRIBE confirmation, and with NULL at teardown. All of ours are the same
-    // function, so the channel is read from the frame itself; confirmations are matched to requests
-    // through the FIFO (Redis confirms in request order).
+    // Once a SUBSCRIBE went out every reply is a pub/sub frame: a message (any time) or a
+    // (un)subscribe confirmation, matched to its request through the FIFO (Redis confirms in
+    // request order).
 
     /// Subscribes to `channels` and returns once Redis confirmed every one of them. Channels already
     /// confirmed (with no change in flight) are skipped.
@@ -393,8 +430,8 @@ package final class RedisConnection: IOHandler {
     package func unsubscribe(_ channels: [String]) async throws(RedisError) {
         guard state == .ready else { return }
         var seen = Set<String>()
-        // Only channels hiredis knows: an UNSUBSCRIBE confirmation for an unknown channel can be
-        // dropped by hiredis 0.14, which would leave our FIFO waiting for it.
+        // Only channels subscribed (or being subscribed): Redis confirms an UNSUBSCRIBE of an
+        // unknown channel too, but there is no reason to send one.
         let needed = channels.filter { channel in
             seen.insert(channel).inserted && (subscriptionChanges[channel]?.lastSubscribes ?? subscribedChannels.contains(channel))
         }
@@ -402,8 +439,9 @@ package final class RedisConnection: IOHandler {
     }
 
     private func changeSubscriptions(_ channels: [String], subscribe: Bool) async throws(RedisError) {
-        guard state == .ready, let ac = context else { throw .unavailable }
+        guard state == .ready, fd >= 0 else { throw .unavailable }
         if channels.isEmpty { return }
+        subscribedMode = true
         // No maxPendingReplies check: the channel count is bounded by the owner's own state (one per
         // local user), and refusing a resubscription would silently lose those users' messages.
         let due = Self.deadline(after: configuration.commandTimeout)
@@ -413,18 +451,7 @@ package final class RedisConnection: IOHandler {
             while start < channels.count {
                 let chunk = channels[start..<min(start + Self.maxChannelsPerCommand, channels.count)]
                 start += chunk.count
-                let command: RedisCommand = subscribe ? .subscribe(chunk) : .unsubscribe(chunk)
-                let status = command.withArgv { argc, argv, lengths in
-                    redisAsyncCommandArgv(ac, { context, reply, _ in
-                        guard let context, let reply else { return }
-                        RedisConnection.withConnection(context.pointee.data) { $0.didReceive(push: reply) }
-                    }, nil, argc, argv, lengths)
-                } ?? REDIS_ERR
-                guard status == REDIS_OK else {
-                    group.fail(.connectionLost)
-                    teardown(.connectionLost)
-                    return
-                }
+                write(subscribe ? .subscribe(chunk) : .unsubscribe(chunk))
                 for channel in chunk {
                     let expectation: Expectation = subscribe ? .subscribed(channel) : .unsubscribed(channel)
                     queue.append(Entry(expectation: expectation, group: group, deadline: due))
@@ -439,9 +466,8 @@ package final class RedisConnection: IOHandler {
 
     /// A pub/sub frame: a message, or a (un)subscribe confirmation. Read straight from the hiredis
     /// reply: messages are the hot path, so no intermediate `RedisValue` tree.
-    private func didReceive(push raw: UnsafeMutableRawPointer) {
-        guard !teardownDeferred, state == .ready else { return }
-        let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
+    private func didReceive(push raw: UnsafeMutablePointer<redisReply>) {
+        let reply = raw.pointee
         guard reply.type == REDIS_REPLY_ARRAY, reply.elements >= 3, let elements = reply.element,
               let kindReply = elements[0], let channelReply = elements[1], let third = elements[2],
               kindReply.pointee.type == REDIS_REPLY_STRING, channelReply.pointee.type == REDIS_REPLY_STRING else {
@@ -494,7 +520,7 @@ package final class RedisConnection: IOHandler {
     /// Closes the connection; pending requests fail with `.connectionLost`. `onClose` is not called.
     package func close() {
         onClose = nil
-        if state == .initial || (state == .connecting && context == nil) {
+        if state == .initial || (state == .connecting && fd < 0) {
             // Not connected yet (or still resolving): `open()` notices the state when it resumes.
             if closeReason == nil { closeReason = .unavailable }
             state = .closed
@@ -503,48 +529,40 @@ package final class RedisConnection: IOHandler {
         teardown(.connectionLost)
     }
 
-    /// Frees the context (now, or when the current hiredis call returns). The cleanup hook does the rest.
+    /// Closes the socket (now, or when the current `handleIO` returns) and fails what is pending.
     private func teardown(_ reason: RedisError) {
-        guard let ac = context else { return }
+        guard fd >= 0 else { return }
         if closeReason == nil { closeReason = reason }
-        if hiredisDepth > 0 {
+        if ioDepth > 0 {
             teardownDeferred = true
             return
         }
-        hiredisDepth += 1
-        redisAsyncFree(ac)
-        hiredisDepth -= 1
-    }
-
-    /// hiredis is about to close the fd and free the context: deregister, then fail what is pending.
-    private func contextDidCleanUp() {
-        guard let ac = context else { return }
         let wasReady = state == .ready
-        if closeReason == nil {
-            closeReason = .connectionLost
-            if ac.pointee.err != 0 {
-                failureReason = "\(configuration.endpointDescription): \(Self.errorText(ac.pointee.errstr))"
-            } else {
-                failureReason = "\(configuration.endpointDescription): connection closed"
-            }
-        }
-        let reason = closeReason ?? .connectionLost
-        context = nil
+        let finalReason = closeReason ?? reason
         if let registration { EventLoop.shared.deregister(registration) }
         registration = nil
+        tls = nil  // SSL_free before the descriptor goes
+        Glibc.close(fd)
+        fd = -1
+        link = .none
+        if let reader { redisReaderFree(reader) }
+        reader = nil
+        output = []
+        outputStart = 0
         state = .closed
         if let timeoutTimer { EventLoop.shared.cancel(timeoutTimer) }
         timeoutTimer = nil
         if let connectTimer { EventLoop.shared.cancel(connectTimer) }
         connectTimer = nil
-        for entry in queue.removeAll() { entry.group.fail(reason) }
+        if failureReason == nil { failureReason = "\(configuration.endpointDescription): connection closed" }
+        for entry in queue.removeAll() { entry.group.fail(finalReason) }
         subscribedChannels.removeAll()
         subscriptionChanges.removeAll()
-        resumeConnectWaiter(.failure(reason))
+        resumeConnectWaiter(.failure(finalReason))
         let closeHandler = onClose
         onClose = nil
         onMessage = nil
-        if wasReady { closeHandler?(reason) }
+        if wasReady { closeHandler?(finalReason) }
     }
 
     // MARK: Timeouts
@@ -587,40 +605,151 @@ package final class RedisConnection: IOHandler {
 
     // MARK: Loop integration
 
-    /// Drives hiredis from epoll readiness (called by the loop).
+    /// Drives the socket from epoll readiness (called by the loop).
     package func handleIO(_ events: IOEvents) {
-        guard let ac = context else { return }
-        hiredisDepth += 1
-        if events.readable || events.hangup {
-            // Every reply of this read is handled in one scope: a pub/sub fan-out that reaches a
-            // socket several times sends its frames together (`WriteCoalescing`).
-            WriteCoalescing.perform { redisAsyncHandleRead(ac) }
+        guard fd >= 0 else { return }
+        ioDepth += 1
+        switch link {
+        case .none:
+            break
+        case .connectingTCP:
+            finishTCPConnect()
+        case .handshakingTLS:
+            continueTLSHandshake()
+        case .open:
+            if events.readable || events.hangup || (tls != nil && tlsWantsWrite && events.writable) {
+                // Every reply of this read is handled in one scope: a pub/sub fan-out that reaches a
+                // socket several times sends its frames together (`WriteCoalescing`).
+                WriteCoalescing.perform { readAvailable() }
+            }
+            if fd >= 0, !teardownDeferred, events.writable || outputStart < output.count {
+                flush()
+            }
+            if fd >= 0, !teardownDeferred { updateInterest() }
         }
-        // The read may have freed the context (cleanup cleared `context`): check before writing.
-        if events.writable, let ac = context {
-            redisAsyncHandleWrite(ac)
-        }
-        hiredisDepth -= 1
-        if teardownDeferred && hiredisDepth == 0 {
+        ioDepth -= 1
+        if teardownDeferred && ioDepth == 0 {
             teardownDeferred = false
             teardown(closeReason ?? .connectionLost)
         }
     }
 
-    private func changeInterest(adding: IOInterest = [], removing: IOInterest = []) {
-        guard let registration else { return }
-        interest.formUnion(adding)
-        interest.subtract(removing)
-        EventLoop.shared.modify(registration, interest: interest)
+    /// Reads until the socket has nothing more, feeding the parser and dispatching each reply.
+    private func readAvailable() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readChunk, alignment: 1)
+        defer { buffer.deallocate() }
+        while fd >= 0, !teardownDeferred {
+            let count: Int
+            if let tls {
+                let (read, progress) = tls.read(into: buffer)
+                switch progress {
+                case .done:
+                    tlsWantsWrite = false
+                    count = read
+                case .wantsRead:
+                    tlsWantsWrite = false
+                    return
+                case .wantsWrite:
+                    tlsWantsWrite = true
+                    return
+                case .failed(let reason):
+                    failureReason = "\(configuration.endpointDescription): \(reason)"
+                    return teardown(.connectionLost)
+                }
+            } else {
+                count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                if count < 0 {
+                    let code = errno
+                    if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return }
+                    failureReason = "\(configuration.endpointDescription): \(String(cString: strerror(code)))"
+                    return teardown(.connectionLost)
+                }
+            }
+            if count == 0 {
+                failureReason = "\(configuration.endpointDescription): connection closed by the server"
+                return teardown(.connectionLost)
+            }
+            guard let reader, redisReaderFeed(reader, buffer.baseAddress?.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
+                return teardown(.protocolError("cannot buffer the reply"))
+            }
+            dispatchReplies()
+            if count < buffer.count && tls == nil { return }  // drained (a TLS session may hold more)
+        }
     }
 
-    /// Enters Swift from a hiredis callback whose privdata is this object.
-    nonisolated private static func withConnection(
-        _ privdata: UnsafeMutableRawPointer?, _ body: @LoopActor (RedisConnection) -> Void
-    ) {
-        guard let privdata else { return }
-        let connection = Unmanaged<RedisConnection>.fromOpaque(privdata).takeUnretainedValue()
-        LoopActor.assumeIsolated { body(connection) }
+    private func dispatchReplies() {
+        while fd >= 0, !teardownDeferred, let reader {
+            var raw: UnsafeMutableRawPointer?
+            guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+                let text = withUnsafeBytes(of: reader.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                return teardown(.protocolError("malformed reply: \(text)"))
+            }
+            guard let raw else { return }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            defer { freeReplyObject(raw) }
+            if subscribedMode, queue.first.map({ if case .reply = $0.expectation { false } else { true } }) ?? true {
+                didReceive(push: reply)
+            } else if subscribedMode, Self.isMessage(reply.pointee) {
+                didReceive(push: reply)
+            } else {
+                didReceive(reply: reply)
+            }
+        }
+    }
+
+    /// A pub/sub `message` frame (it can arrive between a command and its reply only once
+    /// subscribed, which commands are not allowed to be).
+    private static func isMessage(_ reply: redisReply) -> Bool {
+        guard reply.type == REDIS_REPLY_ARRAY, reply.elements >= 1, let first = reply.element?[0] else { return false }
+        return first.pointee.type == REDIS_REPLY_STRING && bytes(of: first.pointee).elementsEqual("message".utf8)
+    }
+
+    /// Writes what the socket takes of the output buffer.
+    private func flush() {
+        while outputStart < output.count, fd >= 0 {
+            let written: Int = output.withUnsafeBytes { all in
+                let pending = UnsafeRawBufferPointer(rebasing: all[outputStart...])
+                if let tls {
+                    let (count, progress) = tls.write(pending)
+                    switch progress {
+                    case .done: return count
+                    case .wantsRead, .wantsWrite: return 0
+                    case .failed(let reason):
+                        failureReason = "\(configuration.endpointDescription): \(reason)"
+                        return -2
+                    }
+                }
+                let count = Glibc.send(fd, pending.baseAddress, pending.count, CInt(MSG_NOSIGNAL))
+                if count >= 0 { return count }
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
+                failureReason = "\(configuration.endpointDescription): \(String(cString: strerror(code)))"
+                return -2
+            }
+            if written < 0 { return teardown(.connectionLost) }
+            if written == 0 { break }
+            outputStart += written
+        }
+        if outputStart == output.count {
+            output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
+            outputStart = 0
+        } else if outputStart >= 64 * 1024 && outputStart * 2 >= output.count {
+            output.removeFirst(outputStart)
+            outputStart = 0
+        }
+    }
+
+    /// Read always; write while output waits (or TLS needs it).
+    private func updateInterest() {
+        var wanted: IOInterest = .read
+        if outputStart < output.count || tlsWantsWrite { wanted.insert(.write) }
+        setInterest(wanted)
+    }
+
+    private func setInterest(_ wanted: IOInterest) {
+        guard let registration, wanted != interest else { return }
+        interest = wanted
+        EventLoop.shared.modify(registration, interest: wanted)
     }
 
     /// Probes an idle connection after `idleSeconds`, then every third of that, three times: a peer
@@ -635,11 +764,5 @@ package final class RedisConnection: IOHandler {
         _ = setsockopt(fd, CInt(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
         _ = setsockopt(fd, CInt(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
         _ = setsockopt(fd, CInt(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
-    }
-
-    private static func errorText(_ text: UnsafeMutablePointer<CChar>?) -> String {
-        guard let text else { return "unknown error" }
-        let message = String(cString: text)
-        return message.isEmpty ? "unknown error" : message
     }
 }

@@ -1,4 +1,6 @@
+import JSON
 import Runtime
+import Support
 
 /// Keeps one `RedisConnection` alive: connects, and after a failed attempt or a lost connection tries
 /// again with backoff, forever, until `close()`. Shared by `RedisClient` and `RedisSubscriber`.
@@ -11,6 +13,8 @@ final class RedisConnector {
     /// The attempt in progress, if any.
     private var attempting: RedisConnection?
     private var retryTimer: TimerHandle?
+    /// Counts sentinel discoveries (`redis+sentinel://`): `close()` voids the one in progress.
+    private var attemptGeneration: UInt64 = 0
     /// The last connect or connection failure (nil after a success).
     private(set) var lastError: RedisError?
     /// Why that failure happened, in words, for logs.
@@ -21,6 +25,11 @@ final class RedisConnector {
     var onConnected: (@LoopActor (RedisConnection) -> Void)?
     /// The ready connection died; reconnecting has been scheduled.
     var onDisconnected: (@LoopActor (RedisError) -> Void)?
+    /// Where failed attempts (why: refused, TLS, a sentinel) and recoveries are told; nil: silent.
+    var logger: Logger?
+    /// The last failure logged and when (monotonic): the same reason is repeated every 30 s at
+    /// most, so a long outage does not flood the log.
+    private var loggedFailure: (reason: String, at: UInt64)?
 
     init(configuration: RedisConfiguration) {
         self.configuration = configuration
@@ -40,6 +49,7 @@ final class RedisConnector {
 
     func close() {
         machine.close()
+        attemptGeneration &+= 1
         if let retryTimer { EventLoop.shared.cancel(retryTimer) }
         retryTimer = nil
         attempting?.close()
@@ -91,12 +101,37 @@ final class RedisConnector {
     }
 
     private func attempt() {
-        let candidate = RedisConnection(configuration: configuration)
+        guard configuration.sentinel != nil else { return open(RedisConnection(configuration: configuration)) }
+        attemptGeneration &+= 1
+        let generation = attemptGeneration
+        // Weak: an owner dropped while discovering must not be kept alive by its own attempt.
+        Task { @LoopActor [weak self, configuration] in
+            let primary = await RedisSentinel.primary(for: configuration)
+            guard let self, generation == self.attemptGeneration, !self.isClosed else { return }
+            switch primary {
+            case .success(let target):
+                self.open(RedisConnection(configuration: target), checkRole: true)
+            case .failure(let failure):
+                self.lastError = .unavailable
+                self.lastFailureReason = failure.reason
+                self.logFailure(failure.reason)
+                self.perform(self.machine.connectFailed(random: Double.random(in: 0..<1)))
+            }
+        }
+    }
+
+    /// Opens `candidate`; with `checkRole` (a primary a sentinel named) it must say it is one.
+    private func open(_ candidate: RedisConnection, checkRole: Bool = false) {
         attempting = candidate
         // Weak: an owner dropped while connecting must not be kept alive by its own attempt.
         Task { @LoopActor [weak self] in
             do throws(RedisError) {
                 try await candidate.open()
+                if checkRole, let problem = await RedisSentinel.checkPrimary(candidate) {
+                    candidate.failureReason = "\(candidate.configuration.endpointDescription): \(problem)"
+                    candidate.close()
+                    throw .unavailable
+                }
                 guard let self else { candidate.close(); return }
                 self.attemptSucceeded(candidate)
             } catch {
@@ -117,6 +152,11 @@ final class RedisConnector {
         }
         connection = candidate
         lastError = nil
+        if loggedFailure != nil {
+            loggedFailure = nil
+            logger?.info("Redis connection restored", ["client": .string(configuration.clientName ?? ""),
+                                                      "endpoint": .string(candidate.configuration.endpointDescription)])
+        }
         candidate.onClose = { [weak self, weak candidate] error in
             guard let self, let candidate else { return }
             self.connectionClosed(candidate, error: error)
@@ -130,6 +170,7 @@ final class RedisConnector {
         attempting = nil
         lastError = error
         lastFailureReason = candidate.failureReason
+        logFailure(candidate.failureReason ?? error.message)
         perform(machine.connectFailed(random: Double.random(in: 0..<1)))
     }
 
@@ -138,8 +179,17 @@ final class RedisConnector {
         connection = nil
         lastError = error
         lastFailureReason = closed.failureReason
+        logFailure("connection lost: " + (closed.failureReason ?? error.message))
         // Schedule first, so a hook that inspects the state sees "reconnecting".
         perform(machine.connectionLost(random: Double.random(in: 0..<1)))
         onDisconnected?(error)
+    }
+
+    private func logFailure(_ reason: String) {
+        guard let logger else { return }
+        let now = MonotonicClock.now()
+        if let logged = loggedFailure, logged.reason == reason, Duration.between(logged.at, now) < .seconds(30) { return }
+        loggedFailure = (reason, now)
+        logger.warn("Redis connection failed; retrying", ["client": .string(configuration.clientName ?? ""), "reason": .string(reason)])
     }
 }

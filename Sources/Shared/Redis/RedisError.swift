@@ -13,7 +13,7 @@ package enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case connectionLost
     /// Redis answered with an error reply (the text after `-`, e.g. `WRONGTYPE Operation against...`).
     case server(String)
-    /// The configured URL is not `redis://[[user]:password@]host[:port][/db]`; the text says what is wrong.
+    /// The configured URL is not `redis://[[user]:password@]host[:port][/db]` (or its `redis+sentinel://` form); the text says what is wrong.
     case invalidURL(String)
     /// Redis sent something this client did not expect (a reply without a request, a malformed
     /// pub/sub frame).
@@ -43,7 +43,7 @@ package enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server(let text):
             return "Redis returned an error: \(text)"
         case .invalidURL(let reason):
-            return "Invalid Redis URL: \(reason). Expected redis://[[user]:password@]host[:port][/db]."
+            return "Invalid Redis URL: \(reason). Expected redis://[[user]:password@]host[:port][/db] or redis+sentinel://[[user]:password@]host[:port],.../<primary>[/db]."
         case .protocolError(let text):
             return "Unexpected data from Redis: \(text)"
         }

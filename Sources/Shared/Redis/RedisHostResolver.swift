@@ -4,9 +4,8 @@ import Runtime
 
 /// Turns a Redis host name into a numeric address without blocking the loop.
 ///
-/// hiredis 0.14 calls `getaddrinfo` inside `redisAsyncConnect`; for a numeric address that returns at
-/// once, for a name it may wait seconds on DNS. So names are resolved here on a small pool and the
-/// numeric result is what hiredis sees.
+/// `getaddrinfo` may wait seconds on DNS for a name. So names are resolved here on a small pool
+/// and the connection connects to the numeric result.
 enum RedisHostResolver {
     /// Why a name did not resolve.
     struct Failure: Error, Sendable {

@@ -1,15 +1,16 @@
 import Runtime
+import Support
 
 /// The process's pub/sub connection to Redis, separate from the command connection (a subscribed
-/// hiredis context accepts nothing but (UN)SUBSCRIBE).
+/// connection accepts nothing but (UN)SUBSCRIBE).
 ///
 /// It keeps the set of channels the process wants. After a reconnect it subscribes all of them again
 /// and then calls `onResubscribed`: messages published while it was away are lost (pub/sub is
 /// at-most-once), so the owner tells its clients to resync. Channels are a set, not reference
 /// counted: the owner counts its own users of a channel.
 ///
-/// Liveness: hiredis 0.14 cannot PING a subscribed context (the PONG is misrouted), so a silently
-/// dead peer is detected by TCP keepalive (`keepAliveSeconds`).
+/// Liveness: a subscribed connection sends nothing, so a silently dead peer is detected by TCP
+/// keepalive (`keepAliveSeconds`).
 @LoopActor
 package final class RedisSubscriber {
     private let connector: RedisConnector
@@ -31,6 +32,12 @@ package final class RedisSubscriber {
         self.onMessage = onMessage
         connector.onConnected = { [weak self] connection in self?.didConnect(connection) }
         connector.onDisconnected = { [weak self] error in self?.onDisconnected?(error) }
+    }
+
+    /// Where failed connection attempts (and why) and recoveries are logged; nil: silent.
+    package var logger: Logger? {
+        get { connector.logger }
+        set { connector.logger = newValue }
     }
 
     /// Starts connecting in the background (and reconnecting whenever needed). Idempotent.

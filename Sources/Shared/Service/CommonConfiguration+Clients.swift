@@ -14,6 +14,7 @@ extension RedisConfiguration {
     /// The Redis endpoint the process's settings describe.
     package init(common: CommonConfiguration, clientName: String) throws(RedisError) {
         try self.init(url: common.redisURL)
+        if tls != nil { tls = common.redisTLS }
         self.clientName = clientName
         connectTimeout = common.redisConnectTimeout
         commandTimeout = common.redisCommandTimeout

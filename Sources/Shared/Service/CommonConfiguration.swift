@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Postgres
+import Redis
 import Runtime
 import Support
 
@@ -17,6 +18,8 @@ package struct CommonConfiguration: Sendable {
     package var redisURL: String
     package var redisConnectTimeout: Duration
     package var redisCommandTimeout: Duration
+    /// `REDIS_TLS_*`: the authorities, client certificate and server name for `rediss://`.
+    package var redisTLS: RedisTLSConfiguration
     package var shutdownGrace: Duration
     /// Whether this process applies the migrations or waits for a migration Job to (`MIGRATIONS`).
     package var migrations: MigrationMode
@@ -34,7 +37,11 @@ package struct CommonConfiguration: Sendable {
             Setting("DATABASE_CONNECT_TIMEOUT_MS", "3000", "PostgreSQL connect timeout"),
             Setting("DATABASE_QUERY_TIMEOUT_MS", "10000", "PostgreSQL query timeout (the connection is dropped on expiry)"),
             Setting("DATABASE_ACQUIRE_TIMEOUT_MS", "2000", "longest wait for a pooled connection before answering 503"),
-            Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis://[:password@]host[:port][/db]"),
+            Setting("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis://[[user]:password@]host[:port][/db]; rediss:// for TLS; redis+sentinel://[[user]:password@]host[:port],.../<primary>[/db] (rediss+sentinel:// with TLS) to find the primary through Redis Sentinel"),
+            Setting("REDIS_TLS_CA_FILE", nil, "rediss://: PEM file of the authorities that sign the server's certificate [the system's]"),
+            Setting("REDIS_TLS_CERT_FILE", nil, "rediss://: PEM client certificate chain, for servers that require one (with REDIS_TLS_KEY_FILE)"),
+            Setting("REDIS_TLS_KEY_FILE", nil, "rediss://: PEM private key of REDIS_TLS_CERT_FILE"),
+            Setting("REDIS_TLS_SERVER_NAME", nil, "rediss://: the name the server's certificate must carry [the URL's host]"),
             Setting("REDIS_CONNECT_TIMEOUT_MS", "2000", "Redis connect timeout"),
             Setting("REDIS_COMMAND_TIMEOUT_MS", "5000", "Redis command timeout (the connection is dropped on expiry)"),
             Setting("SHUTDOWN_GRACE_MS", "10000", "on SIGTERM, longest wait for work in flight before exiting"),
@@ -62,6 +69,18 @@ package struct CommonConfiguration: Sendable {
         redisURL = try reader.string("REDIS_URL")
         redisConnectTimeout = try reader.milliseconds("REDIS_CONNECT_TIMEOUT_MS", in: 100...120_000)
         redisCommandTimeout = try reader.milliseconds("REDIS_COMMAND_TIMEOUT_MS", in: 100...600_000)
+        redisTLS = RedisTLSConfiguration(caFile: reader.optionalString("REDIS_TLS_CA_FILE"),
+                                         certificateFile: reader.optionalString("REDIS_TLS_CERT_FILE"),
+                                         keyFile: reader.optionalString("REDIS_TLS_KEY_FILE"),
+                                         serverName: reader.optionalString("REDIS_TLS_SERVER_NAME"))
+        if (redisTLS.certificateFile == nil) != (redisTLS.keyFile == nil) {
+            throw ConfigurationError(redisTLS.certificateFile == nil ? "REDIS_TLS_CERT_FILE" : "REDIS_TLS_KEY_FILE",
+                                     "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together")
+        }
+        let lowered = redisURL.lowercased()
+        if redisTLS != RedisTLSConfiguration(), !lowered.hasPrefix("rediss://"), !lowered.hasPrefix("rediss+sentinel://") {
+            throw ConfigurationError("REDIS_TLS_CA_FILE", "REDIS_TLS_* settings need a rediss:// (or rediss+sentinel://) REDIS_URL")
+        }
         shutdownGrace = try reader.milliseconds("SHUTDOWN_GRACE_MS", in: 0...600_000)
         let migrationMode = try reader.string("MIGRATIONS").lowercased()
         guard let migrations = MigrationMode(rawValue: migrationMode) else {
