@@ -41,7 +41,8 @@ import Testing
     @Test func signThenVerify() throws {
         let token = signer.sign(claims)
         #expect(token.split(separator: ".").count == 3)
-        #expect(token.hasPrefix("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."))
+        let headerJSON = try #require(Base64URL.decode(token.split(separator: ".")[0]))
+        #expect(String(decoding: headerJSON, as: UTF8.self) == #"{"alg":"HS256","typ":"JWT","kid":"\#(signer.keyID)"}"#)
         #expect(try signer.verify(token, now: Self.now) == claims)
         let payloadJSON = try #require(Base64URL.decode(token.split(separator: ".")[1]))
         #expect(
@@ -132,7 +133,8 @@ import Testing
 
     @Test func headerVariationsWithHS256AreAccepted() throws {
         #expect(try signer.verify(forge(header: #"{"alg":"HS256"}"#, payload: payload()), now: Self.now).subject == "42")
-        #expect(try signer.verify(forge(header: #"{"typ":"JWT","kid":"1","alg":"HS256"}"#, payload: payload()), now: Self.now).id == "j1")
+        // Members in any order; a `kid` must name one of the signer's keys (see the rotation tests).
+        #expect(try signer.verify(forge(header: #"{"typ":"JWT","kid":"\#(signer.keyID)","alg":"HS256"}"#, payload: payload()), now: Self.now).id == "j1")
     }
 
     @Test func criticalHeaderIsRejected() {
@@ -310,6 +312,55 @@ import Testing
         #expect(Set(all.map(\.message)).count == all.count)
         #expect(JWTError.malformed("x").message == "token is malformed: x")
     }
+    // MARK: Key rotation (issue 18)
+
+    private static let nextSecret = Array("fedcba9876543210fedcba9876543210".utf8)
+
+    @Test func keyIDsAreDerivedStableAndDistinct() {
+        #expect(JWTSigner.keyID(of: Self.secret) == JWTSigner.keyID(of: Self.secret))
+        #expect(JWTSigner.keyID(of: Self.secret) != JWTSigner.keyID(of: Self.nextSecret))
+        #expect(JWTSigner.keyID(of: Self.secret).count == 16)
+        #expect(signer.keyID == JWTSigner.keyID(of: Self.secret))
+    }
+
+    @Test func aRotationInThreeStepsNeverRefusesAToken() throws {
+        let old = signer
+        // 1. every gateway accepts the next secret before any signs with it;
+        let accepting = JWTSigner(secret: Self.secret, acceptedSecrets: [Self.nextSecret], issuer: "swiftchat", audience: "swiftchat-api")
+        // 2. gateways switch to signing with it, still accepting the old one;
+        let switched = JWTSigner(secret: Self.nextSecret, acceptedSecrets: [Self.secret], issuer: "swiftchat", audience: "swiftchat-api")
+        // 3. once the old tokens have expired, the old secret goes.
+        let new = JWTSigner(secret: Self.nextSecret, issuer: "swiftchat", audience: "swiftchat-api")
+        // Each step's tokens pass on the gateways of the step before and after (a rolling update).
+        for (issuer, verifiers) in [(old, [old, accepting]), (accepting, [old, accepting, switched]),
+                                    (switched, [accepting, switched, new]), (new, [switched, new])] {
+            let token = issuer.sign(claims)
+            for verifier in verifiers { #expect(try verifier.verify(token, now: Self.now) == claims) }
+        }
+        #expect(failure(new.sign(claims), signer: old) == .badSignature)
+        #expect(failure(old.sign(claims), signer: new) == .badSignature)
+    }
+
+    @Test func aTokenWithoutAKeyIDIsTriedAgainstEveryKey() throws {
+        let switched = JWTSigner(secret: Self.nextSecret, acceptedSecrets: [Self.secret], issuer: "swiftchat", audience: "swiftchat-api")
+        // Issued before key ids existed: the plain header, the old secret.
+        let legacy = forge(payload: payload())
+        #expect(try switched.verify(legacy, now: Self.now).subject == "42")
+        #expect(failure(forge(payload: payload(), key: Array("yet another secret of 32 bytes!!".utf8)), signer: switched) == .badSignature)
+    }
+
+    @Test func aTokenNamesItsKeyAndOnlyThatOneIsTried() {
+        let both = JWTSigner(secret: Self.secret, acceptedSecrets: [Self.nextSecret], issuer: "swiftchat", audience: "swiftchat-api")
+        let oldID = JWTSigner.keyID(of: Self.secret)
+        // Signed with the next secret but claiming the old key's id: refused.
+        let mislabelled = forge(header: #"{"alg":"HS256","kid":"\#(oldID)"}"#, payload: payload(), key: Self.nextSecret)
+        #expect(failure(mislabelled, signer: both) == .badSignature)
+        #expect(failure(forge(header: #"{"alg":"HS256","kid":"unknown"}"#, payload: payload()), signer: both) == .badSignature)
+        if case .malformed? = failure(forge(header: #"{"alg":"HS256","kid":7}"#, payload: payload()), signer: both) {} else {
+            Issue.record("a non-string kid must be malformed")
+        }
+    }
+
 }
 
 extension String {
@@ -321,4 +372,5 @@ extension String {
     fileprivate func replacingAll(_ target: Character, with replacement: Character) -> String {
         String(map { $0 == target ? replacement : $0 })
     }
+
 }

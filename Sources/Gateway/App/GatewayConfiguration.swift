@@ -8,6 +8,8 @@ struct GatewayConfiguration: Sendable {
     /// The admin server (`/metrics`, `/health`, `/ready`), kept off the public port.
     var admin: HTTPServerConfiguration
     var jwtSecret: [UInt8]
+    /// `JWT_ACCEPTED_SECRETS`: verified, never used to sign (a key rotation in progress).
+    var jwtAcceptedSecrets: [[UInt8]]
     /// True when the secret was generated because none was given (development only).
     var jwtSecretGenerated: Bool
     var jwtIssuer: String?
@@ -32,6 +34,7 @@ struct GatewayConfiguration: Sendable {
         Setting("ADMIN_PORT", "9095", "admin HTTP port; give each gateway on a host its own (0 = any free port, logged)"),
         Setting("GATEWAY_ID", nil, "unique id of this gateway in the cluster [generated: hostname-pid-random]"),
         Setting("JWT_SECRET", nil, "HS256 signing secret, at least 32 bytes; required unless CHAT_ENV=development"),
+        Setting("JWT_ACCEPTED_SECRETS", nil, "other HS256 secrets whose tokens are accepted but never issued, comma-separated (at most 3, each at least 32 bytes): the next or previous secret during a rotation (docs/OPERATIONS.md, \"JWT secret rotation\")"),
         Setting("JWT_ISSUER", "swift-chat", "the 'iss' claim issued and required"),
         Setting("JWT_AUDIENCE", nil, "the 'aud' claim issued and required, if set"),
         Setting("JWT_LEEWAY_SECONDS", "5", "clock skew tolerated when checking exp/iat/nbf"),
@@ -82,6 +85,19 @@ struct GatewayConfiguration: Sendable {
         } else {
             throw ConfigurationError("JWT_SECRET", "is required in production (set CHAT_ENV=development to generate a throwaway one); generate one with: openssl rand -base64 48")
         }
+        var accepted: [[UInt8]] = []
+        for entry in (reader.optionalString("JWT_ACCEPTED_SECRETS") ?? "").split(separator: ",") {
+            let secret = entry.trimmingSpaces()
+            if secret.isEmpty { continue }
+            guard secret.utf8.count >= JWTSigner.minimumSecretLength else {
+                throw ConfigurationError("JWT_ACCEPTED_SECRETS", "each secret must be at least \(JWTSigner.minimumSecretLength) bytes")
+            }
+            accepted.append(Array(secret.utf8))
+        }
+        guard accepted.count < JWTSigner.maximumKeys else {
+            throw ConfigurationError("JWT_ACCEPTED_SECRETS", "at most \(JWTSigner.maximumKeys - 1) secrets")
+        }
+        jwtAcceptedSecrets = accepted
         jwtIssuer = reader.optionalString("JWT_ISSUER")
         jwtAudience = reader.optionalString("JWT_AUDIENCE")
         jwtLeewaySeconds = Int64(try reader.int("JWT_LEEWAY_SECONDS", in: 0...300))

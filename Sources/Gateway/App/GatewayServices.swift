@@ -36,7 +36,7 @@ final class GatewayServices {
 
         // Accounts and tokens.
         hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth, name: "scrypt")
-        let signer = JWTSigner(secret: configuration.jwtSecret, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience,
+        let signer = JWTSigner(secret: configuration.jwtSecret, acceptedSecrets: configuration.jwtAcceptedSecrets, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience,
                                leewaySeconds: configuration.jwtLeewaySeconds)
         let tokens = SessionTokens(signer: signer, database: database, redis: redis,
                                    accessTokenTTLSeconds: configuration.accessTokenTTLSeconds,

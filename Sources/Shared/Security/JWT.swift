@@ -82,10 +82,15 @@ package enum JWTError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Signs and verifies HS256 JSON Web Tokens (RFC 7519 / RFC 7515 compact form).
 ///
-/// The algorithm is pinned: whatever the header says, only HMAC-SHA256 with this signer's secret is
+/// The algorithm is pinned: whatever the header says, only HMAC-SHA256 with this signer's secrets is
 /// ever computed, and a header naming anything else (`none`, `HS512`, `RS256`, nothing) is refused
 /// before the signature is looked at. The signature is checked in constant time over the exact bytes
 /// received, before any payload claim is trusted.
+///
+/// Key rotation without logging anyone out (issue 18): tokens are signed with `secret` and carry
+/// its key id (`kid`, derived from the secret, so every gateway with the same secret agrees);
+/// `acceptedSecrets` are verified too, never used to sign. A token names its key; one without a
+/// `kid` (issued before key ids) is tried against each key in turn.
 package struct JWTSigner: Sendable {
     /// Tokens longer than this are refused without further work.
     package static let maximumTokenLength = 8192
@@ -99,10 +104,15 @@ package struct JWTSigner: Sendable {
     package static let timestampRange: ClosedRange<Int64> = 0...253_402_300_799
     /// Header and payload are flat objects; deeper JSON is not ours.
     private static let maximumClaimDepth = 8
-    /// `{"alg":"HS256","typ":"JWT"}`, encoded once.
-    private static let encodedHeader = Base64URL.encode(#"{"alg":"HS256","typ":"JWT"}"#.utf8)
+    /// At most this many keys (the signing one and those accepted during a rotation).
+    package static let maximumKeys = 4
 
-    private let secret: [UInt8]
+    /// `{"alg":"HS256","typ":"JWT","kid":"<signing key id>"}`, encoded once.
+    private let encodedHeader: String
+    /// The signing key first, then the accepted ones: `(kid, secret)`.
+    private let keys: [(id: String, secret: [UInt8])]
+    /// The signing key's id (`kid` of every token this signer issues).
+    package var keyID: String { keys[0].id }
     /// Required `iss`, when set.
     package let issuer: String?
     /// Required `aud` member, when set.
@@ -110,9 +120,11 @@ package struct JWTSigner: Sendable {
     /// Clock skew tolerated on `exp`, `iat` and `nbf`, in seconds.
     package let leewaySeconds: Int64
 
-    /// Creates a signer. `secret` should be at least `minimumSecretLength` random bytes.
-    package init(secret: [UInt8], issuer: String?, audience: String?, leewaySeconds: Int64 = 5) {
-        self.secret = secret
+    /// Creates a signer. Each secret should be at least `minimumSecretLength` random bytes;
+    /// `acceptedSecrets` (verified, never used to sign) beyond `maximumKeys - 1` are ignored.
+    package init(secret: [UInt8], acceptedSecrets: [[UInt8]] = [], issuer: String?, audience: String?, leewaySeconds: Int64 = 5) {
+        keys = ([secret] + acceptedSecrets.prefix(Self.maximumKeys - 1)).map { (Self.keyID(of: $0), $0) }
+        encodedHeader = Base64URL.encode(JSONValue.object(["alg": "HS256", "typ": "JWT", "kid": .string(Self.keyID(of: secret))]).serialized())
         self.issuer = issuer
         self.audience = audience
         // Configuration allows 0-300 s; an hour bounds it even for other callers.
@@ -158,8 +170,8 @@ package struct JWTSigner: Sendable {
         if let sessionID = claims.sessionID {
             payload["sid"] = .string(sessionID)
         }
-        let signingInput = Self.encodedHeader + "." + Base64URL.encode(JSONValue.object(payload).serialized())
-        let signature = HMACSHA256.authenticationCode(key: secret, message: signingInput.utf8)
+        let signingInput = encodedHeader + "." + Base64URL.encode(JSONValue.object(payload).serialized())
+        let signature = HMACSHA256.authenticationCode(key: keys[0].secret, message: signingInput.utf8)
         return signingInput + "." + Base64URL.encode(signature)
     }
 
@@ -194,8 +206,17 @@ package struct JWTSigner: Sendable {
             throw .malformed("signature is not valid base64url")
         }
         let signingInput = bytes[..<segments[1].endIndex]
-        let expected = HMACSHA256.authenticationCode(key: secret, message: signingInput)
-        guard ConstantTime.equals(signature, expected) else {
+        let candidates: [[UInt8]]
+        switch header["kid"] {
+        case .string(let keyID)?:
+            // A token names its key: only that one is tried (an unknown id is a bad signature).
+            candidates = keys.filter { $0.id == keyID }.map(\.secret)
+        case nil:
+            candidates = keys.map(\.secret)
+        default:
+            throw .malformed("kid must be a string")
+        }
+        guard candidates.contains(where: { ConstantTime.equals(signature, HMACSHA256.authenticationCode(key: $0, message: signingInput)) }) else {
             throw .badSignature
         }
 
@@ -217,6 +238,12 @@ package struct JWTSigner: Sendable {
             throw .notYetValid
         }
         return claims
+    }
+
+    /// A key's id: the first 8 bytes of HMAC-SHA256(secret, "swift-chat jwt key id"), in hex. It
+    /// names the key without revealing it, and every process with the same secret derives the same.
+    package static func keyID(of secret: [UInt8]) -> String {
+        Hex.encode(Array(HMACSHA256.authenticationCode(key: secret, message: "swift-chat jwt key id".utf8).prefix(8)))
     }
 
     private func decodeObject(_ segment: ArraySlice<UInt8>, part: String) throws(JWTError) -> JSONObject {
