@@ -256,14 +256,30 @@ def check_expression(where: str, expr: str, scrapes: dict[str, Exposition]) -> l
     return problems
 
 
+def probe_ready(admin_url: str) -> None:
+    """Polls /ready until it answers 200, as a load balancer or readiness probe would: the
+    chat_dependency_up{dependency} series appear at the first probe of a serving process."""
+
+    def ready():
+        try:
+            return requests.get(f"{admin_url}/ready", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    poll(ready, timeout=30, what=f"{admin_url}/ready to answer 200")
+
+
 @pytest.fixture(scope="module")
 def scrapes(module_procs) -> dict[str, Exposition]:
     """A real gateway and worker on a private command stream (so the worker holds every shard, and
-    its per-shard series appear at its first trim, made frequent here), scraped once each."""
+    its per-shard series appear at its first trim, made frequent here), each probed on /ready (for
+    the per-dependency series) and then scraped once."""
     stream = unique("mon")
     gateway = module_procs.gateway({"COMMAND_STREAM": stream})
     worker = module_procs.worker(worker_env({"COMMAND_STREAM": stream, "DEAD_LETTER_STREAM": stream + ":dead",
                                              "WORKER_TRIM_INTERVAL_MS": "300"}))
+    for process in (gateway, worker):
+        probe_ready(process.admin_url)
 
     def trimmed():
         result = scrape(worker.admin_url)
@@ -271,6 +287,19 @@ def scrapes(module_procs) -> dict[str, Exposition]:
 
     worker_scrape = poll(trimmed, timeout=20, what="the worker's per-shard series (chat_command_shard_lag)")
     return {GATEWAY_JOB: scrape(gateway.admin_url), WORKER_JOB: worker_scrape}
+
+
+def test_readiness_series_after_a_probe(scrapes):
+    """Both processes export readiness per dependency once /ready was probed, and the limits the
+    saturation alerts divide by."""
+    for job, exposition in scrapes.items():
+        dependencies = {labels.get("dependency") for labels in exposition.label_sets("chat_dependency_up")}
+        assert dependencies == {"postgres", "redis"}, f"{job}: chat_dependency_up for {dependencies}"
+        for name in ("chat_ready", "process_max_fds", "chat_http_unavailable_total"):
+            assert exposition.label_sets(name), f"{job}: no {name} sample"
+    assert scrapes[GATEWAY_JOB].label_sets("chat_max_connections"), "the gateway exports no chat_max_connections"
+    assert scrapes[WORKER_JOB].label_sets("chat_command_oldest_pending_seconds"), \
+        "the worker exports no chat_command_oldest_pending_seconds"
 
 
 # --- the rules ------------------------------------------------------------------------------------
@@ -307,11 +336,31 @@ def test_promtool_check_rules():
     assert result.returncode == 0, f"promtool check rules failed:\n{result.stdout}\n{result.stderr}"
 
 
+# Alerts on readiness, dependencies, 503s, saturation and the oldest pending command: each must
+# be fired by a case of alerts_test.yml.
+READINESS_AND_SATURATION_ALERTS = {
+    "ChatProcessNotReady", "ChatNoGatewayReady", "ChatDependencyDown",
+    "ChatCommandOldestPendingHigh", "ChatCommandOldestPendingCritical",
+    "ChatHTTPUnavailableHigh", "ChatHTTPUnavailableCritical",
+    "ChatConnectionSaturationHigh", "ChatConnectionSaturationCritical",
+    "ChatDescriptorSaturationHigh", "ChatDescriptorSaturationCritical",
+}
+# Metrics the dashboard must chart (and the alerts use).
+READINESS_AND_SATURATION_METRICS = {
+    "chat_ready", "chat_dependency_up", "chat_http_unavailable_total", "chat_max_connections",
+    "process_max_fds", "chat_command_oldest_pending_seconds",
+}
+
+
 def test_promtool_unit_tests_fire_the_alerts():
-    """alerts_test.yml fires the stream-pending and 5xx alerts (and others) from synthetic series."""
+    """alerts_test.yml fires the stream-pending and 5xx alerts, the readiness, dependency, 503,
+    saturation and pending-age alerts (and others) from synthetic series."""
     tests = yaml.safe_load(ALERTS_TEST.read_text())
     fired = {case["alertname"] for test in tests["tests"] for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
-    assert {"ChatCommandStreamPendingHigh", "ChatHTTP5xxRateHigh"} <= fired, fired
+    assert {"ChatCommandStreamPendingHigh", "ChatHTTP5xxRateHigh"} | READINESS_AND_SATURATION_ALERTS <= fired, \
+        sorted({"ChatCommandStreamPendingHigh", "ChatHTTP5xxRateHigh"} | READINESS_AND_SATURATION_ALERTS - fired)
+    defined = {rule["alert"] for rule in load_rules()}
+    assert READINESS_AND_SATURATION_ALERTS <= defined, sorted(READINESS_AND_SATURATION_ALERTS - defined)
     result = subprocess.run([promtool(), "test", "rules", ALERTS_TEST.name], cwd=ALERTS_TEST.parent,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"promtool test rules failed:\n{result.stdout}\n{result.stderr}"
@@ -414,6 +463,15 @@ def test_dashboard_expressions_are_valid_promql(tmp_path):
     scratch.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = subprocess.run([promtool(), "check", "rules", str(scratch)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"a dashboard expression does not parse:\n{result.stdout}\n{result.stderr}"
+
+
+def test_dashboard_charts_readiness_and_saturation():
+    """Panels for readiness and dependencies, 503s, connection and descriptor saturation and the
+    oldest pending command's age, and the alerts on the same metrics."""
+    charted = {s.metric for _, expr in panel_expressions(load_dashboard()) for s in parse_promql(expr).selectors}
+    assert READINESS_AND_SATURATION_METRICS <= charted, sorted(READINESS_AND_SATURATION_METRICS - charted)
+    alerted = {s.metric for rule in load_rules() for s in parse_promql(rule["expr"]).selectors}
+    assert READINESS_AND_SATURATION_METRICS <= alerted, sorted(READINESS_AND_SATURATION_METRICS - alerted)
 
 
 def test_dashboard_uses_only_exported_metrics(scrapes):
