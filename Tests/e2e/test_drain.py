@@ -4,12 +4,14 @@ does (after its randomised reconnection delay) and calls `sync`; the test record
 rate the other gateway sees and the p99 of those `sync` calls, for the spread drain and, as the
 reference, for closing everything at once.
 
-Figures go to stdout (`pytest -s`) and docs/BENCHMARKS.md ("Drain")."""
+Figures go to stdout (`pytest -s`); bench/drain.sh runs it with release binaries for
+docs/BENCHMARKS.md ("Drain")."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import resource
 import statistics
@@ -23,9 +25,10 @@ import pytest
 from drain_clients import Fleet
 from support import Api, create_user
 
-SOCKETS = 5000
+# bench/drain.sh runs this module with release binaries and may change the sizes.
+SOCKETS = int(os.environ.get("DRAIN_SOCKETS", "5000"))
 USERS = 50
-SPREAD_MS = 5000
+SPREAD_MS = int(os.environ.get("DRAIN_SPREAD_MS", "5000"))
 
 
 def raise_descriptor_limit(needed: int) -> None:
