@@ -24,13 +24,33 @@ final class Presence {
     /// A socket of `userID` completed CONNECT: counts it, then sends it `onlineUsers` (its online
     /// contacts). Its user channel is already subscribed, so a change after this snapshot arrives
     /// as an event.
+    ///
+    /// The sockets of one user that connect while a read of its contacts is running share the
+    /// next read (which starts after each of them was registered, so none gets a snapshot older
+    /// than its subscription): a reconnect storm of 5,000 sockets of 50 users costs a few reads
+    /// per user instead of 5,000 that would exhaust the pool and starve the connects' own queries.
     func socketConnected(_ session: SocketSession, userID: Int64) {
         registry.add(userID)
+        contactReads[userID, default: ContactRead()].next.append(session)
+        guard contactReads[userID]?.running == false else { return }
+        contactReads[userID]?.running = true
         Task { @LoopActor in
-            guard let list = await self.onlineContacts(of: userID) else { return }
-            session.emit(.onlineUsers, list)
+            while let sessions = self.contactReads[userID]?.next, !sessions.isEmpty {
+                self.contactReads[userID]?.next = []
+                let list = await self.onlineContacts(of: userID)
+                if let list { for session in sessions { session.emit(.onlineUsers, list) } }
+            }
+            self.contactReads[userID] = nil
         }
     }
+
+    /// Per user: whether a read of its online contacts runs, and the sockets waiting for the next.
+    private struct ContactRead {
+        var running = false
+        var next: [SocketSession] = []
+    }
+
+    private var contactReads: [Int64: ContactRead] = [:]
 
     /// A connected socket of `userID` closed.
     func socketClosed(userID: Int64) {
