@@ -47,7 +47,7 @@ import Testing
         try pool.submit { sem_wait(shared) }  // occupies the thread
         usleep(20_000)
         try pool.submit {}  // waits in the queue
-        #expect(throws: ThreadPoolError.overloaded) { try pool.submit {} }
+        #expect(throws: ThreadPoolError.overloaded(retryAfter: .seconds(1))) { try pool.submit {} }
         sem_post(gate)
         pool.shutdown()
     }

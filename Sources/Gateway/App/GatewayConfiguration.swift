@@ -20,6 +20,9 @@ struct GatewayConfiguration: Sendable {
     var scrypt: ScryptParameters
     var hashThreads: Int
     var hashQueueDepth: Int
+    /// Sign-ups and logins whose hash would wait longer than this are refused (503 `overloaded`
+    /// with `Retry-After`), admitted by expected wait rather than queue depth (issue 17).
+    var hashMaxWait: Duration
     var realtime: RealtimeConfiguration
     var messaging: MessagingConfiguration
     var limits: LimitsConfiguration
@@ -43,7 +46,8 @@ struct GatewayConfiguration: Sendable {
         Setting("SCRYPT_LOG_N", "17", "scrypt cost: N = 2^SCRYPT_LOG_N (r=8, p=1); 17 uses 128 MiB per hash"),
         Setting("WEB_APP", nil, "serve the web client at /app/ (on/off) [on with CHAT_ENV=development, else off]"),
         Setting("HASH_THREADS", "2", "threads hashing passwords (off the event loop)"),
-        Setting("HASH_QUEUE_DEPTH", "64", "password hashes waiting beyond this are refused with 503"),
+        Setting("HASH_QUEUE_DEPTH", "1000", "password hashes waiting beyond this are refused with 503 (a memory bound; HASH_MAX_WAIT_MS usually refuses first)"),
+        Setting("HASH_MAX_WAIT_MS", "10000", "a sign-up or login whose hash would wait longer than this (queued hashes x their recent duration / HASH_THREADS) is refused with 503 overloaded and Retry-After"),
         Setting("HTTP_MAX_BODY_BYTES", "1048576", "largest request body (413 beyond)"),
         Setting("HTTP_MAX_HEADER_BYTES", "16384", "largest request head (431 beyond)"),
         Setting("HTTP_HEADER_TIMEOUT_MS", "10000", "a request must arrive whole within this time of its first byte (408)"),
@@ -110,6 +114,7 @@ struct GatewayConfiguration: Sendable {
         self.scrypt = scrypt
         hashThreads = try reader.int("HASH_THREADS", in: 1...64)
         hashQueueDepth = try reader.int("HASH_QUEUE_DEPTH", in: 1...100_000)
+        hashMaxWait = try reader.milliseconds("HASH_MAX_WAIT_MS", in: 100...600_000)
         realtime = try RealtimeConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         messaging = try MessagingConfiguration(reader: reader, isDevelopment: common.isDevelopment)
         limits = try LimitsConfiguration(reader: reader)

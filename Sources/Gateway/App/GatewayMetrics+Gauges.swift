@@ -5,6 +5,7 @@ extension GatewayMetrics {
     static func register(server: HTTPServer, realtime: RealtimeHub) {
         _ = socketEventsIn
         _ = publishedEventsDelivered
+        _ = commandsRefused
         let registry = MetricsRegistry.shared
         _ = registry.gauge("chat_open_connections", help: "Open client connections (HTTP and upgraded).") { [weak server] in
             Double(server?.connectionCount ?? 0)

@@ -39,6 +39,10 @@ enum GatewayMetrics {
         "chat_engine_sessions_total", help: "Engine.IO sessions opened, by first transport; upgrades from polling to WebSocket; sessions taken over from another gateway at their upgrade.",
         labelName: "kind", initialLabels: ["websocket", "polling", "upgrade", "transfer"])
 
+    /// Writes refused because too many wait for a worker's reply on this gateway (issue 17).
+    static let commandsRefused = MetricsRegistry.shared.counter(
+        "chat_commands_refused_total", help: "Writes refused with overloaded because MAX_PENDING_COMMANDS wait for a worker's reply on this gateway.")
+
     /// The label for a published event name: itself when known, else `other`.
     nonisolated static func publishedLabel(_ name: String) -> String {
         publishedEvents.contains(name) ? name : "other"

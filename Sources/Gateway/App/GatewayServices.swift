@@ -35,7 +35,8 @@ final class GatewayServices {
         let messagingConfiguration = configuration.messaging
 
         // Accounts and tokens.
-        hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth, name: "scrypt")
+        hashPool = ThreadPool(threads: configuration.hashThreads, maxQueueDepth: configuration.hashQueueDepth,
+                              maxExpectedWait: configuration.hashMaxWait, name: "scrypt")
         let signer = JWTSigner(secret: configuration.jwtSecret, acceptedSecrets: configuration.jwtAcceptedSecrets, issuer: configuration.jwtIssuer, audience: configuration.jwtAudience,
                                leewaySeconds: configuration.jwtLeewaySeconds)
         let tokens = SessionTokens(signer: signer, database: database, redis: redis,
@@ -62,6 +63,7 @@ final class GatewayServices {
         userRoutes = UserRoutes(directory: directory, presence: registry)
         let reader = ConversationReader(database: database, presence: registry)
         submitter = CommandSubmitter(redis: redis, gatewayID: configuration.gatewayID, shards: messagingConfiguration.commandShards,
+                                     maxPending: messagingConfiguration.maxPendingCommands,
                                      replyTimeout: messagingConfiguration.replyTimeout, clock: clock)
         shardCountCheck = ShardCountCheck(redis: redis, shards: messagingConfiguration.commandShards, clock: clock, logger: logger)
         messageRoutes = MessageRoutes(reader: reader, submitter: submitter, configuration: messagingConfiguration)

@@ -26,6 +26,11 @@ final class CommandSubmitter {
     private let shards: CommandShards
     private let replyTimeout: Duration
     private let clock: any LoopClock
+    /// Commands waiting for a reply beyond which new ones are refused (`overloaded`).
+    private let maxPending: Int
+    /// Replies in the current second and the last whole one: how fast the workers answer now,
+    /// for the `retryAfterMs` of a refusal.
+    private var replyWindow: (start: UInt64, count: Int, lastRate: Int) = (0, 0, 0)
     /// REST requests waiting for their reply, by request id.
     private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
     /// Socket acks waiting for their reply (the timer answers `worker_unavailable`).
@@ -41,8 +46,10 @@ final class CommandSubmitter {
     /// Answers a socket: a worker's reply for it, or the `worker_unavailable` of an ack that timed out.
     var answerSocket: (@LoopActor (ChatReply) -> Void)?
 
-    init(redis: RedisClient, gatewayID: String, shards: CommandShards, replyTimeout: Duration, clock: any LoopClock = SystemClock.shared) {
+    init(redis: RedisClient, gatewayID: String, shards: CommandShards, maxPending: Int = 10_000, replyTimeout: Duration,
+         clock: any LoopClock = SystemClock.shared) {
         self.redis = redis
+        self.maxPending = maxPending
         self.gatewayID = gatewayID
         self.shards = shards
         self.replyTimeout = replyTimeout
@@ -59,6 +66,7 @@ final class CommandSubmitter {
     /// `worker_unavailable` after the reply timeout.
     func submit(_ command: ChatCommand, userID: Int64) async throws(APIError) -> JSONValue {
         guard canReceiveReplies() else { throw APIError.redisUnavailable }
+        try admit()
         requestCounter += 1
         let requestID = requestPrefix + "-" + String(requestCounter)
         let envelope = CommandEnvelope(command: command, userID: userID,
@@ -96,6 +104,7 @@ final class CommandSubmitter {
     /// not appended, so the caller answers at once.
     func submit(_ command: ChatCommand, userID: Int64, engineSession: String, ackID: Int64?) async throws(APIError) {
         guard canReceiveReplies() else { throw APIError.redisUnavailable }
+        try admit()
         let envelope = CommandEnvelope(command: command, userID: userID,
                                        reply: ReplyAddress(gateway: gatewayID, engineSession: engineSession, ack: ackID))
         if let ackID {
@@ -115,6 +124,30 @@ final class CommandSubmitter {
         } catch {
             // May have been appended: the reply (or the ack timeout) answers.
         }
+    }
+
+    /// Refuses a new command while `maxPending` wait for replies: the workers are behind, and
+    /// more would only lengthen the stream and every sender's wait. The refusal says when to come
+    /// back: the time the workers need, at their current reply rate, to answer what waits.
+    private func admit() throws(APIError) {
+        let waiting = waitingCount
+        guard waiting >= maxPending else { return }
+        let rate = max(1, max(replyWindow.lastRate, replyWindow.count))
+        let drain = Duration.milliseconds(Int64(min(waiting, 1_000_000_000)) * 1000 / Int64(rate))
+        let retryAfter = min(max(.milliseconds(100), drain), replyTimeout)
+        GatewayMetrics.commandsRefused.increment()
+        throw APIError.overloaded(retryAfter: retryAfter,
+                                  message: "the message workers are behind (\(waiting) writes waiting on this gateway); retry later")
+    }
+
+    private func countReply() {
+        let now = clock.now()
+        if now &- replyWindow.start >= 1_000_000_000 {
+            // A gap longer than a second means nothing came back in between.
+            let lastRate = now &- replyWindow.start < 2_000_000_000 ? replyWindow.count : 0
+            replyWindow = (now, 0, lastRate)
+        }
+        replyWindow.count += 1
     }
 
     /// Appends a command nobody waits for (no reply address: the worker answers no one). Throws
@@ -137,6 +170,7 @@ final class CommandSubmitter {
     @discardableResult
     func receive(replyPayload payload: [UInt8]) -> Bool {
         guard let reply = ChatReply.parse(payload) else { return false }
+        countReply()
         if let requestID = reply.reply.request {
             finishRequest(requestID, .reply(reply.outcome))
         } else if let engineSession = reply.reply.engineSession {

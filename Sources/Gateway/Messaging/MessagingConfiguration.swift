@@ -8,6 +8,9 @@ struct MessagingConfiguration: Sendable {
     var commandShards: CommandShards
     /// How long a REST write (or a socket command with an ack) waits for the worker's reply.
     var replyTimeout: Duration
+    /// Commands waiting for a worker's reply on this gateway beyond which new ones are refused
+    /// (`overloaded` with `retryAfterMs`): the bound on what one gateway puts in the stream (issue 17).
+    var maxPendingCommands: Int
     /// Most Unicode scalars in a message's `content` (the worker checks again with its own setting).
     var maxContentLength: Int
     /// A `typing` without a follow-up for this long ends with an automatic `stopTyping`.
@@ -34,6 +37,7 @@ struct MessagingConfiguration: Sendable {
         Setting("COMMAND_SHARDS", String(CommandShards.defaultCount),
                 "number of command shards, 1-\(CommandShards.maxCount) (same on every gateway and worker; see OPERATIONS.md to change it)"),
         Setting("COMMAND_REPLY_TIMEOUT_MS", "10000", "how long a write waits for a message worker before answering 503 worker_unavailable"),
+        Setting("MAX_PENDING_COMMANDS", "10000", "writes waiting for a worker's reply on this gateway beyond which new ones are refused with 503 / ack error overloaded and retryAfterMs"),
         Setting("MESSAGE_MAX_LENGTH", "4000", "most characters (Unicode scalars) in a message's content"),
         Setting("TYPING_TIMEOUT_MS", "5000", "an automatic stopTyping is sent after this long without a new typing event"),
         Setting("TYPING_REPEAT_MS", "1000", "repeated typing events within this interval are not relayed again (the deadline is re-armed)"),
@@ -46,6 +50,7 @@ struct MessagingConfiguration: Sendable {
     init() {
         commandShards = CommandShards(count: CommandShards.defaultCount)
         replyTimeout = .seconds(10)
+        maxPendingCommands = 10_000
         maxContentLength = ChatLimits.maxContentLength
         typingTimeout = .seconds(5)
         typingRepeat = .seconds(1)
@@ -66,6 +71,7 @@ struct MessagingConfiguration: Sendable {
         commandShards = CommandShards(count: try reader.int("COMMAND_SHARDS", in: 1...CommandShards.maxCount),
                                       prefix: try reader.string("COMMAND_STREAM"))
         replyTimeout = try reader.milliseconds("COMMAND_REPLY_TIMEOUT_MS", in: 100...120_000)
+        maxPendingCommands = try reader.int("MAX_PENDING_COMMANDS", in: 1...1_000_000)
         maxContentLength = try reader.int("MESSAGE_MAX_LENGTH", in: 1...100_000)
         typingTimeout = try reader.milliseconds("TYPING_TIMEOUT_MS", in: 500...60_000)
         typingRepeat = try reader.milliseconds("TYPING_REPEAT_MS", in: 0...60_000)

@@ -26,7 +26,8 @@ extension APIError {
         case is RedisError:
             return .redisUnavailable
         case let error as ThreadPoolError:
-            return error == .overloaded ? .overloaded : .internalError()
+            if case .overloaded(let retryAfter) = error { return .overloaded(retryAfter: retryAfter) }
+            return .internalError()
         default:
             return .internalError()
         }

@@ -81,6 +81,14 @@ package struct APIError: Error, Sendable, Equatable {
     package static let redisUnavailable = unavailable(.redisUnavailable)
 
     package static let overloaded = unavailable(.overloaded)
+
+    /// 503 `overloaded` with when to come back: `Retry-After` (seconds, rounded up) and
+    /// `retryAfterMs` (exact), so clients neither hammer nor give up.
+    package static func overloaded(retryAfter: Duration, message: String? = nil) -> APIError {
+        let wait = max(.milliseconds(1), retryAfter)
+        return APIError(.overloaded, message: message, headers: ["Retry-After": String(retryAfterSeconds(wait))],
+                        details: ["retryAfterMs": .int(wait.millisecondsRoundedUp)])
+    }
 }
 
 extension APIError {
