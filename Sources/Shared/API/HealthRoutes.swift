@@ -96,7 +96,9 @@ package final class Readiness {
             "error": APIError(.notReady, message: reason).json,
         ]
         if let checks { body["checks"] = .object(checks) }
-        return .json(.serviceUnavailable, .object(body))
+        var response = HTTPResponse.json(.serviceUnavailable, .object(body))
+        response.headers.replaceOrAdd(name: "Retry-After", value: "1")
+        return response
     }
 }
 

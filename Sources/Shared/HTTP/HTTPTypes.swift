@@ -388,7 +388,11 @@ package struct HTTPResponse: Sendable, Equatable {
         body.append(contentsOf: #","message":"#.utf8)
         HTTPSyntax.appendJSONString(message, to: &body)
         body.append(contentsOf: "}}".utf8)
-        return .json(status, body)
+        var response = HTTPResponse.json(status, body)
+        // Every 503 says when to come back (one second unless the caller knows better and
+        // replaces it: an overload's or a limit's own wait).
+        if status == .serviceUnavailable { response.headers.replaceOrAdd(name: "Retry-After", value: "1") }
+        return response
     }
 
     /// The bytes to write: status line (always `HTTP/1.1`, RFC 9110 §6.2), the headers, then

@@ -474,6 +474,7 @@ import Testing
         readiness.phase = .draining
         let draining = try await peer.exchange("GET", "/ready")
         #expect(draining.status == 503)
+        #expect(draining.header("Retry-After") == "1")
         #expect(draining.json?["reason"] == "draining")
     }
 

@@ -355,6 +355,7 @@ import Testing
         let responses = refused.responses()
         #expect(responses.map(\.status) == [503])
         #expect(responses.first?.errorCode == "server_busy")
+        #expect(responses.first?.header("Retry-After") == "1")  // every 503 says when to come back
         #expect(responses.first?.header("Connection") == "close")
         #expect(refused.connection.isClosed)
         #expect(fixture.server.connectionCount == 2)
