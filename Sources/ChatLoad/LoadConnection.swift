@@ -296,6 +296,7 @@ final class LoadConnection: IOHandler {
                 return lost("socketio_disconnect")
             }
             generator.counters.packetsReceived += 1
+            if generator.options.messageRate > 0 { messagePacket(packet) }
             if let field = generator.options.latencyField, packet.type == .event,
                let sentAt = packet.payload?.arrayValue?.dropFirst().first?[field]?.int64Value, sentAt > 0 {
                 generator.counters.eventsMeasured += 1
@@ -303,6 +304,41 @@ final class LoadConnection: IOHandler {
             }
         default:
             protocolFailure("unexpected_packet", closeCode: 1002)
+        }
+    }
+
+    // MARK: Messages (the messages benchmark)
+
+    /// Intended send times of the messages awaiting their acks, by ack id.
+    private var pendingAcks: [Int64: UInt64] = [:]
+    private var nextAckID: Int64 = 0
+
+    /// Sends one message to `receiverID` with an ack id; its content is its intended send time.
+    func sendMessage(to receiverID: Int64, intendedAt: UInt64, clientMsgID: String) {
+        guard phase == .connected else {
+            generator.counters.messageErrorsByCode["not_connected", default: 0] += 1
+            return
+        }
+        nextAckID += 1
+        pendingAcks[nextAckID] = intendedAt
+        generator.counters.messagesSent += 1
+        sendText("42\(nextAckID)[\"sendMessage\",{\"receiverId\":\(receiverID),\"content\":\"\(intendedAt)\",\"clientMsgId\":\"\(clientMsgID)\"}]")
+    }
+
+    /// An ack of ours (stored, or refused with a code) or a delivered message (`receiveMessage`).
+    private func messagePacket(_ packet: SocketIOPacket) {
+        let now = MonotonicClock.now()
+        if packet.type == .ack, let id = packet.ackID, let intended = pendingAcks.removeValue(forKey: id) {
+            if let code = packet.payload?.arrayValue?.first?["error"]?["code"]?.stringValue {
+                generator.counters.messageErrorsByCode[code, default: 0] += 1
+            } else {
+                generator.counters.messagesAcknowledged += 1
+                generator.counters.ackLatencies.record(nanoseconds: now &- intended)
+            }
+        } else if packet.type == .event, packet.eventName == "receiveMessage",
+                  let content = packet.eventArguments.first?["content"]?.stringValue, let intended = UInt64(content) {
+            generator.counters.messagesDelivered += 1
+            generator.counters.deliveryLatencies.record(nanoseconds: now &- intended)
         }
     }
 

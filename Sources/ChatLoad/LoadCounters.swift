@@ -28,6 +28,15 @@ struct LoadCounters {
     /// Events received with a latency field (`--latency-field`), and their latencies.
     var eventsMeasured = 0
     var eventLatencies = LatencyHistogram()
+    /// The messages benchmark: sent, acknowledged (stored), refused by code, delivered to the
+    /// receiver's socket, and the latencies from each message's intended send time.
+    var messagesSent = 0
+    var messagesAcknowledged = 0
+    var messageErrorsByCode: [String: Int] = [:]
+    var messagesDelivered = 0
+    var ackLatencies = LatencyHistogram()
+    var deliveryLatencies = LatencyHistogram()
+    var messageErrors: Int { messageErrorsByCode.values.reduce(0, +) }
 
     var refused: Int { refusedByCode.values.reduce(0, +) }
     var failed: Int { failedByReason.values.reduce(0, +) }
@@ -132,6 +141,12 @@ enum LoadReport {
         line += " connecting=\(counters.inFlight) connected=\(counters.connected) open=\(counters.open)"
         line += " refused=\(counters.refused) failed=\(counters.failed) dropped=\(counters.dropped)"
         line += " pings=\(counters.pingsAnswered) packets=\(counters.packetsReceived)"
+        if counters.messagesSent > 0 {
+            line += " sent=\(counters.messagesSent) acked=\(counters.messagesAcknowledged) delivered=\(counters.messagesDelivered)"
+            line += " ack-p99=\(format(counters.ackLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
+            line += " delivery-p99=\(format(counters.deliveryLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
+            line += breakdown("message-errors", counters.messageErrorsByCode)
+        }
         if counters.eventsMeasured > 0 {
             line += " events=\(counters.eventsMeasured) p99=\(format(counters.eventLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
         }
@@ -177,6 +192,14 @@ enum LoadReport {
             "p99": .double(rounded(events.quantileMilliseconds(0.99), 3)), "p999": .double(rounded(events.quantileMilliseconds(0.999), 3)),
             "max": .double(rounded(Double(events.maxMicroseconds) / 1000, 3)),
         ])
+        if counters.messagesSent > 0 {
+            object["messagesSent"] = .int(Int64(counters.messagesSent))
+            object["messagesAcknowledged"] = .int(Int64(counters.messagesAcknowledged))
+            object["messageErrorsByCode"] = counts(counters.messageErrorsByCode)
+            object["messagesDelivered"] = .int(Int64(counters.messagesDelivered))
+            object["ackLatencyMs"] = histogram(counters.ackLatencies)
+            object["deliveryLatencyMs"] = histogram(counters.deliveryLatencies)
+        }
         object["totalSeconds"] = .double(rounded(totalSeconds, 3))
         object["sourceAddresses"] = .int(Int64(options.sourceAddresses.count))
         object["loadBaselineRSSBytes"] = baselineResidentBytes.map { .int(Int64($0)) } ?? .null
@@ -184,6 +207,15 @@ enum LoadReport {
         object["loadPeakRSSBytes"] = peakResidentBytes.map { .int(Int64($0)) } ?? .null
         object["exitStatus"] = .int(Int64(exitStatus))
         return JSONValue.object(object).jsonString
+    }
+
+    /// p50, p90, p99, p99.9 and max in milliseconds; null when empty.
+    private static func histogram(_ latencies: LatencyHistogram) -> JSONValue {
+        latencies.total == 0 ? .null : .object([
+            "p50": .double(rounded(latencies.quantileMilliseconds(0.5), 3)), "p90": .double(rounded(latencies.quantileMilliseconds(0.9), 3)),
+            "p99": .double(rounded(latencies.quantileMilliseconds(0.99), 3)), "p999": .double(rounded(latencies.quantileMilliseconds(0.999), 3)),
+            "max": .double(rounded(Double(latencies.maxMicroseconds) / 1000, 3)),
+        ])
     }
 
     private static func breakdown(_ label: String, _ counts: [String: Int]) -> String {

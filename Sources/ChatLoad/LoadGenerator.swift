@@ -15,6 +15,17 @@ final class LoadGenerator {
     let options: LoadOptions
     var counters = LoadCounters()
     private let destination: SocketAddress
+    /// Where odd connections go in the messages benchmark (`--receiver-url`); nil: `destination`.
+    private let receiverDestination: SocketAddress?
+    /// The messages benchmark: when sending began, messages scheduled so far, the total.
+    private var messagesStartedAt: UInt64 = 0
+    private var messagesScheduled = 0
+    private var messagesTotal = 0
+    /// Makes this run's clientMsgIds its own (a rerun against the same users is not deduplicated).
+    private let runID = SecureRandom.token(byteCount: 6)
+    private static let messageTick = Duration.milliseconds(1)
+    /// After the last send, how long acks and deliveries are waited for.
+    private static let messageDrain = Duration.seconds(15)
     private let sources: [SocketAddress]
     private let signer: JWTSigner
     private var connections: [LoadConnection] = []
@@ -44,6 +55,14 @@ final class LoadGenerator {
             throw .invalidValue("--url", options.host, "a numeric address")
         }
         self.destination = destination
+        if let receiverHost = options.receiverHost {
+            guard let address = SocketAddress(host: receiverHost, port: options.receiverPort) else {
+                throw .invalidValue("--receiver-url", receiverHost, "a numeric address")
+            }
+            receiverDestination = address
+        } else {
+            receiverDestination = nil
+        }
         var sources: [SocketAddress] = []
         for host in options.sourceAddresses {
             guard let address = SocketAddress(host: host, port: 0) else {
@@ -95,7 +114,8 @@ final class LoadGenerator {
             let index = connections.count
             let connection = LoadConnection(generator: self)
             connections.append(connection)
-            connection.start(userIndex: index, source: sources.isEmpty ? nil : sources[index % sources.count], destination: destination)
+            let target = index % 2 == 1 && options.messageRate > 0 ? receiverDestination ?? destination : destination
+            connection.start(userIndex: index, source: sources.isEmpty ? nil : sources[index % sources.count], destination: target)
             if stage != .ramping { return }
         }
         if connections.count < options.connections {
@@ -114,9 +134,55 @@ final class LoadGenerator {
         let seconds = Double(now &- startedAt) / 1e9
         emit("ramp complete: connected=\(counters.connected) refused=\(counters.refused) failed=\(counters.failed) "
             + "in \(LoadReport.format(seconds, decimals: 2))s (\(LoadReport.format(Double(counters.connected) / max(seconds, 1e-9), decimals: 0))/s)")
+        if options.messageRate > 0 { return startMessages() }
         if let hold = options.holdSeconds {
             holdTimer = EventLoop.shared.schedule(after: .milliseconds(Int64(hold) * 1000)) { [self] in finish(reason: "hold elapsed") }
         }
+    }
+
+    // MARK: Messages
+
+    /// Open loop: message k is due at `start + k / rate`, sent by pair `k mod pairs`, whatever
+    /// happened to the earlier ones; its latencies count from that intended time.
+    private func startMessages() {
+        messagesStartedAt = MonotonicClock.now()
+        messagesTotal = options.messageRate * options.messageSeconds
+        emit("messages: \(options.messageRate)/s for \(options.messageSeconds)s over \(connections.count / 2) sender/receiver pairs")
+        sendDueMessages()
+    }
+
+    private func sendDueMessages() {
+        guard stage == .holding else { return }
+        let now = MonotonicClock.now()
+        let elapsed = Double(now &- messagesStartedAt) / 1e9
+        let due = min(messagesTotal, Int(elapsed * Double(options.messageRate)) + 1)
+        let pairs = connections.count / 2
+        while messagesScheduled < due {
+            let k = messagesScheduled
+            let intended = messagesStartedAt &+ UInt64(Double(k) * 1e9 / Double(options.messageRate))
+            let pair = k % pairs
+            connections[2 * pair].sendMessage(to: options.userBase + Int64(2 * pair + 1), intendedAt: intended,
+                                              clientMsgID: "\(runID)-\(k)")
+            messagesScheduled += 1
+        }
+        if messagesScheduled < messagesTotal {
+            EventLoop.shared.schedule(after: Self.messageTick) { [self] in sendDueMessages() }
+        } else {
+            awaitMessages(until: MonotonicClock.deadline(after: Self.messageDrain, from: now))
+        }
+    }
+
+    /// Ends the run once every message is answered and every stored one delivered, or at `deadline`.
+    private func awaitMessages(until deadline: UInt64) {
+        let answered = counters.messagesAcknowledged + counters.messageErrors >= counters.messagesSent
+        let delivered = counters.messagesDelivered >= counters.messagesAcknowledged
+        if (answered && delivered) || MonotonicClock.now() >= deadline {
+            let seconds = Double(MonotonicClock.now() &- messagesStartedAt) / 1e9
+            emit("messages done: sent=\(counters.messagesSent) acknowledged=\(counters.messagesAcknowledged) "
+                + "errors=\(counters.messageErrors) delivered=\(counters.messagesDelivered) in \(LoadReport.format(seconds, decimals: 2))s")
+            return finish(reason: "messages sent")
+        }
+        EventLoop.shared.schedule(after: .milliseconds(50)) { [self] in awaitMessages(until: deadline) }
     }
 
     // MARK: Ending

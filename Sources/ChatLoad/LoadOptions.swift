@@ -44,6 +44,15 @@ struct LoadOptions: Sendable {
     var watchBase: Int64?
     var watchCount: Int?
     var redisChannel = ""
+    /// The messages benchmark (issue 17): connection 2k sends to connection 2k+1's user at this
+    /// many messages per second in all, open loop (each message has an intended send time; its
+    /// latencies count from that time, so a stalled sender does not hide the stall); 0: no messages.
+    var messageRate = 0
+    /// Seconds of sending once every connection is connected.
+    var messageSeconds = 10
+    /// The receivers' (odd connections') gateway, when not `--url`'s.
+    var receiverHost: String?
+    var receiverPort: UInt16 = 3000
 
     static let usage = """
         ChatLoad: opens N authenticated Socket.IO (Engine.IO v4, WebSocket transport) connections to a
@@ -72,6 +81,11 @@ struct LoadOptions: Sendable {
           --watch K                    after CONNECT, emit presenceSubscribe for the K users after this
                                        one (wrapping within --watch-range, default this run's users)
           --watch-range BASE:COUNT     the users --watch picks from
+          --message-rate R             messages benchmark: connection 2k sends to 2k+1's user, R messages/s
+                                       in all, open loop; ack and delivery latency from each message's
+                                       intended send time (coordinated omission corrected)
+          --message-seconds S          seconds of sending once all are connected (default 10)
+          --receiver-url ws://H:P      the receivers' gateway (default --url)
           --redis-url URL --channel C  the fan-out benchmark's reference: N plain Redis subscribers of
                                        channel C instead of gateway sockets (each message's payload is
                                        its data: measured with --latency-field like events)
@@ -121,6 +135,12 @@ struct LoadOptions: Sendable {
                 guard !value.isEmpty, value.utf8.count <= 64 else { throw .invalidValue(name, value, "a field name of 1-64 bytes") }
                 latencyField = value
             case "--watch": watch = try Self.integer(value, name, in: 0...500)
+            case "--message-rate": messageRate = try Self.integer(value, name, in: 0...10_000_000)
+            case "--message-seconds": messageSeconds = try Self.integer(value, name, in: 1...86_400)
+            case "--receiver-url":
+                let (receiverHost, receiverPort) = try Self.parseURL(value)
+                self.receiverHost = receiverHost
+                self.receiverPort = receiverPort
             case "--watch-range":
                 let parts = value.split(separator: ":")
                 guard parts.count == 2, let base = Int64(parts[0]), base > 0, let count = Int(parts[1]), count > 0 else {
@@ -147,6 +167,9 @@ struct LoadOptions: Sendable {
             return
         }
         guard !jwtSecret.isEmpty else { throw .missingSecret }
+        if messageRate > 0, connections < 2 || connections % 2 != 0 {
+            throw .invalidValue("--connections", String(connections), "an even number (sender/receiver pairs) with --message-rate")
+        }
     }
 
     /// `ws://host:port[/...]`, `http://...` or bare `host:port`; IPv6 in brackets.

@@ -1,0 +1,41 @@
+"""The messages benchmark's load generator (issue 17, item 1) against a real cluster: ChatLoad's
+`--message-rate` mode (sender/receiver pairs, senders on one gateway and receivers on another,
+open loop) sends, gets every ack and sees every delivery, and reports latencies from each
+message's intended send time in its JSON summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from support import psql, unique, worker_env
+
+USER_BASE = 8_000_000
+PAIRS = 10
+
+
+def test_chatload_sends_and_measures_messages_across_two_gateways(settings, procs):
+    psql(settings, "INSERT INTO users (id, username, email, password_hash, display_name) OVERRIDING SYSTEM VALUE "
+                   f"SELECT g, 'load' || g, 'load' || g || '@load.invalid', 'x', 'load' || g "
+                   f"FROM generate_series({USER_BASE}::bigint, {USER_BASE + 2 * PAIRS - 1}) AS g ON CONFLICT DO NOTHING")
+    stream = unique("chat:cmd:load")
+    env = {"COMMAND_STREAM": stream, "RATE_LIMIT_MESSAGES": "off", "SOCKET_EVENT_RATE": "100000", "SOCKET_EVENT_BURST": "100000"}
+    procs.worker(worker_env(env))
+    senders, receivers = procs.gateway(env), procs.gateway(env)
+    run = subprocess.run(
+        [str(settings.bin_dir / "ChatLoad"), "--url", f"ws://127.0.0.1:{senders.port}",
+         "--receiver-url", f"ws://127.0.0.1:{receivers.port}", "--connections", str(2 * PAIRS),
+         "--user-base", str(USER_BASE), "--message-rate", "100", "--message-seconds", "2"],
+        env={"JWT_SECRET": senders.env["JWT_SECRET"], "JWT_ISSUER": senders.env.get("JWT_ISSUER", "swift-chat"),
+             "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    summary = json.loads(next(line for line in run.stdout.splitlines() if line.startswith('{"summary"')))
+    assert summary["messagesSent"] == 200, summary
+    assert summary["messagesAcknowledged"] == 200 and summary["messageErrorsByCode"] == {}, summary
+    assert summary["messagesDelivered"] == 200, summary
+    for key in ("ackLatencyMs", "deliveryLatencyMs"):
+        latency = summary[key]
+        assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p999"], latency
+        assert latency["max"] < 10_000, latency
+    assert "messages done: sent=200 acknowledged=200 errors=0 delivered=200" in run.stdout
