@@ -316,7 +316,7 @@ final class LoadConnection: IOHandler {
     /// Sends one message to `receiverID` with an ack id; its content is its intended send time.
     func sendMessage(to receiverID: Int64, intendedAt: UInt64, clientMsgID: String) {
         guard phase == .connected else {
-            generator.counters.messageErrorsByCode["not_connected", default: 0] += 1
+            generator.counters.messageErrorsByCode["unsent: sender down", default: 0] += 1
             return
         }
         nextAckID += 1
@@ -335,7 +335,7 @@ final class LoadConnection: IOHandler {
                 generator.counters.messagesAcknowledged += 1
                 generator.counters.ackLatencies.record(nanoseconds: now &- intended)
             }
-        } else if packet.type == .event, packet.eventName == "receiveMessage",
+        } else if packet.type == .event, packet.eventName == SocketEvent.receiveMessage.name,
                   let content = packet.eventArguments.first?["content"]?.stringValue, let intended = UInt64(content) {
             generator.counters.messagesDelivered += 1
             generator.counters.deliveryLatencies.record(nanoseconds: now &- intended)
