@@ -98,6 +98,16 @@ final class LoadGenerator {
     }
 
     func token(forUserIndex index: Int) -> String {
+        if options.peerTokens {
+            // The seeds' stack (../shared/peer): HS256 with the user in an integer `id` claim.
+            let header = Base64URL.encode(#"{"alg":"HS256","typ":"JWT"}"#.utf8)
+            let payload = Base64URL.encode(JSONValue.object([
+                "id": .int(options.userBase + Int64(index)),
+                "exp": .int(WallClock.seconds() + options.tokenLifetimeSeconds),
+            ]).serialized())
+            let input = header + "." + payload
+            return input + "." + Base64URL.encode(HMACSHA256.authenticationCode(key: Array(options.jwtSecret.utf8), message: input.utf8))
+        }
         let claims = signer.makeClaims(subject: String(options.userBase + Int64(index)), issuedAt: WallClock.seconds(),
                                        lifetimeSeconds: options.tokenLifetimeSeconds)
         return signer.sign(claims)

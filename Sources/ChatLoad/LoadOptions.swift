@@ -52,6 +52,8 @@ struct LoadOptions: Sendable {
     var messageSeconds = 10
     /// The receivers' (odd connections') gateway, when not `--url`'s.
     var receiverHost: String?
+    /// Tokens for the seeds' stack peer (`--peer-tokens`): the user id in an `id` claim.
+    var peerTokens = false
     var receiverPort: UInt16 = 3000
 
     static let usage = """
@@ -86,6 +88,8 @@ struct LoadOptions: Sendable {
                                        intended send time (coordinated omission corrected)
           --message-seconds S          seconds of sending once all are connected (default 10)
           --receiver-url ws://H:P      the receivers' gateway (default --url)
+          --peer-tokens                tokens as the seeds' stack peer (../shared/peer) reads them: the
+                                       user id in an integer 'id' claim, HS256, no issuer
           --redis-url URL --channel C  the fan-out benchmark's reference: N plain Redis subscribers of
                                        channel C instead of gateway sockets (each message's payload is
                                        its data: measured with --latency-field like events)
@@ -105,6 +109,10 @@ struct LoadOptions: Sendable {
         var remaining = arguments[...]
         while let flag = remaining.popFirst() {
             if flag == "--help" || flag == "-h" { throw .helpRequested }
+            if flag == "--peer-tokens" {
+                peerTokens = true
+                continue
+            }
             // Accept both `--flag value` and `--flag=value`.
             let name: String
             let value: String
