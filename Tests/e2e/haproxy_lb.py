@@ -10,13 +10,12 @@ import io
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import time
 
 import requests
 
-from support import REPO, free_port
+from support import REPO, free_port, stop_process
 
 GENERATOR = REPO / "scripts" / "lib" / "haproxy-config.sh"
 
@@ -95,12 +94,5 @@ class HAProxy:
         raise AssertionError(f"haproxy: {server} not {want} within {timeout}s: {status}\n{self.log_tail()}")
 
     def stop(self, timeout: float = 10) -> None:
-        if self.proc.poll() is not None:
-            return
         # SIGUSR1 = soft stop; the hard-stop-after in the config bounds it. SIGTERM closes at once.
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout)

@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from support import free_port
+from support import free_port, stop_process
 
 PRIMARY_NAME = "mymaster"
 QUORUM = 2
@@ -81,14 +81,7 @@ class Node:
     def stop(self, timeout: float = 5) -> None:
         """SIGTERM by pid, SIGKILL after `timeout` s."""
         self.stopped = True
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc, timeout)
 
 
 def pairs(reply) -> dict:

@@ -142,6 +142,18 @@ def database_url_for(settings: Settings, name: str) -> str:
 # --- chat processes ----------------------------------------------------------------------------
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM a helper server (haproxy, nginx, redis, ...) and wait; SIGKILL after `timeout` s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def base_env(settings: Settings) -> dict[str, str]:
     """What every process gets unless a test overrides it: fast scrypt, development mode, rate limits
     that never trigger."""

@@ -6,7 +6,6 @@ GET /api/users, GET /health."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import requests

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from haproxy_lb import HAProxy
-from support import REPO, free_port
+from support import REPO, free_port, stop_process
 
 # Spellings that reach /metrics on servers that normalise paths, or that a naive rule misses.
 PRIVATE_PATHS = ["/metrics", "/metrics/", "/metrics?x=1", "//metrics", "/./metrics", "/api/../metrics",
@@ -95,8 +95,7 @@ def test_nginx_refuses_every_spelling_of_metrics(gateway, tmp_path, backend):
                 time.sleep(0.1)
         assert_private(port, backend)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def test_the_gateway_serves_metrics_only_on_its_admin_port(gateway):

@@ -37,7 +37,7 @@ import urllib.parse
 import pytest
 import requests
 
-from support import Api, Messages, check_message, create_user, free_port, poll, unique, worker_env
+from support import Api, Messages, check_message, create_user, free_port, poll, stop_process, unique, worker_env
 from tls_support import TLSMaterial, TLSSetupError, create_tls_material, install_file
 
 START_TIMEOUT = 60  # seconds for initdb + the server to accept connections
@@ -144,8 +144,8 @@ class TLSPostgres:
         hba.write_text(
             "# TYPE   DATABASE      USER      ADDRESS        METHOD\n"
             "local    all           postgres                 trust\n"
-            f"hostssl  chat_cert     all       127.0.0.1/32   cert clientcert=verify-full\n"
-            f"hostssl  chat,chat_refused  all  127.0.0.1/32   trust\n"
+            "hostssl  chat_cert     all       127.0.0.1/32   cert clientcert=verify-full\n"
+            "hostssl  chat,chat_refused  all  127.0.0.1/32   trust\n"
             # No `host` lines: plain TCP is refused; nothing on ::1 (the server listens on 127.0.0.1).
         )
         os.chmod(hba, 0o600)
@@ -236,13 +236,8 @@ class TLSPostgres:
         try:
             self._stop_server()
         finally:
-            if self.watchdog is not None and self.watchdog.poll() is None:
-                self.watchdog.terminate()
-                try:
-                    self.watchdog.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.watchdog.kill()
-                    self.watchdog.wait(timeout=10)
+            if self.watchdog is not None:
+                stop_process(self.watchdog)
             if self.home is not None:
                 shutil.rmtree(self.home, ignore_errors=True)
                 self.home = None

@@ -17,7 +17,7 @@ import time
 import pytest
 import websocket
 
-from support import free_port, poll, unique
+from support import free_port, poll, stop_process, unique
 
 LOGIN_IP_LIMIT = 3
 
@@ -78,8 +78,7 @@ backend gateways
         poll(lambda: request(port, "GET", "/health")[0] == 200, 30, what="the gateway through haproxy (PROXY v2)")
         yield gateway, port
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def test_the_gateway_sees_each_client_behind_the_balancer(l4_balancer):

@@ -294,7 +294,7 @@ private final class HTTPServerConnection: TransportDelegate {
         guard var buffer = proxyHeaderBytes else { return }
         proxyHeaderBytes = nil  // no copy on append
         buffer.append(contentsOf: bytes)
-        switch ProxyProtocol.parse(buffer) {
+        switch buffer.withUnsafeBytes({ ProxyProtocol.parse($0) }) {
         case .needMoreBytes:
             proxyHeaderBytes = buffer
         case .header(let header, let length):

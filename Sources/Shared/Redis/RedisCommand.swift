@@ -77,16 +77,17 @@ package struct RedisCommand: Sendable, Equatable {
         }
     }
 
-    /// `<marker><decimal value>\r\n` (values are counts and lengths: never negative).
+    /// `<marker><decimal value>\r\n` (values are counts and lengths: never negative). Digits are
+    /// written from the most significant down, so no scratch buffer is allocated per argument.
     private static func appendLine(_ marker: UInt8, _ value: Int, to buffer: inout [UInt8]) {
         buffer.append(marker)
-        var digits: [UInt8] = []
-        var rest = UInt(max(0, value))
+        let number = UInt(max(0, value))
+        var divisor: UInt = 1
+        while number / divisor >= 10 { divisor *= 10 }
         repeat {
-            digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        } while rest > 0
-        buffer.append(contentsOf: digits.reversed())
+            buffer.append(UInt8(ascii: "0") + UInt8(number / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
         buffer.append(0x0D)
         buffer.append(0x0A)
     }

@@ -130,8 +130,9 @@ package final class RedisConnection: IOHandler {
     private var teardownDeferred = false
     /// Per channel: SUBSCRIBE/UNSUBSCRIBE sent but not confirmed, and whether the last one sent subscribes.
     private var subscriptionChanges: [String: (pending: Int, lastSubscribes: Bool)] = [:]
-    /// The bytes of one read.
-    private static let readChunk = 64 * 1024
+    /// Where every connection reads into: one buffer for the process, since reads happen on the
+    /// loop thread one at a time and each is parsed before the next (no allocation per read).
+    private static let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 1)
 
     /// A connection for `configuration`; nothing happens until `open()`.
     package init(configuration: RedisConfiguration) {
@@ -636,8 +637,7 @@ package final class RedisConnection: IOHandler {
 
     /// Reads until the socket has nothing more, feeding the parser and dispatching each reply.
     private func readAvailable() {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readChunk, alignment: 1)
-        defer { buffer.deallocate() }
+        let buffer = Self.readBuffer
         while fd >= 0, !teardownDeferred {
             let count: Int
             if let tls {
