@@ -109,3 +109,18 @@ FROM generate_series($1::bigint, $1::bigint + $2 - 1) AS g
 ON CONFLICT DO NOTHING;
 SQL
 }
+
+# Public rooms <base> ... <base>+<count>-1 of <size> members each: room <base>+r holds users
+# <user base>+r*size ... (the first its admin), kept when present.
+bench_seed_rooms() { # <room base> <count> <size> <user base>
+    bench_psql >/dev/null <<SQL
+INSERT INTO conversations (id, kind, name, created_by, member_count) OVERRIDING SYSTEM VALUE
+SELECT $1::bigint + r, 'room', 'bench room ' || r, $4::bigint + r * $3, $3
+FROM generate_series(0, $2 - 1) AS r
+ON CONFLICT DO NOTHING;
+INSERT INTO conversation_members (conversation_id, user_id, role)
+SELECT $1::bigint + r, $4::bigint + r * $3 + m, CASE WHEN m = 0 THEN 'admin' ELSE 'member' END
+FROM generate_series(0, $2 - 1) AS r, generate_series(0, $3 - 1) AS m
+ON CONFLICT DO NOTHING;
+SQL
+}

@@ -15,13 +15,19 @@
 # instances, senders on one and receivers on the other) is driven by the same generator on the
 # same servers at PEER_RATES, and the best throughputs are compared.
 #
-# Not yet (issue 17): the rooms sweep, plots, the soak.
+# A room of ROOM_SIZE members (half on each gateway, each member sending in turn) is swept at
+# ROOM_RATES the same way: every delivery is measured, and CPU is given per message and per delivery.
+#
+# Everything goes to bench/results/messages-<time>.{md,json}; bench/messages_report.py writes the
+# tables and ratios, bench/plot_messages.py the plots in docs/img/ (PLOTS=0: none).
 #
 # Usage: bench/messages.sh
-# Environment: RATES ("1000 2000 4000 8000 12000"), PEER_RATES ("250 500 1000 1500"), P99_BOUND_MS
+# Environment: RATES ("1000 2000 4000 8000 12000"), ROOM_RATES ("100 200 400 800 1600"), ROOM_SIZE
+# (100), PEER_RATES ("250 500 1000 1500"), P99_BOUND_MS
 # (500: the throughput compared is the highest acknowledged rate whose ack p99 stays under it),
 # CHAT_SHARED_DIR (the team's shared folder holding peer/; default: next to this repository), SECONDS_PER_RATE (10), PAIRS (50), BATCH (100),
-# SKIP_BUILD=1 reuses the last release build. Postgres and Redis live in .data/bench-messages/.
+# SKIP_BUILD=1 reuses the last release build; PROFILE=<series>-<rate> (e.g. direct-8000) records
+# that point system-wide with `perf record -a -g` into bench/results/. Postgres and Redis live in .data/bench-messages/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -33,15 +39,18 @@ source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
-RATES="${RATES:-1000 2000 4000 8000 12000}"
+RATES="${RATES-1000 2000 4000 8000 12000}"
 SECONDS_PER_RATE="${SECONDS_PER_RATE:-10}"
 PAIRS="${PAIRS:-50}"
 BATCH="${BATCH:-100}"
 for name in SECONDS_PER_RATE PAIRS BATCH; do
     [[ "${!name}" =~ ^[1-9][0-9]*$ ]] || die "$name must be a positive integer (got '${!name}')"
 done
-PEER_RATES="${PEER_RATES:-250 500 1000 1500}"
-for rate in $RATES $PEER_RATES; do [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "RATES and PEER_RATES must be positive integers (got '$rate')"; done
+PEER_RATES="${PEER_RATES-250 500 1000 1500}"
+ROOM_RATES="${ROOM_RATES-100 200 400 800 1600}"
+ROOM_SIZE="${ROOM_SIZE:-100}"
+[[ "$ROOM_SIZE" =~ ^[1-9][0-9]*$ && "$ROOM_SIZE" -ge 2 ]] || die "ROOM_SIZE must be an integer of at least 2 (got '$ROOM_SIZE')"
+for rate in $RATES $ROOM_RATES $PEER_RATES; do [[ "$rate" =~ ^[1-9][0-9]*$ ]] || die "RATES and PEER_RATES must be positive integers (got '$rate')"; done
 SHARED="${CHAT_SHARED_DIR:-$ROOT/../shared}"
 if [[ ! -f "$SHARED/peer/peer.py" ]]; then
     origin="$(git -C "$ROOT" config --get remote.origin.url || true)"
@@ -61,19 +70,25 @@ HZ="$(getconf CLK_TCK)"
 BASE=9000000
 
 start_worker() { # <id>
-    env ADMIN_PORT=0 ADMIN_HOST=127.0.0.1 CHAT_ENV=production LOG_LEVEL=warn WORKER_ID="$1" DATABASE_URL="$DATABASE_URL" \
+    local admin
+    admin="$(free_port)"
+    WORKER_ADMIN_PORTS+=("$admin")
+    env ADMIN_PORT="$admin" ADMIN_HOST=127.0.0.1 CHAT_ENV=production LOG_LEVEL=warn WORKER_ID="$1" DATABASE_URL="$DATABASE_URL" \
         REDIS_URL="$REDIS_URL" RATE_LIMIT_MESSAGES=off "$BIN_DIR/MessageWorker" >"$WORK/$1.log" 2>&1 &
     PIDS+=("$!")
     WORKER_PIDS+=("$!")
 }
 WORKER_PIDS=()
+WORKER_ADMIN_PORTS=()
 start_worker bench-w1
 start_worker bench-w2
 bench_start_gateway bench-send "$WORK/send.log"
 SEND_PID=$GATEWAY_PID SEND_PORT=$GATEWAY_PORT
 bench_start_gateway bench-recv "$WORK/recv.log"
 RECV_PID=$GATEWAY_PID RECV_PORT=$GATEWAY_PORT
-bench_seed_users "$BASE" $((2 * PAIRS))
+bench_seed_users "$BASE" $((2 * PAIRS + ROOM_SIZE))
+ROOM_BASE=9000000
+bench_seed_rooms "$ROOM_BASE" 1 "$ROOM_SIZE" $((BASE + 2 * PAIRS))
 REDIS_PID="$(svc_state_get "$DATA_DIR" REDIS_PID)"
 PG_PID="$(svc_state_get "$DATA_DIR" PG_PID)"
 sleep 2
@@ -87,28 +102,71 @@ postgres_ticks() {
     children="$(ticks $(pgrep -P "$PG_PID" || true))"
     echo $((own + children))
 }
-us_per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "-" }'; }
-ms() { printf '%s' "$1" | grep -o "\"$2\":{[^}]*}" | grep -o "\"$3\":[0-9.]*" | cut -d: -f2; }
+# CPU ticks of every process measured, as "name=ticks ..." (the peer's two instances in place of
+# the gateways and workers).
+# The workers' batches so far: "batches=<count> entries=<sum>" of their chat_batch_size histograms.
+batches() {
+    local port count=0 sum=0 metrics c n
+    for port in "${WORKER_ADMIN_PORTS[@]}"; do
+        metrics="$(curl -fsS "http://127.0.0.1:$port/metrics" || true)"
+        c="$(printf '%s\n' "$metrics" | awk '$1 == "chat_batch_size_count" { printf "%d", $2 }')"
+        n="$(printf '%s\n' "$metrics" | awk '$1 == "chat_batch_size_sum" { printf "%d", $2 }')"
+        count=$((count + ${c:-0}))
+        sum=$((sum + ${n:-0}))
+    done
+    echo "batches=$count entries=$sum"
+}
+our_ticks() {
+    echo "sender_gateway=$(ticks "$SEND_PID") receiver_gateway=$(ticks "$RECV_PID") workers=$(ticks "${WORKER_PIDS[@]}") redis=$(ticks "$REDIS_PID") postgres=$(postgres_ticks) $(batches)"
+}
+peer_ticks() {
+    echo "sender_instance=$(ticks "$PEER_SEND_PID") receiver_instance=$(ticks "$PEER_RECV_PID") redis=$(ticks "$REDIS_PID") postgres=$(postgres_ticks)"
+}
+us_per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "0" }'; }
+POINTS="$WORK/points.jsonl"
+: >"$POINTS"
 
-ROWS=()
+# One offered rate: ChatLoad for SECONDS_PER_RATE, CPU ticks of every process around it; the
+# summary and the ticks go to POINTS as one JSON line.
+run_point() { # <series> <rate> <ticks function> <ChatLoad arguments...>
+    local series=$1 rate=$2 measure=$3 before after summary
+    shift 3
+    say "$series: offered $rate messages/s for ${SECONDS_PER_RATE}s"
+    local perf_pid=""
+    if [[ "${PROFILE:-}" == "$series-$rate" ]]; then
+        perf record -a -g -F 499 -o "$WORK/perf-$series-$rate.data" >"$WORK/perf.log" 2>&1 &
+        perf_pid=$!
+    fi
+    before="$($measure)"
+    "$BIN_DIR/ChatLoad" --message-rate "$rate" --message-seconds "$SECONDS_PER_RATE" --close-timeout 2000 "$@" \
+        >"$WORK/load-$series-$rate.out" 2>&1 || true
+    after="$($measure)"
+    if [[ -n "$perf_pid" ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        mkdir -p "$ROOT/bench/results"
+        cp "$WORK/perf-$series-$rate.data" "$ROOT/bench/results/"
+        say "profile: bench/results/perf-$series-$rate.data (perf report -i ... --no-children --sort comm,dso,sym)"
+    fi
+    summary="$(grep '^{"summary"' "$WORK/load-$series-$rate.out" || true)"
+    [[ -n "$summary" ]] || die "ChatLoad gave no summary (see $WORK/load-$series-$rate.out)"
+    grep '^messages done' "$WORK/load-$series-$rate.out" || true
+    printf '{"series":"%s","offered":%s,"seconds":%s,"hz":%s,"before":"%s","after":"%s","load":%s}\n' \
+        "$series" "$rate" "$SECONDS_PER_RATE" "$HZ" "$before" "$after" "$summary" >>"$POINTS"
+}
+
+# Warm-up, not measured: the pairs' conversations are created, caches and pools filled.
+"$BIN_DIR/ChatLoad" --message-rate 500 --message-seconds 2 --close-timeout 2000 --url "ws://127.0.0.1:$SEND_PORT" \
+    --receiver-url "ws://127.0.0.1:$RECV_PORT" --connections $((2 * PAIRS)) --user-base "$BASE" >"$WORK/warm-up.out" 2>&1 || true
 for rate in $RATES; do
-    say "offered $rate messages/s for ${SECONDS_PER_RATE}s over $PAIRS pairs"
-    before=("$(ticks "$SEND_PID")" "$(ticks "$RECV_PID")" "$(ticks "${WORKER_PIDS[@]}")" "$(ticks "$REDIS_PID")" "$(postgres_ticks)")
-    out="$("$BIN_DIR/ChatLoad" --url "ws://127.0.0.1:$SEND_PORT" --receiver-url "ws://127.0.0.1:$RECV_PORT" \
-        --connections $((2 * PAIRS)) --user-base "$BASE" --message-rate "$rate" --message-seconds "$SECONDS_PER_RATE" \
-        --close-timeout 2000 | tee "$WORK/load-$rate.out" | grep -E '^(messages done|\{"summary")')" || true
-    after=("$(ticks "$SEND_PID")" "$(ticks "$RECV_PID")" "$(ticks "${WORKER_PIDS[@]}")" "$(ticks "$REDIS_PID")" "$(postgres_ticks)")
-    summary="$(printf '%s\n' "$out" | grep '^{"summary"' || true)"
-    [[ -n "$summary" ]] || die "ChatLoad gave no summary (see $WORK/load-$rate.out)"
-    acked="$(bench_json_number <(printf '%s' "$summary") messagesAcknowledged)"
-    delivered="$(bench_json_number <(printf '%s' "$summary") messagesDelivered)"
-    errors="$(printf '%s' "$summary" | grep -o '"messageErrorsByCode":{[^}]*}' | cut -d: -f2- )"
-    throughput="$(awk -v a="$acked" -v s="$SECONDS_PER_RATE" 'BEGIN { printf "%.0f", a / s }')"
-    cpu=()
-    for i in 0 1 2 3 4; do cpu+=("$(us_per $((after[i] - before[i])) "$acked")"); done
-    row="| $rate | $throughput | $acked / $delivered | $(ms "$summary" ackLatencyMs p50) / $(ms "$summary" ackLatencyMs p99) / $(ms "$summary" ackLatencyMs p999) | $(ms "$summary" deliveryLatencyMs p50) / $(ms "$summary" deliveryLatencyMs p99) | ${errors} | ${cpu[0]} | ${cpu[1]} | ${cpu[2]} | ${cpu[3]} | ${cpu[4]} |"
-    say "$row"
-    ROWS+=("$row")
+    run_point direct "$rate" our_ticks --url "ws://127.0.0.1:$SEND_PORT" --receiver-url "ws://127.0.0.1:$RECV_PORT" \
+        --connections $((2 * PAIRS)) --user-base "$BASE"
+done
+# A room of ROOM_SIZE members (users after the pairs'), half of them on each gateway; every member sends in turn.
+ROOM_USERS=$((BASE + 2 * PAIRS))
+for rate in $ROOM_RATES; do
+    run_point room "$rate" our_ticks --url "ws://127.0.0.1:$SEND_PORT" --receiver-url "ws://127.0.0.1:$RECV_PORT" \
+        --connections "$ROOM_SIZE" --user-base "$ROOM_USERS" --room-size "$ROOM_SIZE" --room-base "$ROOM_BASE"
 done
 
 # The seeds' stack on the same servers, driven the same way.
@@ -125,89 +183,76 @@ start_peer() { # <port>
     done
     die "the peer on $1 did not answer /health"
 }
-PEER_SEND_PORT="$(free_port)"
-start_peer "$PEER_SEND_PORT"
-PEER_SEND_PID=$PEER_PID
-PEER_RECV_PORT="$(free_port)"
-start_peer "$PEER_RECV_PORT"
-PEER_RECV_PID=$PEER_PID
-bench_psql -c "INSERT INTO peer_users (id, username, email, password) SELECT g, 'load' || g, 'load' || g || '@load.invalid', 'x'
-    FROM generate_series($BASE, $BASE + $((2 * PAIRS)) - 1) AS g ON CONFLICT DO NOTHING" >/dev/null
-PEER_ROWS=()
-for rate in $PEER_RATES; do
-    say "peer: offered $rate messages/s for ${SECONDS_PER_RATE}s over $PAIRS pairs"
-    before=("$(ticks "$PEER_SEND_PID")" "$(ticks "$PEER_RECV_PID")" "$(ticks "$REDIS_PID")" "$(postgres_ticks)")
-    out="$("$BIN_DIR/ChatLoad" --url "ws://127.0.0.1:$PEER_SEND_PORT" --receiver-url "ws://127.0.0.1:$PEER_RECV_PORT" --peer-tokens \
-        --connections $((2 * PAIRS)) --user-base "$BASE" --message-rate "$rate" --message-seconds "$SECONDS_PER_RATE" \
-        --close-timeout 2000 --rate 200 | tee "$WORK/peer-load-$rate.out" | grep -E '^(messages done|\{"summary")')" || true
-    after=("$(ticks "$PEER_SEND_PID")" "$(ticks "$PEER_RECV_PID")" "$(ticks "$REDIS_PID")" "$(postgres_ticks)")
-    summary="$(printf '%s\n' "$out" | grep '^{"summary"' || true)"
-    [[ -n "$summary" ]] || die "ChatLoad gave no summary against the peer (see $WORK/peer-load-$rate.out)"
-    acked="$(bench_json_number <(printf '%s' "$summary") messagesAcknowledged)"
-    delivered="$(bench_json_number <(printf '%s' "$summary") messagesDelivered)"
-    throughput="$(awk -v a="$acked" -v s="$SECONDS_PER_RATE" 'BEGIN { printf "%.0f", a / s }')"
-    cpu=()
-    for i in 0 1 2 3; do cpu+=("$(us_per $((after[i] - before[i])) "$acked")"); done
-    row="| $rate | $throughput | $acked / $delivered | $(ms "$summary" ackLatencyMs p50) / $(ms "$summary" ackLatencyMs p99) / $(ms "$summary" ackLatencyMs p999) | $(ms "$summary" deliveryLatencyMs p50) / $(ms "$summary" deliveryLatencyMs p99) | ${cpu[0]} | ${cpu[1]} | ${cpu[2]} | ${cpu[3]} |"
-    say "$row"
-    PEER_ROWS+=("$row")
-done
+if [[ -n "${PEER_RATES// /}" ]]; then
+    PEER_SEND_PORT="$(free_port)"
+    start_peer "$PEER_SEND_PORT"
+    PEER_SEND_PID=$PEER_PID
+    PEER_RECV_PORT="$(free_port)"
+    start_peer "$PEER_RECV_PORT"
+    PEER_RECV_PID=$PEER_PID
+    bench_psql -c "INSERT INTO peer_users (id, username, email, password) SELECT g, 'load' || g, 'load' || g || '@load.invalid', 'x'
+        FROM generate_series($BASE, $BASE + $((2 * PAIRS)) - 1) AS g ON CONFLICT DO NOTHING" >/dev/null
+    for rate in $PEER_RATES; do
+        run_point peer "$rate" peer_ticks --url "ws://127.0.0.1:$PEER_SEND_PORT" --receiver-url "ws://127.0.0.1:$PEER_RECV_PORT" \
+            --peer-tokens --rate 200 --connections $((2 * PAIRS)) --user-base "$BASE"
+    done
+fi
 
-# References, same servers: raw Postgres inserts in batches, raw Redis XADD and PUBLISH.
-say "reference: raw Postgres insert of $BATCH-row batches (pgbench, 4 clients, 10 s, synchronous_commit on)"
+# References, same servers: raw Postgres inserts in batches (pgbench, 4 clients, 10 s,
+# synchronous_commit on), raw Redis XADD and PUBLISH.
+# bare: message-shaped rows into a table with a primary key only, BATCH rows per statement.
+# shaped: the same rows into a copy of `messages` (every index, check and foreign key: the two
+# full-text GIN indexes, the unique keys), as many per statement as the workers' batches held
+# at the highest direct rate that kept ack p99 under the bound.
+raw_insert() { # <table> <rows per statement> <columns> <select list> -> "rows/s cpu-µs-per-row"
+    local pg_before pg_after out tps rows
+    cat >"$WORK/insert-$1.sql" <<SQL
+INSERT INTO $1 ($3) SELECT $4 FROM generate_series(1, $2);
+SQL
+    pg_before="$(postgres_ticks)"
+    out="$(PGOPTIONS="-c synchronous_commit=on" "$SVC_PG_BIN/pgbench" -n -f "$WORK/insert-$1.sql" -c 4 -j 2 -T 10 "$DATABASE_URL" 2>&1)"
+    sleep 1  # pgbench's backends exit as it does: let the postmaster reap them (their time joins its own)
+    pg_after="$(postgres_ticks)"
+    tps="$(printf '%s\n' "$out" | grep -o 'tps = [0-9.]*' | head -n 1 | cut -d' ' -f3)"
+    [[ -n "$tps" ]] || die "pgbench failed: $out"
+    rows="$(awk -v t="$tps" -v b="$2" 'BEGIN { printf "%.0f", t * b }')"
+    echo "$rows $(us_per $((pg_after - pg_before)) $((rows * 10)))"
+}
+say "reference: raw Postgres insert of $BATCH-row batches into a bare table"
 bench_psql -c "CREATE TABLE IF NOT EXISTS bench_raw_messages (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversation_id bigint NOT NULL, sender_id bigint NOT NULL, content text NOT NULL, client_msg_id text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now())"
-cat >"$WORK/insert.sql" <<SQL
-INSERT INTO bench_raw_messages (conversation_id, sender_id, content, client_msg_id)
-SELECT (random() * 1000)::bigint, $BASE, 'benchmark message content', md5(random()::text) FROM generate_series(1, $BATCH);
+read -r raw_rows raw_cpu < <(raw_insert bench_raw_messages "$BATCH" "conversation_id, sender_id, content, client_msg_id" \
+    "(random() * 1000)::bigint, $BASE, (random() * 1e14)::bigint::text, md5(random()::text)")
+SHAPED_BATCH="$("$ROOT/.venv/bin/python" "$ROOT/bench/messages_report.py" "$POINTS" --batch-at-best --p99-bound-ms "${P99_BOUND_MS:-500}")"
+[[ "$SHAPED_BATCH" =~ ^[1-9][0-9]*$ ]] || SHAPED_BATCH=$BATCH
+say "reference: raw Postgres insert of $SHAPED_BATCH-row batches into a copy of messages (indexes, checks, foreign keys)"
+bench_psql >/dev/null <<SQL
+CREATE TABLE IF NOT EXISTS bench_shaped_messages (LIKE messages INCLUDING ALL);
+ALTER TABLE bench_shaped_messages ADD FOREIGN KEY (conversation_id) REFERENCES conversations (id),
+    ADD FOREIGN KEY (sender_id) REFERENCES users (id);
+CREATE SEQUENCE IF NOT EXISTS bench_shaped_seq;
 SQL
-pg_before="$(postgres_ticks)"
-pgbench_out="$(PGOPTIONS="-c synchronous_commit=on" "$SVC_PG_BIN/pgbench" -n -f "$WORK/insert.sql" -c 4 -j 2 -T 10 "$DATABASE_URL" 2>&1)"
-sleep 1  # pgbench's backends exit as it does: let the postmaster reap them (their time joins its own)
-pg_after="$(postgres_ticks)"
-tps="$(printf '%s\n' "$pgbench_out" | grep -o 'tps = [0-9.]*' | head -n 1 | cut -d' ' -f3)"
-raw_rows="$(awk -v t="$tps" -v b="$BATCH" 'BEGIN { printf "%.0f", t * b }')"
-raw_cpu="$(us_per $((pg_after - pg_before)) $((raw_rows * 10)))"
+CONVERSATION="$(bench_psql -c "SELECT min(id) FROM conversations WHERE kind = 'direct'")"
+read -r shaped_rows shaped_cpu < <(raw_insert bench_shaped_messages "$SHAPED_BATCH" "conversation_id, seq, sender_id, client_msg_id, content" \
+    "$CONVERSATION, nextval('bench_shaped_seq'), $BASE, md5(random()::text), (random() * 1e14)::bigint::text")
 REDIS_PORT_NUM="$(svc_state_get "$DATA_DIR" REDIS_PORT)"
 xadd="$(redis-benchmark -p "$REDIS_PORT_NUM" -n 200000 -c 50 -P 16 -q XADD bench:raw:stream '*' v benchmark-payload-of-some-bytes 2>/dev/null | grep -o '[0-9.]* requests per second' | cut -d' ' -f1)"
 publish="$(redis-benchmark -p "$REDIS_PORT_NUM" -n 200000 -c 50 -P 16 -q PUBLISH bench:raw:channel benchmark-payload-of-some-bytes 2>/dev/null | grep -o '[0-9.]* requests per second' | cut -d' ' -f1)"
 
-# Throughput that counts: the highest acknowledged rate whose ack p99 stays under P99_BOUND_MS
-# (past saturation an open-loop run still gets every ack, seconds late).
-sustained() { awk -F'|' -v bound="${P99_BOUND_MS:-500}" '{ split($5, l, "/"); gsub(/ /, "", $3); if (l[2] + 0 <= bound && $3 + 0 > max) max = $3 + 0 } END { print max + 0 }'; }
-best="$(printf '%s\n' "${ROWS[@]}" | sustained)"
-ratio="$(awk -v b="$best" -v r="$raw_rows" 'BEGIN { if (r > 0) printf "%.3f", b / r; else print "-" }')"
-peer_best="$(printf '%s\n' "${PEER_ROWS[@]}" | sustained)"
-peer_ratio="$(awk -v b="$best" -v p="$peer_best" 'BEGIN { if (p > 0) printf "%.1f", b / p; else print "-" }')"
+printf '{"rawInsertRowsPerSecond":%s,"rawInsertCpuUsPerRow":%s,"rawInsertBatch":%s,"shapedInsertRowsPerSecond":%s,"shapedInsertCpuUsPerRow":%s,"shapedInsertBatch":%s,"xaddPerSecond":%s,"publishPerSecond":%s}\n' \
+    "$raw_rows" "$raw_cpu" "$BATCH" "$shaped_rows" "$shaped_cpu" "$SHAPED_BATCH" "${xadd:-0}" "${publish:-0}" >"$WORK/references.json"
 report="$WORK/report.md"
-{
-    echo "Messages, direct pairs ($PAIRS pairs: senders on one gateway, receivers on another; 2 workers; release build;"
-    echo "durable commits; the message rate limit off, RATE_LIMIT_MESSAGES=off; ${SECONDS_PER_RATE}s per offered rate; open loop,"
-    echo "latencies from each message's intended send time). CPU in µs per acknowledged message over the window."
-    echo
-    echo "| offered/s | acknowledged/s | acknowledged / delivered | ack p50 / p99 / p99.9 ms | delivery p50 / p99 ms | errors | sender gateway | receiver gateway | workers | Redis | Postgres |"
-    echo "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
-    printf '%s\n' "${ROWS[@]}"
-    echo
-    echo "References, same run and servers:"
-    echo
-    echo "| reference | rate | Postgres CPU µs per row |"
-    echo "|---|---:|---:|"
-    echo "| raw insert, $BATCH-row batches (pgbench, 4 clients) | $raw_rows rows/s | $raw_cpu |"
-    echo "| Redis XADD (pipelined 16, 50 clients) | $xadd /s | |"
-    echo "| Redis PUBLISH (pipelined 16, 50 clients) | $publish /s | |"
-    echo
-    echo "Highest acknowledged rate with ack p99 under ${P99_BOUND_MS:-500} ms: $best/s = **$ratio** of the raw insert rate."
-    echo
-    echo "The seeds' stack (../shared/peer, two instances, same servers and generator):"
-    echo
-    echo "| offered/s | acknowledged/s | acknowledged / delivered | ack p50 / p99 / p99.9 ms | delivery p50 / p99 ms | sender instance | receiver instance | Redis | Postgres |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    printf '%s\n' "${PEER_ROWS[@]}"
-    echo
-    echo "Highest acknowledged rate with ack p99 under ${P99_BOUND_MS:-500} ms: this system $best/s, the seeds' stack $peer_best/s: **${peer_ratio}x**."
-} >"$report"
-cat "$report"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$ROOT/bench/results"
-cp "$report" "$ROOT/bench/results/messages-$(date -u +%Y%m%dT%H%M%SZ).md"
+"$ROOT/.venv/bin/python" "$ROOT/bench/messages_report.py" "$POINTS" "$WORK/references.json" \
+    --pairs "$PAIRS" --room-size "$ROOM_SIZE" --p99-bound-ms "${P99_BOUND_MS:-500}" \
+    --markdown "$report" --json "$ROOT/bench/results/messages-$stamp.json"
+cat "$report"
+cp "$report" "$ROOT/bench/results/messages-$stamp.md"
+if [[ "${PLOTS:-1}" == 1 ]]; then
+    "$ROOT/.venv/bin/python" -m pip install --disable-pip-version-check -q -r "$ROOT/bench/requirements-plot.txt" ||
+        die "cannot install the plotting package (bench/requirements-plot.txt)"
+    "$ROOT/.venv/bin/python" "$ROOT/bench/plot_messages.py" "$ROOT/bench/results/messages-$stamp.json" "$ROOT/docs/img"
+    say "plots: docs/img/messages-throughput.svg, docs/img/messages-latency.svg"
+fi

@@ -313,8 +313,14 @@ final class LoadConnection: IOHandler {
     private var pendingAcks: [Int64: UInt64] = [:]
     private var nextAckID: Int64 = 0
 
-    /// Sends one message to `receiverID` with an ack id; its content is its intended send time.
-    func sendMessage(to receiverID: Int64, intendedAt: UInt64, clientMsgID: String) {
+    /// Where a benchmark message goes.
+    enum MessageTarget {
+        case user(Int64)
+        case room(Int64)
+    }
+
+    /// Sends one message with an ack id; its content is its intended send time.
+    func sendMessage(to target: MessageTarget, intendedAt: UInt64, clientMsgID: String) {
         guard phase == .connected else {
             generator.counters.messageErrorsByCode["unsent: sender down", default: 0] += 1
             return
@@ -322,23 +328,28 @@ final class LoadConnection: IOHandler {
         nextAckID += 1
         pendingAcks[nextAckID] = intendedAt
         generator.counters.messagesSent += 1
-        sendText("42\(nextAckID)[\"sendMessage\",{\"receiverId\":\(receiverID),\"content\":\"\(intendedAt)\",\"clientMsgId\":\"\(clientMsgID)\"}]")
+        let address = switch target {
+        case .user(let id): "\"receiverId\":\(id)"
+        case .room(let id): "\"roomId\":\(id)"
+        }
+        sendText("42\(nextAckID)[\"sendMessage\",{\(address),\"content\":\"\(intendedAt)\",\"clientMsgId\":\"\(clientMsgID)\"}]")
     }
 
-    /// An ack of ours (stored, or refused with a code) or a delivered message (`receiveMessage`).
+    /// An ack of ours (stored, or refused with a code) or a delivered message (`receiveMessage`;
+    /// a room's asks for an ack, which confirms the delivery as python-socketio's clients do).
     private func messagePacket(_ packet: SocketIOPacket) {
         let now = MonotonicClock.now()
         if packet.type == .ack, let id = packet.ackID, let intended = pendingAcks.removeValue(forKey: id) {
-            if let code = packet.payload?.arrayValue?.first?["error"]?["code"]?.stringValue {
+            if let error = packet.payload?.arrayValue?.first?["error"], let code = error["code"]?.stringValue {
                 generator.counters.messageErrorsByCode[code, default: 0] += 1
+                if let retryAfter = error["retryAfterMs"]?.int64Value { generator.counters.recordRetryAfter(milliseconds: retryAfter) }
             } else {
-                generator.counters.messagesAcknowledged += 1
-                generator.counters.ackLatencies.record(nanoseconds: now &- intended)
+                generator.counters.messageAcknowledged(latencyNanoseconds: now &- intended)
             }
         } else if packet.type == .event, packet.eventName == SocketEvent.receiveMessage.name,
                   let content = packet.eventArguments.first?["content"]?.stringValue, let intended = UInt64(content) {
-            generator.counters.messagesDelivered += 1
-            generator.counters.deliveryLatencies.record(nanoseconds: now &- intended)
+            generator.counters.messageDelivered(latencyNanoseconds: now &- intended)
+            if let ackID = packet.ackID { sendText("43\(ackID)[]") }
         }
     }
 

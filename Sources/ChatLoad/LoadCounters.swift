@@ -37,6 +37,52 @@ struct LoadCounters {
     var ackLatencies = LatencyHistogram()
     var deliveryLatencies = LatencyHistogram()
     var messageErrors: Int { messageErrorsByCode.values.reduce(0, +) }
+    /// The same since the current interval began (`--interval`); errors as the totals then.
+    var intervalAcknowledged = 0
+    var intervalDelivered = 0
+    var intervalAckLatencies = LatencyHistogram()
+    var intervalDeliveryLatencies = LatencyHistogram()
+    var errorsAtIntervalStart: [String: Int] = [:]
+    /// The `retryAfterMs` refusals carried (`overloaded`): how many, the least and the most.
+    var retryAfterCount = 0
+    var retryAfterMinMilliseconds = Int64.max
+    var retryAfterMaxMilliseconds = Int64.min
+
+    mutating func recordRetryAfter(milliseconds: Int64) {
+        retryAfterCount += 1
+        retryAfterMinMilliseconds = min(retryAfterMinMilliseconds, milliseconds)
+        retryAfterMaxMilliseconds = max(retryAfterMaxMilliseconds, milliseconds)
+    }
+
+    mutating func messageAcknowledged(latencyNanoseconds: UInt64) {
+        messagesAcknowledged += 1
+        ackLatencies.record(nanoseconds: latencyNanoseconds)
+        intervalAcknowledged += 1
+        intervalAckLatencies.record(nanoseconds: latencyNanoseconds)
+    }
+
+    mutating func messageDelivered(latencyNanoseconds: UInt64) {
+        messagesDelivered += 1
+        deliveryLatencies.record(nanoseconds: latencyNanoseconds)
+        intervalDelivered += 1
+        intervalDeliveryLatencies.record(nanoseconds: latencyNanoseconds)
+    }
+
+    /// The errors since the current interval began, by code.
+    var intervalErrorsByCode: [String: Int] {
+        messageErrorsByCode.reduce(into: [:]) { result, item in
+            let count = item.value - errorsAtIntervalStart[item.key, default: 0]
+            if count > 0 { result[item.key] = count }
+        }
+    }
+
+    mutating func startInterval() {
+        intervalAcknowledged = 0
+        intervalDelivered = 0
+        intervalAckLatencies.reset()
+        intervalDeliveryLatencies.reset()
+        errorsAtIntervalStart = messageErrorsByCode
+    }
 
     var refused: Int { refusedByCode.values.reduce(0, +) }
     var failed: Int { failedByReason.values.reduce(0, +) }
@@ -92,6 +138,13 @@ struct LatencyHistogram {
         let index = min(Int(clamping: micros / Self.bucketMicroseconds), Self.buckets)
         counts[index] &+= 1
         total += 1
+    }
+
+    mutating func reset() {
+        guard total > 0 else { return }
+        for index in counts.indices { counts[index] = 0 }
+        total = 0
+        maxMicroseconds = 0
     }
 
     /// The latency at quantile `q` (0...1) in milliseconds (the bucket's upper edge).
@@ -197,6 +250,10 @@ enum LoadReport {
             object["messagesAcknowledged"] = .int(Int64(counters.messagesAcknowledged))
             object["messageErrorsByCode"] = counts(counters.messageErrorsByCode)
             object["messagesDelivered"] = .int(Int64(counters.messagesDelivered))
+            object["retryAfterMs"] = counters.retryAfterCount == 0 ? .null : .object([
+                "count": .int(Int64(counters.retryAfterCount)),
+                "min": .int(counters.retryAfterMinMilliseconds), "max": .int(counters.retryAfterMaxMilliseconds),
+            ])
             object["ackLatencyMs"] = histogram(counters.ackLatencies)
             object["deliveryLatencyMs"] = histogram(counters.deliveryLatencies)
         }
@@ -207,6 +264,21 @@ enum LoadReport {
         object["loadPeakRSSBytes"] = peakResidentBytes.map { .int(Int64($0)) } ?? .null
         object["exitStatus"] = .int(Int64(exitStatus))
         return JSONValue.object(object).jsonString
+    }
+
+    /// `{"interval": {...}}`: one `--interval`'s acknowledged and delivered counts, latencies and errors.
+    static func intervalLine(index: Int, seconds: Int, counters: LoadCounters) -> String {
+        JSONValue.object([
+            "interval": .object([
+                "index": .int(Int64(index)),
+                "seconds": .int(Int64(seconds)),
+                "acknowledged": .int(Int64(counters.intervalAcknowledged)),
+                "delivered": .int(Int64(counters.intervalDelivered)),
+                "ackLatencyMs": histogram(counters.intervalAckLatencies),
+                "deliveryLatencyMs": histogram(counters.intervalDeliveryLatencies),
+                "errorsByCode": counts(counters.intervalErrorsByCode),
+            ]),
+        ]).jsonString
     }
 
     /// p50, p90, p99, p99.9 and max in milliseconds; null when empty.

@@ -152,27 +152,44 @@ final class LoadGenerator {
 
     // MARK: Messages
 
-    /// Open loop: message k is due at `start + k / rate`, sent by pair `k mod pairs`, whatever
-    /// happened to the earlier ones; its latencies count from that intended time.
+    /// Open loop: message k is due at `start + k / rate`, whatever happened to the earlier ones; its
+    /// latencies count from that intended time. Pairs: sent by pair `k mod pairs`. Rooms: to room
+    /// `k mod rooms`, by its members in turn.
     private func startMessages() {
         messagesStartedAt = MonotonicClock.now()
         messagesTotal = options.messageRate * options.messageSeconds
-        emit("messages: \(options.messageRate)/s for \(options.messageSeconds)s over \(connections.count / 2) sender/receiver pairs")
+        if options.roomSize > 0 {
+            emit("messages: \(options.messageRate)/s for \(options.messageSeconds)s to \(connections.count / options.roomSize) rooms of \(options.roomSize) members")
+        } else {
+            emit("messages: \(options.messageRate)/s for \(options.messageSeconds)s over \(connections.count / 2) sender/receiver pairs")
+        }
+        if options.intervalSeconds > 0 { scheduleIntervalReport(index: 1) }
         sendDueMessages()
     }
+
+    /// Deliveries one acknowledged message makes: its receiver, or the room's other members.
+    var deliveriesPerMessage: Int { options.roomSize > 0 ? options.roomSize - 1 : 1 }
 
     private func sendDueMessages() {
         guard stage == .holding else { return }
         let now = MonotonicClock.now()
         let elapsed = Double(now &- messagesStartedAt) / 1e9
         let due = min(messagesTotal, Int(elapsed * Double(options.messageRate)) + 1)
-        let pairs = connections.count / 2
         while messagesScheduled < due {
             let k = messagesScheduled
             let intended = messagesStartedAt &+ UInt64(Double(k) * 1e9 / Double(options.messageRate))
-            let pair = k % pairs
-            connections[2 * pair].sendMessage(to: options.userBase + Int64(2 * pair + 1), intendedAt: intended,
-                                              clientMsgID: "\(runID)-\(k)")
+            let clientMsgID = "\(runID)-\(k)"
+            if options.roomSize > 0 {
+                let rooms = connections.count / options.roomSize
+                let room = k % rooms
+                let member = (k / rooms) % options.roomSize
+                connections[room * options.roomSize + member].sendMessage(to: .room(options.roomBase + Int64(room)),
+                                                                           intendedAt: intended, clientMsgID: clientMsgID)
+            } else {
+                let pair = k % (connections.count / 2)
+                connections[2 * pair].sendMessage(to: .user(options.userBase + Int64(2 * pair + 1)), intendedAt: intended,
+                                                  clientMsgID: clientMsgID)
+            }
             messagesScheduled += 1
         }
         if messagesScheduled < messagesTotal {
@@ -182,10 +199,22 @@ final class LoadGenerator {
         }
     }
 
+    /// One JSON line per `--interval`: what was acknowledged and delivered in it, and its latencies.
+    private func scheduleIntervalReport(index: Int) {
+        let due = messagesStartedAt &+ UInt64(index) &* UInt64(options.intervalSeconds) &* 1_000_000_000
+        let now = MonotonicClock.now()
+        EventLoop.shared.schedule(after: .nanoseconds(Int64(clamping: due > now ? due - now : 0))) { [self] in
+            guard stage == .holding else { return }
+            emit(LoadReport.intervalLine(index: index, seconds: options.intervalSeconds, counters: counters))
+            counters.startInterval()
+            scheduleIntervalReport(index: index + 1)
+        }
+    }
+
     /// Ends the run once every message is answered and every stored one delivered, or at `deadline`.
     private func awaitMessages(until deadline: UInt64) {
         let answered = counters.messagesAcknowledged + counters.messageErrors >= counters.messagesSent
-        let delivered = counters.messagesDelivered >= counters.messagesAcknowledged
+        let delivered = counters.messagesDelivered >= counters.messagesAcknowledged * deliveriesPerMessage
         if (answered && delivered) || MonotonicClock.now() >= deadline {
             let seconds = Double(MonotonicClock.now() &- messagesStartedAt) / 1e9
             emit("messages done: sent=\(counters.messagesSent) acknowledged=\(counters.messagesAcknowledged) "

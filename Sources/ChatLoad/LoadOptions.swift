@@ -55,6 +55,13 @@ struct LoadOptions: Sendable {
     /// Tokens for the seeds' stack peer (`--peer-tokens`): the user id in an `id` claim.
     var peerTokens = false
     var receiverPort: UInt16 = 3000
+    /// Rooms instead of pairs (`--room-size M`): connections `[r*M, (r+1)*M)` are the members of
+    /// room `roomBase + r` (rooms the benchmark seeded); message k goes to room `k mod rooms`, sent
+    /// by its members in turn, and reaches the other M-1. 0: direct pairs.
+    var roomSize = 0
+    var roomBase: Int64 = 0
+    /// Seconds between interval reports (one JSON line each, for the soak's p99 per minute); 0: none.
+    var intervalSeconds = 0
 
     static let usage = """
         ChatLoad: opens N authenticated Socket.IO (Engine.IO v4, WebSocket transport) connections to a
@@ -88,6 +95,12 @@ struct LoadOptions: Sendable {
                                        intended send time (coordinated omission corrected)
           --message-seconds S          seconds of sending once all are connected (default 10)
           --receiver-url ws://H:P      the receivers' gateway (default --url)
+          --room-size M --room-base ID rooms instead of pairs: connections [r*M, (r+1)*M) are the members
+                                       of room ID+r (seeded beforehand); message k goes to room k mod
+                                       rooms from its members in turn; every delivery is measured and
+                                       acknowledged (as python-socketio does)
+          --interval S                 with --message-rate: a JSON line every S seconds with that
+                                       interval's acknowledged count, latency quantiles and errors
           --peer-tokens                tokens as the seeds' stack peer (../shared/peer) reads them: the
                                        user id in an integer 'id' claim, HS256, no issuer
           --redis-url URL --channel C  the fan-out benchmark's reference: N plain Redis subscribers of
@@ -145,6 +158,9 @@ struct LoadOptions: Sendable {
             case "--watch": watch = try Self.integer(value, name, in: 0...500)
             case "--message-rate": messageRate = try Self.integer(value, name, in: 0...10_000_000)
             case "--message-seconds": messageSeconds = try Self.integer(value, name, in: 1...86_400)
+            case "--room-size": roomSize = try Self.integer(value, name, in: 2...100_000)
+            case "--room-base": roomBase = Int64(try Self.integer(value, name, in: 1...Int(Int64.max / 2)))
+            case "--interval": intervalSeconds = try Self.integer(value, name, in: 1...86_400)
             case "--receiver-url":
                 let (receiverHost, receiverPort) = try Self.parseURL(value)
                 self.receiverHost = receiverHost
@@ -175,7 +191,12 @@ struct LoadOptions: Sendable {
             return
         }
         guard !jwtSecret.isEmpty else { throw .missingSecret }
-        if messageRate > 0, connections < 2 || connections % 2 != 0 {
+        if roomSize > 0 {
+            guard roomBase > 0 else { throw .missingValue("--room-base") }
+            guard connections % roomSize == 0 else {
+                throw .invalidValue("--connections", String(connections), "a multiple of --room-size (\(roomSize))")
+            }
+        } else if messageRate > 0, connections < 2 || connections % 2 != 0 {
             throw .invalidValue("--connections", String(connections), "an even number (sender/receiver pairs) with --message-rate")
         }
     }
