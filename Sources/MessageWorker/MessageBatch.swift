@@ -587,25 +587,30 @@ struct MessageBatch: Sendable {
             case .done(let result, let events, let roomEvents)?:
                 outcomes.append(CommandOutcome(entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(result)) },
                                                events: events, roomEvents: roomEvents))
+            // A stored message goes out three times (the reply, `messageSent`, `receiveMessage`):
+            // it is written once and spliced into each payload.
             case .roomSend(let reference, let roomID)?:
                 let message = try record(reference, byPosition: byPosition).json
+                let written = JSONValue.object(message).serialized()
                 let sender = command.envelope.userID
                 outcomes.append(CommandOutcome(
-                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) },
-                    events: [ChatEvent(userID: sender, event: .messageSent, data: .object(message))],
-                    roomEvents: [RoomEvent(roomID: roomID, event: .receiveMessage, data: .object(message), except: sender)]))
+                    entryID: command.entryID, reply: reply.map { Self.okReply($0, message, written) },
+                    events: [ChatEvent(userID: sender, event: .messageSent, data: .object(message), encodedData: written)],
+                    roomEvents: [RoomEvent(roomID: roomID, event: .receiveMessage, data: .object(message), except: sender, encodedData: written)]))
             case .send(let reference, let receiverID, let unreadCount, let totalUnread, let isRead)?:
                 var record = try record(reference, byPosition: byPosition)
                 record.isRead = isRead
                 let message = record.json
+                let written = JSONValue.object(message).serialized()
                 var received = message
                 received["unreadCount"] = .int(unreadCount)
                 received["totalUnread"] = .int(totalUnread)
+                let receivedWritten = EncodedJSON.appending(["unreadCount": unreadCount, "totalUnread": totalUnread], to: written)
                 outcomes.append(CommandOutcome(
-                    entryID: command.entryID, reply: reply.map { ChatReply(reply: $0, outcome: .ok(.object(message))) },
+                    entryID: command.entryID, reply: reply.map { Self.okReply($0, message, written) },
                     events: [
-                        ChatEvent(userID: record.senderID, event: .messageSent, data: .object(message)),
-                        ChatEvent(userID: receiverID, event: .receiveMessage, data: .object(received)),
+                        ChatEvent(userID: record.senderID, event: .messageSent, data: .object(message), encodedData: written),
+                        ChatEvent(userID: receiverID, event: .receiveMessage, data: .object(received), encodedData: receivedWritten),
                     ]))
             case nil:
                 // Not planned: `plan` was not called (a batch refused entirely before the transaction).
@@ -613,6 +618,13 @@ struct MessageBatch: Sendable {
             }
         }
         return outcomes
+    }
+
+    /// The reply carrying a stored message, with the message's bytes written once.
+    private static func okReply(_ address: ReplyAddress, _ message: JSONObject, _ written: [UInt8]) -> ChatReply {
+        var reply = ChatReply(reply: address, outcome: .ok(.object(message)))
+        reply.encodedResult = written
+        return reply
     }
 }
 

@@ -107,6 +107,15 @@ import Testing
         #expect(Self.event(first, "receiveMessage")?.userID == 2)
         #expect(first.events.count == 2)
         #expect(first.reply?.reply == Self.gateway)
+        // The message is written once and spliced: every payload reads as if written from its JSON.
+        for outcome in outcomes {
+            for event in outcome.events {
+                #expect(event.encodedData != nil)
+                #expect(event.payload() == JSONValue.object(["event": .string(event.name), "data": event.data]).serialized())
+            }
+            #expect(outcome.reply?.encodedResult != nil)
+            #expect(outcome.reply?.payload() == outcome.reply?.json.serialized())
+        }
     }
 
     @Test func unreadCountsAreThoseAsOfEachMessage() throws {
@@ -345,6 +354,12 @@ import Testing
         #expect(outcomes[0].events.map(\.name) == ["messageSent"] && outcomes[0].events.first?.userID == 2)
         #expect(outcomes[0].roomEvents.map { "\($0.roomID) \($0.event.name) except \($0.except ?? 0)" } == ["50 receiveMessage except 2"])
         #expect(Self.result(outcomes[0])?["roomId"] == 50 && Self.result(outcomes[0])?["receiverId"] == .null)
+        // Written once, spliced into the reply, `messageSent` and the room's event.
+        for event in outcomes[0].roomEvents {
+            #expect(event.encodedData != nil)
+            #expect(event.payload() == RoomEvent(roomID: event.roomID, event: event.event, data: event.data, except: event.except).payload())
+        }
+        #expect(outcomes[0].reply?.payload() == outcomes[0].reply?.json.serialized())
     }
 
     @Test func onlyMembersOfALiveRoomSendAndAPrivateRoomDoesNotExistForOthers() throws {

@@ -10,6 +10,29 @@ import Testing
         #expect(ChatReply.parse(reply.payload()) == reply)
     }
 
+    @Test func aValueWrittenOnceIsSplicedIntoTheSamePayloads() throws {
+        let message: JSONObject = ["id": 7, "content": "h\u{e9}llo \"you\"", "seq": 3, "tags": ["a", nil]]
+        let written = JSONValue.object(message).serialized()
+        let address = ReplyAddress(gateway: "gw-1", engineSession: "s1", ack: 4)
+        var reply = ChatReply(reply: address, outcome: .ok(.object(message)))
+        let plainReply = reply.payload()
+        reply.encodedResult = written
+        #expect(reply.payload() == plainReply)
+        let event = ChatEvent(userID: 5, event: .messageSent, data: .object(message))
+        #expect(ChatEvent(userID: 5, event: .messageSent, data: .object(message), encodedData: written).payload() == event.payload())
+        for except in [nil, Int64(9)] {
+            let room = RoomEvent(roomID: 50, event: .receiveMessage, data: .object(message), except: except)
+            #expect(RoomEvent(roomID: 50, event: .receiveMessage, data: .object(message), except: except, encodedData: written).payload()
+                == room.payload())
+        }
+        // Members appended to a written object read as if set before writing.
+        var extended = message
+        extended["unreadCount"] = 2
+        extended["totalUnread"] = -1
+        #expect(EncodedJSON.appending(["unreadCount": 2, "totalUnread": -1], to: written) == JSONValue.object(extended).serialized())
+        #expect(EncodedJSON.appending(["n": 1], to: Array("{}".utf8)) == Array(#"{"n":1}"#.utf8))
+    }
+
     @Test func failureRepliesCarryCodeAndMessage() throws {
         let reply = ChatReply(reply: ReplyAddress(gateway: "g", request: "r-9"), error: ChatErrors.userNotFound)
         #expect(String(decoding: reply.payload(), as: UTF8.self)

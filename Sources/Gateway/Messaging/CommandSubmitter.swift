@@ -28,9 +28,8 @@ final class CommandSubmitter {
     private let clock: any LoopClock
     /// Commands waiting for a reply beyond which new ones are refused (`overloaded`).
     private let maxPending: Int
-    /// Replies in the current second and the last whole one: how fast the workers answer now,
-    /// for the `retryAfterMs` of a refusal.
-    private var replyWindow: (start: UInt64, count: Int, lastRate: Int) = (0, 0, 0)
+    /// How fast the workers answer now, for the `retryAfterMs` of a refusal.
+    private var replyRate = ReplyRate()
     /// REST requests waiting for their reply, by request id.
     private var requests: [String: (continuation: CheckedContinuation<Waiting, Never>, timer: TimerHandle)] = [:]
     /// Socket acks waiting for their reply (the timer answers `worker_unavailable`).
@@ -132,22 +131,10 @@ final class CommandSubmitter {
     private func admit() throws(APIError) {
         let waiting = waitingCount
         guard waiting >= maxPending else { return }
-        let rate = max(1, max(replyWindow.lastRate, replyWindow.count))
-        let drain = Duration.milliseconds(Int64(min(waiting, 1_000_000_000)) * 1000 / Int64(rate))
-        let retryAfter = min(max(.milliseconds(100), drain), replyTimeout)
+        let retryAfter = replyRate.retryAfter(waiting: waiting, at: clock.now(), cap: replyTimeout)
         GatewayMetrics.commandsRefused.increment()
         throw APIError.overloaded(retryAfter: retryAfter,
                                   message: "the message workers are behind (\(waiting) writes waiting on this gateway); retry later")
-    }
-
-    private func countReply() {
-        let now = clock.now()
-        if now &- replyWindow.start >= 1_000_000_000 {
-            // A gap longer than a second means nothing came back in between.
-            let lastRate = now &- replyWindow.start < 2_000_000_000 ? replyWindow.count : 0
-            replyWindow = (now, 0, lastRate)
-        }
-        replyWindow.count += 1
     }
 
     /// Appends a command nobody waits for (no reply address: the worker answers no one). Throws
@@ -170,7 +157,7 @@ final class CommandSubmitter {
     @discardableResult
     func receive(replyPayload payload: [UInt8]) -> Bool {
         guard let reply = ChatReply.parse(payload) else { return false }
-        countReply()
+        replyRate.replied(at: clock.now())
         if let requestID = reply.reply.request {
             finishRequest(requestID, .reply(reply.outcome))
         } else if let engineSession = reply.reply.engineSession {

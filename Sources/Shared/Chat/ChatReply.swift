@@ -39,19 +39,37 @@ package struct RoomEvent: Sendable, Equatable {
     package var data: JSONValue
     /// A member whose devices do not get it (the sender of a message, the member who left).
     package var except: Int64?
+    /// `data` already written (see `ChatEvent.encodedData`).
+    package var encodedData: [UInt8]?
 
-    package init(roomID: Int64, event: SocketEvent, data: JSONValue, except: Int64? = nil) {
+    package init(roomID: Int64, event: SocketEvent, data: JSONValue, except: Int64? = nil, encodedData: [UInt8]? = nil) {
         self.roomID = roomID
         self.event = event
         self.data = data
         self.except = except
+        self.encodedData = encodedData
     }
 
     /// The published bytes.
     package func payload() -> [UInt8] {
-        var object: JSONObject = ["event": .string(event.name), "data": data]
-        if let except { object["except"] = .int(except) }
-        return JSONValue.object(object).serialized()
+        guard let encodedData else {
+            var object: JSONObject = ["event": .string(event.name), "data": data]
+            if let except { object["except"] = .int(except) }
+            return JSONValue.object(object).serialized()
+        }
+        var output = EncodedJSON.eventHead(event.name, dataCount: encodedData.count)
+        output += encodedData
+        if let except {
+            output.append(contentsOf: #","except":"#.utf8)
+            JSONWriter.writeInteger(except, into: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
+
+    /// Equal when they publish the same event (whether `data` was written beforehand or not).
+    package static func == (lhs: RoomEvent, rhs: RoomEvent) -> Bool {
+        lhs.roomID == rhs.roomID && lhs.event == rhs.event && lhs.data == rhs.data && lhs.except == rhs.except
     }
 
     /// `PUBLISH chat:room:<id> <payload>`.
@@ -136,8 +154,26 @@ package struct ChatReply: Sendable, Equatable {
         }
     }
 
+    /// The result of `.ok` already written (see `ChatEvent.encodedData`).
+    package var encodedResult: [UInt8]?
+
     /// The published bytes.
-    package func payload() -> [UInt8] { json.serialized() }
+    package func payload() -> [UInt8] {
+        guard let encodedResult, case .ok = outcome else { return json.serialized() }
+        var output: [UInt8] = []
+        output.reserveCapacity(encodedResult.count + 160)
+        output.append(contentsOf: #"{"reply":"#.utf8)
+        reply.json.write(into: &output)
+        output.append(contentsOf: #","ok":true,"result":"#.utf8)
+        output += encodedResult
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
+
+    /// Equal when they carry the same answer (whether the result was written beforehand or not).
+    package static func == (lhs: ChatReply, rhs: ChatReply) -> Bool {
+        lhs.reply == rhs.reply && lhs.outcome == rhs.outcome
+    }
 
     /// `PUBLISH <channel> <payload>`.
     package var publishCommand: RedisCommand {
@@ -166,12 +202,21 @@ package struct ChatEvent: Sendable, Equatable {
     package var event: SocketEvent
     /// The event's argument.
     package var data: JSONValue
+    /// `data` already written, when the caller had it: a stored message goes out in a reply and
+    /// two events, and is written once (`EncodedJSON`). Must be `data`'s compact encoding.
+    package var encodedData: [UInt8]?
 
     /// An event for `userID`.
-    package init(userID: Int64, event: SocketEvent, data: JSONValue) {
+    package init(userID: Int64, event: SocketEvent, data: JSONValue, encodedData: [UInt8]? = nil) {
         self.userID = userID
         self.event = event
         self.data = data
+        self.encodedData = encodedData
+    }
+
+    /// Equal when they publish the same event (whether `data` was written beforehand or not).
+    package static func == (lhs: ChatEvent, rhs: ChatEvent) -> Bool {
+        lhs.userID == rhs.userID && lhs.event == rhs.event && lhs.data == rhs.data
     }
 
     /// The event's wire name.
@@ -182,7 +227,11 @@ package struct ChatEvent: Sendable, Equatable {
 
     /// The published bytes.
     package func payload() -> [UInt8] {
-        JSONValue.object(["event": .string(name), "data": data]).serialized()
+        guard let encodedData else { return JSONValue.object(["event": .string(name), "data": data]).serialized() }
+        var output = EncodedJSON.eventHead(name, dataCount: encodedData.count)
+        output += encodedData
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 
     /// `PUBLISH <channel> <payload>`.
@@ -228,5 +277,37 @@ package enum UserChannelControl: Sendable, Equatable {
         default:
             return nil
         }
+    }
+}
+
+/// Splicing values written once into the payloads that carry them.
+package enum EncodedJSON {
+    /// `{"event":"<name>","data":` with room for the data and the closing brace.
+    static func eventHead(_ name: String, dataCount: Int) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(dataCount + name.utf8.count + 40)
+        output.append(contentsOf: #"{"event":"#.utf8)
+        JSONWriter.writeString(name, into: &output)
+        output.append(contentsOf: #","data":"#.utf8)
+        return output
+    }
+
+    /// `object` (a written JSON object, `{...}`) with integer members appended, as if they had
+    /// been set on the object before writing it (new keys only).
+    package static func appending(_ members: KeyValuePairs<String, Int64>, to object: [UInt8]) -> [UInt8] {
+        precondition(object.count >= 2 && object.last == UInt8(ascii: "}"), "not a written JSON object")
+        var output: [UInt8] = []
+        output.reserveCapacity(object.count + 24 * members.count)
+        output += object.dropLast()
+        var first = object.count == 2
+        for (key, value) in members {
+            if !first { output.append(UInt8(ascii: ",")) }
+            first = false
+            JSONWriter.writeString(key, into: &output)
+            output.append(UInt8(ascii: ":"))
+            JSONWriter.writeInteger(value, into: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 }
