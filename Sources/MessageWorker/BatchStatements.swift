@@ -59,13 +59,16 @@ enum BatchStatements {
         """
     }
 
-    /// Messages already stored under the sends' idempotency keys, with their conversation's `last_seq`.
+    /// The ids of the messages already stored under the sends' idempotency keys, with their
+    /// conversation's `last_seq`. Only ids: a repeat is rare, and the full record's columns
+    /// (correlated subqueries for reactions and read state) cost more to plan than the probes
+    /// cost to run; `messages` fetches the repeats' records.
     static func storedSends(_ keys: [IdempotencyKey]) -> PostgresQuery {
         """
-        SELECT \(unescaped: ChatMessageRecord.columns), c.last_seq AS conversation_last_seq
-        FROM \(unescaped: ChatMessageRecord.tables)
-        JOIN unnest(\(integers: keys.map(\.senderID)), \(texts: keys.map(\.clientMsgID))) AS k(sender_id, client_msg_id)
-          ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+        SELECT m.id, c.last_seq AS conversation_last_seq
+        FROM unnest(\(integers: keys.map(\.senderID)), \(texts: keys.map(\.clientMsgID))) AS k(sender_id, client_msg_id)
+        JOIN messages m ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+        JOIN conversations c ON c.id = m.conversation_id
         """
     }
 

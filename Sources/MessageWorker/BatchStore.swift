@@ -160,10 +160,14 @@ final class BatchStore: BatchApplier {
     ) async throws -> [IdempotencyKey: (record: ChatMessageRecord, conversationLastSeq: Int64)] {
         var stored: [IdempotencyKey: (record: ChatMessageRecord, conversationLastSeq: Int64)] = [:]
         guard !keys.isEmpty else { return stored }
+        var lastSeqs: [Int64: Int64] = [:]
         for row in try await connection.query(BatchStatements.storedSends(keys)) {
-            let record = try ChatMessageRecord(row: row)
+            lastSeqs[try row.int64("id")] = try row.int64("conversation_last_seq")
+        }
+        guard !lastSeqs.isEmpty else { return stored }
+        for (id, record) in try await messages(Array(lastSeqs.keys).sorted(), on: connection) {
             stored[IdempotencyKey(senderID: record.senderID, clientMsgID: record.clientMsgID)] =
-                (record: record, conversationLastSeq: try row.int64("conversation_last_seq"))
+                (record: record, conversationLastSeq: lastSeqs[id] ?? record.seq)
         }
         return stored
     }

@@ -54,10 +54,10 @@ import Testing
 
         let stored = BatchStatements.storedSends([IdempotencyKey(senderID: 1, clientMsgID: "a"), IdempotencyKey(senderID: 2, clientMsgID: "b\"")])
         #expect(stored.sql == """
-            SELECT \(ChatMessageRecord.columns), c.last_seq AS conversation_last_seq
-            FROM \(ChatMessageRecord.tables)
-            JOIN unnest($1::bigint[], $2::text[]) AS k(sender_id, client_msg_id)
-              ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+            SELECT m.id, c.last_seq AS conversation_last_seq
+            FROM unnest($1::bigint[], $2::text[]) AS k(sender_id, client_msg_id)
+            JOIN messages m ON m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id
+            JOIN conversations c ON c.id = m.conversation_id
             """)
         #expect(stored.parameters == [Self.integers([1, 2]), Self.texts(["a", "b\""])])
 
