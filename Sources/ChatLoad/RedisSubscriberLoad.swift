@@ -30,7 +30,7 @@ final class RedisSubscriberLoad {
             let subscriber = RedisSubscriber(configuration: configuration) { [unowned self] _, payload in self.receive(payload) }
             subscriber.start()
             subscribers.append(subscriber)
-            Task { @LoopActor in
+            Task.onLoop {
                 guard await subscriber.waitUntilConnected(timeout: .seconds(60)) else { return self.emit("chatload: a subscriber could not connect") }
                 do throws(RedisError) {
                     try await subscriber.subscribe(self.options.redisChannel)

@@ -24,7 +24,7 @@ case .failure(let error):
 FileLimit.raiseToHardLimit(needed: options.connections + FileLimit.reserve)
 
 if let redisURL = options.redisURL {
-    Task { @LoopActor in
+    Task.onLoop {
         let reference: RedisSubscriberLoad
         do {
             reference = try RedisSubscriberLoad(options: options, url: redisURL)
@@ -41,7 +41,7 @@ if let redisURL = options.redisURL {
     exit(ProcessExitStatus.current)
 }
 
-Task { @LoopActor in
+Task.onLoop {
     let generator: LoadGenerator
     do {
         generator = try LoadGenerator(options: options)

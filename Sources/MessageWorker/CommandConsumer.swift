@@ -71,10 +71,10 @@ final class CommandConsumer {
         self.logger = logger
         cycle = WorkerCycle(trimInterval: configuration.trimInterval, now: MonotonicClock.now())
         receipts.publish = { [unowned commands] events in
-            Task { @LoopActor in _ = try? await commands.pipeline(events.map(\.publishCommand)) }
+            Task.onLoop { _ = try? await commands.pipeline(events.map(\.publishCommand)) }
         }
         reader.onConnected = { [weak self, unowned reader] in
-            Task { @LoopActor in self?.readerClientID = try? await reader.send(["CLIENT", "ID"]).int }
+            Task.onLoop { self?.readerClientID = try? await reader.send(["CLIENT", "ID"]).int }
         }
     }
 
@@ -84,7 +84,7 @@ final class CommandConsumer {
         running = true
         guard !loopActive else { return }
         loopActive = true
-        Task { @LoopActor in await self.run() }
+        Task.onLoop { await self.run() }
     }
 
     /// Stops after the batch in hand (a blocking wait returns within `WORKER_BLOCK_MS`); `then`
@@ -121,7 +121,7 @@ final class CommandConsumer {
         wakeForShard()
         // A takeover must not wait for the blocking wait on the other shards to time out.
         if waiting, let id = readerClientID {
-            Task { @LoopActor in _ = try? await self.commands.send(["CLIENT", "UNBLOCK", String(id)]) }
+            Task.onLoop { _ = try? await self.commands.send(["CLIENT", "UNBLOCK", String(id)]) }
         }
     }
 

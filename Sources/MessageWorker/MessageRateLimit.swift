@@ -33,7 +33,7 @@ final class MessageRateLimit {
             for start in stride(from: 0, to: sends.count, by: RateLimiter.maxMembersPerCall) {
                 let chunk = sends[start..<min(sends.count, start + RateLimiter.maxMembersPerCall)]
                 let members = chunk.map(\.member)
-                pending.append((chunk.map(\.index), Task { @LoopActor in await limiter.check(String(sender), members: members) }))
+                pending.append((chunk.map(\.index), Task.onLoop { await limiter.check(String(sender), members: members) }))
             }
         }
         var result = commands

@@ -53,7 +53,7 @@ final class ShardCoordinator {
     func start() {
         guard !running else { return }
         running = true
-        Task { @LoopActor in await self.heartbeat() }
+        Task.onLoop { await self.heartbeat() }
     }
 
     /// Stops every shard, gives the leases back and leaves the roster, so the others take over
@@ -95,7 +95,7 @@ final class ShardCoordinator {
         }
         guard running else { return }
         heartbeatTimer = clock.schedule(after: .nanoseconds(Int64(timing.renewEvery))) { [weak self] in
-            Task { @LoopActor in await self?.heartbeat() }
+            Task.onLoop { await self?.heartbeat() }
         }
     }
 
@@ -116,7 +116,7 @@ final class ShardCoordinator {
     private func perform(_ action: ShardLease.Action, shard: Int) {
         switch action {
         case .acquire:
-            Task { @LoopActor in
+            Task.onLoop {
                 do {
                     let granted = try await self.store.acquire(shard)
                     self.feed(shard) { lease, now in lease.acquireAnswered(granted: granted, now: now) }
@@ -125,7 +125,7 @@ final class ShardCoordinator {
                 }
             }
         case .advanceEpoch:
-            Task { @LoopActor in
+            Task.onLoop {
                 do {
                     let epoch = try await ShardFence.advance(shard: shard, owner: self.store.workerID, on: self.database)
                     self.feed(shard) { lease, now in lease.epochAdvanced(epoch, now: now) }
@@ -136,7 +136,7 @@ final class ShardCoordinator {
             }
         case .renew:
             guard let sentAt = leases[shard]?.renewalInFlight else { return }
-            Task { @LoopActor in
+            Task.onLoop {
                 do {
                     let kept = try await self.store.renew(shard)
                     self.feed(shard) { lease, now in lease.renewAnswered(kept: kept, sentAt: sentAt, now: now) }
@@ -145,7 +145,7 @@ final class ShardCoordinator {
                 }
             }
         case .release:
-            Task { @LoopActor in
+            Task.onLoop {
                 await self.drained(shard)
                 _ = try? await self.store.release(shard)
                 self.feed(shard) { lease, now in lease.released(now: now) }

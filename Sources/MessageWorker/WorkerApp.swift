@@ -119,7 +119,7 @@ final class WorkerApp: ServiceApp {
         // roster, so the other workers take its shards at once rather than after the lease TTL.
         if let consumer {
             consumer.stop(then: { [unowned self] in
-                Task { @LoopActor in
+                Task.onLoop {
                     await self.coordinator?.stop()
                     self.partStopped()
                 }

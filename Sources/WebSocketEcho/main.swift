@@ -48,7 +48,7 @@ let maxMessage = Int(environment["WS_MAX_MESSAGE_BYTES"] ?? "") ?? (16 << 20)
 let logger = Logger(service: "websocket-echo", minimumLevel: .info)
 signal(SIGPIPE, SIG_IGN)
 
-Task { @LoopActor in
+Task.onLoop {
     var webSocket = WebSocketConfiguration()
     webSocket.limits.maxMessageBytes = maxMessage
     webSocket.limits.maxFrameBytes = maxMessage

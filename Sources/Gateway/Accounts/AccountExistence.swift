@@ -35,7 +35,7 @@ final class AccountExistence {
         querying = true
         var batch: [Int64: [CheckedContinuation<Result<Bool, PostgresError>, Never>]] = [:]
         for userID in waiting.keys.prefix(Self.maxBatch) { batch[userID] = waiting.removeValue(forKey: userID) }
-        Task { @LoopActor in
+        Task.onLoop {
             let outcome: Result<Set<Int64>, PostgresError>
             do throws(PostgresError) {
                 let rows = try await self.database.query("SELECT id FROM users WHERE id = ANY($1::bigint[])",

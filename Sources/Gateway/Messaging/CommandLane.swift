@@ -18,7 +18,7 @@ final class CommandLane {
         if waiting == 0 && admit == nil { return append() }
         waiting += 1
         let previous = tail
-        tail = Task { @LoopActor in
+        tail = Task.onLoop {
             await previous?.value
             if let admit, !(await admit()) {
                 self.waiting -= 1

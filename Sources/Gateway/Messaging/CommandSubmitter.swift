@@ -76,7 +76,7 @@ final class CommandSubmitter {
                 self?.finishRequest(requestID, .timedOut)
             }
             requests[requestID] = (continuation, timer)
-            Task { @LoopActor in
+            Task.onLoop {
                 do throws(RedisError) {
                     try await self.append(envelope)
                 } catch .unavailable {

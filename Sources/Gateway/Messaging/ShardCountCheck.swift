@@ -35,7 +35,7 @@ final class ShardCountCheck {
     func start() {
         guard !running else { return }
         running = true
-        Task { @LoopActor in
+        Task.onLoop {
             _ = await self.redis.waitUntilConnected(timeout: .seconds(5))
             await self.tick()
         }
@@ -51,7 +51,7 @@ final class ShardCountCheck {
         guard running else { return }
         await check()
         guard running else { return }
-        timer = clock.schedule(after: interval) { [weak self] in Task { @LoopActor in await self?.tick() } }
+        timer = clock.schedule(after: interval) { [weak self] in Task.onLoop { await self?.tick() } }
     }
 
     /// One check; returns the workers' count (nil: none recorded yet, or Redis unreachable).

@@ -101,7 +101,7 @@ final class SocketMessaging {
         let lane = session.commandLane ?? CommandLane()
         session.commandLane = lane
         lane.submit(admit: admit) {
-            Task { @LoopActor in
+            Task.onLoop {
                 do throws(APIError) {
                     try await submitter.submit(command, userID: userID, engineSession: engineSession, ackID: ackID)
                 } catch {
@@ -116,7 +116,7 @@ final class SocketMessaging {
     /// `sync {since?, limit?}`: a read from Postgres, so it spends the user's API budget first, as
     /// `GET /api/sync` does (the budget is checked before the arguments, as for REST).
     private func sync(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
-        Task { @LoopActor in
+        Task.onLoop {
             if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
                 let body = argument.isNull ? JSONObject() : try MessagePayload.object(argument)
@@ -137,7 +137,7 @@ final class SocketMessaging {
     /// newest), oldest first, answered as `chat_history {otherUserId, messages}` in seed 002's
     /// message shape; spends the API budget as `GET /api/messages/conversation/:id` does.
     func chatHistory(otherUserID: Int64, limit: Int, skip: Int, userID: Int64, ackID: Int64?, session: SocketSession) {
-        Task { @LoopActor in
+        Task.onLoop {
             if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             guard otherUserID > 0 else {
                 return session.emitError(APIError.invalidField("otherUserId", "field 'otherUserId' must be a positive user id"), ackID: ackID)
@@ -163,7 +163,7 @@ final class SocketMessaging {
     /// `searchMessages {q, mode?, conversationId?, before?, limit?}` → `{messages, hasMore,
     /// nextBefore}`, as `GET /api/messages/search`, spending the API budget first as it does.
     private func search(_ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
-        Task { @LoopActor in
+        Task.onLoop {
             if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
                 let search = try MessageSearch(object: try MessagePayload.object(argument))
@@ -178,7 +178,7 @@ final class SocketMessaging {
     /// `getConversations {limit?, cursor?}` and `getUnreadCounts`, as `GET /api/conversations`
     /// and `/api/conversations/unread` (the API budget first, as there).
     private func conversations(_ event: SocketEvent, _ argument: JSONValue, userID: Int64, ackID: Int64?, session: SocketSession) {
-        Task { @LoopActor in
+        Task.onLoop {
             if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
                 let answer: JSONValue
@@ -224,7 +224,7 @@ final class SocketMessaging {
             case .room(let roomID): RoomEvent(roomID: roomID, event: event, data: payload, except: userID).publishCommand
             }
             // Ephemeral: a lost indicator is corrected by the next one or by the automatic stop.
-            Task { @LoopActor in _ = try? await redis.send(command) }
+            Task.onLoop { _ = try? await redis.send(command) }
         }
         session.typing = relay
         return relay

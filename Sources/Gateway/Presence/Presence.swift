@@ -34,7 +34,7 @@ final class Presence {
         contactReads[userID, default: ContactRead()].next.append(session)
         guard contactReads[userID]?.running == false else { return }
         contactReads[userID]?.running = true
-        Task { @LoopActor in
+        Task.onLoop {
             while let sessions = self.contactReads[userID]?.next, !sessions.isEmpty {
                 self.contactReads[userID]?.next = []
                 let list = await self.onlineContacts(of: userID)

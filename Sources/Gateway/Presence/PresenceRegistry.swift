@@ -235,7 +235,7 @@ final class PresenceRegistry: PresenceLookup {
         }
         EventLoop.shared.schedule(after: grace) { finish() }
         whenIdle { [self] in
-            Task { @LoopActor in
+            Task.onLoop {
                 let instance = self.instance
                 _ = try? await self.redis.evaluate(PresenceScripts.unregister, keys: [
                     PresenceScripts.aliveKey(instance), PresenceScripts.gatewaysKey, PresenceScripts.usersKey(instance),
@@ -248,7 +248,7 @@ final class PresenceRegistry: PresenceLookup {
     /// Runs `work` as a task the stop waits for.
     func track(_ work: @escaping @LoopActor () async -> Void) {
         inFlight += 1
-        Task { @LoopActor in
+        Task.onLoop {
             await work()
             self.inFlight -= 1
             if self.inFlight == 0 {

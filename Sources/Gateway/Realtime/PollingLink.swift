@@ -130,7 +130,7 @@ final class PollingLink: EngineLink, WebSocketConnectionDelegate {
         case .pollWaiting:
             guard !flushScheduled else { break }
             flushScheduled = true
-            Task { @LoopActor [weak self] in
+            Task.onLoop { [weak self] in
                 guard let self else { return }
                 self.flushScheduled = false
                 if let body = self.machine.flushHeld() { self.answerHeld(body) }
@@ -152,7 +152,7 @@ final class PollingLink: EngineLink, WebSocketConnectionDelegate {
         // session hears of the close after the actions it is performing.
         let session = self.session
         self.session = nil
-        Task { @LoopActor in session?.transportClosed() }
+        Task.onLoop { session?.transportClosed() }
         lingerTimer = clock.schedule(after: hub.configuration.pingInterval) { [weak self] in self?.finish() }
     }
 
@@ -181,7 +181,7 @@ final class PollingLink: EngineLink, WebSocketConnectionDelegate {
         let session = self.session
         self.session = nil
         finish()
-        Task { @LoopActor in session?.transportClosed() }
+        Task.onLoop { session?.transportClosed() }
     }
 
     private func finish() {

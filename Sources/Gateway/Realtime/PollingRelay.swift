@@ -91,7 +91,7 @@ final class PollingRelay {
         message["from"] = .string(route)
         message["sid"] = .string(sid)
         let payload = JSONValue.object(message).serialized()
-        Task { @LoopActor in
+        Task.onLoop {
             let receivers = (try? await self.redis.send(.publish(ChatChannels.relay(owner), payload: payload)))?.int
             guard receivers == 0 || receivers == nil else { return GatewayMetrics.pollingRelays.increment("relayed") }
             // Nobody listens on the owner's channel (the gateway is gone), or Redis is down.
@@ -124,7 +124,7 @@ final class PollingRelay {
             reply["op"] = "answer"
             reply["id"] = .string(id)
             let payload = JSONValue.object(reply).serialized()
-            Task { @LoopActor in _ = try? await redis.send(.publish(ChatChannels.relay(from), payload: payload)) }
+            Task.onLoop { _ = try? await redis.send(.publish(ChatChannels.relay(from), payload: payload)) }
         }
     }
 

@@ -101,7 +101,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
             return APIError.from(error)
         }
         // Both checks at once, on the loop (no hop to the global executor).
-        let revocation = Task { @LoopActor in await self.revocationRefusal(principal) }
+        let revocation = Task.onLoop { await self.revocationRefusal(principal) }
         let account = await accountRefusal(principal.userID)
         if let refusal = await revocation.value { return refusal }
         return account
@@ -147,7 +147,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
         let userID = request.principal.userID
         switch request.event {
         case .getOnlineUsers:
-            Task { @LoopActor in
+            Task.onLoop {
                 if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
                 guard let list = await self.presence.onlineContacts(of: userID) else {
                     return session.emitError(APIError.databaseUnavailable, ackID: request.ackID)
@@ -155,7 +155,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
                 if let ackID = request.ackID { session.sendAck(ackID, list) } else { session.emit(.onlineUsers, list) }
             }
         case .presenceSubscribe:
-            Task { @LoopActor in
+            Task.onLoop {
                 if let refusal = await self.spendAPIBudget(userID: userID) { return session.emitError(refusal, ackID: request.ackID) }
                 do {
                     let answer = try await self.presenceSubscribe(request.argument, session: session, userID: userID)
@@ -202,7 +202,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     private func withPartner(_ conversation: Int64, request: SocketSessionMachine.DialectRequest, session: SocketSession,
                              _ body: @escaping @LoopActor (Int64) -> Void) {
         if let partner = session.conversationPartners[conversation] { return body(partner) }
-        Task { @LoopActor in
+        Task.onLoop {
             do {
                 guard conversation > 0,
                       let partner = try await self.messaging.reader.directPartner(conversationID: conversation, userID: request.principal.userID) else {
@@ -438,7 +438,7 @@ final class RealtimeHub: HTTPUpgrader, SocketSessionHost {
     /// token is checked again (in batches, so a large gateway does not flood Redis).
     private func recheckRevocations() {
         let connected = sessions.values.filter { $0.principal != nil }
-        Task { @LoopActor in
+        Task.onLoop {
             var index = 0
             while index < connected.count {
                 let end = min(index + Self.recheckBatch, connected.count)

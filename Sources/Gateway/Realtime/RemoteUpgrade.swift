@@ -97,7 +97,7 @@ final class RemoteUpgrade: WebSocketConnectionDelegate {
             guard case .object(let fields)? = answer["principal"], let principal = Principal(handOverFields: fields) else {
                 return self.fail("malformed hand-over")
             }
-            Task { @LoopActor in await self.subscribe(principal) }
+            Task.onLoop { await self.subscribe(principal) }
         }
     }
 

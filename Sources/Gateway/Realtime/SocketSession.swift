@@ -368,9 +368,9 @@ final class SocketSession: WebSocketConnectionDelegate {
         case .close(let code, let reason):
             link.closeLink(code: code, reason: reason)
         case .admit(let principal, let recovery):
-            Task { @LoopActor in await self.admit(principal, recovery: recovery) }
+            Task.onLoop { await self.admit(principal, recovery: recovery) }
         case .confirmToken(let principal, let ackID):
-            Task { @LoopActor in await self.confirm(principal, ackID: ackID) }
+            Task.onLoop { await self.confirm(principal, ackID: ackID) }
         case .armDeadline(let delay):
             if let deadlineTimer { clock.cancel(deadlineTimer) }
             deadlineTimer = clock.schedule(after: delay) { [weak self] in

@@ -70,7 +70,7 @@ final class UserChannels {
             if self?.gatewayChannel != nil { self?.gatewayChannelReady = true }
             // Membership events may have been lost meanwhile: the local users' rooms are read again
             // before the clients are told to resync.
-            Task { @LoopActor in
+            Task.onLoop {
                 await self?.reloadRooms()
                 onResubscribed()
             }
@@ -100,7 +100,7 @@ final class UserChannels {
 
     private func subscribeOwnChannel(_ channel: String) {
         guard let subscriber else { return }
-        Task { @LoopActor [weak self] in
+        Task.onLoop { [weak self] in
             do throws(RedisError) {
                 try await subscriber.subscribe(channel)
                 if channel == self?.gatewayChannel { self?.gatewayChannelReady = true }
@@ -138,7 +138,7 @@ final class UserChannels {
             roomLoads[userID] = nil
             let emptied = (roomsByUser.removeValue(forKey: userID) ?? []).filter { removeLocalMember(userID, from: $0) }
             guard let subscriber else { return }
-            Task { @LoopActor in
+            Task.onLoop {
                 await subscriber.unsubscribe(Self.channel(for: userID))
                 if !emptied.isEmpty { await subscriber.unsubscribe(emptied.map(ChatChannels.room)) }
             }
@@ -163,7 +163,7 @@ final class UserChannels {
         }
         watchedBySocket[id] = users.isEmpty ? nil : users
         guard let subscriber else { throw .unavailable }
-        if !dropped.isEmpty { Task { @LoopActor in await subscriber.unsubscribe(dropped) } }
+        if !dropped.isEmpty { Task.onLoop { await subscriber.unsubscribe(dropped) } }
         if !fresh.isEmpty { try await subscriber.subscribe(fresh) }
     }
 
@@ -171,7 +171,7 @@ final class UserChannels {
         let id = ObjectIdentifier(session)
         guard let users = watchedBySocket.removeValue(forKey: id) else { return }
         let dropped = users.filter { removeWatcher(id, of: $0) }.map(ChatChannels.presence)
-        if !dropped.isEmpty, let subscriber { Task { @LoopActor in await subscriber.unsubscribe(dropped) } }
+        if !dropped.isEmpty, let subscriber { Task.onLoop { await subscriber.unsubscribe(dropped) } }
     }
 
     /// Drops one watcher of `user`; true when nobody here watches the user any more.
@@ -190,7 +190,7 @@ final class UserChannels {
         guard loadRooms != nil else { return }
         if let load = roomLoads[userID] { return try await load.value }
         leftWhileLoading[userID] = []
-        let load = Task { @LoopActor in
+        let load = Task.onLoop {
             let loaded = try await self.queuedRoomLoad(userID)
             let left = self.leftWhileLoading.removeValue(forKey: userID) ?? []
             try await self.addRooms(loaded.filter { !left.contains($0) }, for: userID)
@@ -211,7 +211,7 @@ final class UserChannels {
             roomLoadQueue[userID, default: []].append(continuation)
             guard !roomLoadRunning else { return }
             roomLoadRunning = true
-            Task { @LoopActor in await self.runRoomLoads() }
+            Task.onLoop { await self.runRoomLoads() }
         }
     }
 
@@ -257,7 +257,7 @@ final class UserChannels {
     private func leave(_ room: Int64, userID: Int64) {
         guard roomsByUser[userID]?.remove(room) != nil else { return }
         if removeLocalMember(userID, from: room), let subscriber {
-            Task { @LoopActor in await subscriber.unsubscribe(ChatChannels.room(room)) }
+            Task.onLoop { await subscriber.unsubscribe(ChatChannels.room(room)) }
         }
     }
 
@@ -288,7 +288,7 @@ final class UserChannels {
         }
         guard let wait = routeNow(channel: channel, payload: payload) else { return }
         routing = true
-        Task { @LoopActor in
+        Task.onLoop {
             await wait()
             await self.drainRoutes()
         }

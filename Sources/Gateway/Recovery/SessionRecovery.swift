@@ -49,7 +49,7 @@ final class SessionRecovery {
     func remember(pid: String, userID: Int64) {
         let key = Self.key(pid)
         let window = String(max(1, window.wholeMilliseconds))
-        Task { @LoopActor in _ = try? await self.redis.send(["SET", key, String(userID), "PX", window]) }
+        Task.onLoop { _ = try? await self.redis.send(["SET", key, String(userID), "PX", window]) }
     }
 
     private static func key(_ pid: String) -> String {

@@ -103,7 +103,7 @@ final class DeliveryAcks {
         timer = nil
         for (member, seq) in book.drain() {
             let command = ChatCommand.delivered(roomID: member.room, seq: seq)
-            Task { @LoopActor in try? await self.submitter.submitUnanswered(command, userID: member.user) }
+            Task.onLoop { try? await self.submitter.submitUnanswered(command, userID: member.user) }
         }
     }
 

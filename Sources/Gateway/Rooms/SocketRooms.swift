@@ -18,7 +18,7 @@ final class SocketRooms {
     static func handles(_ event: SocketEvent) -> Bool { SocketEvent.rooms.contains(event) }
 
     func handle(_ event: SocketEvent, _ argument: JSONValue, ackID: Int64?, session: SocketSession, userID: Int64) {
-        Task { @LoopActor in
+        Task.onLoop {
             if let refusal = await self.spendAPIBudget(userID) { return session.emitError(refusal, ackID: ackID) }
             do {
                 let arguments = argument.isNull ? JSONObject() : try MessagePayload.object(argument)

@@ -77,7 +77,7 @@ package final class APIRouter: HTTPResponder {
         // Every answer is produced after the decision was awaited, so its headers are in `decided`
         // by then (no extra task hop per response).
         let decided = DecidedAdmission()
-        let admission = Task { @LoopActor in
+        let admission = Task.onLoop {
             let result = await limiter.admit(request, context: context)
             decided.value = result
             return result
@@ -97,7 +97,7 @@ package final class APIRouter: HTTPResponder {
             case .found(.suspending, _):
                 break  // `run` waits for the decision after authenticating.
             default:
-                Task { @LoopActor in
+                Task.onLoop {
                     if let refusal = await admission.value.refusal { return completion(refusal.response) }
                     self.route(request, context: context, admission: nil, completion: completion)
                 }
@@ -119,7 +119,7 @@ package final class APIRouter: HTTPResponder {
             case .immediate(let handler):
                 completion(handler(apiRequest))
             case .suspending(let handler, let authenticated):
-                Task { @LoopActor in
+                Task.onLoop {
                     completion(await self.run(handler, apiRequest, authenticated: authenticated, admission: admission))
                 }
             }

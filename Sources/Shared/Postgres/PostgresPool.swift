@@ -191,6 +191,9 @@ package final class PostgresPool {
             }
             if leased + opening < configuration.size {
                 if let reason = breaker.rejection(now: MonotonicClock.now()) { throw .unavailable(reason) }
+                // Counted before the first `await`: the check and the count are one step, whatever
+                // the runtime does at the call.
+                opening += 1
                 return try await open()
             }
             let now = MonotonicClock.now()
@@ -231,8 +234,8 @@ package final class PostgresPool {
         }
     }
 
+    /// Opens a connection; the caller has counted it in `opening`.
     private func open() async throws(PostgresError) -> PostgresConnection {
-        opening += 1
         let result: Result<PostgresConnection, PostgresError>
         do {
             result = .success(try await PostgresConnection.connect(configuration.connection))

@@ -105,7 +105,7 @@ final class RedisConnector {
         attemptGeneration &+= 1
         let generation = attemptGeneration
         // Weak: an owner dropped while discovering must not be kept alive by its own attempt.
-        Task { @LoopActor [weak self, configuration] in
+        Task.onLoop { [weak self, configuration] in
             let primary = await RedisSentinel.primary(for: configuration)
             guard let self, generation == self.attemptGeneration, !self.isClosed else { return }
             switch primary {
@@ -124,7 +124,7 @@ final class RedisConnector {
     private func open(_ candidate: RedisConnection, checkRole: Bool = false) {
         attempting = candidate
         // Weak: an owner dropped while connecting must not be kept alive by its own attempt.
-        Task { @LoopActor [weak self] in
+        Task.onLoop { [weak self] in
             do throws(RedisError) {
                 try await candidate.open()
                 if checkRole, let problem = await RedisSentinel.checkPrimary(candidate) {

@@ -100,7 +100,7 @@ package final class RedisSubscriber {
         }
         let wanted = Array(channels)
         guard !wanted.isEmpty else { return }
-        Task { @LoopActor [weak self] in
+        Task.onLoop { [weak self] in
             do throws(RedisError) {
                 try await connection.subscribe(wanted)
             } catch {

@@ -40,10 +40,11 @@ package struct TimerHandle: Sendable, Equatable {
 
 /// The process's event loop: epoll, a timer heap, and a cross-thread queue woken by an eventfd.
 ///
-/// It is also the `SerialExecutor` of `LoopActor`, so Swift tasks isolated to `LoopActor` run here.
+/// It is also the `SerialExecutor` of `LoopActor`, so Swift tasks isolated to `LoopActor` run here,
+/// and a `TaskExecutor`: tasks started with `Task.onLoop` are resumed here, not on Swift's pool.
 /// `@unchecked Sendable`: the cross-thread inbox is behind a `Mutex`, the thread id is atomic, and every
 /// other field is only touched on the loop thread (`reactor` is `@LoopActor`, checked by the compiler).
-package final class EventLoop: SerialExecutor, @unchecked Sendable {
+package final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
     /// The one loop of this process (design: one loop per process, scale with processes).
     package static let shared = EventLoop()
 
@@ -164,8 +165,20 @@ package final class EventLoop: SerialExecutor, @unchecked Sendable {
         return CInt(min(MonotonicClock.milliseconds(until: deadline, from: now), 60_000))
     }
 
+    /// Runs what the inbox holds, and what that work posted in turn (a resumed task hopping to
+    /// `LoopActor`, the next statement of a transaction), up to `maxInboxPasses` snapshots, so a
+    /// chain of hops costs no `epoll_wait` per hop while work that keeps posting more cannot
+    /// starve I/O.
     private func drainInbox() {
-        // One snapshot per round, so work that posts more work cannot starve I/O.
+        for _ in 0..<Self.maxInboxPasses {
+            guard drainInboxOnce() else { return }
+        }
+    }
+
+    private static let maxInboxPasses = 16
+
+    /// Runs one snapshot of the inbox; false when it was empty.
+    private func drainInboxOnce() -> Bool {
         let batch = inbox.withLock { box -> Inbox in
             let taken = box
             box.jobs.removeAll(keepingCapacity: true)
@@ -180,6 +193,7 @@ package final class EventLoop: SerialExecutor, @unchecked Sendable {
         }
         let executor = asUnownedSerialExecutor()
         for job in batch.jobs { job.runSynchronously(on: executor) }
+        return !batch.isEmpty
     }
 
     /// Asks the loop to return from `run()` after the current round. Safe from any thread.

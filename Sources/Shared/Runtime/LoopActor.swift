@@ -27,3 +27,26 @@ package actor LoopActor {
         }
     }
 }
+
+extension Task where Failure == Never {
+    /// A task on the loop whose every `await` resumes on the loop directly.
+    ///
+    /// `Task.onLoop { ... }` works too, but Swift resumes a suspended task (a continuation
+    /// resumed by the loop when a reply arrives) on its global thread pool first, which then hands
+    /// the task back to the loop: a thread wake-up and two queue hops per `await` (seen with
+    /// `strace` as pool threads writing the loop's eventfd after every Postgres reply). With the loop
+    /// as the task's executor preference (SE-0417) the task is resumed on the loop itself.
+    @discardableResult
+    package static func onLoop(_ operation: sending @escaping @LoopActor () async -> Success) -> Task<Success, Never> {
+        Task(executorPreference: EventLoop.shared) { await operation() }
+    }
+}
+
+extension Task where Failure == any Error {
+    /// A throwing task on the loop whose every `await` resumes on the loop directly (see the
+    /// non-throwing `onLoop`).
+    @discardableResult
+    package static func onLoop(_ operation: sending @escaping @LoopActor () async throws -> Success) -> Task<Success, any Error> {
+        Task(executorPreference: EventLoop.shared) { try await operation() }
+    }
+}

@@ -66,7 +66,7 @@ package enum ServiceMain {
         }
         let logger = Logger(service: description.service, minimumLevel: description.common(configuration).logLevel,
                             context: ["instance": .string(description.instanceID(configuration))])
-        Task { @LoopActor in
+        Task.onLoop {
             let service = makeApp(configuration, logger)
             app = service
             do {
