@@ -90,6 +90,19 @@ bench_start_gateway() { # <gateway id> <log file> [NAME=value...]
     wait_http "$GATEWAY_PORT" /health 60 200 || { tail -n 30 "$log" >&2; die "gateway $id did not come up"; }
 }
 
+# Starts a message worker for a load benchmark (production mode, the message rate limit off) with
+# its admin port on a free port. Appends its pid to PIDS and WORKER_PIDS, its admin port to
+# WORKER_ADMIN_PORTS; its log is WORK/<id>.log.
+bench_start_worker() { # <worker id>
+    local admin
+    admin="$(free_port)"
+    env ADMIN_PORT="$admin" ADMIN_HOST=127.0.0.1 CHAT_ENV=production LOG_LEVEL=warn WORKER_ID="$1" DATABASE_URL="$DATABASE_URL" \
+        REDIS_URL="$REDIS_URL" RATE_LIMIT_MESSAGES=off "$BIN_DIR/MessageWorker" >"$WORK/$1.log" 2>&1 &
+    PIDS+=("$!")
+    WORKER_PIDS+=("$!")
+    WORKER_ADMIN_PORTS+=("$admin")
+}
+
 # psql on the benchmark's database, unaligned, tuples only, stopping on the first error.
 bench_psql() { "$SVC_PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
 

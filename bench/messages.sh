@@ -69,19 +69,10 @@ export JWT_SECRET
 HZ="$(getconf CLK_TCK)"
 BASE=9000000
 
-start_worker() { # <id>
-    local admin
-    admin="$(free_port)"
-    WORKER_ADMIN_PORTS+=("$admin")
-    env ADMIN_PORT="$admin" ADMIN_HOST=127.0.0.1 CHAT_ENV=production LOG_LEVEL=warn WORKER_ID="$1" DATABASE_URL="$DATABASE_URL" \
-        REDIS_URL="$REDIS_URL" RATE_LIMIT_MESSAGES=off "$BIN_DIR/MessageWorker" >"$WORK/$1.log" 2>&1 &
-    PIDS+=("$!")
-    WORKER_PIDS+=("$!")
-}
 WORKER_PIDS=()
 WORKER_ADMIN_PORTS=()
-start_worker bench-w1
-start_worker bench-w2
+bench_start_worker bench-w1
+bench_start_worker bench-w2
 bench_start_gateway bench-send "$WORK/send.log"
 SEND_PID=$GATEWAY_PID SEND_PORT=$GATEWAY_PORT
 bench_start_gateway bench-recv "$WORK/recv.log"
@@ -158,6 +149,9 @@ run_point() { # <series> <rate> <ticks function> <ChatLoad arguments...>
 # Warm-up, not measured: the pairs' conversations are created, caches and pools filled.
 "$BIN_DIR/ChatLoad" --message-rate 500 --message-seconds 2 --close-timeout 2000 --url "ws://127.0.0.1:$SEND_PORT" \
     --receiver-url "ws://127.0.0.1:$RECV_PORT" --connections $((2 * PAIRS)) --user-base "$BASE" >"$WORK/warm-up.out" 2>&1 || true
+# A lone message: one pair at LONE_RATE (20) messages/s, nothing else going on.
+run_point lone "${LONE_RATE:-20}" our_ticks --url "ws://127.0.0.1:$SEND_PORT" --receiver-url "ws://127.0.0.1:$RECV_PORT" \
+    --connections 2 --user-base "$BASE"
 for rate in $RATES; do
     run_point direct "$rate" our_ticks --url "ws://127.0.0.1:$SEND_PORT" --receiver-url "ws://127.0.0.1:$RECV_PORT" \
         --connections $((2 * PAIRS)) --user-base "$BASE"

@@ -57,6 +57,7 @@ def point(line):
         "errors": load.get("messageErrorsByCode", {}),
         "ack": load.get("ackLatencyMs"),
         "delivery": load.get("deliveryLatencyMs"),
+        "ackFromSend": load.get("ackFromSendLatencyMs"),
         "cpuUsPerMessage": {name: value * 1e6 / acked if acked else None for name, value in cpu_seconds.items()},
         "cpuUsPerDelivery": {name: value * 1e6 / delivered if delivered else None for name, value in cpu_seconds.items()},
         "gatewayCpuUsPerHop": gateways * 1e6 / hops if hops and "sender_gateway" in cpu_seconds else None,
@@ -135,6 +136,7 @@ def main():
     series = {}
     for line in lines:
         series.setdefault(line["series"], []).append(point(line))
+    lone_points = series.pop("lone", [])
     bound = args.p99_bound_ms
     if args.batch_at_best:
         best = best_point(series.get("direct", []), bound)
@@ -145,6 +147,13 @@ def main():
     best = {name: sustained(points, bound) for name, points in series.items()}
 
     out = []
+    for lone in lone_points:
+        fromsend = lone.get("ackFromSend")
+        out += [f"A lone message (one pair, {fmt(lone['offered'], 0)} messages/s, nothing else running): ack p50 / p99 "
+                f"{latency(lone['ack'], ('p50', 'p99'))} ms from its intended send time, "
+                f"{latency(fromsend, ('p50', 'p99'))} ms from the moment its frame was written (without the load "
+                "generator's timer slack); delivery p50 / p99 "
+                f"{latency(lone['delivery'], ('p50', 'p99'))} ms.", ""]
     if "direct" in series:
         out += [f"Direct messages: {args.pairs} pairs, senders on one gateway and receivers on the other; CPU in µs per "
                 "acknowledged message over the window.", "", table(series["direct"], OUR_PROCESSES, False), ""]
@@ -190,6 +199,7 @@ def main():
         "series": [{"name": name, "label": SERIES.get(name, name).format(room_size=args.room_size), "points": points}
                    for name, points in series.items()],
         "references": references,
+        "lone": lone_points,
     }
     with open(args.json, "w") as file:
         json.dump(results, file, indent=1)

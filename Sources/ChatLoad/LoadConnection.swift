@@ -310,7 +310,7 @@ final class LoadConnection: IOHandler {
     // MARK: Messages (the messages benchmark)
 
     /// Intended send times of the messages awaiting their acks, by ack id.
-    private var pendingAcks: [Int64: UInt64] = [:]
+    private var pendingAcks: [Int64: (intended: UInt64, sent: UInt64)] = [:]
     private var nextAckID: Int64 = 0
 
     /// Where a benchmark message goes.
@@ -326,7 +326,7 @@ final class LoadConnection: IOHandler {
             return
         }
         nextAckID += 1
-        pendingAcks[nextAckID] = intendedAt
+        pendingAcks[nextAckID] = (intendedAt, MonotonicClock.now())
         generator.counters.messagesSent += 1
         let address = switch target {
         case .user(let id): "\"receiverId\":\(id)"
@@ -339,12 +339,12 @@ final class LoadConnection: IOHandler {
     /// a room's asks for an ack, which confirms the delivery as python-socketio's clients do).
     private func messagePacket(_ packet: SocketIOPacket) {
         let now = MonotonicClock.now()
-        if packet.type == .ack, let id = packet.ackID, let intended = pendingAcks.removeValue(forKey: id) {
+        if packet.type == .ack, let id = packet.ackID, let (intended, sent) = pendingAcks.removeValue(forKey: id) {
             if let error = packet.payload?.arrayValue?.first?["error"], let code = error["code"]?.stringValue {
                 generator.counters.messageErrorsByCode[code, default: 0] += 1
                 if let retryAfter = error["retryAfterMs"]?.int64Value { generator.counters.recordRetryAfter(milliseconds: retryAfter) }
             } else {
-                generator.counters.messageAcknowledged(latencyNanoseconds: now &- intended)
+                generator.counters.messageAcknowledged(latencyNanoseconds: now &- intended, fromSendNanoseconds: now &- sent)
             }
         } else if packet.type == .event, packet.eventName == SocketEvent.receiveMessage.name,
                   let content = packet.eventArguments.first?["content"]?.stringValue, let intended = UInt64(content) {

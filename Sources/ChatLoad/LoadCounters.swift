@@ -54,9 +54,14 @@ struct LoadCounters {
         retryAfterMaxMilliseconds = max(retryAfterMaxMilliseconds, milliseconds)
     }
 
-    mutating func messageAcknowledged(latencyNanoseconds: UInt64) {
+    /// Ack latency from the moment the frame was written (not the intended time): what the
+    /// server took, without the generator's own timer slack (up to a millisecond or two).
+    var ackFromSendLatencies = LatencyHistogram()
+
+    mutating func messageAcknowledged(latencyNanoseconds: UInt64, fromSendNanoseconds: UInt64) {
         messagesAcknowledged += 1
         ackLatencies.record(nanoseconds: latencyNanoseconds)
+        ackFromSendLatencies.record(nanoseconds: fromSendNanoseconds)
         intervalAcknowledged += 1
         intervalAckLatencies.record(nanoseconds: latencyNanoseconds)
     }
@@ -255,6 +260,7 @@ enum LoadReport {
                 "min": .int(counters.retryAfterMinMilliseconds), "max": .int(counters.retryAfterMaxMilliseconds),
             ])
             object["ackLatencyMs"] = histogram(counters.ackLatencies)
+            object["ackFromSendLatencyMs"] = histogram(counters.ackFromSendLatencies)
             object["deliveryLatencyMs"] = histogram(counters.deliveryLatencies)
         }
         object["totalSeconds"] = .double(rounded(totalSeconds, 3))

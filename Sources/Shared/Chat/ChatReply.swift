@@ -298,7 +298,7 @@ package enum EncodedJSON {
         precondition(object.count >= 2 && object.last == UInt8(ascii: "}"), "not a written JSON object")
         var output: [UInt8] = []
         output.reserveCapacity(object.count + 24 * members.count)
-        output += object.dropLast()
+        output.append(contentsOf: object[..<(object.endIndex - 1)])
         var first = object.count == 2
         for (key, value) in members {
             if !first { output.append(UInt8(ascii: ",")) }
