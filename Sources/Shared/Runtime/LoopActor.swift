@@ -31,7 +31,7 @@ package actor LoopActor {
 extension Task where Failure == Never {
     /// A task on the loop whose every `await` resumes on the loop directly.
     ///
-    /// `Task.onLoop { ... }` works too, but Swift resumes a suspended task (a continuation
+    /// `Task { @LoopActor in ... }` works too, but Swift resumes a suspended task (a continuation
     /// resumed by the loop when a reply arrives) on its global thread pool first, which then hands
     /// the task back to the loop: a thread wake-up and two queue hops per `await` (seen with
     /// `strace` as pool threads writing the loop's eventfd after every Postgres reply). With the loop
