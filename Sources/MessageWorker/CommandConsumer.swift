@@ -263,6 +263,7 @@ final class CommandConsumer {
         for result in results where result.result == .lost { leaseLost(result.shard) }
         // New entries were delivered exactly once: to this read.
         if !entries.isEmpty { await handle(entries, deliveries: [:], epochs: epochs) }
+        if let pause = configuration.batchLinger.pause(afterBatchOf: entries.count) { await EventLoop.shared.sleep(for: pause) }
     }
 
     /// Delivery counts of entries that were delivered before (claimed): one

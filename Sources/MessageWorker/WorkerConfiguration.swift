@@ -13,6 +13,8 @@ struct WorkerConfiguration: Sendable {
     /// Lifetime of a shard lease; a dead worker's shards move after at most this long.
     var leaseTTL: Duration
     var batchSize: Int
+    /// The pause before the next read after a batch that says the stream is busy (see `BatchLinger`).
+    var batchLinger: BatchLinger
     var blockTime: Duration
     var deadLetterStream: String
     var deadLetterMaxLength: Int
@@ -41,6 +43,9 @@ struct WorkerConfiguration: Sendable {
         Setting("CONSUMER_GROUP", "workers", "consumer group of every shard stream"),
         Setting("SHARD_LEASE_TTL_MS", "5000", "lifetime of a worker's lease on a shard; renewed every third of it, a dead worker's shards move after it"),
         Setting("WORKER_BATCH_SIZE", "128", "most commands read (and committed) per batch"),
+        Setting("WORKER_BATCH_LINGER_MS", "2",
+                "after a batch of at least WORKER_BATCH_LINGER_MIN commands (and less than a full one), wait this long before the next read so it gathers more (0: never)"),
+        Setting("WORKER_BATCH_LINGER_MIN", "8", "the batch size from which the worker lingers before its next read"),
         Setting("WORKER_BLOCK_MS", "1000", "how long one blocking wait for new commands lasts"),
         Setting("DEAD_LETTER_STREAM", ChatChannels.deadLetterStream, "Redis stream for commands that cannot be processed (capped)"),
         Setting("DEAD_LETTER_MAXLEN", "100000", "approximate cap of the dead-letter stream"),
@@ -78,6 +83,8 @@ struct WorkerConfiguration: Sendable {
         group = try reader.string("CONSUMER_GROUP")
         leaseTTL = try reader.milliseconds("SHARD_LEASE_TTL_MS", in: 1_000...600_000)
         batchSize = try reader.int("WORKER_BATCH_SIZE", in: 1...10_000)
+        batchLinger = BatchLinger(delay: try reader.milliseconds("WORKER_BATCH_LINGER_MS", in: 0...100),
+                                  minimum: try reader.int("WORKER_BATCH_LINGER_MIN", in: 1...10_000), batchSize: batchSize)
         blockTime = try reader.milliseconds("WORKER_BLOCK_MS", in: 10...60_000)
         deadLetterStream = try reader.string("DEAD_LETTER_STREAM")
         deadLetterMaxLength = try reader.int("DEAD_LETTER_MAXLEN", in: 100...100_000_000)
