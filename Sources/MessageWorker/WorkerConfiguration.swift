@@ -45,7 +45,7 @@ struct WorkerConfiguration: Sendable {
         Setting("WORKER_BATCH_SIZE", "128", "most commands read (and committed) per batch"),
         Setting("WORKER_BATCH_LINGER_MS", "2",
                 "after a batch of at least WORKER_BATCH_LINGER_MIN commands (and less than a full one), wait this long before the next read so it gathers more (0: never)"),
-        Setting("WORKER_BATCH_LINGER_MIN", "8", "the batch size from which the worker lingers before its next read"),
+        Setting("WORKER_BATCH_LINGER_MIN", "32", "the batch size from which the worker lingers before its next read"),
         Setting("WORKER_BLOCK_MS", "1000", "how long one blocking wait for new commands lasts"),
         Setting("DEAD_LETTER_STREAM", ChatChannels.deadLetterStream, "Redis stream for commands that cannot be processed (capped)"),
         Setting("DEAD_LETTER_MAXLEN", "100000", "approximate cap of the dead-letter stream"),
