@@ -8,14 +8,8 @@
 # Usage: bench/dialects.sh      Environment: SKIP_BUILD=1, PAIRS (20), MESSAGES (6000), RATE (400), ROUNDS (2)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PAIRS="${PAIRS:-20}"
 MESSAGES="${MESSAGES:-6000}"

@@ -13,14 +13,8 @@
 # build. Postgres and Redis live in .data/bench-drain/ (random free ports).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export DRAIN_SOCKETS="${DRAIN_SOCKETS:-5000}" DRAIN_SPREAD_MS="${DRAIN_SPREAD_MS:-5000}"
 for name in DRAIN_SOCKETS DRAIN_SPREAD_MS; do

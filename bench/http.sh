@@ -9,14 +9,8 @@
 # last release build. Servers live in .data/bench/ (PostgreSQL and Redis on random free ports).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 THREADS="${WRK_THREADS:-1}"
 CONNECTIONS="${WRK_CONNECTIONS:-64}"

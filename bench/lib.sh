@@ -1,7 +1,15 @@
 # shellcheck shell=bash
-# Steps shared by the bench scripts; source after scripts/lib/common.sh and scripts/lib/services.sh.
-# The variables these functions set are read by the sourcing script.
+# Steps shared by the bench scripts, which start with `source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"`:
+# sets ROOT (the repository) and works from there, and brings scripts/lib/common.sh and
+# scripts/lib/services.sh. The variables these functions set are read by the sourcing script.
 # shellcheck disable=SC2034
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
 
 # Release build of `products` (all when none), unless SKIP_BUILD=1; sets BIN_DIR.
 bench_release_build() { # [product...]

@@ -30,14 +30,8 @@
 # that point system-wide with `perf record -a -g` into bench/results/. Postgres and Redis live in .data/bench-messages/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RATES="${RATES-1000 2000 4000 8000 12000}"
 SECONDS_PER_RATE="${SECONDS_PER_RATE:-10}"

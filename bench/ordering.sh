@@ -17,14 +17,8 @@
 # Postgres and Redis live in .data/bench-order/ (random free ports, fsync on: durable commits).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BASELINE_REF="${BASELINE_REF:-a88557b}"
 DATA_DIR="$ROOT/.data/bench-order"

@@ -15,14 +15,8 @@
 #   IDLE_SECONDS (30), SETTLE_SECONDS (5), PING_INTERVAL_MS (25000).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SESSIONS="${SESSIONS:-2000}"
 ITERATIONS="${ITERATIONS:-2000}"

@@ -15,14 +15,8 @@
 # release build. Servers live in .data/bench/ (PostgreSQL and Redis on random free ports).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
-cd "$ROOT"
-# shellcheck source=scripts/lib/common.sh
-source "$ROOT/scripts/lib/common.sh"
-# shellcheck source=scripts/lib/services.sh
-source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION="${WRK_DURATION:-10s}"
 REQUESTS="${REDIS_BENCH_REQUESTS:-300000}"

@@ -28,20 +28,17 @@ struct LoadCounters {
     /// Events received with a latency field (`--latency-field`), and their latencies.
     var eventsMeasured = 0
     var eventLatencies = LatencyHistogram()
-    /// The messages benchmark: sent, acknowledged (stored), refused by code, delivered to the
-    /// receiver's socket, and the latencies from each message's intended send time.
+    /// The messages benchmark: sent, refused by code, and what was acknowledged (stored) and
+    /// delivered to receivers' sockets, with latencies from each message's intended send time.
     var messagesSent = 0
-    var messagesAcknowledged = 0
     var messageErrorsByCode: [String: Int] = [:]
-    var messagesDelivered = 0
-    var ackLatencies = LatencyHistogram()
-    var deliveryLatencies = LatencyHistogram()
+    var messages = MessageTally()
     var messageErrors: Int { messageErrorsByCode.values.reduce(0, +) }
-    /// The same since the current interval began (`--interval`); errors as the totals then.
-    var intervalAcknowledged = 0
-    var intervalDelivered = 0
-    var intervalAckLatencies = LatencyHistogram()
-    var intervalDeliveryLatencies = LatencyHistogram()
+    /// Ack latency from the moment the frame was written (not the intended time): what the
+    /// server took, without the generator's own timer slack (up to a millisecond or two).
+    var ackFromSendLatencies = LatencyHistogram()
+    /// The current `--interval` (nil without one), and the errors by code when it began.
+    var interval: MessageTally?
     var errorsAtIntervalStart: [String: Int] = [:]
     /// The `retryAfterMs` refusals carried (`overloaded`): how many, the least and the most.
     var retryAfterCount = 0
@@ -54,23 +51,15 @@ struct LoadCounters {
         retryAfterMaxMilliseconds = max(retryAfterMaxMilliseconds, milliseconds)
     }
 
-    /// Ack latency from the moment the frame was written (not the intended time): what the
-    /// server took, without the generator's own timer slack (up to a millisecond or two).
-    var ackFromSendLatencies = LatencyHistogram()
-
     mutating func messageAcknowledged(latencyNanoseconds: UInt64, fromSendNanoseconds: UInt64) {
-        messagesAcknowledged += 1
-        ackLatencies.record(nanoseconds: latencyNanoseconds)
+        messages.acknowledged(latencyNanoseconds: latencyNanoseconds)
+        interval?.acknowledged(latencyNanoseconds: latencyNanoseconds)
         ackFromSendLatencies.record(nanoseconds: fromSendNanoseconds)
-        intervalAcknowledged += 1
-        intervalAckLatencies.record(nanoseconds: latencyNanoseconds)
     }
 
     mutating func messageDelivered(latencyNanoseconds: UInt64) {
-        messagesDelivered += 1
-        deliveryLatencies.record(nanoseconds: latencyNanoseconds)
-        intervalDelivered += 1
-        intervalDeliveryLatencies.record(nanoseconds: latencyNanoseconds)
+        messages.delivered(latencyNanoseconds: latencyNanoseconds)
+        interval?.delivered(latencyNanoseconds: latencyNanoseconds)
     }
 
     /// The errors since the current interval began, by code.
@@ -81,11 +70,9 @@ struct LoadCounters {
         }
     }
 
+    /// Begins an interval: counts and latencies from zero.
     mutating func startInterval() {
-        intervalAcknowledged = 0
-        intervalDelivered = 0
-        intervalAckLatencies.reset()
-        intervalDeliveryLatencies.reset()
+        if interval == nil { interval = MessageTally() } else { interval?.reset() }
         errorsAtIntervalStart = messageErrorsByCode
     }
 
@@ -125,6 +112,31 @@ struct LoadCounters {
         guard !sorted.isEmpty else { return 0 }
         let index = min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)
         return Double(sorted[max(0, index)]) / 1000
+    }
+}
+
+/// Messages acknowledged and delivered, and their latencies: over the run, or over one interval.
+struct MessageTally {
+    private(set) var acknowledged = 0
+    private(set) var delivered = 0
+    private(set) var ackLatencies = LatencyHistogram()
+    private(set) var deliveryLatencies = LatencyHistogram()
+
+    mutating func acknowledged(latencyNanoseconds: UInt64) {
+        acknowledged += 1
+        ackLatencies.record(nanoseconds: latencyNanoseconds)
+    }
+
+    mutating func delivered(latencyNanoseconds: UInt64) {
+        delivered += 1
+        deliveryLatencies.record(nanoseconds: latencyNanoseconds)
+    }
+
+    mutating func reset() {
+        acknowledged = 0
+        delivered = 0
+        ackLatencies.reset()
+        deliveryLatencies.reset()
     }
 }
 
@@ -200,9 +212,9 @@ enum LoadReport {
         line += " refused=\(counters.refused) failed=\(counters.failed) dropped=\(counters.dropped)"
         line += " pings=\(counters.pingsAnswered) packets=\(counters.packetsReceived)"
         if counters.messagesSent > 0 {
-            line += " sent=\(counters.messagesSent) acked=\(counters.messagesAcknowledged) delivered=\(counters.messagesDelivered)"
-            line += " ack-p99=\(format(counters.ackLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
-            line += " delivery-p99=\(format(counters.deliveryLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
+            line += " sent=\(counters.messagesSent) acked=\(counters.messages.acknowledged) delivered=\(counters.messages.delivered)"
+            line += " ack-p99=\(format(counters.messages.ackLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
+            line += " delivery-p99=\(format(counters.messages.deliveryLatencies.quantileMilliseconds(0.99), decimals: 2))ms"
             line += breakdown("message-errors", counters.messageErrorsByCode)
         }
         if counters.eventsMeasured > 0 {
@@ -252,16 +264,16 @@ enum LoadReport {
         ])
         if counters.messagesSent > 0 {
             object["messagesSent"] = .int(Int64(counters.messagesSent))
-            object["messagesAcknowledged"] = .int(Int64(counters.messagesAcknowledged))
+            object["messagesAcknowledged"] = .int(Int64(counters.messages.acknowledged))
             object["messageErrorsByCode"] = counts(counters.messageErrorsByCode)
-            object["messagesDelivered"] = .int(Int64(counters.messagesDelivered))
+            object["messagesDelivered"] = .int(Int64(counters.messages.delivered))
             object["retryAfterMs"] = counters.retryAfterCount == 0 ? .null : .object([
                 "count": .int(Int64(counters.retryAfterCount)),
                 "min": .int(counters.retryAfterMinMilliseconds), "max": .int(counters.retryAfterMaxMilliseconds),
             ])
-            object["ackLatencyMs"] = histogram(counters.ackLatencies)
+            object["ackLatencyMs"] = histogram(counters.messages.ackLatencies)
             object["ackFromSendLatencyMs"] = histogram(counters.ackFromSendLatencies)
-            object["deliveryLatencyMs"] = histogram(counters.deliveryLatencies)
+            object["deliveryLatencyMs"] = histogram(counters.messages.deliveryLatencies)
         }
         object["totalSeconds"] = .double(rounded(totalSeconds, 3))
         object["sourceAddresses"] = .int(Int64(options.sourceAddresses.count))
@@ -274,14 +286,15 @@ enum LoadReport {
 
     /// `{"interval": {...}}`: one `--interval`'s acknowledged and delivered counts, latencies and errors.
     static func intervalLine(index: Int, seconds: Int, counters: LoadCounters) -> String {
-        JSONValue.object([
+        let tally = counters.interval ?? MessageTally()
+        return JSONValue.object([
             "interval": .object([
                 "index": .int(Int64(index)),
                 "seconds": .int(Int64(seconds)),
-                "acknowledged": .int(Int64(counters.intervalAcknowledged)),
-                "delivered": .int(Int64(counters.intervalDelivered)),
-                "ackLatencyMs": histogram(counters.intervalAckLatencies),
-                "deliveryLatencyMs": histogram(counters.intervalDeliveryLatencies),
+                "acknowledged": .int(Int64(tally.acknowledged)),
+                "delivered": .int(Int64(tally.delivered)),
+                "ackLatencyMs": histogram(tally.ackLatencies),
+                "deliveryLatencyMs": histogram(tally.deliveryLatencies),
                 "errorsByCode": counts(counters.intervalErrorsByCode),
             ]),
         ]).jsonString

@@ -163,7 +163,10 @@ final class LoadGenerator {
         } else {
             emit("messages: \(options.messageRate)/s for \(options.messageSeconds)s over \(connections.count / 2) sender/receiver pairs")
         }
-        if options.intervalSeconds > 0 { scheduleIntervalReport(index: 1) }
+        if options.intervalSeconds > 0 {
+            counters.startInterval()
+            scheduleIntervalReport(index: 1)
+        }
         sendDueMessages()
     }
 
@@ -213,12 +216,12 @@ final class LoadGenerator {
 
     /// Ends the run once every message is answered and every stored one delivered, or at `deadline`.
     private func awaitMessages(until deadline: UInt64) {
-        let answered = counters.messagesAcknowledged + counters.messageErrors >= counters.messagesSent
-        let delivered = counters.messagesDelivered >= counters.messagesAcknowledged * deliveriesPerMessage
+        let answered = counters.messages.acknowledged + counters.messageErrors >= counters.messagesSent
+        let delivered = counters.messages.delivered >= counters.messages.acknowledged * deliveriesPerMessage
         if (answered && delivered) || MonotonicClock.now() >= deadline {
             let seconds = Double(MonotonicClock.now() &- messagesStartedAt) / 1e9
-            emit("messages done: sent=\(counters.messagesSent) acknowledged=\(counters.messagesAcknowledged) "
-                + "errors=\(counters.messageErrors) delivered=\(counters.messagesDelivered) in \(LoadReport.format(seconds, decimals: 2))s")
+            emit("messages done: sent=\(counters.messagesSent) acknowledged=\(counters.messages.acknowledged) "
+                + "errors=\(counters.messageErrors) delivered=\(counters.messages.delivered) in \(LoadReport.format(seconds, decimals: 2))s")
             return finish(reason: "messages sent")
         }
         EventLoop.shared.schedule(after: .milliseconds(50)) { [self] in awaitMessages(until: deadline) }
