@@ -67,6 +67,8 @@ final class LoadConnection: IOHandler {
     private var frames: FrameAssembly?
     /// Output the kernel did not take yet (rare: every write is small).
     private var pendingOutput: [UInt8] = []
+    /// Where the unsent part of `pendingOutput` starts.
+    private var pendingStart = 0
 
     init(generator: LoadGenerator) {
         self.generator = generator
@@ -466,6 +468,7 @@ final class LoadConnection: IOHandler {
         phase = .closed
         frames = nil
         pendingOutput = []
+        pendingStart = 0
     }
 
     // MARK: Writing
@@ -493,14 +496,22 @@ final class LoadConnection: IOHandler {
     }
 
     private func flush() {
-        let written = pendingOutput.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }
+        let start = pendingStart
+        let written = pendingOutput.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + start, $0.count - start, CInt(MSG_NOSIGNAL)) }
         if written < 0 {
             let code = errno
             if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { lost(ErrnoName.name(code)) }
             return
         }
-        pendingOutput.removeFirst(written)
-        if pendingOutput.isEmpty { pendingOutput = [] }
+        pendingStart += written
+        if pendingStart == pendingOutput.count {
+            pendingOutput = []
+            pendingStart = 0
+        } else if pendingStart >= 1 << 16 && pendingStart * 2 >= pendingOutput.count {
+            // Sent bytes are dropped in large steps: a backlog costs linear copying, not a copy per send.
+            pendingOutput.removeFirst(pendingStart)
+            pendingStart = 0
+        }
         updateInterest()
     }
 

@@ -16,6 +16,8 @@ final class ShardCoordinator {
     private var leases: [Int: ShardLease] = [:]
     private var wakeTimers: [Int: TimerHandle] = [:]
     private var heartbeatTimer: TimerHandle?
+    /// Roster heartbeats failed in a row.
+    private var heartbeatFailures = 0
     private var running = false
 
     /// A shard may be processed under `epoch` from now on.
@@ -81,6 +83,7 @@ final class ShardCoordinator {
 
     private func heartbeat() async {
         guard running else { return }
+        let beatAgain: UInt64
         do {
             let live = try await store.heartbeat()
             let mine = Set(ShardAssignment.shards(of: store.workerID, shards: shards.count, workers: live))
@@ -90,11 +93,20 @@ final class ShardCoordinator {
             for (shard, lease) in leases where lease.wanted && !mine.contains(shard) {
                 feed(shard) { lease, _ in lease.unassign() }
             }
+            heartbeatFailures = 0
+            beatAgain = timing.renewEvery
         } catch {
-            logger.warn("shard roster heartbeat failed", ["error": .string(String(describing: error))])
+            // The first beat of a starting worker usually finds Redis still connecting: not worth
+            // a warning, and worth trying again soon (the roster learns of a newcomer that much
+            // sooner).
+            heartbeatFailures += 1
+            if heartbeatFailures > 1 {
+                logger.warn("shard roster heartbeat failed", ["error": .string(String(describing: error)), "failures": .int(Int64(heartbeatFailures))])
+            }
+            beatAgain = min(timing.renewEvery, timing.retryEvery)
         }
         guard running else { return }
-        heartbeatTimer = clock.schedule(after: .nanoseconds(Int64(timing.renewEvery))) { [weak self] in
+        heartbeatTimer = clock.schedule(after: .nanoseconds(Int64(beatAgain))) { [weak self] in
             Task.onLoop { await self?.heartbeat() }
         }
     }

@@ -19,19 +19,46 @@ import Testing
         let submitter = submitter()
         submitter.canReceiveReplies = { false }
         await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.read(messageID: 1), userID: 2) }
-        await #expect(throws: APIError.redisUnavailable) {
-            try await submitter.submit(.read(messageID: 1), userID: 2, engineSession: "sid", ackID: 1)
+        var notSent: [APIError] = []
+        #expect(throws: APIError.redisUnavailable) {
+            try submitter.submit(.read(messageID: 1), userID: 2, engineSession: "sid", ackID: 1) { notSent.append($0) }
         }
         #expect(submitter.waitingCount == 0)
+        #expect(notSent.isEmpty, "refused at once, not answered again later")
     }
 
     @Test @LoopActor func aCommandThatCannotBeAppendedFailsAtOnce() async {
         let submitter = submitter()
         await #expect(throws: APIError.redisUnavailable) { try await submitter.submit(.readAll(senderID: 3), userID: 2) }
-        await #expect(throws: APIError.redisUnavailable) {
-            try await submitter.submit(.readAll(senderID: 3), userID: 2, engineSession: "sid", ackID: 7)
-        }
+        // A socket's command is admitted at once; the failed append is answered through `notSent`.
+        var notSent: [APIError] = []
+        try? submitter.submit(.readAll(senderID: 3), userID: 2, engineSession: "sid", ackID: 7) { notSent.append($0) }
+        #expect(submitter.waitingCount == 1)
+        let deadline = MonotonicClock.deadline(after: .seconds(5), from: MonotonicClock.now())
+        while notSent.isEmpty && MonotonicClock.now() < deadline { await EventLoop.shared.sleep(for: .milliseconds(1)) }
+        #expect(notSent == [APIError.redisUnavailable])
         #expect(submitter.waitingCount == 0, "no waiter may stay behind")
+    }
+
+    /// Past `maxPending` a socket's command is refused during the call (no task, no timer), with
+    /// when to come back; what was admitted still waits for its reply.
+    @Test @LoopActor func aSocketCommandPastTheBoundIsRefusedAtOnceWithRetryAfter() {
+        let redis = RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: 1))
+        let submitter = CommandSubmitter(redis: redis, gatewayID: "gw-test", shards: CommandShards(count: 8), maxPending: 2,
+                                         replyTimeout: .seconds(5))
+        for ack in 1...2 {
+            #expect(throws: Never.self) { try submitter.submit(.read(messageID: 1), userID: 2, engineSession: "sid", ackID: Int64(ack)) { _ in } }
+        }
+        #expect(submitter.waitingCount == 2)
+        do {
+            try submitter.submit(.read(messageID: 1), userID: 2, engineSession: "sid", ackID: 3) { _ in }
+            Issue.record("a third command was admitted past maxPending 2")
+        } catch {
+            #expect(error.code == .overloaded)
+            #expect(error.details["retryAfterMs"] != nil)
+        }
+        #expect(submitter.waitingCount == 2, "a refusal leaves no waiter behind")
+        submitter.close()
     }
 
     @Test @LoopActor func socketRepliesAreRoutedOnceAndOnlyWhenExpected() {

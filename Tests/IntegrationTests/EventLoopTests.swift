@@ -125,4 +125,46 @@ import Testing
         #expect(count == 3)
         direct.closeNow(error: nil)
     }
+
+    /// A backlog of small frames to a peer that is not reading (they join the queue's last buffer)
+    /// and of large ones (queued as they are) reaches the peer whole and in order once it reads,
+    /// and the queue counts exactly the bytes written.
+    @Test @LoopActor func aBacklogOfSmallAndLargeFramesArrivesWholeAndInOrder() async throws {
+        var fds: [CInt] = [0, 0]
+        #expect(socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { Glibc.close(fds[1]) }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)  // as accepted sockets are
+        var small: CInt = 4096
+        setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<CInt>.size))
+        var limits = TCPConnectionLimits()
+        limits.maxPendingWriteBytes = 64 << 20
+        let connection = try TCPConnection(fd: fds[0], peer: try #require(SocketAddress(host: "127.0.0.1", port: 9)), limits: limits)
+        let shared = [UInt8](repeating: 0x2A, count: 100)
+        var expected: [UInt8] = []
+        for index in 0..<5_000 {
+            let frame: [UInt8]
+            switch index % 50 {
+            case 0: frame = [UInt8](repeating: UInt8(index % 251), count: 9_000)  // large: queued as it is
+            case 7: frame = shared  // the same array queued many times
+            default: frame = Array("frame \(index);".utf8)
+            }
+            #expect(connection.write(frame))
+            expected += frame
+        }
+        let queued = connection.pendingWriteBytes
+        #expect(queued > 0, "the kernel took everything: the test would not queue")
+        #expect(shared == [UInt8](repeating: 0x2A, count: 100))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let deadline = MonotonicClock.deadline(after: .seconds(10), from: MonotonicClock.now())
+        while received.count < expected.count && MonotonicClock.now() < deadline {
+            let count = buffer.withUnsafeMutableBytes { recv(fds[1], $0.baseAddress, $0.count, CInt(MSG_DONTWAIT)) }
+            if count > 0 { received += buffer[0..<count] } else { await EventLoop.shared.sleep(for: .milliseconds(1)) }
+        }
+        #expect(received.count == expected.count)
+        let whole = received == expected  // a Bool: the arrays are too long to print on failure
+        #expect(whole)
+        #expect(connection.pendingWriteBytes == 0)
+        connection.closeNow(error: nil)
+    }
 }

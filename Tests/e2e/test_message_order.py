@@ -63,6 +63,7 @@ class Sender(threading.Thread):
         self.lock = threading.Lock()
         self.acks: dict[str, object] = {}
         self.latency: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}  # wall clock, to compare with the row's created_at
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -73,6 +74,8 @@ class Sender(threading.Thread):
                 if delay > 0:
                     time.sleep(delay)
             sent = time.monotonic()
+            with self.lock:
+                self.sent_at[cmid] = time.time()
             self.session.client.emit("sendMessage", {"receiverId": receiver, "content": content, "clientMsgId": cmid},
                                      namespace=self.session.namespace, callback=self._acked(cmid, sent))
 
@@ -229,7 +232,14 @@ def test_order_holds_through_a_killed_and_a_paused_worker(settings, procs, sio_s
 
 def test_a_joining_worker_takes_shards_without_a_long_pause(settings, procs, sio_session):
     """A fourth worker joins under load: within 10 s it holds its share of the shards, and no
-    message waits for its ack longer than a lease TTL while the shards move."""
+    message waits longer than a lease TTL to be stored while the shards move.
+
+    The wait is measured from the send to the row's `created_at` (the batch transaction's start;
+    Postgres and this test share the host's clock), which is what a pause in the handover would
+    stretch. The ack latency is printed but not bounded by the lease: its tail also holds the test
+    client's own read backlog (twenty python-socketio clients in one process on a loaded host read
+    their acks and `messageSent` events up to a couple of seconds late, with the bytes waiting in
+    their sockets' receive queues), which says nothing about the workers."""
     cluster = start_cluster(procs, gateways=2, workers=3)
     rig = OrderRig(settings, cluster, sio_session)
     tag = unique("j")
@@ -242,10 +252,18 @@ def test_a_joining_worker_takes_shards_without_a_long_pause(settings, procs, sio
     took = time.monotonic() - joined_at
     rig.wait_acks(senders)
     rig.check_order(tag, senders)
-    slowest = max(max(s.latency.values()) for s in senders)
-    assert slowest < LEASE, f"a message waited {slowest:.2f}s for its ack, longer than the lease TTL ({LEASE}s)"
+    ids = ",".join(str(u.id) for u in rig.senders)
+    created = {cmid: float(at) for cmid, at in psql_rows(
+        settings, "SELECT client_msg_id, extract(epoch FROM created_at) FROM messages "
+                  f"WHERE sender_id IN ({ids}) AND client_msg_id LIKE 'o{tag}-%'")}
+    waits = sorted((created[cmid] - sent, cmid) for s in senders for cmid, sent in s.sent_at.items())
+    slowest_store, slowest_cmid = waits[-1]
+    slowest_ack = max(max(s.latency.values()) for s in senders)
+    assert slowest_store < LEASE, (
+        f"{slowest_cmid} waited {slowest_store:.2f}s to be stored, longer than the lease TTL ({LEASE}s)")
     held = [metric(w, "chat_command_shards_held") for w in cluster.workers + [newcomer]]
     assert sum(held) == 64 and min(held) >= 15, f"shards per worker after the join: {held}"
-    print(f"\nthe fourth worker held {held[-1]:.0f} shards {took:.1f}s after it was started; slowest ack {slowest * 1000:.0f} ms; "
-          f"shards per worker {held}")
+    print(f"\nthe fourth worker held {held[-1]:.0f} shards {took:.1f}s after it was started; slowest wait to be "
+          f"stored {slowest_store * 1000:.0f} ms (p99 {waits[len(waits) * 99 // 100][0] * 1000:.0f} ms), slowest ack "
+          f"{slowest_ack * 1000:.0f} ms; shards per worker {held}")
     assert share

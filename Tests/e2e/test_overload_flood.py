@@ -11,8 +11,9 @@ both gateways' resident memory every 0.2 s. It proves that:
   else (no timeouts, no other errors), and every refusal says when to come back: `retryAfterMs`
   in 100..10,000 ms;
 - the gateways' memory stays bounded (peak RSS within a fixed allowance over the RSS of the fresh
-  gateway: admitted writes are bounded by MAX_PENDING_COMMANDS and refused ones are answered at
-  once, not queued) and does not keep growing after the flood;
+  gateway: admitted writes are bounded by MAX_PENDING_COMMANDS, refused ones are answered at once,
+  not queued, and a socket that does not read its answers is not read either) and does not keep
+  growing after the flood;
 - nothing acknowledged is lost and nothing refused is stored: every sent message was answered,
   every acknowledged one was delivered to its receiver, and Postgres holds exactly the
   acknowledged messages of the flood (ChatLoad never retries a refusal), each clientMsgId once.
@@ -41,11 +42,14 @@ FLOOD_MIN_RATE = 3_000
 FLOOD_SECONDS = 5
 # What a gateway's RSS may grow by, from just after its start to its peak during the sweep and the
 # flood (about 25 MiB at the start on a debug build). A gateway holds at most MAX_PENDING admitted
-# writes (a few hundred bytes each, well under 1 MiB in all), 100 sockets with their buffers, and
-# the allocator's slack: observed growth is under 10 MiB. 64 MiB leaves room for a busy machine,
-# while a gateway that queued the flood (40,000+ writes with their frames, reply waiters and
-# timers, about 1 KiB or more each) or leaked per refusal would exceed it.
-RSS_ALLOWANCE_KIB = 64 * 1024
+# writes (a few hundred bytes each, well under 1 MiB in all); a refused write is answered while its
+# frame is being read (no task, no timer); and a socket's output queue holds its input back from a
+# quarter of WS_MAX_PENDING_BYTES on (256 KiB by default), so 50 flooding sockets that read their
+# answers slowly hold at most about 13 MiB of answers. Observed growth is under 3 MiB, also with
+# ChatLoad starved of CPU. A gateway that queued the flood (70,000+ writes with their frames, tasks
+# and timers: the 30-75 MiB this test measured before refusals were made synchronous) or leaked
+# per refusal would exceed 32 MiB.
+RSS_ALLOWANCE_KIB = 32 * 1024
 # After the flood RSS may still move a little (allocator, late deliveries), but not climb.
 RSS_SETTLE_KIB = 8 * 1024
 

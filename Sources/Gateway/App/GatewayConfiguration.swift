@@ -60,7 +60,7 @@ struct GatewayConfiguration: Sendable {
         Setting("SOCKETIO_PING_TIMEOUT_MS", "20000", "Engine.IO pong deadline after each ping"),
         Setting("SOCKETIO_CONNECT_TIMEOUT_MS", "45000", "time a socket has to send its Socket.IO CONNECT"),
         Setting("SOCKETIO_MAX_PAYLOAD_BYTES", "1000000", "largest Engine.IO packet (WebSocket message) accepted (close 1009 beyond)"),
-        Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer)"),
+        Setting("WS_MAX_PENDING_BYTES", "1048576", "output queued for one socket beyond this disconnects it (slow consumer); from a quarter of it on, its input waits"),
     ] + RealtimeConfiguration.settings + MessagingConfiguration.settings + LimitsConfiguration.settings + PresenceConfiguration.settings + CommonConfiguration.settings(poolSize: 8)
 
     init(reader: SettingsReader) throws(ConfigurationError) {

@@ -98,30 +98,36 @@ final class CommandSubmitter {
         }
     }
 
-    /// Appends a socket's command; the outcome reaches the socket later through `onSocketReply`
-    /// (with `ackID`: always, a timeout included; without: only errors). Throws when the command was
-    /// not appended, so the caller answers at once.
-    func submit(_ command: ChatCommand, userID: Int64, engineSession: String, ackID: Int64?) async throws(APIError) {
+    /// Admits a socket's command and starts appending it; the outcome reaches the socket later
+    /// through `answerSocket` (with `ackID`: always, a timeout included; without: only errors).
+    /// Admission is decided here, without suspending: a refusal (`overloaded`, or no reply channel)
+    /// is thrown at once, so the socket's answer is written while its input is being read (and
+    /// the socket's output queue holds back its input, `WebSocketConnection`); under a flood no
+    /// task or timer is made for a command that is refused. `notSent` hears an append that Redis
+    /// refused later (`redis_unavailable`). Appends start in call order (the loop runs tasks in
+    /// the order they were made), so one socket's commands reach the stream in its order.
+    func submit(_ command: ChatCommand, userID: Int64, engineSession: String, ackID: Int64?,
+                notSent: @escaping @LoopActor (APIError) -> Void) throws(APIError) {
         guard canReceiveReplies() else { throw APIError.redisUnavailable }
         try admit()
         let envelope = CommandEnvelope(command: command, userID: userID,
                                        reply: ReplyAddress(gateway: gatewayID, engineSession: engineSession, ack: ackID))
-        if let ackID {
-            let address = SocketAck(engineSession: engineSession, ack: ackID)
+        let address = ackID.map { SocketAck(engineSession: engineSession, ack: $0) }
+        if let address {
             if let previous = socketAcks[address] { clock.cancel(previous) }
             socketAcks[address] = clock.schedule(after: replyTimeout) { [weak self] in
                 self?.socketAckTimedOut(address)
             }
         }
-        do throws(RedisError) {
-            try await append(envelope)
-        } catch .unavailable {
-            if let ackID, let timer = socketAcks.removeValue(forKey: SocketAck(engineSession: engineSession, ack: ackID)) {
-                clock.cancel(timer)
+        Task.onLoop {
+            do throws(RedisError) {
+                try await self.append(envelope)
+            } catch .unavailable {
+                if let address, let timer = self.socketAcks.removeValue(forKey: address) { self.clock.cancel(timer) }
+                notSent(APIError.redisUnavailable)
+            } catch {
+                // May have been appended: the reply (or the ack timeout) answers.
             }
-            throw APIError.redisUnavailable
-        } catch {
-            // May have been appended: the reply (or the ack timeout) answers.
         }
     }
 

@@ -101,12 +101,12 @@ final class SocketMessaging {
         let lane = session.commandLane ?? CommandLane()
         session.commandLane = lane
         lane.submit(admit: admit) {
-            Task.onLoop {
-                do throws(APIError) {
-                    try await submitter.submit(command, userID: userID, engineSession: engineSession, ackID: ackID)
-                } catch {
+            do throws(APIError) {
+                try submitter.submit(command, userID: userID, engineSession: engineSession, ackID: ackID) { error in
                     session.emitError(error, ackID: ackID)
                 }
+            } catch {
+                session.emitError(error, ackID: ackID)
             }
         }
     }

@@ -37,6 +37,9 @@ package final class TCPConnection: IOHandler, Transport {
     private var readEOF = false
     private var pending: [[UInt8]] = []
     private var pendingOffset = 0
+    /// Whether the last queued buffer is this connection's own (a copy it made, which small
+    /// frames may join), rather than a caller's (maybe shared with other connections).
+    private var tailIsOwn = false
     /// Bytes queued but not yet written to the kernel.
     package private(set) var pendingWriteBytes = 0
     /// Buffer limits; a protocol upgrade may change them (WebSockets allow less queued output).
@@ -136,6 +139,7 @@ package final class TCPConnection: IOHandler, Transport {
         if pendingWriteBytes == 0 && WriteCoalescing.isActive {
             // Held until the coalescing scope ends: the other frames it writes here join this one.
             pending.append(bytes)
+            tailIsOwn = false
             pendingWriteBytes = bytes.count
             WriteCoalescing.hold(self)
             return true
@@ -148,14 +152,38 @@ package final class TCPConnection: IOHandler, Transport {
             if written == bytes.count { return true }
             pendingOffset = written
             pending.append(bytes)
+            tailIsOwn = false
             pendingWriteBytes = bytes.count - written
             updateInterest()
             return true
         }
-        pending.append(bytes)
-        pendingWriteBytes += bytes.count
+        enqueue(bytes)
         return state != .closed
     }
+
+    /// Queues `bytes` behind a non-empty queue. A small frame joins the last buffer when that one
+    /// is this connection's own and has room, or starts one; so a backlog of small frames costs
+    /// about its bytes (what `maxPendingWriteBytes` counts), not an allocation each, which would
+    /// double it. A large frame is queued as it is (it may be shared with other connections).
+    private func enqueue(_ bytes: [UInt8]) {
+        pendingWriteBytes += bytes.count
+        guard bytes.count <= Self.joinBytes else {
+            pending.append(bytes)
+            tailIsOwn = false
+            return
+        }
+        if tailIsOwn, let last = pending.indices.last, pending[last].count + bytes.count <= Self.mergeBytes {
+            pending[last].append(contentsOf: bytes)
+            return
+        }
+        var own: [UInt8] = []  // a copy: the caller's array may be shared
+        own.append(contentsOf: bytes)
+        pending.append(own)
+        tailIsOwn = true
+    }
+
+    /// Frames up to this size join the queue's last buffer (`enqueue`).
+    private static let joinBytes = 4 * 1024
 
     /// Sends what the kernel takes of `bytes` at once: the count, or -1 after closing on an error.
     private func sendNow(_ bytes: [UInt8]) -> Int {
@@ -193,6 +221,7 @@ package final class TCPConnection: IOHandler, Transport {
         merged.reserveCapacity(total)
         merged.append(contentsOf: pending[0][pendingOffset...])
         for index in 1..<taken { merged.append(contentsOf: pending[index]) }
+        if taken == pending.count { tailIsOwn = true }
         pending.replaceSubrange(0..<taken, with: CollectionOfOne(merged))
         pendingOffset = 0
     }
@@ -222,6 +251,7 @@ package final class TCPConnection: IOHandler, Transport {
             }
         }
         pending = []
+        tailIsOwn = false
         updateInterest()
         switch state {
         case .closingAfterFlush: startLingering()
@@ -259,6 +289,7 @@ package final class TCPConnection: IOHandler, Transport {
         registration = nil
         Glibc.close(fd)
         pending = []
+        tailIsOwn = false
         pendingWriteBytes = 0
         let delegate = self.delegate
         self.delegate = nil

@@ -15,6 +15,10 @@ package struct WebSocketConfiguration: Sendable {
     package var limits = WebSocketLimits()
     /// Output queued beyond this closes the connection (slow consumer).
     package var maxPendingWriteBytes = 1 << 20
+    /// Output queued from this on stops the peer's input until the queue drains (backpressure):
+    /// a peer that sends faster than it reads its answers is slowed to its reading pace instead of
+    /// growing the queue to the limit. A quarter of the limit.
+    package var inputPauseBytes: Int { max(1, maxPendingWriteBytes / 4) }
     /// Close after this long without any frame from the peer; nil when a higher layer checks
     /// liveness itself (Engine.IO pings).
     package var idleTimeout: Duration?
@@ -25,8 +29,9 @@ package struct WebSocketConfiguration: Sendable {
 }
 
 /// A server-side RFC 6455 connection over an upgraded `Transport`: frames in through the pure
-/// `WebSocketParser`, automatic pongs, the closing handshake, an optional idle timeout, and a cap on
-/// queued output.
+/// `WebSocketParser`, automatic pongs, the closing handshake, an optional idle timeout, a cap on
+/// queued output, and backpressure: while the output queue holds `inputPauseBytes` or more, no
+/// more input is read or handled (frames already read wait in the parser) until it drains.
 @LoopActor
 package final class WebSocketConnection: TransportDelegate {
     private enum State {
@@ -46,6 +51,10 @@ package final class WebSocketConnection: TransportDelegate {
     private var lastActivity: UInt64
     private var release: (@LoopActor () -> Void)?
     private var closeCode: UInt16 = 1006
+    /// Input is held until the output queue drains (backpressure).
+    private var inputHeld = false
+    /// `drain` is running (a drain notice during it must not start another).
+    private var draining = false
 
     /// Takes over an upgraded connection. `leftover` are bytes that followed the upgrade request;
     /// `release` is called once when the connection closes.
@@ -115,7 +124,14 @@ package final class WebSocketConnection: TransportDelegate {
     }
 
     private func drain() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
         while state != .closed {
+            if tcp.pendingWriteBytes >= configuration.inputPauseBytes {
+                holdInput()
+                return
+            }
             switch parser.next() {
             case .needMoreData:
                 return
@@ -150,7 +166,22 @@ package final class WebSocketConnection: TransportDelegate {
         tcp.closeNow()
     }
 
-    package func connectionDidDrain(_ connection: any Transport) {}
+    package func connectionDidDrain(_ connection: any Transport) {
+        guard inputHeld else { return }
+        inputHeld = false
+        tcp.resumeReading()
+        drain()
+    }
+
+    /// Stops reading and handling input until the output queue drains.
+    private func holdInput() {
+        guard !inputHeld else { return }
+        inputHeld = true
+        tcp.pauseReading()
+    }
+
+    /// Whether input is held for the output queue to drain.
+    package var isInputHeld: Bool { inputHeld }
 
     package func connectionDidClose(_ connection: any Transport, error: SystemError?) {
         finish()

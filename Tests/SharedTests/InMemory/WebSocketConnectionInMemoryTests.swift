@@ -311,4 +311,54 @@ import Testing
         #expect(fixture.received() == [.message(.text(String(repeating: "a", count: 600))), .message(.text(String(repeating: "b", count: 600)))])
         #expect(fixture.connection.isOpen)
     }
+
+    /// Echoes every text message (a peer that asks and must read the answers).
+    @LoopActor
+    final class Echo: WebSocketConnectionDelegate {
+        var received: [String] = []
+        func webSocket(_ connection: WebSocketConnection, didReceive message: WebSocketMessage) {
+            guard case .text(let text) = message else { return }
+            received.append(text)
+            connection.send(text: text)
+        }
+        func webSocketDidClose(_ connection: WebSocketConnection, code: UInt16) {}
+    }
+
+    @Test @LoopActor func aPeerThatDoesNotReadItsAnswersIsNotReadEitherUntilTheQueueDrains() async throws {
+        let fixture = Fixture { $0.maxPendingWriteBytes = 4_000 }
+        let echo = Echo()
+        fixture.connection.delegate = echo
+        fixture.transport.peerStopsReading()
+        // 102-byte answers: the queue reaches a quarter of the limit (1,000 bytes) after 10.
+        let messages = (0..<40).map { ($0 < 10 ? "0" : "") + String($0) + String(repeating: "m", count: 98) }
+        fixture.send(messages.flatMap { Fixture.frame(.text, Array($0.utf8)) })
+        #expect(echo.received == Array(messages[0..<10]))
+        #expect(fixture.connection.isInputHeld)
+        #expect(fixture.connection.pendingWriteBytes == 1_020)
+        // More input waits too (in the parser, and in the socket once reading is paused).
+        fixture.sendText("late")
+        #expect(echo.received.count == 10)
+        #expect(fixture.connection.isOpen, "held, not disconnected as a slow consumer")
+
+        fixture.transport.peerResumesReading()
+        #expect(echo.received == messages + ["late"])
+        #expect(!fixture.connection.isInputHeld)
+        #expect(fixture.received() == (messages + ["late"]).map { .message(.text($0)) })
+        #expect(fixture.connection.isOpen)
+    }
+
+    @Test @LoopActor func aPeerThatNeverReadsIsStillDisconnectedAtTheLimit() async throws {
+        let fixture = Fixture { $0.maxPendingWriteBytes = 4_000 }
+        let echo = Echo()
+        fixture.connection.delegate = echo
+        fixture.transport.peerStopsReading()
+        fixture.send((0..<10).flatMap { _ in Fixture.frame(.text, Array(String(repeating: "q", count: 100).utf8)) })
+        #expect(fixture.connection.isInputHeld)
+        // What the server sends on its own (deliveries) still queues, up to the limit.
+        let delivery = String(repeating: "d", count: 1_000)
+        for _ in 0..<2 { #expect(fixture.connection.send(text: delivery)) }
+        #expect(!fixture.connection.send(text: delivery))
+        #expect(fixture.transport.isClosed)
+        #expect(fixture.transport.closeError?.errno == ENOBUFS)
+    }
 }
