@@ -96,26 +96,26 @@ enum BatchStatements {
 
     // MARK: Writes of the plan
 
-    /// The new messages, seqs assigned; returns their ids and creation times.
+    /// The new messages, seqs assigned, and in the same statement each conversation's new head
+    /// (`last_seq` and `last_message_id`: its inserted row with the highest seq; the rows are
+    /// locked already); returns the messages' ids and creation times. One round trip, not two.
     static func insertMessages(_ rows: [NewMessageRow]) -> PostgresQuery {
         """
+        WITH inserted AS (
         INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url, attachment_name, \
         attachment_size, mime_type)
         SELECT * FROM unnest(\(integers: rows.map(\.conversationID)), \(integers: rows.map(\.seq)), \
         \(integers: rows.map(\.senderID)), \(texts: rows.map(\.clientMsgID)), \(texts: rows.map(\.type.rawValue)), \
         \(texts: rows.map(\.content)), \(texts: rows.map(\.attachmentURL)), \(texts: rows.map(\.attachmentName)), \
         \(integers: rows.map(\.attachmentSize)), \(texts: rows.map(\.mimeType)))
-        RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
-        """
-    }
-
-    /// Each conversation's new head: its `last_seq` and last message.
-    static func updateConversationHeads(_ heads: [(conversationID: Int64, lastSeq: Int64, lastMessageID: Int64)]) -> PostgresQuery {
-        """
+        RETURNING id, conversation_id, seq, created_at
+        ), heads AS (
         UPDATE conversations c
-        SET last_seq = t.last_seq, last_message_id = t.message_id, last_message_at = now()
-        FROM unnest(\(integers: heads.map(\.conversationID)), \(integers: heads.map(\.lastSeq)), \(integers: heads.map(\.lastMessageID))) AS t(id, last_seq, message_id)
-        WHERE c.id = t.id
+        SET last_seq = h.seq, last_message_id = h.id, last_message_at = now()
+        FROM (SELECT DISTINCT ON (conversation_id) conversation_id, seq, id FROM inserted ORDER BY conversation_id, seq DESC) AS h
+        WHERE c.id = h.conversation_id
+        )
+        SELECT id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM inserted
         """
     }
 

@@ -75,8 +75,7 @@ final class BatchStore: BatchApplier {
         let writes = batch.plan(snapshot)
         var inserted: [InsertedMessage] = []
         if !writes.messages.isEmpty {
-            inserted = try await insertMessages(writes.messages, on: connection)
-            try await connection.query(BatchStatements.updateConversationHeads(batch.conversationUpdates(inserted: inserted)))
+            inserted = try await insertMessages(writes.messages, on: connection)  // and the conversations' heads
         }
         if !writes.pointers.isEmpty {
             try await connection.query(BatchStatements.movePointers(writes.pointers))
@@ -193,7 +192,7 @@ final class BatchStore: BatchApplier {
 
     // MARK: Writing the plan
 
-    /// Inserts the planned rows; returns what `RETURNING` gave back.
+    /// Inserts the planned rows and moves their conversations' heads; returns what `RETURNING` gave back.
     private static func insertMessages(_ rows: [NewMessageRow], on connection: PostgresConnection) async throws -> [InsertedMessage] {
         try await connection.query(BatchStatements.insertMessages(rows)).map { row throws(PostgresError) in
             InsertedMessage(id: try row.int64("id"), conversationID: try row.int64("conversation_id"),

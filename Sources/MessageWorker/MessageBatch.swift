@@ -130,7 +130,7 @@ struct CommandOutcome: Sendable, Equatable {
 /// pointer move, unread count, reply and event. The I/O shell (`BatchStore`) runs its queries in
 /// this order: `userIDsToCheck` → `recordExistingUsers` → conversations (`conversationsToCreate`,
 /// `conversationKeys`), `messageIDs`, `idempotencyKeys` → `memberKeys` → `totalUserIDs` → `plan` →
-/// insert → `conversationUpdates`, pointers → commit → `outcomes`.
+/// insert (and the conversations' heads) → pointers → commit → `outcomes`.
 struct MessageBatch: Sendable {
     let commands: [BatchCommand]
 
@@ -530,17 +530,6 @@ struct MessageBatch: Sendable {
     }
 
     // MARK: After the insert
-
-    /// Per conversation that got messages: the new `last_seq` and the id of the message holding it.
-    func conversationUpdates(inserted: [InsertedMessage]) -> [(conversationID: Int64, lastSeq: Int64, lastMessageID: Int64)] {
-        var newest: [Int64: InsertedMessage] = [:]
-        for message in inserted where message.seq > (newest[message.conversationID]?.seq ?? 0) {
-            newest[message.conversationID] = message
-        }
-        return newest.keys.sorted().compactMap { id in
-            newest[id].map { (conversationID: id, lastSeq: $0.seq, lastMessageID: $0.id) }
-        }
-    }
 
     /// Why outcomes cannot be built: the insert did not return a planned row.
     struct MissingInsert: Error, CustomStringConvertible {

@@ -91,11 +91,19 @@ import Testing
         ]
         let query = BatchStatements.insertMessages(rows)
         #expect(query.sql == """
+            WITH inserted AS (
             INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, type, content, attachment_url, attachment_name, \
             attachment_size, mime_type)
             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
             $9::bigint[], $10::text[])
-            RETURNING id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms
+            RETURNING id, conversation_id, seq, created_at
+            ), heads AS (
+            UPDATE conversations c
+            SET last_seq = h.seq, last_message_id = h.id, last_message_at = now()
+            FROM (SELECT DISTINCT ON (conversation_id) conversation_id, seq, id FROM inserted ORDER BY conversation_id, seq DESC) AS h
+            WHERE c.id = h.conversation_id
+            )
+            SELECT id, conversation_id, seq, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM inserted
             """)
         #expect(query.parameters == [
             Self.integers([4, 6]), Self.integers([10, 3]), Self.integers([1, 2]), Self.texts(["a", "b"]),
@@ -104,16 +112,7 @@ import Testing
         ])
     }
 
-    @Test func headsAndPointers() {
-        let heads = BatchStatements.updateConversationHeads([(conversationID: 4, lastSeq: 11, lastMessageID: 100), (conversationID: 6, lastSeq: 3, lastMessageID: 101)])
-        #expect(heads.sql == """
-            UPDATE conversations c
-            SET last_seq = t.last_seq, last_message_id = t.message_id, last_message_at = now()
-            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, last_seq, message_id)
-            WHERE c.id = t.id
-            """)
-        #expect(heads.parameters == [Self.integers([4, 6]), Self.integers([11, 3]), Self.integers([100, 101])])
-
+    @Test func pointers() {
         let pointers = BatchStatements.movePointers([(key: MemberKey(conversationID: 4, userID: 2), lastReadSeq: 11)])
         #expect(pointers.sql == """
             UPDATE conversation_members cm

@@ -246,9 +246,12 @@ import Testing
         // Stream order is seq order.
         #expect(contents[DirectConversation.key(a, b)] == ["m0", "m2", "m3", "m5", "m6"])
         #expect(contents[DirectConversation.key(a, c)] == ["m1", "m4", "m7"])
-        let heads = try await harness.database.query("SELECT direct_key, last_seq, last_message_id IS NOT NULL AS has_last FROM conversations ORDER BY direct_key")
-        #expect(try heads.map { try "\($0.string("direct_key"))=\($0.int64("last_seq"))/\($0.bool("has_last"))" }.sorted()
-            == ["\(DirectConversation.key(a, b))=5/true", "\(DirectConversation.key(a, c))=3/true"].sorted())
+        // Each head names the conversation's newest message (moved in the insert's statement).
+        let heads = try await harness.database.query("""
+            SELECT c.direct_key, c.last_seq, m.seq, m.content FROM conversations c JOIN messages m ON m.id = c.last_message_id
+            """)
+        #expect(try heads.map { try "\($0.string("direct_key"))=\($0.int64("last_seq"))/\($0.int64("seq"))/\($0.string("content"))" }.sorted()
+            == ["\(DirectConversation.key(a, b))=5/5/m6", "\(DirectConversation.key(a, c))=3/3/m7"].sorted())
 
         // Replies carry the stored message; B saw receiveMessage with its unread count.
         let reply = try #require(harness.replies("k5").first)
