@@ -17,10 +17,14 @@ package enum Migrations {
         let deadline = MonotonicClock.deadline(after: .seconds(60), from: MonotonicClock.now())
         var delay = Duration.milliseconds(250)
         var lastWaitLog = UInt64(0)
+        // Until Postgres has answered, that is what the process waits for; a retry keeps the last
+        // failure as the reason (a probe during an outage never reads "applying" between attempts).
+        report("waiting for postgres: connecting")
         while !isStopping() {
             do {
                 switch mode {
                 case .apply:
+                    _ = try await schemaVersion(pool: pool)  // reachable: only now is applying what it does
                     report("applying database migrations")
                     let applied = try await PostgresMigrator.migrate(pool: pool, migrations: ChatSchema.migrations)
                     logger.info("database schema is current", [
