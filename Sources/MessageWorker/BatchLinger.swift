@@ -4,7 +4,7 @@ import Shared
 ///
 /// Idle, a command is read the moment it arrives and committed alone (a lone message's latency).
 /// Busy, reading again at once would commit many small batches, and Postgres pays a batch's fixed
-/// cost (eleven statements, each parsed and planned) for each; a short pause lets the next batch
+/// cost (ten statements, each parsed and planned) for each; a short pause lets the next batch
 /// gather what arrives meanwhile. A batch of at least `minimum` commands says the stream is busy; a
 /// full one (`batchSize`) says more is already waiting, so the next read goes at once. The
 /// defaults (2 ms from 32 commands) leave moderate load alone (a pause from 8 commands raised p50
